@@ -1,0 +1,1 @@
+//! imgpick trainer library: data, text, backbones, model, training, evaluation, export, publishing.
