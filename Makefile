@@ -1,0 +1,37 @@
+# imgpick — the two commands people run:
+#   make demo   installs what is missing, builds the wasm package, makes sure a model and gallery exist, serves the page
+#   make test   installs what is missing, then runs every test (native Rust, wasm in Node + Chromium, browser end-to-end)
+SHELL := /bin/bash
+PORT ?= 8080
+HOST ?= 127.0.0.1
+# GALLERY=path/to/images publishes that folder instead of the default demo gallery.
+GALLERY ?=
+
+.PHONY: setup test demo wasm gallery serve bench help
+
+help:
+	@echo "make demo [GALLERY=dir] [PORT=8080]  - build and serve the page on http://$(HOST):$(PORT)/"
+	@echo "make test                           - install what is missing, run every test"
+	@echo "make bench                          - run the benchmarks and print their tables"
+
+setup:
+	@scripts/setup.sh
+
+test: setup
+	@scripts/test.sh
+
+wasm: setup
+	@scripts/build-wasm.sh
+
+gallery: setup
+	@GALLERY="$(GALLERY)" scripts/ensure-gallery.sh
+
+demo:
+	@scripts/setup.sh demo
+	@scripts/build-wasm.sh
+	@GALLERY="$(GALLERY)" scripts/ensure-gallery.sh
+	@cargo build -q --release -p web
+	@target/release/web --host $(HOST) --port $(PORT) --static-dir static
+
+bench: setup
+	@scripts/bench.sh
