@@ -190,4 +190,4 @@ step_wasm_toolchain
 step_node
 [ "${1:-}" = demo ] && step_demo_gallery
 link_repo
-say "ready ($(tr '\n' ';' <"$IMGPICK_HOME/installed.txt" | cut -c1-0)see $IMGPICK_HOME/installed.txt)"
+say "ready — installed versions: $IMGPICK_HOME/installed.txt"
