@@ -1,4 +1,29 @@
 //! imgpick's tokenizer, model-directory and gallery formats, text encoder and ranking (see README.md).
+//!
+//! One implementation of each contract, used by the trainer (native), the `web` server and the browser (wasm32).
+
+pub mod engine;
+pub mod gallery;
+pub mod model_dir;
+pub mod query;
+pub mod rank;
+pub mod text_encoder;
+pub mod tokenizer;
+pub mod vocab;
+
+#[doc(hidden)]
+pub mod testutil;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+pub use engine::{Engine, EngineError, Explanation, Hit, WordDelta};
+pub use gallery::{write_gallery_bin, Gallery, GalleryDtype, GalleryError, GalleryIndex, GalleryItem};
+pub use model_dir::{compute_model_id, Manifest, ModelDir, ModelError, Pooling, TextConfig};
+pub use text_encoder::{EncodeError, TextEncoder};
+pub use query::{parse_query, QueryError, Term};
+pub use tokenizer::{tokenize, MAX_TOKENS, TOKENIZER_VERSION};
+pub use vocab::Vocab;
 
 use candle_core::{Device, Tensor};
 
@@ -10,16 +35,6 @@ pub fn cosine(a: &[f32], b: &[f32]) -> candle_core::Result<f32> {
     let na = a.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
     let nb = b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
     Ok(dot / (na * nb))
-}
-
-#[cfg(target_arch = "wasm32")]
-mod wasm {
-    use wasm_bindgen::prelude::*;
-
-    #[wasm_bindgen]
-    pub fn cosine(a: &[f32], b: &[f32]) -> Result<f32, JsError> {
-        super::cosine(a, b).map_err(|e| JsError::new(&e.to_string()))
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,284 @@
+//! A model and a gallery, validated together, answering searches (native callers and the wasm wrapper).
+
+use serde::Serialize;
+
+use crate::gallery::{Gallery, GalleryError, GalleryIndex};
+use crate::model_dir::{ModelDir, ModelError};
+use crate::query::{combine_terms, parse_query, query_vector, QueryError, QueryVectorError};
+use crate::rank::{dot_f32, top_k};
+use crate::text_encoder::{EncodeError, TextEncoder};
+
+/// Largest `k` a search returns (the page shows far fewer; bounds allocations for hostile callers).
+pub const MAX_K: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Model(#[from] ModelError),
+    #[error("{0}")]
+    Encode(#[from] EncodeError),
+    #[error("{0}")]
+    Gallery(#[from] GalleryError),
+    #[error("{0}")]
+    Query(#[from] QueryError),
+    #[error("image id {id} is not in the gallery (it has {len} images, ids 0..{len})")]
+    UnknownImage { id: usize, len: usize },
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+impl From<QueryVectorError> for EngineError {
+    fn from(e: QueryVectorError) -> Self {
+        match e {
+            QueryVectorError::Query(q) => Self::Query(q),
+            QueryVectorError::Encode(e) => Self::Encode(e),
+        }
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    pub id: u32,
+    pub file: String,
+    pub thumb: String,
+    pub caption: String,
+    pub score: f32,
+}
+
+/// How much one prompt word contributed to an image's score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WordDelta {
+    /// Index of the query term the word belongs to.
+    pub term: usize,
+    pub token: String,
+    /// Whether the model knows the word (unknown words are read as `<unk>`).
+    pub known: bool,
+    /// score(full query) − score(query without this word): positive = the word pushed the image up.
+    pub delta: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    pub id: u32,
+    pub score: f32,
+    pub words: Vec<WordDelta>,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    model: ModelDir,
+    encoder: TextEncoder,
+    gallery: Gallery,
+    index: GalleryIndex,
+}
+
+impl Engine {
+    /// Joins a validated model with `gallery.bin` + `gallery.json`, refusing a gallery of another model.
+    pub fn new(model: ModelDir, gallery_bin: &[u8], gallery_json: &str) -> Result<Self, EngineError> {
+        let gallery = Gallery::from_bytes(gallery_bin)?;
+        gallery.check_model(model.model_id(), model.manifest.embed_dim)?;
+        let index = GalleryIndex::from_json(gallery_json)?;
+        index.check_gallery(&gallery)?;
+        let encoder = TextEncoder::new(&model)?;
+        Ok(Self { model, encoder, gallery, index })
+    }
+
+    /// Everything from the files' contents (what the browser fetched).
+    pub fn from_bytes(
+        manifest_json: &str,
+        vocab_txt: &str,
+        text_encoder: &[u8],
+        gallery_bin: &[u8],
+        gallery_json: &str,
+    ) -> Result<Self, EngineError> {
+        Self::new(ModelDir::from_bytes(manifest_json, vocab_txt, text_encoder, None)?, gallery_bin, gallery_json)
+    }
+
+    /// Loads `model_dir/` (manifest.json …) and `gallery_dir/gallery.{bin,json}`.
+    #[cfg(feature = "native")]
+    pub fn open(model_dir: impl AsRef<std::path::Path>, gallery_dir: impl AsRef<std::path::Path>) -> Result<Self, EngineError> {
+        let model = ModelDir::load(model_dir)?;
+        let g = gallery_dir.as_ref();
+        let io = |p: std::path::PathBuf| move |source| EngineError::Io { path: p.display().to_string(), source };
+        let bin = std::fs::read(g.join("gallery.bin")).map_err(io(g.join("gallery.bin")))?;
+        let json = std::fs::read_to_string(g.join("gallery.json")).map_err(io(g.join("gallery.json")))?;
+        Self::new(model, &bin, &json)
+    }
+
+    pub fn model(&self) -> &ModelDir {
+        &self.model
+    }
+    pub fn model_id(&self) -> &str {
+        self.model.model_id()
+    }
+    pub fn encoder(&self) -> &TextEncoder {
+        &self.encoder
+    }
+    pub fn gallery(&self) -> &Gallery {
+        &self.gallery
+    }
+    pub fn index(&self) -> &GalleryIndex {
+        &self.index
+    }
+    pub fn gallery_len(&self) -> usize {
+        self.gallery.len()
+    }
+
+    /// The L2-normalised vector a query searches with.
+    pub fn query_vector(&self, query: &str) -> Result<Vec<f32>, EngineError> {
+        Ok(query_vector(&self.encoder, query)?)
+    }
+
+    /// The `k` images that best fit `query`, best first (ties → lower id).
+    pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, EngineError> {
+        let q = self.query_vector(query)?;
+        Ok(self.rank(&q, k, None))
+    }
+
+    /// The `k` images most like gallery image `id` (which is left out).
+    pub fn similar(&self, id: usize, k: usize) -> Result<Vec<Hit>, EngineError> {
+        let row = self.gallery.row(id).ok_or(EngineError::UnknownImage { id, len: self.gallery.len() })?;
+        Ok(self.rank(&row, k, Some(id as u32)))
+    }
+
+    /// Ranks the gallery by `query` (a vector of the model's dimension).
+    pub fn rank(&self, query: &[f32], k: usize, exclude: Option<u32>) -> Vec<Hit> {
+        let scores = self.gallery.scores(query);
+        top_k(&scores, k.min(MAX_K), exclude)
+            .into_iter()
+            .map(|s| {
+                let item = &self.index.items[s.id as usize];
+                Hit { id: s.id, file: item.file.clone(), thumb: item.thumb.clone(), caption: item.caption.clone(), score: s.score }
+            })
+            .collect()
+    }
+
+    /// Leave-one-word-out: for each word of `query`, how much image `id`'s score drops without it.
+    pub fn explain(&self, query: &str, id: usize) -> Result<Explanation, EngineError> {
+        let row = self.gallery.row(id).ok_or(EngineError::UnknownImage { id, len: self.gallery.len() })?;
+        let terms = parse_query(query)?;
+        let full = combine_terms(&self.encoder, &terms, |i| terms[i].tokens.clone())?;
+        let score = dot_f32(&full, &row);
+        let mut words = Vec::new();
+        for (t, term) in terms.iter().enumerate() {
+            for (j, token) in term.tokens.iter().enumerate() {
+                let without = |i: usize| {
+                    let mut toks = terms[i].tokens.clone();
+                    if i == t {
+                        toks.remove(j);
+                    }
+                    toks
+                };
+                // Removing the only word of a one-word query leaves nothing: its score is 0.
+                let reduced = match combine_terms(&self.encoder, &terms, without) {
+                    Ok(v) => dot_f32(&v, &row),
+                    Err(QueryVectorError::Query(_)) => 0.0,
+                    Err(e) => return Err(e.into()),
+                };
+                words.push(WordDelta {
+                    term: t,
+                    token: token.clone(),
+                    known: self.encoder.vocab().contains(token),
+                    delta: score - reduced,
+                });
+            }
+        }
+        Ok(Explanation { id: id as u32, score, words })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gallery::{write_gallery_bin, GalleryDtype, GalleryItem};
+    use crate::testutil::{random_model, random_rows, small_config};
+
+    fn items(n: usize) -> Vec<GalleryItem> {
+        (0..n)
+            .map(|i| GalleryItem {
+                id: i,
+                file: format!("img{i}.jpg"),
+                thumb: format!("thumbs/{i}.webp"),
+                caption: format!("caption {i}"),
+                source: "test".into(),
+                licence: "CC0".into(),
+                url: None,
+            })
+            .collect()
+    }
+
+    fn engine(dtype: GalleryDtype) -> Engine {
+        let model = random_model(small_config(), 6, 9, false);
+        let id = model.model_id().to_owned();
+        let bin = write_gallery_bin(&id, 6, &random_rows(30, 6, 2), dtype).unwrap();
+        Engine::new(model, &bin, &GalleryIndex::new(&id, items(30)).to_json()).unwrap()
+    }
+
+    #[test]
+    fn search_is_exhaustive_top_k() {
+        for dtype in [GalleryDtype::F32, GalleryDtype::F16, GalleryDtype::Int8] {
+            let e = engine(dtype);
+            let hits = e.search("w2 w5 w7", 5).unwrap();
+            assert_eq!(hits.len(), 5);
+            let q = e.query_vector("w2 w5 w7").unwrap();
+            let mut all: Vec<(f32, usize)> = (0..30).map(|i| (dot_f32(&q, &e.gallery().row(i).unwrap()), i)).collect();
+            all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            assert_eq!(hits.iter().map(|h| h.id as usize).collect::<Vec<_>>(), all[..5].iter().map(|a| a.1).collect::<Vec<_>>());
+            assert_eq!(hits[0].file, format!("img{}.jpg", hits[0].id));
+            assert!((hits[0].score - all[0].0).abs() < 1e-3);
+        }
+    }
+
+    #[test]
+    fn arithmetic_similar_and_explain() {
+        let e = engine(GalleryDtype::F32);
+        // `a -b` is the normalised difference of the two vectors.
+        let (a, b) = (e.encoder().encode("w3").unwrap(), e.encoder().encode("w4").unwrap());
+        let diff = crate::text_encoder::l2_normalize(a.iter().zip(&b).map(|(x, y)| x - 2.0 * y).collect());
+        let got = e.query_vector("w3 -2:w4").unwrap();
+        assert!(got.iter().zip(&diff).all(|(x, y)| (x - y).abs() < 1e-6));
+
+        let sim = e.similar(4, 3).unwrap();
+        assert_eq!(sim.len(), 3);
+        assert!(sim.iter().all(|h| h.id != 4));
+        assert!(matches!(e.similar(30, 3), Err(EngineError::UnknownImage { id: 30, len: 30 })));
+
+        let ex = e.explain("w3 zebra", 7).unwrap();
+        assert_eq!(ex.words.iter().map(|w| (w.token.as_str(), w.known)).collect::<Vec<_>>(), [("w3", true), ("zebra", false)]);
+        let score = dot_f32(&e.query_vector("w3 zebra").unwrap(), &e.gallery().row(7).unwrap());
+        let without_w3 = dot_f32(&e.query_vector("zebra").unwrap(), &e.gallery().row(7).unwrap());
+        assert!((ex.score - score).abs() < 1e-6 && (ex.words[0].delta - (score - without_w3)).abs() < 1e-6);
+        assert_eq!(e.explain("w3", 7).unwrap().words[0].delta, e.explain("w3", 7).unwrap().score);
+    }
+
+    #[test]
+    fn hostile_queries_give_errors_or_results_never_panics() {
+        let e = engine(GalleryDtype::Int8);
+        let long = "w2 ".repeat(3400);
+        for q in [long.as_str(), "🐶 w3", "<script>w4</script>", "שלום w5", "w6\u{0}"] {
+            assert!(!e.search(q, 10).unwrap().is_empty(), "{q:?}");
+        }
+        for q in ["", "   ", "🐶🐶", "w3 -w3"] {
+            let err = e.search(q, 10).unwrap_err().to_string();
+            assert!(err.contains("query"), "{q:?}: {err}");
+        }
+        assert!(e.search("w2", 0).unwrap().is_empty());
+        assert_eq!(e.search("w2", usize::MAX).unwrap().len(), 30);
+    }
+
+    #[test]
+    fn refuses_gallery_of_another_model() {
+        let model = random_model(small_config(), 6, 9, false);
+        let other = random_model(small_config(), 6, 10, false);
+        let bin = write_gallery_bin(other.model_id(), 6, &random_rows(3, 6, 2), GalleryDtype::F32).unwrap();
+        let json = GalleryIndex::new(other.model_id(), items(3)).to_json();
+        let err = Engine::new(model.clone(), &bin, &json).unwrap_err().to_string();
+        assert!(err.contains(other.model_id()) && err.contains(model.model_id()), "{err}");
+        let bin8 = write_gallery_bin(model.model_id(), 8, &random_rows(3, 8, 2), GalleryDtype::F32).unwrap();
+        assert!(Engine::new(model.clone(), &bin8, &json).unwrap_err().to_string().contains("embed_dim 6"));
+        let good = write_gallery_bin(model.model_id(), 6, &random_rows(3, 6, 2), GalleryDtype::F32).unwrap();
+        assert!(Engine::new(model.clone(), &good, &json).unwrap_err().to_string().contains("gallery.json"));
+        assert!(Engine::new(model, &good[..50], &json).unwrap_err().to_string().contains("truncated"));
+    }
+}

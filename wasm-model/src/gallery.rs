@@ -1,0 +1,507 @@
+//! The gallery (README "Gallery"): `gallery.bin` (L2-normalised image embeddings, f32/f16/int8, CRC-32)
+//! and `gallery.json` (per-image metadata). Reader and writer; every refusal is a [`GalleryError`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::model_dir::is_model_id;
+use crate::rank::{dot_f32, dot_i8_i16};
+
+pub const GALLERY_MAGIC: &[u8; 8] = b"IMGPGAL\0";
+pub const GALLERY_FORMAT_VERSION: u32 = 1;
+pub const GALLERY_INDEX_FORMAT: &str = "imgpick-gallery";
+pub const HEADER_LEN: usize = 64;
+/// Largest accepted dimension (bounds allocations and the int8 kernel's integer range).
+pub const MAX_DIM: usize = 8192;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GalleryDtype {
+    F32 = 1,
+    F16 = 2,
+    Int8 = 3,
+}
+
+impl GalleryDtype {
+    fn from_code(code: u32) -> Option<Self> {
+        match code {
+            1 => Some(Self::F32),
+            2 => Some(Self::F16),
+            3 => Some(Self::Int8),
+            _ => None,
+        }
+    }
+    fn element_size(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F16 => 2,
+            Self::Int8 => 1,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum GalleryError {
+    #[error("gallery.bin: {len} bytes is shorter than the 68-byte minimum (header + CRC); the file is truncated")]
+    TooShort { len: usize },
+    #[error("gallery.bin: wrong magic (expected \"IMGPGAL\\0\"); this is not an imgpick gallery file")]
+    Magic,
+    #[error("gallery.bin: format version {found}, this build reads version 1 (republish the gallery with `trainer publish`)")]
+    Version { found: u32 },
+    #[error("gallery.bin: unknown dtype code {found} (1 = f32, 2 = f16, 3 = int8)")]
+    Dtype { found: u32 },
+    #[error("gallery.bin: dimension {dim} is out of range 1..={MAX_DIM}")]
+    DimRange { dim: usize },
+    #[error("gallery.bin: {actual} bytes, but N = {n} and D = {dim} need {expected} (the file is truncated or corrupt)")]
+    Length { n: usize, dim: usize, expected: usize, actual: usize },
+    #[error("gallery.bin: CRC-32 mismatch (stored {stored:08x}, computed {computed:08x}); the file is corrupt, download or republish it")]
+    Crc { stored: u32, computed: u32 },
+    #[error("gallery.bin: model id is not 32 lower-case hex characters")]
+    ModelIdFormat,
+    #[error("gallery.bin: row {row} holds a non-finite value or scale")]
+    NotFinite { row: usize },
+    #[error("gallery: dimension {gallery} differs from the model's embed_dim {model} (the gallery was made for another model; republish it with this model)")]
+    Dim { gallery: usize, model: usize },
+    #[error("gallery: made for model {gallery}, but the loaded model is {model} (republish the gallery with `trainer publish` for this model)")]
+    ModelMismatch { gallery: String, model: String },
+    #[error("gallery writer: {rows} values is not a multiple of D = {dim}")]
+    RowsShape { rows: usize, dim: usize },
+    #[error("gallery.json: {0}")]
+    IndexJson(String),
+    #[error("gallery.json: {0}")]
+    Index(String),
+}
+
+/// The image embeddings of a gallery, held for scoring. f16 files are widened to f32 on load.
+#[derive(Debug, Clone)]
+pub struct Gallery {
+    model_id: String,
+    dim: usize,
+    len: usize,
+    stored: GalleryDtype,
+    rows: Rows,
+}
+
+#[derive(Debug, Clone)]
+enum Rows {
+    F32(Vec<f32>),
+    Int8 { scales: Vec<f32>, values: Vec<i8> },
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
+}
+
+impl Gallery {
+    /// Parses and checks `gallery.bin` (magic, version, dtype, length, CRC, finiteness).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, GalleryError> {
+        if bytes.len() < HEADER_LEN + 4 {
+            return Err(GalleryError::TooShort { len: bytes.len() });
+        }
+        if &bytes[..8] != GALLERY_MAGIC {
+            return Err(GalleryError::Magic);
+        }
+        let version = u32_at(bytes, 8);
+        if version != GALLERY_FORMAT_VERSION {
+            return Err(GalleryError::Version { found: version });
+        }
+        let code = u32_at(bytes, 12);
+        let dtype = GalleryDtype::from_code(code).ok_or(GalleryError::Dtype { found: code })?;
+        let (n, dim) = (u32_at(bytes, 16) as usize, u32_at(bytes, 20) as usize);
+        if dim == 0 || dim > MAX_DIM {
+            return Err(GalleryError::DimRange { dim });
+        }
+        let body = n
+            .checked_mul(dim)
+            .and_then(|e| e.checked_mul(dtype.element_size()))
+            .and_then(|b| b.checked_add(if dtype == GalleryDtype::Int8 { 4 * n } else { 0 }));
+        let expected = body.and_then(|b| b.checked_add(HEADER_LEN + 4));
+        if expected != Some(bytes.len()) {
+            return Err(GalleryError::Length { n, dim, expected: expected.unwrap_or(usize::MAX), actual: bytes.len() });
+        }
+        let crc_at = bytes.len() - 4;
+        let (stored, computed) = (u32_at(bytes, crc_at), crc32fast::hash(&bytes[..crc_at]));
+        if stored != computed {
+            return Err(GalleryError::Crc { stored, computed });
+        }
+        let model_id = std::str::from_utf8(&bytes[24..56]).map_err(|_| GalleryError::ModelIdFormat)?;
+        if !is_model_id(model_id) {
+            return Err(GalleryError::ModelIdFormat);
+        }
+        let data = &bytes[HEADER_LEN..crc_at];
+        let rows = match dtype {
+            GalleryDtype::F32 => Rows::F32(data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
+            GalleryDtype::F16 => Rows::F32(
+                data.chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f32()).collect(),
+            ),
+            GalleryDtype::Int8 => {
+                let (s, v) = data.split_at(4 * n);
+                let scales: Vec<f32> = s.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+                if let Some(row) = scales.iter().position(|s| !s.is_finite() || *s < 0.0) {
+                    return Err(GalleryError::NotFinite { row });
+                }
+                Rows::Int8 { scales, values: v.iter().map(|&b| b as i8).collect() }
+            }
+        };
+        if let Rows::F32(v) = &rows {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(GalleryError::NotFinite { row: i / dim });
+            }
+        }
+        Ok(Self { model_id: model_id.to_owned(), dim, len: n, stored: dtype, rows })
+    }
+
+    /// Refuses a gallery made for another model (different id or dimension).
+    pub fn check_model(&self, model_id: &str, embed_dim: usize) -> Result<(), GalleryError> {
+        if self.dim != embed_dim {
+            return Err(GalleryError::Dim { gallery: self.dim, model: embed_dim });
+        }
+        if self.model_id != model_id {
+            return Err(GalleryError::ModelMismatch { gallery: self.model_id.clone(), model: model_id.into() });
+        }
+        Ok(())
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The dtype the file stored (f16 rows are held as f32 in memory).
+    pub fn stored_dtype(&self) -> GalleryDtype {
+        self.stored
+    }
+
+    /// Row `id` as f32 (dequantised for int8), or `None` when out of range.
+    pub fn row(&self, id: usize) -> Option<Vec<f32>> {
+        if id >= self.len {
+            return None;
+        }
+        let r = id * self.dim..(id + 1) * self.dim;
+        Some(match &self.rows {
+            Rows::F32(v) => v[r].to_vec(),
+            Rows::Int8 { scales, values } => values[r].iter().map(|&q| q as f32 * scales[id]).collect(),
+        })
+    }
+
+    /// Cosine scores of every row against `query` (an L2-normalised vector of length D) into `out`.
+    pub fn scores_into(&self, query: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        if query.len() != self.dim {
+            out.resize(self.len, f32::NAN);
+            return;
+        }
+        match &self.rows {
+            Rows::F32(v) => out.extend(v.chunks_exact(self.dim).map(|row| dot_f32(row, query))),
+            Rows::Int8 { scales, values } => {
+                let (q, q_scale) = quantize_query(query);
+                out.extend(
+                    values
+                        .chunks_exact(self.dim)
+                        .zip(scales)
+                        .map(|(row, s)| (dot_i8_i16(row, &q) as f64 * (*s as f64 / q_scale)) as f32),
+                );
+            }
+        }
+    }
+
+    pub fn scores(&self, query: &[f32]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.len);
+        self.scores_into(query, &mut out);
+        out
+    }
+}
+
+/// Quantises the query to i16 (|q| ≤ 16383): the int8 path then runs exact integer dot products, so
+/// native and wasm scores are bit-identical and the query adds < 1e-4 relative error.
+fn quantize_query(query: &[f32]) -> (Vec<i16>, f64) {
+    let max = query.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let scale = if max > 0.0 { 16383.0 / max as f64 } else { 1.0 };
+    (query.iter().map(|&x| (x as f64 * scale).round() as i16).collect(), scale)
+}
+
+/// Writes `gallery.bin` for row-major `rows` (N × `dim`); rows are L2-normalised here before storing.
+pub fn write_gallery_bin(model_id: &str, dim: usize, rows: &[f32], dtype: GalleryDtype) -> Result<Vec<u8>, GalleryError> {
+    if dim == 0 || dim > MAX_DIM {
+        return Err(GalleryError::DimRange { dim });
+    }
+    if !rows.len().is_multiple_of(dim) {
+        return Err(GalleryError::RowsShape { rows: rows.len(), dim });
+    }
+    if !is_model_id(model_id) {
+        return Err(GalleryError::ModelIdFormat);
+    }
+    let n = rows.len() / dim;
+    if let Some(i) = rows.iter().position(|x| !x.is_finite()) {
+        return Err(GalleryError::NotFinite { row: i / dim });
+    }
+    let mut out = Vec::with_capacity(HEADER_LEN + n * (4 + dim * dtype.element_size()) + 4);
+    out.extend_from_slice(GALLERY_MAGIC);
+    for v in [GALLERY_FORMAT_VERSION, dtype as u32, n as u32, dim as u32] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(model_id.as_bytes());
+    out.extend_from_slice(&[0u8; 8]);
+    let normalized: Vec<Vec<f32>> = rows
+        .chunks_exact(dim)
+        .map(|r| {
+            let norm = dot_f32(r, r).sqrt().max(1e-12);
+            r.iter().map(|x| x / norm).collect()
+        })
+        .collect();
+    match dtype {
+        GalleryDtype::F32 => normalized.iter().flatten().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        GalleryDtype::F16 => normalized
+            .iter()
+            .flatten()
+            .for_each(|x| out.extend_from_slice(&half::f16::from_f32(*x).to_le_bytes())),
+        GalleryDtype::Int8 => {
+            let scales: Vec<f32> = normalized.iter().map(|r| r.iter().fold(0f32, |m, x| m.max(x.abs())) / 127.0).collect();
+            scales.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+            for (r, s) in normalized.iter().zip(&scales) {
+                out.extend(r.iter().map(|x| if *s > 0.0 { (x / s).round().clamp(-127.0, 127.0) as i8 as u8 } else { 0 }));
+            }
+        }
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// `gallery.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GalleryIndex {
+    pub format: String,
+    pub format_version: u32,
+    pub model_id: String,
+    pub count: usize,
+    pub items: Vec<GalleryItem>,
+}
+
+/// Metadata of gallery row `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GalleryItem {
+    pub id: usize,
+    pub file: String,
+    pub thumb: String,
+    #[serde(default)]
+    pub caption: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub licence: String,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl GalleryIndex {
+    /// A new index; `items[i].id` is set to `i`.
+    pub fn new(model_id: &str, mut items: Vec<GalleryItem>) -> Self {
+        items.iter_mut().enumerate().for_each(|(i, it)| it.id = i);
+        Self {
+            format: GALLERY_INDEX_FORMAT.into(),
+            format_version: GALLERY_FORMAT_VERSION,
+            model_id: model_id.into(),
+            count: items.len(),
+            items,
+        }
+    }
+
+    /// Parses and checks `gallery.json` (format, version, count, ids in order).
+    pub fn from_json(json: &str) -> Result<Self, GalleryError> {
+        let idx: Self = serde_json::from_str(json).map_err(|e| GalleryError::IndexJson(e.to_string()))?;
+        if idx.format != GALLERY_INDEX_FORMAT {
+            return Err(GalleryError::Index(format!("`format` is {:?}, expected \"{GALLERY_INDEX_FORMAT}\"", idx.format)));
+        }
+        if idx.format_version != GALLERY_FORMAT_VERSION {
+            return Err(GalleryError::Index(format!("`format_version` is {}, this build reads 1", idx.format_version)));
+        }
+        if idx.count != idx.items.len() {
+            return Err(GalleryError::Index(format!("`count` is {} but there are {} items", idx.count, idx.items.len())));
+        }
+        if let Some((i, it)) = idx.items.iter().enumerate().find(|(i, it)| it.id != *i) {
+            return Err(GalleryError::Index(format!("item {i} has id {}, expected {i}", it.id)));
+        }
+        Ok(idx)
+    }
+
+    /// Refuses an index that does not describe `gallery` row for row.
+    pub fn check_gallery(&self, gallery: &Gallery) -> Result<(), GalleryError> {
+        if self.model_id != gallery.model_id {
+            return Err(GalleryError::Index(format!(
+                "model_id {} differs from gallery.bin's {} (the two files come from different publishes)",
+                self.model_id, gallery.model_id
+            )));
+        }
+        if self.count != gallery.len {
+            return Err(GalleryError::Index(format!("{} items but gallery.bin has {} rows", self.count, gallery.len)));
+        }
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("an index always serialises") + "\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::random_rows;
+    use proptest::prelude::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef";
+
+    fn bin(dtype: GalleryDtype) -> Vec<u8> {
+        write_gallery_bin(ID, 8, &random_rows(5, 8, 3), dtype).unwrap()
+    }
+
+    /// Rewrites the CRC after a deliberate edit, so the test reaches the check after it.
+    fn fix_crc(mut b: Vec<u8>) -> Vec<u8> {
+        let n = b.len() - 4;
+        let crc = crc32fast::hash(&b[..n]);
+        b[n..].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn round_trips_every_dtype() {
+        let rows = random_rows(5, 8, 3);
+        for (dtype, tol) in [(GalleryDtype::F32, 1e-7), (GalleryDtype::F16, 1e-3), (GalleryDtype::Int8, 1e-2)] {
+            let g = Gallery::from_bytes(&bin(dtype)).unwrap();
+            assert_eq!((g.len(), g.dim(), g.model_id(), g.stored_dtype()), (5, 8, ID, dtype));
+            for i in 0..5 {
+                let r = g.row(i).unwrap();
+                for (a, b) in r.iter().zip(&rows[i * 8..]) {
+                    assert!((a - b).abs() < tol, "{dtype:?} {a} vs {b}");
+                }
+            }
+            assert!(g.row(5).is_none());
+            let q = &rows[8..16];
+            let s = g.scores(q);
+            assert!((s[1] - 1.0).abs() < 2e-2, "{dtype:?} self-score {}", s[1]);
+            for i in 0..5 {
+                let exact = dot_f32(&rows[i * 8..(i + 1) * 8], q);
+                assert!((s[i] - exact).abs() < 2e-2, "{dtype:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn writer_normalises_and_checks_inputs() {
+        let b = write_gallery_bin(ID, 2, &[3.0, 4.0], GalleryDtype::F32).unwrap();
+        assert_eq!(Gallery::from_bytes(&b).unwrap().row(0).unwrap(), [0.6, 0.8]);
+        assert_eq!(write_gallery_bin(ID, 3, &[1.0; 4], GalleryDtype::F32), Err(GalleryError::RowsShape { rows: 4, dim: 3 }));
+        assert_eq!(write_gallery_bin("xyz", 1, &[1.0], GalleryDtype::F32), Err(GalleryError::ModelIdFormat));
+        assert_eq!(write_gallery_bin(ID, 1, &[1.0, f32::NAN], GalleryDtype::F32), Err(GalleryError::NotFinite { row: 1 }));
+        // An all-zero row quantises to zeros without dividing by zero.
+        let g = Gallery::from_bytes(&write_gallery_bin(ID, 2, &[0.0, 0.0], GalleryDtype::Int8).unwrap()).unwrap();
+        assert_eq!(g.scores(&[1.0, 0.0]), [0.0]);
+    }
+
+    #[test]
+    fn refuses_every_broken_file() {
+        let good = bin(GalleryDtype::Int8);
+        use GalleryError::*;
+        assert_eq!(Gallery::from_bytes(&[]).unwrap_err(), TooShort { len: 0 });
+        assert_eq!(Gallery::from_bytes(&good[..40]).unwrap_err(), TooShort { len: 40 });
+        let mut b = good.clone();
+        b[0] = b'X';
+        assert_eq!(Gallery::from_bytes(&b).unwrap_err(), Magic);
+        let mut b = good.clone();
+        b[8] = 2;
+        assert_eq!(Gallery::from_bytes(&b).unwrap_err(), Version { found: 2 });
+        let mut b = good.clone();
+        b[12] = 9;
+        assert_eq!(Gallery::from_bytes(&b).unwrap_err(), Dtype { found: 9 });
+        assert!(matches!(Gallery::from_bytes(&good[..good.len() - 1]).unwrap_err(), Length { .. }));
+        let mut b = good.clone();
+        b[16] = 0xff; // N = 255 with the data of 5 rows
+        assert!(matches!(Gallery::from_bytes(&b).unwrap_err(), Length { n: 255, .. }));
+        let mut b = good.clone();
+        b[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(Gallery::from_bytes(&b).unwrap_err(), DimRange { .. }));
+        let mut b = good.clone();
+        b[100] ^= 1;
+        assert!(matches!(Gallery::from_bytes(&b).unwrap_err(), Crc { .. }));
+        let mut b = good.clone();
+        b[24] = b'G';
+        assert_eq!(Gallery::from_bytes(&fix_crc(b)).unwrap_err(), ModelIdFormat);
+        let mut b = good.clone();
+        b[64..68].copy_from_slice(&f32::NAN.to_le_bytes());
+        assert_eq!(Gallery::from_bytes(&fix_crc(b)).unwrap_err(), NotFinite { row: 0 });
+        let mut b = bin(GalleryDtype::F32);
+        b[64 + 4 * 8..64 + 4 * 9].copy_from_slice(&f32::INFINITY.to_le_bytes());
+        assert_eq!(Gallery::from_bytes(&fix_crc(b)).unwrap_err(), NotFinite { row: 1 });
+
+        let g = Gallery::from_bytes(&good).unwrap();
+        assert!(g.check_model(ID, 8).is_ok());
+        assert_eq!(g.check_model(ID, 16).unwrap_err(), Dim { gallery: 8, model: 16 });
+        let other = "ffffffffffffffffffffffffffffffff";
+        let e = g.check_model(other, 8).unwrap_err();
+        assert!(e.to_string().contains(other) && e.to_string().contains("republish"), "{e}");
+    }
+
+    #[test]
+    fn index_round_trips_and_is_checked() {
+        let item = |f: &str| GalleryItem {
+            id: 99,
+            file: f.into(),
+            thumb: format!("thumbs/{f}"),
+            caption: "a cat".into(),
+            source: "test".into(),
+            licence: "CC0".into(),
+            url: None,
+        };
+        let idx = GalleryIndex::new(ID, (0..5).map(|i| item(&format!("{i}.jpg"))).collect());
+        let parsed = GalleryIndex::from_json(&idx.to_json()).unwrap();
+        assert_eq!(parsed, idx);
+        assert_eq!(parsed.items[3].id, 3);
+        parsed.check_gallery(&Gallery::from_bytes(&bin(GalleryDtype::F32)).unwrap()).unwrap();
+        let short = GalleryIndex::new(ID, vec![item("a")]);
+        assert!(short.check_gallery(&Gallery::from_bytes(&bin(GalleryDtype::F32)).unwrap()).is_err());
+        for bad in [
+            "",
+            "[]",
+            r#"{"format":"x","format_version":1,"model_id":"","count":0,"items":[]}"#,
+            r#"{"format":"imgpick-gallery","format_version":2,"model_id":"","count":0,"items":[]}"#,
+            r#"{"format":"imgpick-gallery","format_version":1,"model_id":"","count":1,"items":[]}"#,
+        ] {
+            assert!(GalleryIndex::from_json(bad).is_err(), "{bad}");
+        }
+        let mut swapped = idx.clone();
+        swapped.items.swap(0, 1);
+        assert!(GalleryIndex::from_json(&serde_json::to_string(&swapped).unwrap()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn parser_never_panics_on_random_bytes(b in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = Gallery::from_bytes(&b);
+        }
+
+        #[test]
+        fn parser_never_panics_on_mutated_files(pos in 0usize..200, val in any::<u8>(), cut in 0usize..200, fix in any::<bool>()) {
+            let mut b = bin(GalleryDtype::Int8);
+            let p = pos % b.len();
+            b[p] = val;
+            b.truncate(b.len() - cut.min(b.len()));
+            let b = if fix && b.len() >= 4 { fix_crc(b) } else { b };
+            if let Ok(g) = Gallery::from_bytes(&b) {
+                let _ = g.scores(&[0.5; 8]);
+                let _ = g.row(0);
+            }
+        }
+
+        #[test]
+        fn index_parser_never_panics(s in any::<String>()) {
+            let _ = GalleryIndex::from_json(&s);
+        }
+    }
+}

@@ -1,0 +1,493 @@
+//! The model directory (README "Model directory"): `manifest.json`, `vocab.txt`, `text_encoder.safetensors`
+//! and an optional `image_head.safetensors`. Read from bytes (browser) or, with feature `native`, a folder;
+//! written by the trainer's `export` through [`ModelDir::build`] + [`ModelDir::write`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::tokenizer::TOKENIZER_VERSION;
+use crate::vocab::{Vocab, VocabError};
+
+pub const MODEL_FORMAT: &str = "imgpick-model";
+pub const MODEL_FORMAT_VERSION: u32 = 1;
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const VOCAB_FILE: &str = "vocab.txt";
+pub const TEXT_ENCODER_FILE: &str = "text_encoder.safetensors";
+pub const IMAGE_HEAD_FILE: &str = "image_head.safetensors";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    Last,
+    Mean,
+    Max,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backbone {
+    #[serde(rename = "efficientnet_lite0")]
+    EfficientnetLite0,
+    Densenet121,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextConfig {
+    pub vocab_size: usize,
+    pub word_dim: usize,
+    pub hidden_dim: usize,
+    pub layers: usize,
+    pub bidirectional: bool,
+    pub pooling: Pooling,
+}
+
+impl TextConfig {
+    pub fn directions(&self) -> usize {
+        if self.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    pub backbone: Backbone,
+    pub feature_dim: usize,
+    pub image_size: usize,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileNames {
+    pub vocab: String,
+    pub text_encoder: String,
+    pub image_head: Option<String>,
+}
+
+/// `manifest.json`, field for field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub format_version: u32,
+    pub model_id: String,
+    pub tokenizer_version: u32,
+    pub embed_dim: usize,
+    pub text: TextConfig,
+    pub image: ImageConfig,
+    pub files: FileNames,
+    pub files_sha256: BTreeMap<String, String>,
+    #[serde(default)]
+    pub training: serde_json::Value,
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+    pub created: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("manifest.json is not valid: {0} (re-export the model with `trainer export`)")]
+    ManifestJson(String),
+    #[error("manifest.json: `format` is {found:?}, expected \"imgpick-model\" (is this a model directory?)")]
+    Format { found: String },
+    #[error("manifest.json: `{field}` is {found}, this build reads {expected} (rebuild the page or re-export the model)")]
+    Version { field: &'static str, found: u32, expected: u32 },
+    #[error("manifest.json: `{field}` {problem}")]
+    Field { field: String, problem: String },
+    #[error("{file}: SHA-256 is {actual} but manifest.json says {expected} (the file is corrupt or from another export; copy the whole model directory again)")]
+    Checksum { file: String, expected: String, actual: String },
+    #[error("manifest.json: `model_id` is {found} but the files hash to {actual} (the directory mixes files of different exports)")]
+    ModelId { found: String, actual: String },
+    #[error("{0}")]
+    Vocab(#[from] VocabError),
+    #[error("{file}: not a readable safetensors file: {reason}")]
+    Safetensors { file: String, reason: String },
+    #[error("{file}: tensor `{name}` {problem} (manifest.json `text`/`embed_dim` and the weights disagree; re-export)")]
+    Tensor { file: String, name: String, problem: String },
+    #[error("{path}: {source} (pass the folder that holds manifest.json)")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// The model id: first 16 bytes of SHA-256 over text encoder, image head (if any) and vocab bytes, as hex.
+pub fn compute_model_id(text_encoder: &[u8], image_head: Option<&[u8]>, vocab_txt: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(text_encoder);
+    if let Some(head) = image_head {
+        h.update(head);
+    }
+    h.update(vocab_txt);
+    hex(&h.finalize()[..16])
+}
+
+/// Whether `s` is 32 lower-case hex characters (a model id).
+pub fn is_model_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Tensor names and shapes `text_encoder.safetensors` must hold for `cfg`.
+pub fn text_tensor_shapes(cfg: &TextConfig, embed_dim: usize) -> Vec<(String, Vec<usize>)> {
+    let h = cfg.hidden_dim;
+    let mut out = vec![("embedding.weight".to_string(), vec![cfg.vocab_size, cfg.word_dim])];
+    for k in 0..cfg.layers {
+        let input = if k == 0 { cfg.word_dim } else { h * cfg.directions() };
+        for suffix in ["", "_reverse"].iter().take(cfg.directions()) {
+            out.push((format!("lstm.weight_ih_l{k}{suffix}"), vec![4 * h, input]));
+            out.push((format!("lstm.weight_hh_l{k}{suffix}"), vec![4 * h, h]));
+            out.push((format!("lstm.bias_ih_l{k}{suffix}"), vec![4 * h]));
+            out.push((format!("lstm.bias_hh_l{k}{suffix}"), vec![4 * h]));
+        }
+    }
+    out.push(("proj.weight".into(), vec![embed_dim, h * cfg.directions()]));
+    out.push(("proj.bias".into(), vec![embed_dim]));
+    out
+}
+
+/// A complete, validated model directory held in memory.
+#[derive(Debug, Clone)]
+pub struct ModelDir {
+    pub manifest: Manifest,
+    pub vocab: Vocab,
+    pub vocab_txt: String,
+    pub text_encoder: Vec<u8>,
+    pub image_head: Option<Vec<u8>>,
+}
+
+impl ModelDir {
+    /// Parses and validates a model directory from its files' contents (what the browser fetched).
+    pub fn from_bytes(
+        manifest_json: &str,
+        vocab_txt: &str,
+        text_encoder: &[u8],
+        image_head: Option<&[u8]>,
+    ) -> Result<Self, ModelError> {
+        let manifest: Manifest =
+            serde_json::from_str(manifest_json).map_err(|e| ModelError::ManifestJson(e.to_string()))?;
+        let vocab = Vocab::from_text(vocab_txt)?;
+        let dir = Self {
+            manifest,
+            vocab,
+            vocab_txt: vocab_txt.to_owned(),
+            text_encoder: text_encoder.to_vec(),
+            image_head: image_head.map(<[u8]>::to_vec),
+        };
+        dir.validate()?;
+        Ok(dir)
+    }
+
+    /// Builds a new model directory (the trainer's export): fills in file names, checksums and the model id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn build(
+        embed_dim: usize,
+        text: TextConfig,
+        image: ImageConfig,
+        vocab: &Vocab,
+        text_encoder: Vec<u8>,
+        image_head: Option<Vec<u8>>,
+        training: serde_json::Value,
+        metrics: serde_json::Value,
+        created: String,
+    ) -> Result<Self, ModelError> {
+        let vocab_txt = vocab.to_text();
+        let mut files_sha256 = BTreeMap::new();
+        files_sha256.insert(VOCAB_FILE.to_string(), sha256_hex(vocab_txt.as_bytes()));
+        files_sha256.insert(TEXT_ENCODER_FILE.to_string(), sha256_hex(&text_encoder));
+        if let Some(head) = &image_head {
+            files_sha256.insert(IMAGE_HEAD_FILE.to_string(), sha256_hex(head));
+        }
+        let manifest = Manifest {
+            format: MODEL_FORMAT.into(),
+            format_version: MODEL_FORMAT_VERSION,
+            model_id: compute_model_id(&text_encoder, image_head.as_deref(), vocab_txt.as_bytes()),
+            tokenizer_version: TOKENIZER_VERSION,
+            embed_dim,
+            text,
+            image,
+            files: FileNames {
+                vocab: VOCAB_FILE.into(),
+                text_encoder: TEXT_ENCODER_FILE.into(),
+                image_head: image_head.as_ref().map(|_| IMAGE_HEAD_FILE.into()),
+            },
+            files_sha256,
+            training,
+            metrics,
+            created,
+        };
+        let dir = Self { manifest, vocab: vocab.clone(), vocab_txt, text_encoder, image_head };
+        dir.validate()?;
+        Ok(dir)
+    }
+
+    /// Checks format, versions, checksums, model id, vocabulary size and every tensor's shape.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let m = &self.manifest;
+        if m.format != MODEL_FORMAT {
+            return Err(ModelError::Format { found: m.format.chars().take(40).collect() });
+        }
+        if m.format_version != MODEL_FORMAT_VERSION {
+            return Err(ModelError::Version {
+                field: "format_version",
+                found: m.format_version,
+                expected: MODEL_FORMAT_VERSION,
+            });
+        }
+        if m.tokenizer_version != TOKENIZER_VERSION {
+            return Err(ModelError::Version {
+                field: "tokenizer_version",
+                found: m.tokenizer_version,
+                expected: TOKENIZER_VERSION,
+            });
+        }
+        let field = |f: &str, p: String| ModelError::Field { field: f.into(), problem: p };
+        if !is_model_id(&m.model_id) {
+            return Err(field("model_id", "must be 32 lower-case hex characters".into()));
+        }
+        let t = &m.text;
+        // Bounds keep a hostile manifest from asking for absurd allocations.
+        for (name, v, max) in [
+            ("embed_dim", m.embed_dim, 1 << 14),
+            ("text.word_dim", t.word_dim, 1 << 14),
+            ("text.hidden_dim", t.hidden_dim, 1 << 14),
+            ("text.layers", t.layers, 16),
+            ("text.vocab_size", t.vocab_size, 1 << 24),
+        ] {
+            if v == 0 || v > max {
+                return Err(field(name, format!("is {v}, expected 1..={max}")));
+            }
+        }
+        if t.vocab_size != self.vocab.len() {
+            return Err(field(
+                "text.vocab_size",
+                format!("is {} but {} has {} lines", t.vocab_size, m.files.vocab, self.vocab.len()),
+            ));
+        }
+        if m.files.image_head.is_some() != self.image_head.is_some() {
+            return Err(field(
+                "files.image_head",
+                "does not match the files given (pass image_head.safetensors exactly when the manifest names it)"
+                    .into(),
+            ));
+        }
+        let mut checks = vec![(&m.files.vocab, self.vocab_txt.as_bytes()), (&m.files.text_encoder, &self.text_encoder[..])];
+        if let (Some(name), Some(bytes)) = (&m.files.image_head, &self.image_head) {
+            checks.push((name, &bytes[..]));
+        }
+        for (name, bytes) in checks {
+            let expected = m
+                .files_sha256
+                .get(name)
+                .ok_or_else(|| field("files_sha256", format!("has no entry for {name}")))?;
+            let actual = sha256_hex(bytes);
+            if *expected != actual {
+                return Err(ModelError::Checksum { file: name.clone(), expected: expected.clone(), actual });
+            }
+        }
+        let actual = compute_model_id(&self.text_encoder, self.image_head.as_deref(), self.vocab_txt.as_bytes());
+        if actual != m.model_id {
+            return Err(ModelError::ModelId { found: m.model_id.clone(), actual });
+        }
+        check_tensors(&m.files.text_encoder, &self.text_encoder, &text_tensor_shapes(t, m.embed_dim))?;
+        if let (Some(name), Some(bytes)) = (&m.files.image_head, &self.image_head) {
+            let shapes = vec![
+                ("proj.weight".to_string(), vec![m.embed_dim, m.image.feature_dim]),
+                ("proj.bias".to_string(), vec![m.embed_dim]),
+            ];
+            check_tensors(name, bytes, &shapes)?;
+        }
+        Ok(())
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.manifest.model_id
+    }
+
+    /// The manifest as pretty JSON (what `manifest.json` holds).
+    pub fn manifest_json(&self) -> String {
+        serde_json::to_string_pretty(&self.manifest).expect("a manifest always serialises") + "\n"
+    }
+}
+
+/// Checks that `bytes` is a safetensors file holding exactly `shapes` in f16 or f32.
+fn check_tensors(file: &str, bytes: &[u8], shapes: &[(String, Vec<usize>)]) -> Result<(), ModelError> {
+    use safetensors::{Dtype, SafeTensors};
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| ModelError::Safetensors { file: file.into(), reason: e.to_string() })?;
+    let err = |name: &str, problem: String| ModelError::Tensor { file: file.into(), name: name.into(), problem };
+    for (name, shape) in shapes {
+        let view = st.tensor(name).map_err(|_| err(name, "is missing".into()))?;
+        if view.shape() != shape.as_slice() {
+            return Err(err(name, format!("has shape {:?}, expected {:?}", view.shape(), shape)));
+        }
+        if !matches!(view.dtype(), Dtype::F32 | Dtype::F16) {
+            return Err(err(name, format!("has dtype {:?}, expected F32 or F16", view.dtype())));
+        }
+    }
+    if let Some(extra) = st.names().into_iter().find(|n| !shapes.iter().any(|(s, _)| s == *n)) {
+        return Err(err(extra, "is not part of this architecture".into()));
+    }
+    Ok(())
+}
+
+#[cfg(feature = "native")]
+mod native {
+    use super::*;
+    use std::path::Path;
+
+    fn read(path: &Path) -> Result<Vec<u8>, ModelError> {
+        std::fs::read(path).map_err(|source| ModelError::Io { path: path.display().to_string(), source })
+    }
+
+    fn read_text(path: &Path) -> Result<String, ModelError> {
+        String::from_utf8(read(path)?).map_err(|e| ModelError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })
+    }
+
+    /// File names inside the model directory must be plain names (no path traversal from a hostile manifest).
+    fn plain_name(name: &str) -> Result<&str, ModelError> {
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(ModelError::Field { field: "files".into(), problem: format!("names `{name}`, not a plain file name") });
+        }
+        Ok(name)
+    }
+
+    impl ModelDir {
+        /// Loads and validates the model directory at `dir`.
+        pub fn load(dir: impl AsRef<Path>) -> Result<Self, ModelError> {
+            let dir = dir.as_ref();
+            let manifest_json = read_text(&dir.join(MANIFEST_FILE))?;
+            let manifest: Manifest =
+                serde_json::from_str(&manifest_json).map_err(|e| ModelError::ManifestJson(e.to_string()))?;
+            let vocab = read_text(&dir.join(plain_name(&manifest.files.vocab)?))?;
+            let text = read(&dir.join(plain_name(&manifest.files.text_encoder)?))?;
+            let head = match &manifest.files.image_head {
+                Some(name) => Some(read(&dir.join(plain_name(name)?))?),
+                None => None,
+            };
+            Self::from_bytes(&manifest_json, &vocab, &text, head.as_deref())
+        }
+
+        /// Writes the directory's files into `dir` (created if missing).
+        pub fn write(&self, dir: impl AsRef<Path>) -> Result<(), ModelError> {
+            let dir = dir.as_ref();
+            fn io(p: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+                move |source| ModelError::Io { path: p.display().to_string(), source }
+            }
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+            let m = &self.manifest;
+            let mut files: Vec<(&str, &[u8])> = vec![
+                (&m.files.vocab, self.vocab_txt.as_bytes()),
+                (&m.files.text_encoder, &self.text_encoder),
+            ];
+            if let (Some(name), Some(bytes)) = (&m.files.image_head, &self.image_head) {
+                files.push((name, bytes));
+            }
+            let manifest = self.manifest_json();
+            // The manifest goes last, so a reader never sees a manifest whose files are not there yet.
+            files.push((MANIFEST_FILE, manifest.as_bytes()));
+            for (name, bytes) in files {
+                let path = dir.join(plain_name(name)?);
+                std::fs::write(&path, bytes).map_err(io(&path))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{random_model, small_config};
+
+    fn parts(m: &ModelDir) -> (String, String, Vec<u8>) {
+        (m.manifest_json(), m.vocab_txt.clone(), m.text_encoder.clone())
+    }
+
+    #[test]
+    fn built_model_round_trips_through_bytes() {
+        let m = random_model(small_config(), 6, 1, false);
+        assert!(is_model_id(m.model_id()));
+        let (j, v, t) = parts(&m);
+        let back = ModelDir::from_bytes(&j, &v, &t, None).unwrap();
+        assert_eq!(back.manifest, m.manifest);
+        assert_eq!(
+            back.model_id(),
+            compute_model_id(&t, None, v.as_bytes()),
+            "model id = SHA-256(text encoder ‖ vocab)[..16]"
+        );
+        // Different weights give a different id.
+        assert_ne!(random_model(small_config(), 6, 2, false).model_id(), m.model_id());
+    }
+
+    #[test]
+    fn refuses_broken_directories_naming_the_problem() {
+        let m = random_model(small_config(), 6, 1, false);
+        let (j, v, t) = parts(&m);
+        let err = |j: &str, v: &str, t: &[u8]| ModelDir::from_bytes(j, v, t, None).unwrap_err().to_string();
+        let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut x: serde_json::Value = serde_json::from_str(&j).unwrap();
+            f(&mut x);
+            x.to_string()
+        };
+        assert!(err("", &v, &t).contains("manifest.json is not valid"));
+        assert!(err("{\"format\": 1}", &v, &t).contains("manifest.json"));
+        assert!(err(&edit(&|x| x["format"] = "zip".into()), &v, &t).contains("format"));
+        assert!(err(&edit(&|x| x["format_version"] = 2.into()), &v, &t).contains("format_version"));
+        assert!(err(&edit(&|x| x["tokenizer_version"] = 7.into()), &v, &t).contains("tokenizer_version` is 7"));
+        assert!(err(&edit(&|x| x["text"]["layers"] = 0.into()), &v, &t).contains("text.layers"));
+        assert!(err(&edit(&|x| x["text"]["vocab_size"] = 13.into()), &v, &t).contains("vocab.txt has 12 lines"));
+        let e = err(&edit(&|x| x["model_id"] = "00000000000000000000000000000000".into()), &v, &t);
+        assert!(e.contains("model_id") && e.contains("different exports"), "{e}");
+        // Changed bytes: checksum names the file.
+        let mut t2 = t.clone();
+        let last = t2.len() - 1;
+        t2[last] ^= 1;
+        assert!(err(&j, &v, &t2).contains("text_encoder.safetensors: SHA-256"));
+        assert!(err(&j, &(v.clone() + "extra\n"), &t).contains("vocab.txt"));
+        // Consistent checksums but shapes that disagree with the manifest.
+        let wrong = random_model(TextConfig { hidden_dim: 5, ..small_config() }, 6, 1, false);
+        let mut mf = m.manifest.clone();
+        mf.files_sha256.insert(TEXT_ENCODER_FILE.into(), sha256_hex(&wrong.text_encoder));
+        mf.model_id = compute_model_id(&wrong.text_encoder, None, v.as_bytes());
+        let e = err(&serde_json::to_string(&mf).unwrap(), &v, &wrong.text_encoder);
+        assert!(e.contains("has shape") && e.contains("re-export"), "{e}");
+        // Random and truncated bytes as weights.
+        for bytes in [vec![], vec![0xAB; 100], t[..t.len() / 2].to_vec()] {
+            let mut mf = m.manifest.clone();
+            mf.files_sha256.insert(TEXT_ENCODER_FILE.into(), sha256_hex(&bytes));
+            mf.model_id = compute_model_id(&bytes, None, v.as_bytes());
+            let e = err(&serde_json::to_string(&mf).unwrap(), &v, &bytes);
+            assert!(e.contains("not a readable safetensors file"), "{e}");
+        }
+        // image_head named but not given.
+        assert!(err(&edit(&|x| x["files"]["image_head"] = "image_head.safetensors".into()), &v, &t).contains("image_head"));
+    }
+
+    #[cfg(feature = "native")]
+    #[test]
+    fn writes_and_loads_a_directory() {
+        let m = random_model(small_config(), 6, 4, true);
+        let dir = std::env::temp_dir().join(format!("imgpick-model-dir-test-{}", std::process::id()));
+        m.write(&dir).unwrap();
+        let back = ModelDir::load(&dir).unwrap();
+        assert_eq!(back.manifest, m.manifest);
+        std::fs::remove_file(dir.join(VOCAB_FILE)).unwrap();
+        let e = ModelDir::load(&dir).unwrap_err().to_string();
+        assert!(e.contains("vocab.txt"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(ModelDir::load(&dir).unwrap_err().to_string().contains("manifest.json"));
+    }
+}

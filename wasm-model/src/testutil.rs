@@ -1,0 +1,134 @@
+//! Deterministic random models for tests, benchmarks and the fixture generator (not part of the contract).
+
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+
+use crate::model_dir::{text_tensor_shapes, Backbone, ImageConfig, ModelDir, Pooling, TextConfig};
+use crate::vocab::{Vocab, PAD, UNK};
+
+/// A tiny deterministic generator (SplitMix64), so fixtures do not depend on `rand`'s versions.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    pub fn uniform(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+pub fn small_config() -> TextConfig {
+    TextConfig { vocab_size: 12, word_dim: 5, hidden_dim: 4, layers: 1, bidirectional: false, pooling: Pooling::Mean }
+}
+
+pub fn image_config() -> ImageConfig {
+    ImageConfig {
+        backbone: Backbone::EfficientnetLite0,
+        feature_dim: 1280,
+        image_size: 224,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    }
+}
+
+/// `<pad>`, `<unk>`, then `w2`, `w3`, … up to `size` tokens.
+pub fn numbered_vocab(size: usize) -> Vocab {
+    let mut t = vec![PAD.to_string(), UNK.to_string()];
+    t.extend((2..size).map(|i| format!("w{i}")));
+    Vocab::from_tokens(t).expect("numbered vocab is valid")
+}
+
+/// Serialises `(name, shape, values)` as a safetensors file in f32 or f16.
+pub fn safetensors_bytes(tensors: &[(&str, Vec<usize>, Vec<f32>)], f16: bool) -> Vec<u8> {
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, v)| {
+            let bytes = if f16 {
+                v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect()
+            } else {
+                v.iter().flat_map(|x| x.to_le_bytes()).collect()
+            };
+            (n.to_string(), s.clone(), bytes)
+        })
+        .collect();
+    let dtype = if f16 { Dtype::F16 } else { Dtype::F32 };
+    let views: Vec<(String, TensorView)> = data
+        .iter()
+        .map(|(n, s, b)| (n.clone(), TensorView::new(dtype, s.clone(), b).expect("shape matches data")))
+        .collect();
+    safetensors::serialize(views, None).expect("serialising in memory cannot fail")
+}
+
+/// A model directory from explicit tensors (vocabulary `numbered_vocab(cfg.vocab_size)`).
+pub fn model_from_tensors(
+    cfg: TextConfig,
+    embed_dim: usize,
+    image: ImageConfig,
+    tensors: &[(&str, Vec<usize>, Vec<f32>)],
+) -> ModelDir {
+    let vocab = numbered_vocab(cfg.vocab_size);
+    ModelDir::build(
+        embed_dim,
+        cfg,
+        image,
+        &vocab,
+        safetensors_bytes(tensors, false),
+        None,
+        serde_json::json!({"generator": "testutil"}),
+        serde_json::json!({}),
+        "2026-01-01T00:00:00Z".into(),
+    )
+    .expect("test model is valid")
+}
+
+/// Random weights for `cfg` (scaled like PyTorch's default init), with a `numbered_vocab`.
+pub fn random_model(cfg: TextConfig, embed_dim: usize, seed: u64, f16: bool) -> ModelDir {
+    random_model_with_vocab(cfg, embed_dim, seed, f16, None)
+}
+
+pub fn random_model_with_vocab(cfg: TextConfig, embed_dim: usize, seed: u64, f16: bool, vocab: Option<Vocab>) -> ModelDir {
+    let mut rng = Rng::new(seed);
+    let vocab = vocab.unwrap_or_else(|| numbered_vocab(cfg.vocab_size));
+    assert_eq!(vocab.len(), cfg.vocab_size);
+    let shapes = text_tensor_shapes(&cfg, embed_dim);
+    let scale = 1.0 / (cfg.hidden_dim as f32).sqrt();
+    let tensors: Vec<(&str, Vec<usize>, Vec<f32>)> = shapes
+        .iter()
+        .map(|(n, s)| {
+            let k = if n == "embedding.weight" { 1.0 } else { scale };
+            (n.as_str(), s.clone(), (0..s.iter().product::<usize>()).map(|_| rng.uniform() * k).collect())
+        })
+        .collect();
+    ModelDir::build(
+        embed_dim,
+        cfg,
+        image_config(),
+        &vocab,
+        safetensors_bytes(&tensors, f16),
+        None,
+        serde_json::json!({"generator": "testutil", "seed": seed}),
+        serde_json::json!({}),
+        "2026-01-01T00:00:00Z".into(),
+    )
+    .expect("random model is valid")
+}
+
+/// `n` random L2-normalised rows of dimension `dim`, row-major.
+pub fn random_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    let mut rows: Vec<f32> = (0..n * dim).map(|_| rng.uniform()).collect();
+    for r in rows.chunks_mut(dim) {
+        let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        r.iter_mut().for_each(|x| *x /= norm);
+    }
+    rows
+}
