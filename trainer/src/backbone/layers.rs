@@ -1,0 +1,158 @@
+//! The few layers the backbones share, registered under reference state-dict key names.
+
+use tch::{nn, nn::ModuleT, Tensor};
+
+use super::weights::SlotList;
+
+/// How a convolution pads its input.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Padding {
+    /// Symmetric, like `nn.Conv2d(padding=p)` (torchvision).
+    Fixed(i64),
+    /// TensorFlow "SAME": output = ceil(input / stride); an odd total pad puts the extra row/column
+    /// at the bottom/right. The Lite0 weights were trained in TF with it (lukemelas
+    /// `Conv2dStaticSamePadding`); symmetric padding shifts every stride-2 layer by half a pixel.
+    TfSame,
+}
+
+/// A bias-free 2-D convolution (every conv in both backbones is followed by batch norm).
+pub(crate) struct Conv {
+    weight: Tensor,
+    stride: i64,
+    padding: Padding,
+    groups: i64,
+}
+
+impl Conv {
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let s = [self.stride, self.stride];
+        match self.padding {
+            Padding::Fixed(p) => x.conv2d(&self.weight, None::<Tensor>, s, [p, p], [1, 1], self.groups),
+            Padding::TfSame => {
+                let k = self.weight.size()[2];
+                let size = x.size();
+                let (top, bottom) = tf_same_pad(size[2], k, self.stride);
+                let (left, right) = tf_same_pad(size[3], k, self.stride);
+                if top == bottom && left == right {
+                    x.conv2d(&self.weight, None::<Tensor>, s, [top, left], [1, 1], self.groups)
+                } else {
+                    let padded = x.constant_pad_nd([left, right, top, bottom]);
+                    padded.conv2d(&self.weight, None::<Tensor>, s, [0, 0], [1, 1], self.groups)
+                }
+            }
+        }
+    }
+}
+
+/// (before, after) padding of one spatial dimension for TF "SAME".
+pub(crate) fn tf_same_pad(input: i64, kernel: i64, stride: i64) -> (i64, i64) {
+    let output = (input + stride - 1) / stride;
+    let total = ((output - 1) * stride + kernel - input).max(0);
+    (total / 2, total - total / 2)
+}
+
+/// Registers variables under dotted reference keys and remembers them for loading and for
+/// per-stage parameter lists.
+pub(crate) struct Registry<'a> {
+    root: &'a nn::Path<'a>,
+    pub slots: SlotList,
+    /// Trainable parameters registered since the last `take_params`.
+    params: Vec<Tensor>,
+}
+
+impl<'a> Registry<'a> {
+    pub fn new(root: &'a nn::Path<'a>) -> Self {
+        Registry { root, slots: SlotList::default(), params: Vec::new() }
+    }
+
+    /// The `nn::Path` for a dotted key such as `_blocks.3._bn0`.
+    fn path(&self, key: &str) -> nn::Path<'a> {
+        let mut parts = key.split('.');
+        let first = parts.next().unwrap_or(key);
+        parts.fold(self.root / first, |p, part| p / part)
+    }
+
+    fn var(&mut self, key: &str, name: &str, shape: &[i64], trainable: bool) -> Tensor {
+        let p = self.path(key);
+        let t = if trainable {
+            p.var(name, shape, nn::Init::Const(0.))
+        } else {
+            p.zeros_no_train(name, shape)
+        };
+        self.slots.push(format!("{key}.{name}"), &t);
+        if trainable {
+            self.params.push(t.shallow_clone());
+        }
+        t
+    }
+
+    pub fn conv(&mut self, key: &str, cin: i64, cout: i64, k: i64, stride: i64, groups: i64, padding: Padding) -> Conv {
+        let weight = self.var(key, "weight", &[cout, cin / groups, k, k], true);
+        Conv { weight, stride, padding, groups }
+    }
+
+    pub fn batch_norm(&mut self, key: &str, c: i64, eps: f64, momentum: f64) -> BatchNorm {
+        let weight = self.var(key, "weight", &[c], true);
+        let bias = self.var(key, "bias", &[c], true);
+        let running_mean = self.var(key, "running_mean", &[c], false);
+        let running_var = self.var(key, "running_var", &[c], false);
+        BatchNorm { weight, bias, running_mean, running_var, eps, momentum }
+    }
+
+    pub fn linear(&mut self, key: &str, cin: i64, cout: i64) -> nn::Linear {
+        let ws = self.var(key, "weight", &[cout, cin], true);
+        let bs = self.var(key, "bias", &[cout], true);
+        nn::Linear { ws, bs: Some(bs) }
+    }
+
+    /// Trainable parameters registered since the previous call (one stage's worth).
+    pub fn take_params(&mut self) -> Vec<Tensor> {
+        std::mem::take(&mut self.params)
+    }
+}
+
+/// Batch norm with PyTorch semantics (`momentum` weights the new batch statistic).
+pub(crate) struct BatchNorm {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Tensor,
+    running_var: Tensor,
+    eps: f64,
+    momentum: f64,
+}
+
+impl BatchNorm {
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        Tensor::batch_norm(
+            x,
+            Some(&self.weight),
+            Some(&self.bias),
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            train,
+            self.momentum,
+            self.eps,
+            true,
+        )
+    }
+}
+
+/// Linear layer on pooled features (kept here so both backbones' classifiers read the same).
+pub(crate) fn linear(l: &nn::Linear, x: &Tensor) -> Tensor {
+    l.forward_t(x, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tf_same_pad;
+
+    #[test]
+    fn tf_same_padding_matches_tensorflow() {
+        // TF: out = ceil(in / stride); the odd pixel of padding goes after (bottom/right).
+        assert_eq!(tf_same_pad(224, 3, 2), (0, 1));
+        assert_eq!(tf_same_pad(112, 5, 2), (1, 2));
+        assert_eq!(tf_same_pad(225, 3, 2), (1, 1));
+        assert_eq!(tf_same_pad(14, 5, 1), (2, 2));
+        assert_eq!(tf_same_pad(7, 1, 1), (0, 0));
+    }
+}

@@ -1,0 +1,192 @@
+//! ImageNet-pretrained CNN backbones: EfficientNet-Lite0 (default) and DenseNet-121 (the paper's).
+//!
+//! A backbone maps normalised images `[B, 3, H, W]` (see [`Backbone::preprocess`]: the normalisation
+//! differs per backbone) to a feature grid
+//! `[B, C, h, w]` (before pooling; 7×7 at 224 px). Both load reference state dicts stored as
+//! safetensors under their original key names, so a user can bring their own weights:
+//! - EfficientNet-Lite0: lukemelas EfficientNet-PyTorch layout (`_conv_stem`, `_blocks.N.*`, `_fc`).
+//! - DenseNet-121: torchvision `densenet121().state_dict()` (`features.*`, `classifier`).
+//!
+//! Partial fine-tuning (model-quality lead 1): the network is a stem followed by
+//! [`Backbone::num_stages`] stages and a head. `stem_to(x, k)` runs stem + stages `0..k` (cache this
+//! once, without grad); `stages_from(y, k)` runs stages `k..` + head, the part being trained, whose
+//! parameters [`Backbone::params_from`] lists. `features(x) == stages_from(stem_to(x, k), k)` for all k.
+
+use std::path::{Path, PathBuf};
+
+use tch::{nn, Tensor};
+
+pub mod densenet;
+pub mod efficientnet_lite;
+pub mod imagenet;
+mod layers;
+pub mod preprocess;
+mod weights;
+
+pub use weights::save_safetensors;
+
+/// Which CNN to build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackboneKind {
+    /// EfficientNet-Lite0, 1280-d features, 4.65 M parameters (default).
+    EfficientnetLite0,
+    /// DenseNet-121, 1024-d features, 8 M parameters.
+    Densenet121,
+}
+
+impl BackboneKind {
+    pub const ALL: [BackboneKind; 2] = [BackboneKind::EfficientnetLite0, BackboneKind::Densenet121];
+
+    /// Stable name used on the command line and in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackboneKind::EfficientnetLite0 => "efficientnet-lite0",
+            BackboneKind::Densenet121 => "densenet121",
+        }
+    }
+
+    /// Pooled feature size.
+    pub fn feature_dim(self) -> i64 {
+        match self {
+            BackboneKind::EfficientnetLite0 => 1280,
+            BackboneKind::Densenet121 => 1024,
+        }
+    }
+
+    /// The weight file name `scripts/setup.sh` installs under the assets dir (DenseNet has no
+    /// registry-installable weights: users bring a torchvision state dict converted to safetensors).
+    pub fn default_weights_file(self) -> &'static str {
+        match self {
+            BackboneKind::EfficientnetLite0 => "efficientnet_lite0.safetensors",
+            BackboneKind::Densenet121 => "densenet121.safetensors",
+        }
+    }
+}
+
+impl std::fmt::Display for BackboneKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BackboneKind {
+    type Err = BackboneError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "efficientnet-lite0" | "lite0" => Ok(BackboneKind::EfficientnetLite0),
+            "densenet121" | "densenet-121" => Ok(BackboneKind::Densenet121),
+            _ => Err(BackboneError::UnknownKind(s.to_string())),
+        }
+    }
+}
+
+/// Errors from loading backbones and preprocessing images. Each names the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum BackboneError {
+    #[error("unknown backbone {0:?}: expected one of efficientnet-lite0, densenet121")]
+    UnknownKind(String),
+    #[error("cannot read {}: {source} (check the path; default weights are installed by scripts/setup.sh)", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: {message}", path.display())]
+    Format { path: PathBuf, message: String },
+    #[error(
+        "weight file {} has no tensor {tensor:?} ({found} tensors in the file): is it a state dict for this backbone?",
+        path.display()
+    )]
+    MissingTensor { tensor: String, path: PathBuf, found: usize },
+    #[error(
+        "tensor {tensor:?} in {} has shape {found:?}, expected {expected:?}: the file is for a different model variant",
+        path.display()
+    )]
+    ShapeMismatch { tensor: String, path: PathBuf, expected: Vec<i64>, found: Vec<i64> },
+    #[error("cannot decode image {}: {message}", path.display())]
+    Image { path: PathBuf, message: String },
+}
+
+/// A CNN image encoder. Inputs are ImageNet-normalised `[B, 3, H, W]` f32 tensors.
+pub trait Backbone: Send {
+    fn kind(&self) -> BackboneKind;
+
+    /// Channels of the feature grid (= pooled feature size).
+    fn feature_dim(&self) -> i64 {
+        self.kind().feature_dim()
+    }
+
+    /// Number of stages between the stem and the head (the valid split points are `0..=num_stages`).
+    fn num_stages(&self) -> usize;
+
+    /// Stem + stages `0..k`. At `k = num_stages` this is the input of the head.
+    fn stem_to(&self, images: &Tensor, k: usize, train: bool) -> Tensor;
+
+    /// Stages `k..` + head, applied to `stem_to(images, k)`: the `[B, C, h, w]` feature grid.
+    fn stages_from(&self, activations: &Tensor, k: usize, train: bool) -> Tensor;
+
+    /// The parameters used by `stages_from(_, k)` (what partial fine-tuning trains). `k = 0` adds the
+    /// stem, i.e. everything except the ImageNet classifier.
+    fn params_from(&self, k: usize) -> Vec<Tensor>;
+
+    /// ImageNet logits `[B, 1000]` (eval mode), for checking the weights.
+    fn classify(&self, images: &Tensor) -> Tensor;
+
+    /// The `[B, C, h, w]` feature grid before pooling.
+    fn features(&self, images: &Tensor, train: bool) -> Tensor {
+        self.stages_from(&self.stem_to(images, 0, train), 0, train)
+    }
+
+    /// Global-average-pooled features `[B, C]`.
+    fn pooled(&self, images: &Tensor, train: bool) -> Tensor {
+        global_avg_pool(&self.features(images, train))
+    }
+
+    fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// Input size and normalisation these weights expect.
+    fn preprocess(&self) -> preprocess::Preprocess {
+        preprocess::Preprocess::for_backbone(self.kind())
+    }
+}
+
+/// `[B, C, h, w]` → `[B, C]` mean over the grid.
+pub fn global_avg_pool(grid: &Tensor) -> Tensor {
+    grid.mean_dim([2i64, 3].as_slice(), false, grid.kind())
+}
+
+/// Builds `kind` under `vs` (variables are named as in the reference state dict, below `vs`'s prefix)
+/// and fills it from the safetensors file at `path`. Put the backbone in its own `VarStore` if it
+/// should stay frozen (`vs.freeze()`), or train only [`Backbone::params_from`].
+pub fn load(kind: BackboneKind, path: &Path, vs: &nn::Path) -> Result<Box<dyn Backbone>, BackboneError> {
+    Ok(match kind {
+        BackboneKind::EfficientnetLite0 => Box::new(efficientnet_lite::EfficientNetLite::load_lite0(vs, path)?),
+        BackboneKind::Densenet121 => Box::new(densenet::DenseNet::load_121(vs, path)?),
+    })
+}
+
+/// Where the default assets live: `$IMGPICK_ASSETS` (set by `.cargo/config.toml`), else `<repo>/assets`.
+pub fn assets_dir() -> PathBuf {
+    match std::env::var_os("IMGPICK_ASSETS") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets"),
+    }
+}
+
+/// Re-lays a 4-D tensor out channels-last (NHWC strides, same NCHW shape). tch 0.24 has no
+/// `MemoryFormat` API; a permute → contiguous → permute-back gives the same strides, which libtorch's
+/// CPU convolutions detect and keep (measured: see benches/backbone_features.rs).
+pub fn to_channels_last(x: &Tensor) -> Tensor {
+    if x.dim() != 4 {
+        return x.shallow_clone();
+    }
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+/// Re-lays the 4-D parameters (conv weights) in place: channels-last or default contiguous.
+pub(crate) fn set_params_layout(params: &[Vec<Tensor>], channels_last: bool) {
+    let _guard = tch::no_grad_guard();
+    for p in params.iter().flatten().filter(|p| p.dim() == 4) {
+        let relaid = if channels_last { to_channels_last(p) } else { p.contiguous() };
+        p.shallow_clone().set_data(&relaid);
+    }
+}
