@@ -167,3 +167,23 @@ fn unreadable_weight_files_are_reported() {
     let msg = load_err(&garbage).to_string();
     assert!(msg.contains("garbage.safetensors") && msg.contains("safetensors"), "{msg}");
 }
+
+#[test]
+fn partial_fine_tuning_trains_only_the_later_stages() {
+    // Model-quality lead 1: cache stem_to(x, k) without grad, train stages_from(_, k) on it.
+    let Some(dir) = assets() else { return };
+    let (vs, net) = load_lite0(&dir);
+    let k = 6;
+    let x = Tensor::randn([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+    let cached = tch::no_grad(|| net.stem_to(&x, k, false));
+    assert_eq!(cached.size(), [2, 192, 2, 2]);
+    let loss = net.stages_from(&cached, k, true).square().mean(Kind::Float);
+    loss.backward();
+    let trained = net.params_from(k);
+    assert!(!trained.is_empty());
+    for p in &trained {
+        assert!(p.grad().defined() && p.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0, "no gradient reached a stage-{k} parameter");
+    }
+    let n_with_grad = vs.trainable_variables().iter().filter(|p| p.grad().defined()).count();
+    assert_eq!(n_with_grad, trained.len(), "only params_from({k}) may receive gradients");
+}
