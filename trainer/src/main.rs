@@ -1,14 +1,397 @@
-fn main() {
-    let t = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
-    println!("trainer: libtorch ok, sum = {}", t.sum(tch::Kind::Float).double_value(&[]));
+//! `trainer`: learn, evaluate, export and publish imgpick's joint text–image embedding.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use trainer::backbone::{self, BackboneKind};
+use trainer::features::{self, CacheSpec, View};
+use wasm_model::gallery::GalleryDtype;
+
+#[derive(Parser)]
+#[command(name = "trainer", version, about = "Train, evaluate, export and publish imgpick's text-image embedding",
+    long_about = "Train, evaluate, export and publish imgpick's text-image embedding.\n\n\
+    Typical flow: `trainer fit` (trains on COCO-format captions, caches backbone features) → `trainer eval` \
+    (VSE recall@K) → `trainer export` (model directory for the browser) → `trainer publish` (gallery of an \
+    image folder) → `trainer search` (rank a gallery from the command line).\n\
+    Logs go to stderr (RUST_LOG=debug for more). CUDA is used when libtorch sees a GPU.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn libtorch_computes() {
-        let a = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).reshape([2, 2]);
-        let b = a.matmul(&a);
-        assert_eq!(Vec::<f32>::try_from(b.flatten(0, 1)).unwrap(), vec![7.0, 10.0, 15.0, 22.0]);
+#[derive(Args, Clone)]
+pub struct BackboneArgs {
+    /// Image backbone: efficientnet-lite0 or densenet121.
+    #[arg(long, default_value = "efficientnet-lite0")]
+    backbone: BackboneKind,
+    /// Backbone weights (safetensors); default: the installed one under $IMGPICK_ASSETS.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+}
+
+impl BackboneArgs {
+    fn weights(&self) -> PathBuf {
+        self.weights.clone().unwrap_or_else(|| backbone::assets_dir().join(self.backbone.default_weights_file()))
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the joint embedding on COCO-format captions (backbone frozen, features cached on disk).
+    Fit(Box<FitArgs>),
+    /// Evaluate a model directory with the VSE protocol (1 query per caption, up to 5 captions per image).
+    Eval {
+        /// Model directory (manifest.json, weights, vocab.txt).
+        #[arg(long)]
+        model: PathBuf,
+        /// COCO captions JSON of the evaluation set.
+        #[arg(long)]
+        captions: PathBuf,
+        /// Folder with its images.
+        #[arg(long)]
+        images: PathBuf,
+        /// Feature cache folder.
+        #[arg(long, default_value = "data-cache/features")]
+        cache: PathBuf,
+        /// Backbone weights; default: the installed ones for the model's backbone.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Print one JSON object (t2i_r1 … rsum) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a training run as the model directory the browser and `search` load.
+    Export {
+        /// Run folder written by `trainer fit --out`.
+        #[arg(long)]
+        run: PathBuf,
+        /// Output model directory (replaced atomically), e.g. static/model.
+        #[arg(long)]
+        out: PathBuf,
+        /// Which checkpoint: best (by val rsum) or last.
+        #[arg(long, default_value = "best")]
+        which: String,
+        /// Store weights as f32 instead of f16 (twice the size).
+        #[arg(long)]
+        f32: bool,
+        /// Skip measuring val metrics of the exported weights.
+        #[arg(long)]
+        no_eval: bool,
+    },
+    /// Embed an image folder for a model: gallery.bin + gallery.json + thumbs/ (only changed files re-embedded).
+    Publish {
+        /// Model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Image folder (searched recursively unless --captions lists the files).
+        #[arg(long)]
+        images: PathBuf,
+        /// COCO captions JSON: which images, their caption and optional source/licence/url/title.
+        #[arg(long)]
+        captions: Option<PathBuf>,
+        /// Default source for every image.
+        #[arg(long)]
+        source: Option<String>,
+        /// Default licence for every image.
+        #[arg(long)]
+        licence: Option<String>,
+        /// Default attribution URL.
+        #[arg(long)]
+        url: Option<String>,
+        /// Output gallery folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Stored precision of the embeddings: int8 (default; top-10 overlap with f32 ≥ 99%), f16 or f32.
+        #[arg(long, default_value = "int8")]
+        dtype: String,
+        /// Backbone weights; default: the installed ones for the model's backbone.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+    },
+    /// Rank a published gallery for a prompt (the same code the browser runs).
+    Search {
+        /// Model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Gallery folder (gallery.bin + gallery.json).
+        #[arg(long)]
+        gallery: PathBuf,
+        /// Number of results.
+        #[arg(short, default_value_t = 10)]
+        k: usize,
+        /// Print JSON `[{"file", "score"}]`, best first.
+        #[arg(long)]
+        json: bool,
+        /// The prompt (rclip-style arithmetic allowed: `beach -people +dog`).
+        prompt: String,
+    },
+    /// Extract (or check) the frozen-backbone feature cache of an image set.
+    Features {
+        /// COCO captions JSON file(s) listing the images.
+        #[arg(long, required = true, num_args = 1..)]
+        captions: Vec<PathBuf>,
+        /// Folder with the images (`file_name` is relative to it).
+        #[arg(long)]
+        images: PathBuf,
+        /// Cache folder.
+        #[arg(long, default_value = "data-cache/features")]
+        cache: PathBuf,
+        /// Also cache the activations at this backbone split (input of stage K) for partial fine-tuning.
+        #[arg(long)]
+        split: Option<usize>,
+        /// Also extract the horizontally flipped view.
+        #[arg(long)]
+        flip: bool,
+        #[command(flatten)]
+        backbone: BackboneArgs,
+    },
+    /// Classify images with the backbone's ImageNet head (checks the weights).
+    Classify {
+        #[command(flatten)]
+        backbone: BackboneArgs,
+        /// Classes to show per image.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Image files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct FitArgs {
+    /// Training captions (COCO JSON); several files are merged.
+    #[arg(long = "train-captions", required = true, num_args = 1..)]
+    train_captions: Vec<PathBuf>,
+    /// Validation captions (VSE protocol, first 5 captions per image); picks the best epoch.
+    #[arg(long = "val-captions")]
+    val_captions: PathBuf,
+    /// Folder with the images of both files.
+    #[arg(long)]
+    images: PathBuf,
+    /// Run folder: checkpoints, state.json, vocab.txt, curve.svg.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run in --out from its last finished epoch.
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this epoch (continue later with --resume).
+    #[arg(long)]
+    stop_after_epoch: Option<usize>,
+    #[command(flatten)]
+    backbone: BackboneArgs,
+    /// GloVe vectors (safetensors with a `.words.txt` beside it).
+    #[arg(long)]
+    glove: Option<PathBuf>,
+    /// Feature cache folder.
+    #[arg(long, default_value = "data-cache/features")]
+    cache: PathBuf,
+    /// Also train on horizontally flipped images (cached as a second view).
+    #[arg(long)]
+    flips: bool,
+    /// Caption words kept in the vocabulary need at least this many occurrences.
+    #[arg(long, default_value_t = 1)]
+    min_count: usize,
+    /// Vocabulary size (caption words, then the most frequent GloVe words).
+    #[arg(long, default_value_t = 20000)]
+    vocab_size: usize,
+    /// Joint space dimension.
+    #[arg(long, default_value_t = 512)]
+    embed_dim: i64,
+    /// LSTM hidden size.
+    #[arg(long, default_value_t = 512)]
+    hidden_dim: i64,
+    #[arg(long, default_value_t = 1)]
+    layers: i64,
+    /// Bidirectional LSTM.
+    #[arg(long)]
+    bidirectional: bool,
+    /// Pooling over LSTM outputs.
+    #[arg(long, value_enum, default_value = "last")]
+    pooling: trainer::model::Pooling,
+    /// Probability of replacing a caption word by <unk> in training.
+    #[arg(long, default_value_t = 0.0)]
+    word_dropout: f64,
+    #[arg(long, default_value_t = 12)]
+    epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Peak learning rate (Adam; linear warm-up, then cosine decay).
+    #[arg(long, default_value_t = 2e-4)]
+    lr: f64,
+    /// Learning-rate multiplier for the GloVe-initialised word embeddings (0 = frozen).
+    #[arg(long, default_value_t = 0.1)]
+    embedding_lr_scale: f64,
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 200)]
+    lr_warmup_steps: usize,
+    /// Clip the global gradient norm (0 = off).
+    #[arg(long, default_value_t = 2.0)]
+    grad_clip: f64,
+    /// vse (VSE++ hinge: sum of negatives for --warmup-epochs, then hardest) or infonce.
+    #[arg(long, default_value = "vse")]
+    loss: String,
+    #[arg(long, default_value_t = 0.2)]
+    margin: f64,
+    /// InfoNCE temperature.
+    #[arg(long, default_value_t = 0.05)]
+    tau: f64,
+    /// Epochs on the sum over negatives before switching to the hardest negative.
+    #[arg(long, default_value_t = 2)]
+    warmup_epochs: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl FitArgs {
+    fn config(&self) -> trainer::train::Config {
+        trainer::train::Config {
+            train_captions: self.train_captions.clone(),
+            val_captions: self.val_captions.clone(),
+            images: self.images.clone(),
+            backbone: self.backbone.backbone,
+            backbone_weights: self.backbone.weights(),
+            glove: self.glove.clone().unwrap_or_else(trainer::text::Glove::default_path),
+            cache_dir: self.cache.clone(),
+            use_flips: self.flips,
+            min_count: self.min_count,
+            vocab_size: self.vocab_size,
+            embed_dim: self.embed_dim,
+            hidden_dim: self.hidden_dim,
+            layers: self.layers,
+            bidirectional: self.bidirectional,
+            pooling: self.pooling,
+            word_dropout: self.word_dropout,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            embedding_lr_scale: self.embedding_lr_scale,
+            weight_decay: self.weight_decay,
+            lr_warmup_steps: self.lr_warmup_steps,
+            grad_clip: self.grad_clip,
+            loss: self.loss.clone(),
+            margin: self.margin,
+            tau: self.tau,
+            warmup_epochs: self.warmup_epochs,
+            seed: self.seed,
+        }
+    }
+}
+
+fn parse_dtype(s: &str) -> Result<GalleryDtype> {
+    Ok(match s {
+        "int8" => GalleryDtype::Int8,
+        "f16" => GalleryDtype::F16,
+        "f32" => GalleryDtype::F32,
+        other => anyhow::bail!("unknown --dtype {other:?}: use int8, f16 or f32"),
+    })
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Fit(args) => {
+            let cfg = args.config();
+            if !["vse", "infonce"].contains(&cfg.loss.as_str()) {
+                anyhow::bail!("unknown --loss {:?}: use vse or infonce", cfg.loss);
+            }
+            let state = trainer::train::fit(cfg, &args.out, args.resume, args.stop_after_epoch)?;
+            match state.best_epoch.and_then(|e| state.history.iter().find(|h| h.epoch == e)) {
+                Some(best) => println!("best epoch {}: {}", best.epoch, best.val),
+                None => println!("no epoch finished"),
+            }
+            Ok(())
+        }
+        Command::Eval { model, captions, images, cache, weights, json } => {
+            let m = trainer::eval::evaluate_model_dir(&model, &captions, &images, &cache, weights)?;
+            if json {
+                println!("{}", serde_json::to_string(&m)?);
+            } else {
+                println!("{m}");
+            }
+            Ok(())
+        }
+        Command::Export { run, out, which, f32, no_eval } => {
+            let opts = trainer::export::ExportOptions { f16: !f32, evaluate: !no_eval };
+            let (dir, metrics) = trainer::export::export_run(&run, &which, &out, &opts)?;
+            println!("exported model {} to {}", dir.model_id(), out.display());
+            if let Some(m) = metrics {
+                println!("val: {m}");
+            }
+            Ok(())
+        }
+        Command::Publish { model, images, captions, source, licence, url, out, dtype, weights } => {
+            let opts = trainer::publish::PublishOptions {
+                model,
+                images,
+                captions,
+                source,
+                licence,
+                url,
+                out: out.clone(),
+                dtype: parse_dtype(&dtype)?,
+                weights,
+            };
+            let r = trainer::publish::publish(&opts)?;
+            println!(
+                "published {} images to {} ({} embedded, {} unchanged, {} broken skipped) for model {}",
+                r.count, out.display(), r.embedded, r.reused, r.broken.len(), r.model_id
+            );
+            for (f, why) in &r.broken {
+                println!("  skipped {f}: {why}");
+            }
+            Ok(())
+        }
+        Command::Search { model, gallery, k, json, prompt } => {
+            let engine = wasm_model::engine::Engine::open(&model, &gallery)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let hits = engine.search(&prompt, k).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                let rows: Vec<serde_json::Value> =
+                    hits.iter().map(|h| serde_json::json!({"file": h.file, "score": h.score})).collect();
+                println!("{}", serde_json::to_string(&rows)?);
+            } else {
+                for h in hits {
+                    println!("{:.4}  {}  {}", h.score, h.file, h.caption);
+                }
+            }
+            Ok(())
+        }
+        Command::Features { captions, images, cache, split, flip, backbone } => {
+            let ds = trainer::data::Dataset::load(&captions)?;
+            let files = ds.image_paths(&images);
+            let spec = CacheSpec { backbone: backbone.backbone, weights: backbone.weights(), split };
+            let device = trainer::default_device();
+            let mut views = vec![View::Original];
+            if flip {
+                views.push(View::Flipped);
+            }
+            for view in views {
+                let f = features::extract(&cache, &spec, view, &files, device)?;
+                let ok = f.ok.iter().filter(|&&o| o).count();
+                tracing::info!("{} view: {ok}/{} images, features {:?}", view.name(), files.len(), f.pooled.size());
+            }
+            Ok(())
+        }
+        Command::Classify { backbone, top, json, images } => {
+            backbone::imagenet::classify_cli(backbone.backbone, backbone.weights.as_deref(), &images, top, json)
+        }
     }
 }

@@ -1,0 +1,189 @@
+//! The VSE evaluation protocol: every caption ranks all images (t2i), every image ranks all captions (i2t,
+//! the rank of its best ground-truth caption). Recalls are percentages; median ranks are 1-based
+//! (`floor(median(0-based ranks)) + 1`, as in the VSE++ code).
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct Metrics {
+    pub t2i_r1: f64,
+    pub t2i_r5: f64,
+    pub t2i_r10: f64,
+    pub i2t_r1: f64,
+    pub i2t_r5: f64,
+    pub i2t_r10: f64,
+    pub t2i_medr: f64,
+    pub i2t_medr: f64,
+    pub rsum: f64,
+}
+
+impl std::fmt::Display for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "t2i R@1/5/10 {:.1}/{:.1}/{:.1} medr {} | i2t R@1/5/10 {:.1}/{:.1}/{:.1} medr {} | rsum {:.1}",
+            self.t2i_r1, self.t2i_r5, self.t2i_r10, self.t2i_medr, self.i2t_r1, self.i2t_r5, self.i2t_r10,
+            self.i2t_medr, self.rsum
+        )
+    }
+}
+
+/// 0-based rank of the target among `scores` (how many score strictly higher; ties favour the target).
+fn rank_of(scores: &[f32], target: usize) -> usize {
+    let s = scores[target];
+    scores.iter().filter(|&&x| x > s).count()
+}
+
+fn summarise(ranks: &[usize]) -> (f64, f64, f64, f64) {
+    let n = ranks.len().max(1) as f64;
+    let r = |k: usize| 100.0 * ranks.iter().filter(|&&x| x < k).count() as f64 / n;
+    let mut sorted = ranks.to_vec();
+    sorted.sort_unstable();
+    let median = if sorted.is_empty() {
+        0.0
+    } else if sorted.len() % 2 == 1 {
+        sorted[sorted.len() / 2] as f64
+    } else {
+        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) as f64 / 2.0
+    };
+    (r(1), r(5), r(10), median.floor() + 1.0)
+}
+
+/// `images`: [N, D], `captions`: [M, D] (both L2-normalised), `caption_image[j]` = index of caption j's image.
+pub fn evaluate(images: &Tensor, captions: &Tensor, caption_image: &[usize]) -> Metrics {
+    let n = images.size()[0] as usize;
+    let m = captions.size()[0] as usize;
+    assert_eq!(m, caption_image.len(), "one image index per caption");
+    let sims = captions.to_kind(Kind::Float).matmul(&images.to_kind(Kind::Float).tr()).contiguous(); // [M, N]
+    let sims: Vec<f32> = Vec::<f32>::try_from(sims.flatten(0, 1)).expect("f32 similarities");
+    let t2i: Vec<usize> = (0..m).map(|j| rank_of(&sims[j * n..(j + 1) * n], caption_image[j])).collect();
+    let mut captions_of = vec![Vec::new(); n];
+    for (j, &i) in caption_image.iter().enumerate() {
+        captions_of[i].push(j);
+    }
+    let i2t: Vec<usize> = (0..n)
+        .filter(|&i| !captions_of[i].is_empty())
+        .map(|i| {
+            let col: Vec<f32> = (0..m).map(|j| sims[j * n + i]).collect();
+            captions_of[i].iter().map(|&j| rank_of(&col, j)).min().unwrap()
+        })
+        .collect();
+    let (t1, t5, t10, tmed) = summarise(&t2i);
+    let (i1, i5, i10, imed) = summarise(&i2t);
+    Metrics {
+        t2i_r1: t1,
+        t2i_r5: t5,
+        t2i_r10: t10,
+        i2t_r1: i1,
+        i2t_r5: i5,
+        i2t_r10: i10,
+        t2i_medr: tmed,
+        i2t_medr: imed,
+        rsum: t1 + t5 + t10 + i1 + i5 + i10,
+    }
+}
+
+/// `trainer eval`: a model directory on a captions file + image folder (features cached under `cache`).
+pub fn evaluate_model_dir(
+    model: &std::path::Path,
+    captions: &std::path::Path,
+    images: &std::path::Path,
+    cache: &std::path::Path,
+    weights: Option<std::path::PathBuf>,
+) -> anyhow::Result<Metrics> {
+    let device = crate::default_device();
+    let loaded = crate::export::load_model_dir(model, device)?;
+    if loaded.dir.image_head.is_none() {
+        anyhow::bail!("{} has no image head; eval needs image_head.safetensors", model.display());
+    }
+    let ds = crate::data::Dataset::load(&[captions.to_path_buf()])?.with_captions()?.truncate_captions(5);
+    let files = ds.image_paths(images);
+    let weights = weights.unwrap_or_else(|| crate::backbone::assets_dir().join(loaded.backbone.default_weights_file()));
+    let spec = crate::features::CacheSpec { backbone: loaded.backbone, weights, split: None };
+    let feats = crate::features::extract(cache, &spec, crate::features::View::Original, &files, device)?;
+    let keep: Vec<usize> = (0..ds.images.len()).filter(|&i| feats.ok[i]).collect();
+    if keep.len() < ds.images.len() {
+        tracing::warn!("{} unreadable images left out of the evaluation", ds.images.len() - keep.len());
+    }
+    let idx = Tensor::from_slice(&keep.iter().map(|&i| i as i64).collect::<Vec<_>>());
+    let imgs = tch::no_grad(|| loaded.model.image.forward(&feats.pooled.index_select(0, &idx).to_device(device)))
+        .to_device(tch::Device::Cpu);
+    let mut seqs = Vec::new();
+    let mut owner = Vec::new();
+    for (row, &i) in keep.iter().enumerate() {
+        for c in &ds.images[i].captions {
+            seqs.push(crate::text::encode(&loaded.vocab, c));
+            owner.push(row);
+        }
+    }
+    let caps = crate::model::encode_texts(&loaded.model.text, &seqs, 256, device);
+    Ok(evaluate(&imgs, &caps, &owner))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds embeddings with known ranks: image i = e_i; a caption that should rank its image at position r
+    /// (0-based) is made to score images 0..r (other than its own) higher.
+    #[test]
+    fn known_ranks() {
+        let n = 20usize;
+        let images = Tensor::eye(n as i64, (Kind::Float, tch::Device::Cpu));
+        // caption j belongs to image j % n (2 captions per image); the first caption of image i has
+        // t2i rank i (0-based): it scores its own image 1.0 and images 0..i at 2.0 (then normalised).
+        let mut rows = Vec::new();
+        let mut owner = Vec::new();
+        for rep in 0..2 {
+            for i in 0..n {
+                let mut v = vec![0f32; n];
+                v[i] = 1.0;
+                if rep == 0 {
+                    for (k, x) in v.iter_mut().enumerate().take(i) {
+                        *x = if k != i { 2.0 } else { 1.0 };
+                    }
+                }
+                // the second caption is perfect (rank 0)
+                rows.extend(v);
+                owner.push(i);
+            }
+        }
+        let caps = Tensor::from_slice(&rows).view([2 * n as i64, n as i64]);
+        let caps = &caps / caps.norm_scalaropt_dim(2, [1], true);
+        let m = evaluate(&images, &caps, &owner);
+        // t2i ranks: first captions 0..19, second captions all 0 -> 40 ranks, R@1 = (1 + 20)/40
+        assert!((m.t2i_r1 - 100.0 * 21.0 / 40.0).abs() < 1e-9, "{m}");
+        assert!((m.t2i_r5 - 100.0 * 25.0 / 40.0).abs() < 1e-9);
+        assert!((m.t2i_r10 - 100.0 * 30.0 / 40.0).abs() < 1e-9);
+        // sorted ranks: 21 zeros, then 1..19 -> median of 0-based (index 19, 20) = (0 + 0)/2 -> medr 1
+        assert_eq!(m.t2i_medr, 1.0);
+        // i2t: each image's perfect caption (score 1.0) is beaten by the first captions of images > i that put
+        // 2.0 / norm on it; norm of first caption of image k is sqrt(4k + 1), so 2/sqrt(4k+1) > 1 iff k < 0.75:
+        // never for k ≥ 1 -> every image ranks its perfect caption first... except ties of equal score 1.0
+        // from image 0's first caption (= e_0): tie favours the target -> all ranks 0.
+        assert_eq!(m.i2t_r1, 100.0);
+        assert!((m.rsum - (m.t2i_r1 + m.t2i_r5 + m.t2i_r10 + 300.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn random_embeddings_are_near_chance_and_perfect_ones_are_perfect() {
+        tch::manual_seed(3);
+        let imgs = crate::model::l2_normalize(&Tensor::randn([100, 32], (Kind::Float, tch::Device::Cpu)));
+        let owner: Vec<usize> = (0..500).map(|j| j / 5).collect();
+        let idx = Tensor::from_slice(&owner.iter().map(|&i| i as i64).collect::<Vec<_>>());
+        let perfect = imgs.index_select(0, &idx);
+        let m = evaluate(&imgs, &perfect, &owner);
+        assert_eq!((m.t2i_r1, m.i2t_r1, m.rsum, m.t2i_medr, m.i2t_medr), (100.0, 100.0, 600.0, 1.0, 1.0));
+        let noise = crate::model::l2_normalize(&Tensor::randn([500, 32], (Kind::Float, tch::Device::Cpu)));
+        let m = evaluate(&imgs, &noise, &owner);
+        assert!(m.t2i_r10 < 25.0 && m.t2i_medr > 20.0, "{m}");
+    }
+
+    #[test]
+    fn summarise_median_is_vse_style() {
+        assert_eq!(summarise(&[0, 1, 2, 3]).3, 2.0); // median 1.5 -> floor 1 -> +1
+        assert_eq!(summarise(&[4]).3, 5.0);
+        assert_eq!(summarise(&[0, 9]).0, 50.0);
+    }
+}

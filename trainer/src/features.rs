@@ -1,0 +1,237 @@
+//! Frozen-backbone feature cache on disk.
+//!
+//! For every image (and optionally its horizontal flip, a free augmentation for captions) the backbone runs
+//! once; we store the pooled features (`pooled`, f32 [n, C]) and the activations at a split point `k`
+//! (`act`, f16 [n, C_k, h, w], the input of stage k) so that stages `k..` can later be fine-tuned on the cache.
+//! The cache is a folder of part files of `PART` images each, written atomically (temp + rename), so a
+//! killed extraction resumes where it stopped. Its key hashes the backbone, weights file, split, view and
+//! the ordered list of image files.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+use tch::{Kind, Tensor};
+
+use crate::backbone::{self, preprocess, Backbone, BackboneKind};
+
+/// Images per part file.
+pub const PART: usize = 256;
+/// Images per forward pass.
+const BATCH: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Original,
+    Flipped,
+}
+
+impl View {
+    pub fn name(self) -> &'static str {
+        match self {
+            View::Original => "orig",
+            View::Flipped => "flip",
+        }
+    }
+}
+
+/// What to extract.
+#[derive(Debug, Clone)]
+pub struct CacheSpec {
+    pub backbone: BackboneKind,
+    pub weights: PathBuf,
+    /// Split point for cached activations (`None`: pooled features only).
+    pub split: Option<usize>,
+}
+
+/// The features of one image set and view, in image order.
+pub struct Features {
+    /// [N, C] f32
+    pub pooled: Tensor,
+    /// [N, C_k, h, w] f16 when a split was cached
+    pub act: Option<Tensor>,
+    /// false for images that could not be decoded (their rows are zero)
+    pub ok: Vec<bool>,
+}
+
+fn cache_key(spec: &CacheSpec, view: View, files: &[PathBuf]) -> Result<String> {
+    let meta = std::fs::metadata(&spec.weights)
+        .with_context(|| format!("cannot read backbone weights {} (run scripts/setup.sh or pass --weights)", spec.weights.display()))?;
+    let mut h = Sha256::new();
+    h.update(format!("{}|{}|{:?}|{}|", spec.backbone.as_str(), meta.len(), spec.split, view.name()));
+    for f in files {
+        h.update(f.to_string_lossy().as_bytes());
+        h.update(b"\n");
+    }
+    Ok(h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The folder that holds (or will hold) the cache of `files` under `cache_dir`.
+pub fn cache_folder(cache_dir: &Path, spec: &CacheSpec, view: View, files: &[PathBuf]) -> Result<PathBuf> {
+    let split = spec.split.map(|k| format!("-k{k}")).unwrap_or_default();
+    Ok(cache_dir.join(format!("{}{}-{}-{}", spec.backbone.as_str(), split, view.name(), cache_key(spec, view, files)?)))
+}
+
+fn part_path(folder: &Path, i: usize) -> PathBuf {
+    folder.join(format!("part-{i:05}.safetensors"))
+}
+
+/// Loads the backbone (frozen, eval mode) from its weights.
+pub fn load_backbone(spec: &CacheSpec, device: tch::Device) -> Result<(tch::nn::VarStore, Box<dyn Backbone>)> {
+    let mut vs = tch::nn::VarStore::new(device);
+    let net = backbone::load(spec.backbone, &spec.weights, &vs.root())?;
+    vs.freeze();
+    Ok((vs, net))
+}
+
+/// Extracts (or loads from the cache) the features of `files` for `view`. Broken images are zero rows with
+/// `ok = false`, reported in the log.
+pub fn extract(cache_dir: &Path, spec: &CacheSpec, view: View, files: &[PathBuf], device: tch::Device) -> Result<Features> {
+    let folder = cache_folder(cache_dir, spec, view, files)?;
+    std::fs::create_dir_all(&folder).with_context(|| format!("cannot create feature cache {}", folder.display()))?;
+    let parts = files.len().div_ceil(PART);
+    let missing: Vec<usize> = (0..parts).filter(|&i| !part_path(&folder, i).is_file()).collect();
+    if !missing.is_empty() {
+        let (_vs, net) = load_backbone(spec, device)?;
+        let bar = ProgressBar::new((missing.len() * PART).min(files.len()) as u64).with_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} images {per_sec} eta {eta}").unwrap(),
+        );
+        bar.set_message(format!("features {} {}", spec.backbone.as_str(), view.name()));
+        for &i in &missing {
+            let chunk = &files[i * PART..((i + 1) * PART).min(files.len())];
+            let tensors = extract_part(net.as_ref(), spec.split, view, chunk, device, &bar)?;
+            let path = part_path(&folder, i);
+            let tmp = path.with_extension("tmp");
+            Tensor::write_safetensors(&tensors, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &path)?;
+        }
+        bar.finish();
+    }
+    load_parts(&folder, parts, files)
+}
+
+fn extract_part(
+    net: &dyn Backbone,
+    split: Option<usize>,
+    view: View,
+    files: &[PathBuf],
+    device: tch::Device,
+    bar: &ProgressBar,
+) -> Result<Vec<(String, Tensor)>> {
+    let prep = preprocess::Preprocess::for_backbone(net.kind());
+    let size = prep.size;
+    let mut pooled = Vec::new();
+    let mut acts = Vec::new();
+    let mut ok = Vec::new();
+    for chunk in files.chunks(BATCH) {
+        let inputs: Vec<Tensor> = chunk
+            .iter()
+            .map(|p| match prep.load(p) {
+                Ok(t) => {
+                    ok.push(1u8);
+                    t
+                }
+                Err(e) => {
+                    tracing::warn!("skipping broken image: {e}");
+                    ok.push(0u8);
+                    Tensor::zeros([3, size as i64, size as i64], (Kind::Float, tch::Device::Cpu))
+                }
+            })
+            .collect();
+        let mut x = Tensor::stack(&inputs, 0).to_device(device);
+        if view == View::Flipped {
+            x = x.flip([3]);
+        }
+        tch::no_grad(|| {
+            let k = split.unwrap_or(0);
+            let a = net.stem_to(&x, k, false);
+            let grid = net.stages_from(&a, k, false);
+            pooled.push(backbone::global_avg_pool(&grid).to_kind(Kind::Float).to_device(tch::Device::Cpu));
+            if split.is_some() {
+                acts.push(a.contiguous().to_kind(Kind::Half).to_device(tch::Device::Cpu));
+            }
+        });
+        bar.inc(chunk.len() as u64);
+    }
+    let mut out = vec![
+        ("pooled".to_string(), Tensor::cat(&pooled, 0)),
+        ("ok".to_string(), Tensor::from_slice(&ok)),
+    ];
+    if !acts.is_empty() {
+        out.push(("act".to_string(), Tensor::cat(&acts, 0)));
+    }
+    Ok(out)
+}
+
+fn load_parts(folder: &Path, parts: usize, files: &[PathBuf]) -> Result<Features> {
+    let mut pooled = Vec::new();
+    let mut acts = Vec::new();
+    let mut ok = Vec::new();
+    for i in 0..parts {
+        let path = part_path(folder, i);
+        let tensors = Tensor::read_safetensors(&path)
+            .with_context(|| format!("corrupt feature cache part {} (delete it to re-extract)", path.display()))?;
+        for (name, t) in tensors {
+            match name.as_str() {
+                "pooled" => pooled.push(t),
+                "act" => acts.push(t),
+                "ok" => ok.extend(Vec::<u8>::try_from(&t)?.into_iter().map(|b| b != 0)),
+                _ => {}
+            }
+        }
+    }
+    let pooled = Tensor::cat(&pooled, 0);
+    if pooled.size()[0] as usize != files.len() || ok.len() != files.len() {
+        bail!("feature cache {} holds {} rows for {} images (delete the folder to re-extract)", folder.display(), pooled.size()[0], files.len());
+    }
+    let broken: Vec<&Path> = files.iter().zip(&ok).filter(|(_, &o)| !o).map(|(f, _)| f.as_path()).collect();
+    if !broken.is_empty() {
+        tracing::warn!("{} unreadable images skipped, e.g. {}", broken.len(), broken[0].display());
+    }
+    Ok(Features { pooled, act: (!acts.is_empty()).then(|| Tensor::cat(&acts, 0)), ok })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Extraction on a few real photos: cached == recomputed, broken files flagged, resume after a lost part.
+    #[test]
+    fn cache_is_resumable_and_flags_broken_images() {
+        let assets = backbone::assets_dir();
+        let weights = assets.join("efficientnet_lite0.safetensors");
+        let photos = assets.join("photos");
+        if !weights.is_file() || !photos.is_dir() {
+            eprintln!("skipping: Lite0 weights / photos not installed (scripts/setup.sh)");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("imgpick-features-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let broken = dir.join("broken.jpg");
+        std::fs::write(&broken, b"not a jpeg").unwrap();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&photos).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        files.truncate(2);
+        files.push(broken);
+        let spec = CacheSpec { backbone: BackboneKind::EfficientnetLite0, weights, split: Some(6) };
+        let a = extract(&dir, &spec, View::Original, &files, tch::Device::Cpu).unwrap();
+        assert_eq!(a.ok, vec![true, true, false]);
+        assert_eq!(a.pooled.size(), vec![3, 1280]);
+        assert_eq!(a.act.as_ref().unwrap().size(), vec![3, 192, 7, 7]);
+        // pooled == head(stages_from(act)) within f16 rounding of the cached activations
+        let (_vs, net) = load_backbone(&spec, tch::Device::Cpu).unwrap();
+        let re = tch::no_grad(|| backbone::global_avg_pool(&net.stages_from(&a.act.as_ref().unwrap().to_kind(Kind::Float), 6, false)));
+        let d = (&re - &a.pooled).abs().max().double_value(&[]);
+        assert!(d < 0.05, "recomputed pooled differs by {d}");
+        // losing the part file re-extracts it with the same result
+        let folder = cache_folder(&dir, &spec, View::Original, &files).unwrap();
+        std::fs::remove_file(part_path(&folder, 0)).unwrap();
+        let b = extract(&dir, &spec, View::Original, &files, tch::Device::Cpu).unwrap();
+        assert!((&a.pooled - &b.pooled).abs().max().double_value(&[]) < 1e-6);
+        let flip = extract(&dir, &spec, View::Flipped, &files, tch::Device::Cpu).unwrap();
+        assert!((&a.pooled - &flip.pooled).abs().max().double_value(&[]) > 1e-3, "flipped view differs");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,308 @@
+//! The joint embedding: text encoder (embedding → LSTM → pooling → proj → L2) and image head (proj → L2).
+//!
+//! Tensor names follow the model-directory contract in `wasm-model/README.md` (PyTorch `nn.LSTM` naming, gate
+//! order i, f, g, o), so export is a rename-free dump of the `text.` and `image.` sub-trees of the VarStore.
+//! Each LSTM direction runs as its own one-layer fused `lstm` call: with right-padded batches the backward
+//! direction is fed each caption reversed *within its own length*, so padding never leaks into a valid output.
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Kind, Tensor};
+
+use crate::text::{PAD_ID, UNK_ID};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    Last,
+    Mean,
+    Max,
+}
+
+impl Pooling {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::Last => "last",
+            Pooling::Mean => "mean",
+            Pooling::Max => "max",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextConfig {
+    pub vocab_size: i64,
+    pub word_dim: i64,
+    pub hidden_dim: i64,
+    pub layers: i64,
+    pub bidirectional: bool,
+    pub pooling: Pooling,
+}
+
+struct Direction {
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor,
+    b_hh: Tensor,
+}
+
+pub struct TextEncoder {
+    pub config: TextConfig,
+    pub embedding: Tensor,
+    /// layers × directions
+    lstm: Vec<Vec<Direction>>,
+    proj: nn::Linear,
+}
+
+impl TextEncoder {
+    /// Creates the variables under `path` (`embedding.weight`, `lstm.*`, `proj.*`).
+    pub fn new(path: &nn::Path, config: &TextConfig, embed_dim: i64) -> Self {
+        let c = config;
+        let embedding = path.sub("embedding").var("weight", &[c.vocab_size, c.word_dim], nn::Init::Randn { mean: 0., stdev: 0.3 });
+        let dirs = if c.bidirectional { 2 } else { 1 };
+        let h = c.hidden_dim;
+        // PyTorch's LSTM init: U(-1/sqrt(H), 1/sqrt(H)) for every tensor.
+        let bound = 1.0 / (h as f64).sqrt();
+        let init = nn::Init::Uniform { lo: -bound, up: bound };
+        let lp = path.sub("lstm");
+        let lstm = (0..c.layers)
+            .map(|k| {
+                let input = if k == 0 { c.word_dim } else { h * dirs };
+                (0..dirs)
+                    .map(|d| {
+                        let s = if d == 1 { "_reverse" } else { "" };
+                        Direction {
+                            w_ih: lp.var(&format!("weight_ih_l{k}{s}"), &[4 * h, input], init),
+                            w_hh: lp.var(&format!("weight_hh_l{k}{s}"), &[4 * h, h], init),
+                            b_ih: lp.var(&format!("bias_ih_l{k}{s}"), &[4 * h], init),
+                            b_hh: lp.var(&format!("bias_hh_l{k}{s}"), &[4 * h], init),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let proj = nn::linear(path.sub("proj"), h * dirs, embed_dim, Default::default());
+        TextEncoder { config: config.clone(), embedding, lstm, proj }
+    }
+
+    /// Copies GloVe-initialised rows into the embedding.
+    pub fn init_embedding(&mut self, rows: &[f32]) {
+        let t = Tensor::from_slice(rows).reshape([self.config.vocab_size, self.config.word_dim]).to_device(self.embedding.device());
+        tch::no_grad(|| self.embedding.copy_(&t));
+    }
+
+    /// `ids`: [B, T] int64, right-padded with `<pad>`; `lens`: [B] int64 (≥ 1). Returns L2-normalised [B, D].
+    /// `word_dropout` (training only) replaces tokens by `<unk>` with that probability.
+    pub fn forward(&self, ids: &Tensor, lens: &Tensor, word_dropout: f64) -> Tensor {
+        let (b, t) = ids.size2().unwrap();
+        let device = ids.device();
+        let steps = Tensor::arange(t, (Kind::Int64, device)).unsqueeze(0); // [1, T]
+        let lens_col = lens.unsqueeze(1); // [B, 1]
+        let mask = steps.lt_tensor(&lens_col); // [B, T] valid positions
+        let mut ids = ids.shallow_clone();
+        if word_dropout > 0.0 {
+            let drop = Tensor::rand([b, t], (Kind::Float, device)).lt(word_dropout).logical_and(&mask);
+            ids = ids.where_self(&drop.logical_not(), &Tensor::from(UNK_ID).to_device(device));
+        }
+        // Index that reverses each row within its length and leaves padding in place (an involution).
+        let rev = (&lens_col - 1 - &steps).where_self(&mask, &steps); // [B, T]
+        let mut x = Tensor::embedding(&self.embedding, &ids, PAD_ID, false, false); // [B, T, E]
+        for layer in &self.lstm {
+            let outs: Vec<Tensor> = layer
+                .iter()
+                .enumerate()
+                .map(|(d, w)| {
+                    let input = if d == 1 { gather_time(&x, &rev) } else { x.shallow_clone() };
+                    let out = run_direction(&input, w, self.config.hidden_dim);
+                    if d == 1 {
+                        gather_time(&out, &rev)
+                    } else {
+                        out
+                    }
+                })
+                .collect();
+            x = Tensor::cat(&outs, 2);
+        }
+        let h = self.config.hidden_dim;
+        let pooled = match self.config.pooling {
+            Pooling::Last => {
+                // forward: output at len-1; backward: its state after reading the first token = output at 0.
+                let last = (lens - 1).view([b, 1, 1]).expand([b, 1, h], false);
+                let fwd = x.narrow(2, 0, h).gather(1, &last, false).squeeze_dim(1);
+                if self.config.bidirectional {
+                    let bwd = x.narrow(2, h, h).select(1, 0);
+                    Tensor::cat(&[fwd, bwd], 1)
+                } else {
+                    fwd
+                }
+            }
+            Pooling::Mean => {
+                let m = mask.unsqueeze(2).to_kind(x.kind());
+                (&x * &m).sum_dim_intlist(1, false, x.kind()) / lens.unsqueeze(1).to_kind(x.kind())
+            }
+            Pooling::Max => {
+                let m = mask.unsqueeze(2);
+                x.masked_fill(&m.logical_not(), f64::NEG_INFINITY).amax(1, false)
+            }
+        };
+        l2_normalize(&pooled.apply(&self.proj))
+    }
+}
+
+fn gather_time(x: &Tensor, index: &Tensor) -> Tensor {
+    let (b, t, c) = x.size3().unwrap();
+    x.gather(1, &index.unsqueeze(2).expand([b, t, c], false), false)
+}
+
+fn run_direction(x: &Tensor, w: &Direction, hidden: i64) -> Tensor {
+    let b = x.size()[0];
+    let zeros = Tensor::zeros([1, b, hidden], (x.kind(), x.device()));
+    let params = [&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh];
+    let (out, _, _) = x.lstm(&[&zeros, &zeros], &params, true, 1, 0.0, false, false, true);
+    out
+}
+
+pub fn l2_normalize(x: &Tensor) -> Tensor {
+    x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
+}
+
+/// The image head: a linear projection of pooled backbone features into the joint space.
+pub struct ImageHead {
+    proj: nn::Linear,
+}
+
+impl ImageHead {
+    pub fn new(path: &nn::Path, feature_dim: i64, embed_dim: i64) -> Self {
+        ImageHead { proj: nn::linear(path.sub("proj"), feature_dim, embed_dim, Default::default()) }
+    }
+
+    pub fn forward(&self, features: &Tensor) -> Tensor {
+        l2_normalize(&features.apply(&self.proj))
+    }
+}
+
+/// Both encoders in one VarStore: variables `text.*` and `image.*`.
+pub struct JointModel {
+    pub text: TextEncoder,
+    pub image: ImageHead,
+    pub embed_dim: i64,
+    pub feature_dim: i64,
+}
+
+impl JointModel {
+    pub fn new(vs: &nn::VarStore, text: &TextConfig, feature_dim: i64, embed_dim: i64) -> Self {
+        let root = vs.root();
+        JointModel {
+            text: TextEncoder::new(&root.sub("text"), text, embed_dim),
+            image: ImageHead::new(&root.sub("image"), feature_dim, embed_dim),
+            embed_dim,
+            feature_dim,
+        }
+    }
+}
+
+/// Pads token-id lists into ([B, T] ids, [B] lengths) on `device`.
+pub fn pad_batch(seqs: &[&[i64]], device: tch::Device) -> (Tensor, Tensor) {
+    let t = seqs.iter().map(|s| s.len()).max().unwrap_or(1).max(1);
+    let mut flat = vec![PAD_ID; seqs.len() * t];
+    let mut lens = Vec::with_capacity(seqs.len());
+    for (i, s) in seqs.iter().enumerate() {
+        let s: &[i64] = if s.is_empty() { &[UNK_ID] } else { s };
+        flat[i * t..i * t + s.len()].copy_from_slice(s);
+        lens.push(s.len() as i64);
+    }
+    (
+        Tensor::from_slice(&flat).view([seqs.len() as i64, t as i64]).to_device(device),
+        Tensor::from_slice(&lens).to_device(device),
+    )
+}
+
+/// Encodes many token lists in batches (no grad, eval mode); returns [N, D] on CPU.
+pub fn encode_texts(enc: &TextEncoder, seqs: &[Vec<i64>], batch: usize, device: tch::Device) -> Tensor {
+    tch::no_grad(|| {
+        let parts: Vec<Tensor> = seqs
+            .chunks(batch.max(1))
+            .map(|chunk| {
+                let refs: Vec<&[i64]> = chunk.iter().map(|s| s.as_slice()).collect();
+                let (ids, lens) = pad_batch(&refs, device);
+                enc.forward(&ids, &lens, 0.0).to_device(tch::Device::Cpu)
+            })
+            .collect();
+        if parts.is_empty() {
+            Tensor::zeros([0, enc.proj.ws.size()[0]], (Kind::Float, tch::Device::Cpu))
+        } else {
+            Tensor::cat(&parts, 0)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(bi: bool, pooling: Pooling, layers: i64) -> TextConfig {
+        TextConfig { vocab_size: 20, word_dim: 6, hidden_dim: 5, layers, bidirectional: bi, pooling }
+    }
+
+    /// Padding must not change any caption's vector: batch encoding == one-by-one encoding.
+    #[test]
+    fn padding_does_not_leak() {
+        tch::manual_seed(0);
+        for (bi, pooling, layers) in
+            [(false, Pooling::Last, 1), (true, Pooling::Last, 2), (true, Pooling::Mean, 1), (true, Pooling::Max, 2)]
+        {
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            let enc = TextEncoder::new(&vs.root(), &cfg(bi, pooling, layers), 4);
+            let seqs: Vec<Vec<i64>> = vec![vec![3, 4, 5, 6, 7], vec![8], vec![9, 10, 2], vec![]];
+            let batch = encode_texts(&enc, &seqs, 8, tch::Device::Cpu);
+            for (i, s) in seqs.iter().enumerate() {
+                let one = encode_texts(&enc, std::slice::from_ref(s), 1, tch::Device::Cpu);
+                let diff = (batch.get(i as i64) - one.get(0)).abs().max().double_value(&[]);
+                assert!(diff < 1e-6, "{bi} {pooling:?} {layers}: row {i} differs by {diff}");
+            }
+            let norms = batch.norm_scalaropt_dim(2, [1], false);
+            assert!((norms - 1.0).abs().max().double_value(&[]) < 1e-5);
+        }
+    }
+
+    /// Variable names are the model-directory contract's.
+    #[test]
+    fn variable_names_follow_the_contract() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let _m = JointModel::new(&vs, &cfg(true, Pooling::Mean, 1), 7, 4);
+        let mut names: Vec<String> = vs.variables().into_keys().collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "image.proj.bias", "image.proj.weight", "text.embedding.weight", "text.lstm.bias_hh_l0",
+                "text.lstm.bias_hh_l0_reverse", "text.lstm.bias_ih_l0", "text.lstm.bias_ih_l0_reverse",
+                "text.lstm.weight_hh_l0", "text.lstm.weight_hh_l0_reverse", "text.lstm.weight_ih_l0",
+                "text.lstm.weight_ih_l0_reverse", "text.proj.bias", "text.proj.weight"
+            ]
+        );
+        assert_eq!(vs.variables()["text.lstm.weight_ih_l0"].size(), vec![20, 6]);
+    }
+
+    /// The "last" pooling of a one-direction LSTM equals tch's own nn::lstm final state on the same weights.
+    #[test]
+    fn matches_reference_lstm() {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let c = TextConfig { vocab_size: 10, word_dim: 3, hidden_dim: 4, layers: 1, bidirectional: true, pooling: Pooling::Last };
+        let enc = TextEncoder::new(&vs.root(), &c, 8);
+        let ids = Tensor::from_slice(&[2i64, 3, 4]).view([1, 3]);
+        let x = Tensor::embedding(&enc.embedding, &ids, PAD_ID, false, false);
+        let vars = vs.variables();
+        let p: Vec<Tensor> = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_ih_l0_reverse",
+            "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse"]
+            .iter()
+            .map(|n| vars[&format!("lstm.{n}")].shallow_clone())
+            .collect();
+        let z = Tensor::zeros([2, 1, 4], (Kind::Float, tch::Device::Cpu));
+        let pr: Vec<&Tensor> = p.iter().collect();
+        let (_, h, _) = x.lstm(&[&z, &z], &pr, true, 1, 0.0, false, true, true);
+        let want = l2_normalize(&Tensor::cat(&[h.get(0), h.get(1)], 1).apply(&enc.proj));
+        let got = enc.forward(&ids, &Tensor::from_slice(&[3i64]), 0.0);
+        assert!((got - want).abs().max().double_value(&[]) < 1e-6);
+    }
+}

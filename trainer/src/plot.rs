@@ -1,0 +1,92 @@
+//! The training curve: train loss and val recall per epoch, as an SVG (plotters' SVG backend needs no fonts).
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+
+use crate::train::EpochLog;
+
+/// Draws loss (left) and val R@1/R@10/rsum/6 (right) per epoch into `path` (written atomically).
+pub fn training_curve(history: &[EpochLog], path: &Path) -> Result<()> {
+    if history.is_empty() {
+        return Ok(());
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (960, 400)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let (left, right) = root.split_horizontally(480);
+        let epochs = history.len() as f64;
+        let x_range = 0.5..epochs + 0.5;
+
+        let max_loss = history.iter().map(|h| h.train_loss).fold(0.0f64, f64::max).max(1e-6) * 1.1;
+        let mut chart = ChartBuilder::on(&left)
+            .caption("train loss", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(x_range.clone(), 0.0..max_loss)
+            .map_err(|e| anyhow!("{e}"))?;
+        chart.configure_mesh().x_desc("epoch").draw().map_err(|e| anyhow!("{e}"))?;
+        chart
+            .draw_series(LineSeries::new(history.iter().map(|h| (h.epoch as f64, h.train_loss)), &BLUE))
+            .map_err(|e| anyhow!("{e}"))?;
+
+        let mut chart = ChartBuilder::on(&right)
+            .caption("val recall (%)", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(40)
+            .build_cartesian_2d(x_range, 0.0..100.0)
+            .map_err(|e| anyhow!("{e}"))?;
+        chart.configure_mesh().x_desc("epoch").draw().map_err(|e| anyhow!("{e}"))?;
+        let series: [(&str, RGBColor, fn(&EpochLog) -> f64); 5] = [
+            ("t2i R@1", RED, |h| h.val.t2i_r1),
+            ("t2i R@10", MAGENTA, |h| h.val.t2i_r10),
+            ("i2t R@1", BLUE, |h| h.val.i2t_r1),
+            ("i2t R@10", CYAN, |h| h.val.i2t_r10),
+            ("rsum / 6", BLACK, |h| h.val.rsum / 6.0),
+        ];
+        for (name, color, f) in series {
+            chart
+                .draw_series(LineSeries::new(history.iter().map(|h| (h.epoch as f64, f(h))), color))
+                .map_err(|e| anyhow!("{e}"))?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        root.present().map_err(|e| anyhow!("{e}"))?;
+    }
+    crate::write_atomic(path, svg.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::Metrics;
+
+    #[test]
+    fn draws_an_svg_with_every_series() {
+        let history: Vec<EpochLog> = (1..=3)
+            .map(|e| EpochLog {
+                epoch: e,
+                train_loss: 10.0 / e as f64,
+                val: Metrics { t2i_r1: e as f64, t2i_r10: 10.0 * e as f64, rsum: 60.0 * e as f64, ..Default::default() },
+                seconds: 1.0,
+            })
+            .collect();
+        let path = std::env::temp_dir().join(format!("imgpick-curve-{}.svg", std::process::id()));
+        training_curve(&history, &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("t2i R@1") && svg.contains("rsum / 6"));
+        assert!(svg.matches("<polyline").count() >= 6, "one line per series");
+    }
+}

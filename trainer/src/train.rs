@@ -1,0 +1,563 @@
+//! Training on cached backbone features: typed config, Adam with per-group learning rates, warm-up → cosine
+//! LR schedule, global-norm gradient clipping, fixed seeds, atomic per-epoch checkpoints with optimizer state
+//! (so `--resume` continues a killed run exactly at the last finished epoch), best epoch kept by val rsum.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::backbone::BackboneKind;
+use crate::data::Dataset;
+use crate::eval::{evaluate, Metrics};
+use crate::features::{self, CacheSpec, View};
+use crate::loss::{contrastive, Loss};
+use crate::model::{encode_texts, pad_batch, JointModel, Pooling, TextConfig};
+use crate::text::{self, Glove, Vocab};
+
+/// Everything that defines a run; saved with every checkpoint and into the exported manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub train_captions: Vec<PathBuf>,
+    pub val_captions: PathBuf,
+    pub images: PathBuf,
+    pub backbone: BackboneKind,
+    pub backbone_weights: PathBuf,
+    pub glove: PathBuf,
+    pub cache_dir: PathBuf,
+    pub use_flips: bool,
+    pub min_count: usize,
+    pub vocab_size: usize,
+    pub embed_dim: i64,
+    pub hidden_dim: i64,
+    pub layers: i64,
+    pub bidirectional: bool,
+    pub pooling: Pooling,
+    pub word_dropout: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    /// Multiplier of `lr` for the word embeddings (0 freezes GloVe).
+    pub embedding_lr_scale: f64,
+    pub weight_decay: f64,
+    pub lr_warmup_steps: usize,
+    pub grad_clip: f64,
+    /// `vse` (sum of negatives during `warmup_epochs`, then hardest) or `infonce`.
+    pub loss: String,
+    pub margin: f64,
+    pub tau: f64,
+    pub warmup_epochs: usize,
+    pub seed: u64,
+}
+
+/// One epoch's record (the training curve).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val: Metrics,
+    pub seconds: f64,
+}
+
+/// `state.json` beside the checkpoint: where the run is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    pub config: Config,
+    pub epochs_done: usize,
+    pub step: usize,
+    pub best_epoch: Option<usize>,
+    pub best_rsum: f64,
+    pub history: Vec<EpochLog>,
+}
+
+pub const STATE_FILE: &str = "state.json";
+pub const LAST_CKPT: &str = "last.safetensors";
+pub const BEST_CKPT: &str = "best.safetensors";
+pub const VOCAB_FILE: &str = "vocab.txt";
+
+/// Image-side training data: pooled features per view, and caption ids with their image index.
+pub struct PairData {
+    pub views: Vec<Tensor>,
+    pub captions: Vec<Vec<i64>>,
+    pub caption_image: Vec<usize>,
+    pub image_ids: Vec<i64>,
+}
+
+impl PairData {
+    pub fn load(cfg: &Config, captions: &[PathBuf], vocab: &Vocab, flips: bool, device: Device) -> Result<Self> {
+        let ds = Dataset::load(captions)?.with_captions()?;
+        let files = ds.image_paths(&cfg.images);
+        let spec = CacheSpec { backbone: cfg.backbone, weights: cfg.backbone_weights.clone(), split: None };
+        let mut views = vec![View::Original];
+        if flips {
+            views.push(View::Flipped);
+        }
+        let mut feats = Vec::new();
+        let mut ok = vec![true; files.len()];
+        for v in views {
+            let f = features::extract(&cfg.cache_dir, &spec, v, &files, device)?;
+            for (o, fo) in ok.iter_mut().zip(&f.ok) {
+                *o &= *fo;
+            }
+            feats.push(f.pooled.to_device(device));
+        }
+        let mut captions = Vec::new();
+        let mut caption_image = Vec::new();
+        for (c, i) in ds.pairs() {
+            if ok[i] {
+                captions.push(text::encode(vocab, c));
+                caption_image.push(i);
+            }
+        }
+        let skipped = ok.iter().filter(|o| !**o).count();
+        if skipped > 0 {
+            tracing::warn!("{skipped} unreadable images (and their captions) left out");
+        }
+        Ok(PairData { views: feats, captions, caption_image, image_ids: ds.images.iter().map(|im| im.id as i64).collect() })
+    }
+
+    /// Validation set in the VSE protocol (5 captions per image).
+    pub fn load_val(cfg: &Config, vocab: &Vocab, device: Device) -> Result<Self> {
+        let ds = Dataset::load(std::slice::from_ref(&cfg.val_captions))?.with_captions()?.truncate_captions(5);
+        let tmp = std::env::temp_dir().join(format!("imgpick-val-{}.json", std::process::id()));
+        // Reuse `load` (cache, broken-image handling) on the truncated set.
+        let json = serde_json::json!({
+            "images": ds.images.iter().map(|im| serde_json::json!({"id": im.id, "file_name": im.file_name})).collect::<Vec<_>>(),
+            "annotations": ds.images.iter().flat_map(|im| im.captions.iter().map(move |c| serde_json::json!({"image_id": im.id, "caption": c}))).collect::<Vec<_>>(),
+        });
+        std::fs::write(&tmp, serde_json::to_vec(&json)?)?;
+        let r = Self::load(cfg, &[tmp.clone()], vocab, false, device);
+        let _ = std::fs::remove_file(&tmp);
+        r
+    }
+}
+
+/// Metrics of `model` on `data` (first view).
+pub fn validate(model: &JointModel, data: &PairData, device: Device) -> Metrics {
+    let imgs = tch::no_grad(|| model.image.forward(&data.views[0])).to_device(Device::Cpu);
+    let caps = encode_texts(&model.text, &data.captions, 256, device);
+    evaluate(&imgs, &caps, &data.caption_image)
+}
+
+/// Adam with decoupled weight decay, state saved in checkpoints (tch's optimizer state cannot be saved).
+struct Adam {
+    params: Vec<(String, Tensor, f64)>, // name, variable, lr scale
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+}
+
+impl Adam {
+    fn new(vs: &nn::VarStore, embedding_lr_scale: f64) -> Self {
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let params: Vec<(String, Tensor, f64)> = vars
+            .into_iter()
+            .map(|(n, t)| {
+                let scale = if n == "text.embedding.weight" { embedding_lr_scale } else { 1.0 };
+                (n, t, scale)
+            })
+            .collect();
+        let m = params.iter().map(|(_, t, _)| t.zeros_like()).collect();
+        let v = params.iter().map(|(_, t, _)| t.zeros_like()).collect();
+        Adam { params, m, v, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+    }
+
+    fn zero_grad(&self) {
+        for (_, p, _) in &self.params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.detach_().zero_();
+            }
+        }
+    }
+
+    /// Clips gradients to a global L2 norm; returns the norm before clipping.
+    fn clip(&self, max_norm: f64) -> f64 {
+        let grads: Vec<Tensor> = self.params.iter().map(|(_, p, _)| p.grad()).filter(|g| g.defined()).collect();
+        let norm = grads.iter().map(|g| g.pow_tensor_scalar(2).sum(Kind::Float).double_value(&[])).sum::<f64>().sqrt();
+        if max_norm > 0.0 && norm > max_norm {
+            let s = max_norm / (norm + 1e-6);
+            tch::no_grad(|| {
+                for g in &grads {
+                    let _ = g.shallow_clone().g_mul_scalar_(s);
+                }
+            });
+        }
+        norm
+    }
+
+    fn step(&mut self, lr: f64, weight_decay: f64, t: usize) {
+        let (b1, b2) = (self.beta1, self.beta2);
+        let bc1 = 1.0 - b1.powi(t as i32);
+        let bc2 = 1.0 - b2.powi(t as i32);
+        tch::no_grad(|| {
+            for (i, (_, p, scale)) in self.params.iter().enumerate() {
+                let g = p.grad();
+                if !g.defined() || *scale == 0.0 {
+                    continue;
+                }
+                let lr = lr * scale;
+                let _ = self.m[i].g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
+                let _ = self.v[i].g_mul_scalar_(b2).g_add_(&(&g * &g * (1.0 - b2)));
+                let denom = (&self.v[i] / bc2).sqrt() + self.eps;
+                let update = (&self.m[i] / bc1) / denom;
+                let mut p = p.shallow_clone();
+                if weight_decay > 0.0 && p.dim() > 1 {
+                    let _ = p.g_mul_scalar_(1.0 - lr * weight_decay);
+                }
+                let _ = p.g_add_(&(update * -lr));
+            }
+        });
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (i, (n, _, _)) in self.params.iter().enumerate() {
+            out.push((format!("adam_m.{n}"), self.m[i].shallow_clone()));
+            out.push((format!("adam_v.{n}"), self.v[i].shallow_clone()));
+        }
+        out
+    }
+}
+
+fn lr_at(cfg: &Config, step: usize, total: usize) -> f64 {
+    if step < cfg.lr_warmup_steps {
+        return cfg.lr * (step + 1) as f64 / cfg.lr_warmup_steps as f64;
+    }
+    // cosine decay to 5% of the peak over the run
+    let p = (step - cfg.lr_warmup_steps) as f64 / (total.saturating_sub(cfg.lr_warmup_steps)).max(1) as f64;
+    cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * p.min(1.0)).cos()))
+}
+
+fn loss_for_epoch(cfg: &Config, epoch: usize) -> Result<Loss> {
+    Ok(match cfg.loss.as_str() {
+        "vse" => Loss::Vse { margin: cfg.margin, hardest: epoch >= cfg.warmup_epochs },
+        "infonce" => Loss::InfoNce { tau: cfg.tau },
+        other => bail!("unknown loss {other:?}: use vse or infonce"),
+    })
+}
+
+/// Deterministic permutation for (seed, epoch): resuming at an epoch boundary replays the same order.
+fn permutation(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut s = seed ^ (epoch as u64).wrapping_mul(0x9E3779B97F4A7C15) ^ 0xD1B54A32D192ED03;
+    for i in (1..n).rev() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        idx.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+    idx
+}
+
+fn save_checkpoint(vs: &nn::VarStore, adam: Option<&Adam>, path: &Path) -> Result<()> {
+    let mut tensors: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    if let Some(a) = adam {
+        tensors.extend(a.state());
+    }
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let tmp = path.with_extension("safetensors.tmp");
+    Tensor::write_safetensors(&tensors, &tmp).with_context(|| format!("writing checkpoint {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Loads model variables (and Adam state if present and wanted) from a checkpoint.
+pub(crate) fn load_checkpoint(vs: &mut nn::VarStore, path: &Path, adam: Option<&mut Adam>) -> Result<()> {
+    let tensors = Tensor::read_safetensors(path)
+        .with_context(|| format!("cannot read checkpoint {} (is the run folder complete?)", path.display()))?;
+    let map: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
+    tch::no_grad(|| -> Result<()> {
+        for (name, mut var) in vs.variables() {
+            let t = map.get(&name).with_context(|| format!("checkpoint {} lacks tensor {name}", path.display()))?;
+            if t.size() != var.size() {
+                bail!("checkpoint {}: {name} has shape {:?}, model expects {:?} (different config?)", path.display(), t.size(), var.size());
+            }
+            var.copy_(t);
+        }
+        if let Some(a) = adam {
+            for (i, (n, _, _)) in a.params.iter().enumerate() {
+                if let (Some(m), Some(v)) = (map.get(&format!("adam_m.{n}")), map.get(&format!("adam_v.{n}"))) {
+                    a.m[i].copy_(m);
+                    a.v[i].copy_(v);
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Builds the model for `cfg` and `vocab` into a fresh VarStore.
+pub fn build_model(cfg: &Config, vocab_len: usize, device: Device) -> (nn::VarStore, JointModel) {
+    let vs = nn::VarStore::new(device);
+    let tc = TextConfig {
+        vocab_size: vocab_len as i64,
+        word_dim: 50,
+        hidden_dim: cfg.hidden_dim,
+        layers: cfg.layers,
+        bidirectional: cfg.bidirectional,
+        pooling: cfg.pooling,
+    };
+    let model = JointModel::new(&vs, &tc, cfg.backbone.feature_dim(), cfg.embed_dim);
+    (vs, model)
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    crate::write_atomic(path, &serde_json::to_vec_pretty(value)?)?;
+    Ok(())
+}
+
+/// Trains into `out` (a run folder). With `resume`, continues from `out/state.json` + `last.safetensors`.
+/// `stop_after_epoch` ends the run early as if killed right after that epoch's checkpoint (tests, budgets).
+pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize>) -> Result<RunState> {
+    let device = crate::default_device();
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
+    let state_path = out.join(STATE_FILE);
+    let mut state = if resume && state_path.is_file() {
+        let s: RunState = serde_json::from_slice(&std::fs::read(&state_path)?)
+            .with_context(|| format!("cannot parse {}", state_path.display()))?;
+        if s.config != cfg {
+            tracing::warn!("--resume: using the run's saved config (command-line settings differ and are ignored)");
+        }
+        tracing::info!("resuming {} after epoch {}", out.display(), s.epochs_done);
+        s
+    } else {
+        if state_path.is_file() {
+            bail!("{} already holds a run; pass --resume to continue it or choose another --out", out.display());
+        }
+        RunState { config: cfg, epochs_done: 0, step: 0, best_epoch: None, best_rsum: f64::NEG_INFINITY, history: vec![] }
+    };
+    let cfg = state.config.clone();
+    tch::manual_seed(cfg.seed as i64);
+
+    // Vocabulary: built once, stored in the run folder (resume must not rebuild it differently).
+    let vocab_path = out.join(VOCAB_FILE);
+    let glove = Glove::load(&cfg.glove)?;
+    let vocab = if vocab_path.is_file() {
+        text::read_vocab(&vocab_path)?
+    } else {
+        let ds = Dataset::load(&cfg.train_captions)?.with_captions()?;
+        let v = text::build_vocab(ds.pairs().into_iter().map(|(c, _)| c), &glove.words, cfg.min_count, cfg.vocab_size);
+        crate::write_atomic(&vocab_path, v.to_text().as_bytes())?;
+        v
+    };
+    tracing::info!("vocabulary: {} tokens", vocab.len());
+
+    let train = PairData::load(&cfg, &cfg.train_captions, &vocab, cfg.use_flips, device)?;
+    let val = PairData::load_val(&cfg, &vocab, device)?;
+    tracing::info!("train: {} captions of {} images ({} views); val: {} captions", train.captions.len(), train.image_ids.len(), train.views.len(), val.captions.len());
+
+    let (mut vs, mut model) = build_model(&cfg, vocab.len(), device);
+    let mut adam = Adam::new(&vs, cfg.embedding_lr_scale);
+    if state.epochs_done > 0 {
+        load_checkpoint(&mut vs, &out.join(LAST_CKPT), Some(&mut adam))?;
+    } else {
+        let (rows, covered) = glove.embedding_for(&vocab, cfg.seed);
+        model.text.init_embedding(&rows);
+        tracing::info!("GloVe covers {covered}/{} tokens", vocab.len());
+    }
+    drop(glove);
+
+    let steps_per_epoch = train.captions.len().div_ceil(cfg.batch_size);
+    let total_steps = steps_per_epoch * cfg.epochs;
+    let image_ids = Tensor::from_slice(&train.image_ids).to_device(device);
+    for epoch in state.epochs_done..cfg.epochs {
+        let started = Instant::now();
+        tch::manual_seed(cfg.seed as i64 + epoch as i64);
+        let loss_kind = loss_for_epoch(&cfg, epoch)?;
+        let order = permutation(train.captions.len(), cfg.seed, epoch);
+        let bar = ProgressBar::new(steps_per_epoch as u64).with_style(
+            ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} steps {per_sec} eta {eta}").unwrap(),
+        );
+        bar.set_message(format!("{}/{}", epoch + 1, cfg.epochs));
+        let mut loss_sum = 0.0;
+        for batch in order.chunks(cfg.batch_size) {
+            if batch.len() < 2 {
+                continue;
+            }
+            let seqs: Vec<&[i64]> = batch.iter().map(|&j| train.captions[j].as_slice()).collect();
+            let (ids, lens) = pad_batch(&seqs, device);
+            let img_idx: Vec<i64> = batch.iter().map(|&j| train.caption_image[j] as i64).collect();
+            let img_idx = Tensor::from_slice(&img_idx).to_device(device);
+            // a random view per pair (original or flipped)
+            let feats = if train.views.len() > 1 {
+                let pick = Tensor::rand([batch.len() as i64, 1], (Kind::Float, device)).lt(0.5);
+                train.views[0].index_select(0, &img_idx).where_self(&pick, &train.views[1].index_select(0, &img_idx))
+            } else {
+                train.views[0].index_select(0, &img_idx)
+            };
+            let img = model.image.forward(&feats);
+            let txt = model.text.forward(&ids, &lens, cfg.word_dropout);
+            let loss = contrastive(&img, &txt, &image_ids.index_select(0, &img_idx), loss_kind);
+            adam.zero_grad();
+            loss.backward();
+            adam.clip(cfg.grad_clip);
+            state.step += 1;
+            adam.step(lr_at(&cfg, state.step - 1, total_steps), cfg.weight_decay, state.step);
+            loss_sum += loss.double_value(&[]);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let metrics = validate(&model, &val, device);
+        let seconds = started.elapsed().as_secs_f64();
+        let train_loss = loss_sum / steps_per_epoch as f64;
+        tracing::info!("epoch {}/{}: loss {train_loss:.3} ({seconds:.0} s) val {metrics}", epoch + 1, cfg.epochs);
+        state.history.push(EpochLog { epoch: epoch + 1, train_loss, val: metrics, seconds });
+        state.epochs_done = epoch + 1;
+        // Checkpoints first, then the state that points at them: a kill between the two only repeats an epoch.
+        save_checkpoint(&vs, Some(&adam), &out.join(LAST_CKPT))?;
+        if metrics.rsum > state.best_rsum {
+            state.best_rsum = metrics.rsum;
+            state.best_epoch = Some(epoch + 1);
+            save_checkpoint(&vs, None, &out.join(BEST_CKPT))?;
+        }
+        write_json(&state_path, &state)?;
+        if let Err(e) = crate::plot::training_curve(&state.history, &out.join("curve.svg")) {
+            tracing::warn!("could not draw the training curve: {e:#}");
+        }
+        if stop_after_epoch == Some(epoch + 1) {
+            tracing::info!("stopping after epoch {} as asked; continue with --resume", epoch + 1);
+            break;
+        }
+    }
+    Ok(state)
+}
+
+/// Reads a finished (or partial) run: its state, vocabulary and best (or last) weights.
+pub fn load_run(run: &Path, which: &str) -> Result<(RunState, Vocab, nn::VarStore, JointModel)> {
+    let state: RunState = serde_json::from_slice(
+        &std::fs::read(run.join(STATE_FILE)).with_context(|| format!("{} is not a run folder (no {STATE_FILE}); pass the --out of `trainer fit`", run.display()))?,
+    )?;
+    let vocab = text::read_vocab(&run.join(VOCAB_FILE))?;
+    let (mut vs, model) = build_model(&state.config, vocab.len(), crate::default_device());
+    let ckpt = run.join(if which == "last" { LAST_CKPT } else { BEST_CKPT });
+    load_checkpoint(&mut vs, &ckpt, None)?;
+    Ok((state, vocab, vs, model))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A run over the 15 installed photos (captioned from their file names): small and fast.
+    pub(crate) fn tiny_config() -> Config {
+        Config {
+            train_captions: vec![],
+            val_captions: PathBuf::new(),
+            images: crate::backbone::assets_dir().join("photos"),
+            backbone: BackboneKind::EfficientnetLite0,
+            backbone_weights: crate::backbone::assets_dir().join("efficientnet_lite0.safetensors"),
+            glove: Glove::default_path(),
+            cache_dir: std::env::temp_dir().join("imgpick-test-features"),
+            use_flips: false,
+            min_count: 1,
+            vocab_size: 500,
+            embed_dim: 16,
+            hidden_dim: 16,
+            layers: 1,
+            bidirectional: true,
+            pooling: Pooling::Mean,
+            word_dropout: 0.1,
+            epochs: 3,
+            batch_size: 8,
+            lr: 1e-3,
+            embedding_lr_scale: 0.1,
+            weight_decay: 0.0,
+            lr_warmup_steps: 2,
+            grad_clip: 2.0,
+            loss: "vse".into(),
+            margin: 0.2,
+            tau: 0.05,
+            warmup_epochs: 1,
+            seed: 7,
+        }
+    }
+
+    fn photo_captions(dir: &Path) -> Option<PathBuf> {
+        let photos = crate::backbone::assets_dir().join("photos");
+        let mut files: Vec<String> = std::fs::read_dir(&photos)
+            .ok()?
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let images: Vec<_> = files.iter().enumerate().map(|(i, f)| serde_json::json!({"id": i, "file_name": f})).collect();
+        let anns: Vec<_> = files
+            .iter()
+            .enumerate()
+            .flat_map(|(i, f)| {
+                let words = f.split('.').next().unwrap().replace('_', " ");
+                [format!("a photo of a {words}"), format!("{words} in a picture")]
+                    .into_iter()
+                    .map(move |c| serde_json::json!({"image_id": i, "caption": c}))
+            })
+            .collect();
+        let p = dir.join("photos.json");
+        std::fs::write(&p, serde_json::to_vec(&serde_json::json!({"images": images, "annotations": anns})).unwrap()).unwrap();
+        Some(p)
+    }
+
+    #[test]
+    fn lr_schedule_warms_up_then_decays() {
+        let mut c = tiny_config();
+        c.lr_warmup_steps = 10;
+        assert!((lr_at(&c, 0, 100) - c.lr / 10.0).abs() < 1e-12);
+        assert!((lr_at(&c, 9, 100) - c.lr).abs() < 1e-12);
+        assert!(lr_at(&c, 50, 100) < c.lr && lr_at(&c, 99, 100) < lr_at(&c, 50, 100));
+        assert!(lr_at(&c, 100, 100) >= 0.05 * c.lr - 1e-12);
+    }
+
+    #[test]
+    fn permutation_is_deterministic_and_complete() {
+        let a = permutation(100, 3, 1);
+        assert_eq!(a, permutation(100, 3, 1));
+        assert_ne!(a, permutation(100, 3, 2));
+        let mut s = a.clone();
+        s.sort();
+        assert_eq!(s, (0..100).collect::<Vec<_>>());
+    }
+
+    /// A run stopped after epoch 1 and resumed gives exactly the weights of an uninterrupted run.
+    #[test]
+    fn resume_after_kill_matches_uninterrupted_run() {
+        let c = tiny_config();
+        if !c.backbone_weights.is_file() || !c.glove.is_file() {
+            eprintln!("skipping: assets not installed (scripts/setup.sh)");
+            return;
+        }
+        let root = std::env::temp_dir().join(format!("imgpick-resume-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let caps = photo_captions(&root).unwrap();
+        let mut cfg = c;
+        cfg.train_captions = vec![caps.clone()];
+        cfg.val_captions = caps;
+        cfg.cache_dir = root.join("cache");
+
+        let full = fit(cfg.clone(), &root.join("full"), false, None).unwrap();
+        assert_eq!(full.epochs_done, 3);
+        let part = fit(cfg.clone(), &root.join("part"), false, Some(1)).unwrap();
+        assert_eq!(part.epochs_done, 1);
+        // a second start without --resume refuses to overwrite the run
+        assert!(fit(cfg.clone(), &root.join("part"), false, None).unwrap_err().to_string().contains("--resume"));
+        let resumed = fit(cfg.clone(), &root.join("part"), true, None).unwrap();
+        assert_eq!(resumed.epochs_done, 3);
+        let a = Tensor::read_safetensors(root.join("full").join(LAST_CKPT)).unwrap();
+        let b: std::collections::HashMap<_, _> = Tensor::read_safetensors(root.join("part").join(LAST_CKPT)).unwrap().into_iter().collect();
+        for (name, t) in a {
+            let d = (&t - &b[&name]).abs().max().double_value(&[]);
+            assert!(d < 1e-5, "{name} differs by {d} after resume");
+        }
+        assert_eq!(full.history.len(), 3);
+        assert!((full.history[2].train_loss - resumed.history[2].train_loss).abs() < 1e-4);
+        assert!(root.join("full").join("curve.svg").is_file());
+        // fitting 15 photos must beat chance clearly (chance rsum ≈ 200: t2i 7/33/67, i2t 7/31/56)
+        assert!(full.history[2].val.rsum > 300.0, "{}", full.history[2].val);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
