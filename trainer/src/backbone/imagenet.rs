@@ -25,6 +25,7 @@ pub struct Prediction {
 
 /// Top-`k` softmax predictions for each row of `logits` `[B, 1000]`.
 pub fn top_k(logits: &Tensor, k: usize) -> Vec<Vec<Prediction>> {
+    let k = k.min(logits.size()[1] as usize);
     let probs = logits.softmax(-1, Kind::Float);
     let (values, indices) = probs.topk(k as i64, -1, true, true);
     (0..logits.size()[0])

@@ -96,27 +96,21 @@ impl SlotList {
     }
 }
 
-/// Writes named f32 tensors to a safetensors file (tests and fixture tools use it to build weight files).
+/// Writes named tensors as an f32 safetensors file (tests and tools use it to build weight files).
 pub fn save_safetensors(tensors: &[(String, Tensor)], path: &Path) -> Result<(), BackboneError> {
-    let owned: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .iter()
-        .map(|(name, t)| {
-            let t = t.to_kind(Kind::Float).contiguous().to_device(tch::Device::Cpu);
-            let values = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap_or_default();
-            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (name.clone(), bytes, t.size().iter().map(|&d| d as usize).collect())
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = owned
-        .iter()
-        .map(|(name, bytes, shape)| {
-            let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
-                .expect("f32 byte length matches shape by construction");
-            (name.clone(), view)
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, path).map_err(|e| BackboneError::Format {
-        path: PathBuf::from(path),
-        message: format!("writing safetensors: {e}"),
-    })
+    let format_err = |message: String| BackboneError::Format { path: PathBuf::from(path), message };
+    let mut owned: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let t = t.to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
+        let values = Vec::<f32>::try_from(t.flatten(0, -1)).map_err(|e| format_err(format!("tensor {name}: {e}")))?;
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        owned.push((name.clone(), bytes, t.size().iter().map(|&d| d as usize).collect()));
+    }
+    let mut views = Vec::with_capacity(owned.len());
+    for (name, bytes, shape) in &owned {
+        let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
+            .map_err(|e| format_err(format!("tensor {name}: {e}")))?;
+        views.push((name.clone(), view));
+    }
+    safetensors::serialize_to_file(views, None, path).map_err(|e| format_err(format!("writing safetensors: {e}")))
 }
