@@ -161,7 +161,11 @@ fn wrong_shape_is_named_with_both_shapes() {
 #[test]
 fn unreadable_weight_files_are_reported() {
     let missing = std::env::temp_dir().join("imgpick-no-such-weights.safetensors");
-    assert!(matches!(load_err(&missing), BackboneError::Io { .. }));
+    let err = load_err(&missing);
+    assert!(matches!(err, BackboneError::WeightsNotFound { .. }), "{err}");
+    assert!(err.to_string().contains("imgpick-no-such-weights.safetensors") && err.to_string().contains("scripts/setup.sh"), "{err}");
+    let dir_not_file = load_err(&std::env::temp_dir());
+    assert!(matches!(dir_not_file, BackboneError::Io { .. }), "{dir_not_file}");
     let garbage = write_weights("garbage.safetensors", &[]);
     std::fs::write(&garbage, b"this is not a safetensors file").unwrap();
     let msg = load_err(&garbage).to_string();

@@ -137,7 +137,7 @@ impl DenseNet {
         params.push(reg.take_params());
         let classifier = reg.linear("classifier", channels, 1000);
         reg.take_params();
-        reg.slots.load_from(path, torchvision_key)?;
+        reg.slots.load_from(BackboneKind::Densenet121, path, torchvision_key)?;
         let mut net = DenseNet { conv0, norm0, stages, norm5, classifier, params, channels_last: false };
         net.set_channels_last(false);
         Ok(net)

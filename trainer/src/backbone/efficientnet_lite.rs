@@ -126,7 +126,7 @@ impl EfficientNetLite {
         params.push(reg.take_params());
         let fc = reg.linear("_fc", HEAD_CHANNELS, 1000);
         reg.take_params();
-        reg.slots.load_from(path, |_| None)?;
+        reg.slots.load_from(BackboneKind::EfficientnetLite0, path, |_| None)?;
         let mut net = EfficientNetLite { stem, bn0, stages, head, bn1, fc, params, channels_last: false };
         net.set_channels_last(true);
         Ok(net)

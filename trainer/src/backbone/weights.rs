@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 use tch::{Kind, Tensor};
 
-use super::BackboneError;
+use super::{BackboneError, BackboneKind};
 
 /// One variable to fill: its key in the weight file and the (shared) variable tensor.
 pub(crate) struct Slot {
@@ -36,12 +36,15 @@ impl SlotList {
     /// file sharing no key at all is reported as the wrong model.
     pub fn load_from(
         &self,
+        kind: BackboneKind,
         path: &Path,
         rename: impl Fn(&str) -> Option<String>,
     ) -> Result<(), BackboneError> {
-        let bytes = std::fs::read(path).map_err(|source| BackboneError::Io {
-            path: path.to_path_buf(),
-            source,
+        let bytes = std::fs::read(path).map_err(|cause| match cause.kind() {
+            std::io::ErrorKind::NotFound => {
+                BackboneError::WeightsNotFound { kind, path: path.to_path_buf(), hint: kind.weights_hint() }
+            }
+            _ => BackboneError::Io { path: path.to_path_buf(), cause },
         })?;
         let file = SafeTensors::deserialize(&bytes).map_err(|e| BackboneError::Format {
             path: path.to_path_buf(),
