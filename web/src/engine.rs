@@ -1,0 +1,60 @@
+//! Loads wasm-model's native engine from `static/model` + `static/gallery` for `/api/search`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use wasm_model::engine::Engine;
+
+use crate::api::{Hit, Searcher};
+
+/// The engine for `static_dir`, or a message saying why the API is off (shown in its 503 answers).
+pub fn load(static_dir: &Path) -> Result<Arc<dyn Searcher>, String> {
+    let model = static_dir.join("model");
+    let gallery = static_dir.join("gallery");
+    for (dir, hint) in [
+        (&model, "export a model there with `trainer export`"),
+        (&gallery, "publish one with `make demo` or `trainer publish`"),
+    ] {
+        if !dir.is_dir() {
+            return Err(format!("{} is missing ({hint})", dir.display()));
+        }
+    }
+    let engine = Engine::open(&model, &gallery).map_err(|e| format!("cannot load the model and gallery: {e}"))?;
+    Ok(Arc::new(NativeSearcher(engine)))
+}
+
+/// The same ranking code the page runs in wasm, natively.
+pub struct NativeSearcher(pub Engine);
+
+impl NativeSearcher {
+    fn hits(&self, hits: Vec<wasm_model::engine::Hit>) -> Vec<Hit> {
+        let items = &self.0.index().items;
+        hits.into_iter()
+            .map(|h| {
+                let item = items.get(h.id as usize);
+                Hit {
+                    id: h.id as usize,
+                    score: h.score,
+                    file: h.file,
+                    thumb: h.thumb,
+                    caption: h.caption,
+                    source: item.map(|i| i.source.clone()).unwrap_or_default(),
+                    licence: item.map(|i| i.licence.clone()).unwrap_or_default(),
+                    url: item.and_then(|i| i.url.clone()),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Searcher for NativeSearcher {
+    fn model_id(&self) -> String {
+        self.0.model_id().to_string()
+    }
+    fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, String> {
+        self.0.search(query, k).map(|h| self.hits(h)).map_err(|e| e.to_string())
+    }
+    fn similar(&self, id: usize, k: usize) -> Result<Vec<Hit>, String> {
+        self.0.similar(id, k).map(|h| self.hits(h)).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,253 @@
+//! The router driven in-process with `oneshot` (no sockets): MIME types, headers, traversal, API errors.
+
+use std::sync::Arc;
+
+use axum::{
+    body::Body,
+    http::{header, Request, StatusCode},
+    Router,
+};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use web::{Config, Hit, Searcher};
+
+/// A static folder with one file of each kind the page serves.
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("pkg")).unwrap();
+    std::fs::create_dir_all(p.join("gallery/thumbs")).unwrap();
+    std::fs::create_dir_all(p.join("model")).unwrap();
+    std::fs::create_dir_all(p.join(".git")).unwrap();
+    std::fs::write(p.join("index.html"), "<!doctype html><title>imgpick</title>".repeat(20)).unwrap();
+    std::fs::write(p.join("app.js"), "export const x = 1;\n".repeat(50)).unwrap();
+    std::fs::write(p.join("style.css"), "body { margin: 0 }\n".repeat(50)).unwrap();
+    std::fs::write(p.join("pkg/wasm_model_bg.wasm"), b"\0asm\x01\0\0\0".repeat(100)).unwrap();
+    std::fs::write(p.join("model/manifest.json"), "{}").unwrap();
+    std::fs::write(p.join("gallery/gallery.bin"), vec![7u8; 4096]).unwrap();
+    std::fs::write(p.join("gallery/thumbs/0.jpg"), [0xffu8, 0xd8, 0xff]).unwrap();
+    std::fs::write(p.join(".git/config"), "secret").unwrap();
+    // A file beside the served folder that traversal must not reach.
+    std::fs::write(dir.path().parent().unwrap().join("imgpick-outside.txt"), "outside").ok();
+    dir
+}
+
+struct FakeSearcher;
+impl Searcher for FakeSearcher {
+    fn model_id(&self) -> String {
+        "0123456789abcdef0123456789abcdef".into()
+    }
+    fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, String> {
+        Ok((0..k.min(3))
+            .map(|i| Hit {
+                id: i,
+                score: 1.0 - i as f32 / 10.0,
+                file: format!("{query}-{i}.jpg"),
+                thumb: format!("thumbs/{i}.jpg"),
+                caption: "a caption".into(),
+                source: "test".into(),
+                licence: "CC0".into(),
+                url: None,
+            })
+            .collect())
+    }
+    fn similar(&self, id: usize, _k: usize) -> Result<Vec<Hit>, String> {
+        Err(format!("no gallery item {id}"))
+    }
+}
+
+fn app(dir: &tempfile::TempDir, searcher: Result<Arc<dyn Searcher>, String>) -> Router {
+    web::router(Config { static_dir: dir.path().to_path_buf(), searcher })
+}
+
+async fn get(app: &Router, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut req = Request::builder().uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let (parts, body) = res.into_parts();
+    (parts.status, parts.headers, body.collect().await.unwrap().to_bytes().to_vec())
+}
+
+fn no_api() -> Result<Arc<dyn Searcher>, String> {
+    Err("static/model is missing".into())
+}
+
+#[tokio::test]
+async fn serves_files_with_correct_mime_types() {
+    let dir = fixture();
+    let app = app(&dir, no_api());
+    for (uri, mime) in [
+        ("/", "text/html"),
+        ("/index.html", "text/html"),
+        ("/app.js", "text/javascript"),
+        ("/style.css", "text/css"),
+        ("/pkg/wasm_model_bg.wasm", "application/wasm"),
+        ("/model/manifest.json", "application/json"),
+        ("/gallery/gallery.bin", "application/octet-stream"),
+        ("/gallery/thumbs/0.jpg", "image/jpeg"),
+    ] {
+        let (status, h, _) = get(&app, uri, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        let ct = h[header::CONTENT_TYPE].to_str().unwrap();
+        assert!(ct.starts_with(mime), "{uri}: content-type {ct}, want {mime}");
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let dir = fixture();
+    let app = app(&dir, no_api());
+    for uri in ["/", "/app.js", "/nope", "/api/search?q=x"] {
+        let (_, h, _) = get(&app, uri, &[]).await;
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        for directive in [
+            "script-src 'self' 'wasm-unsafe-eval'",
+            "worker-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+            "img-src 'self' data: blob:",
+            "default-src 'self'",
+        ] {
+            assert!(csp.contains(directive), "{uri}: CSP lacks {directive}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("'unsafe-eval'"), "{csp}");
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn cache_headers_revalidate_pages_and_keep_thumbnails() {
+    let dir = fixture();
+    let app = app(&dir, no_api());
+    for uri in ["/", "/app.js", "/pkg/wasm_model_bg.wasm", "/gallery/gallery.bin", "/model/manifest.json"] {
+        let (_, h, _) = get(&app, uri, &[]).await;
+        assert_eq!(h[header::CACHE_CONTROL], "no-cache", "{uri}");
+        assert!(h.contains_key(header::LAST_MODIFIED), "{uri} lacks Last-Modified");
+    }
+    let (_, h, _) = get(&app, "/gallery/thumbs/0.jpg", &[]).await;
+    let cc = h[header::CACHE_CONTROL].to_str().unwrap();
+    assert!(cc.contains("max-age=") && cc.contains("public"), "thumb cache-control {cc}");
+    let (_, h, _) = get(&app, "/api/search?q=dog", &[]).await;
+    assert_eq!(h[header::CACHE_CONTROL], "no-store");
+}
+
+#[tokio::test]
+async fn etag_turns_a_repeat_request_into_304() {
+    let dir = fixture();
+    let app = app(&dir, no_api());
+    let (status, h, body) = get(&app, "/gallery/gallery.bin", &[]).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, 4096));
+    let etag = h[header::ETAG].to_str().unwrap().to_string();
+    assert!(etag.starts_with("W/\""), "{etag}");
+    let (status, h, body) = get(&app, "/gallery/gallery.bin", &[("if-none-match", &etag)]).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+    assert_eq!(h[header::ETAG], etag.as_str());
+    // A stale tag gets the full file.
+    let (status, _, body) = get(&app, "/gallery/gallery.bin", &[("if-none-match", "W/\"1-1\"")]).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, 4096));
+    // Touching the file changes the tag.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(dir.path().join("gallery/gallery.bin"), vec![8u8; 4097]).unwrap();
+    let (status, h, _) = get(&app, "/gallery/gallery.bin", &[("if-none-match", &etag)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(h[header::ETAG], etag.as_str());
+}
+
+#[tokio::test]
+async fn compresses_text_and_wasm_but_not_binary_data() {
+    let dir = fixture();
+    let app = app(&dir, no_api());
+    for (uri, enc) in [("/app.js", "gzip"), ("/pkg/wasm_model_bg.wasm", "br"), ("/", "br")] {
+        let (status, h, _) = get(&app, uri, &[("accept-encoding", enc)]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(h.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap()), Some(enc), "{uri}");
+    }
+    // Embeddings keep their Content-Length (the page's progress bar needs it).
+    let (_, h, body) = get(&app, "/gallery/gallery.bin", &[("accept-encoding", "gzip, br")]).await;
+    assert!(h.get(header::CONTENT_ENCODING).is_none());
+    assert_eq!(h[header::CONTENT_LENGTH], "4096");
+    assert_eq!(body.len(), 4096);
+}
+
+#[tokio::test]
+async fn no_way_out_of_the_static_folder() {
+    let dir = fixture();
+    let app = app(&dir, no_api());
+    for uri in [
+        "/../imgpick-outside.txt",
+        "/pkg/../../imgpick-outside.txt",
+        "/%2e%2e/imgpick-outside.txt",
+        "/%2E%2E/%2e%2e/etc/passwd",
+        "/pkg/%2e%2e%2f%2e%2e%2fimgpick-outside.txt",
+        "/..%2fimgpick-outside.txt",
+        "/..%5cimgpick-outside.txt",
+        "//etc/passwd",
+        "/etc/passwd",
+        "/%2fetc%2fpasswd",
+        "/.git/config",
+        "/gallery/%2e%2e/%2e%2e/imgpick-outside.txt",
+        "/nope.html",
+    ] {
+        let (status, _, body) = get(&app, uri, &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("outside") && !text.contains("root:") && !text.contains("secret"), "{uri}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn api_without_an_engine_answers_503_with_the_reason() {
+    let dir = fixture();
+    let app = app(&dir, no_api());
+    let (status, h, body) = get(&app, "/api/search?q=dog", &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(h[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("static/model is missing"), "{v}");
+}
+
+#[tokio::test]
+async fn api_validates_its_parameters() {
+    let dir = fixture();
+    let app = app(&dir, Ok(Arc::new(FakeSearcher)));
+    let long = format!("/api/search?q={}", "a".repeat(web::api::MAX_QUERY_BYTES + 1));
+    for (uri, needle) in [
+        ("/api/search", "missing query"),
+        ("/api/search?q=%20%20", "missing query"),
+        ("/api/search?q=dog&k=0", "k must be"),
+        ("/api/search?q=dog&k=101", "k must be"),
+        ("/api/search?q=dog&k=-1", "k must be"),
+        ("/api/search?q=dog&k=ten", "k must be"),
+        ("/api/search?like=x", "like must be"),
+        ("/api/search?q=dog&like=1", "either q or like"),
+        ("/api/search?like=99", "no gallery item 99"),
+        (long.as_str(), "at most"),
+    ] {
+        let (status, _, body) = get(&app, uri, &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["error"].as_str().unwrap().contains(needle), "{uri}: {v}");
+    }
+    let (status, _, _) = get(&app, "/api/nope", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn api_answers_ranked_results_as_json() {
+    let dir = fixture();
+    let app = app(&dir, Ok(Arc::new(FakeSearcher)));
+    let (status, _, body) = get(&app, "/api/search?q=%3Cb%3Edog&k=2", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["query"], "<b>dog");
+    assert_eq!(v["k"], 2);
+    assert_eq!(v["model_id"], "0123456789abcdef0123456789abcdef");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["file"], "<b>dog-0.jpg");
+    assert!(results[0]["score"].as_f64().unwrap() > results[1]["score"].as_f64().unwrap());
+}
