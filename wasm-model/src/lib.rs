@@ -15,7 +15,7 @@ pub mod vocab;
 pub mod testutil;
 
 #[cfg(target_arch = "wasm32")]
-mod wasm;
+pub mod wasm;
 
 pub use engine::{Engine, EngineError, Explanation, Hit, WordDelta};
 pub use gallery::{write_gallery_bin, Gallery, GalleryDtype, GalleryError, GalleryIndex, GalleryItem};
