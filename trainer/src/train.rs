@@ -53,6 +53,43 @@ pub struct Config {
     pub seed: u64,
 }
 
+impl Default for Config {
+    /// The CLI's defaults (Flickr8k paths as laid out beside the repository).
+    fn default() -> Self {
+        let f8k = PathBuf::from("../shared/data/flickr8k");
+        Config {
+            train_captions: vec![f8k.join("captions_train.json"), f8k.join("captions_train_extra.json")],
+            val_captions: f8k.join("captions_val.json"),
+            images: f8k.join("images"),
+            backbone: BackboneKind::EfficientnetLite0,
+            backbone_weights: crate::backbone::assets_dir().join(BackboneKind::EfficientnetLite0.default_weights_file()),
+            glove: Glove::default_path(),
+            cache_dir: PathBuf::from("data-cache/features"),
+            use_flips: false,
+            min_count: 1,
+            vocab_size: 20000,
+            embed_dim: 512,
+            hidden_dim: 512,
+            layers: 1,
+            bidirectional: false,
+            pooling: Pooling::Last,
+            word_dropout: 0.0,
+            epochs: 12,
+            batch_size: 128,
+            lr: 2e-4,
+            embedding_lr_scale: 0.1,
+            weight_decay: 0.0,
+            lr_warmup_steps: 200,
+            grad_clip: 2.0,
+            loss: "vse".into(),
+            margin: 0.2,
+            tau: 0.05,
+            warmup_epochs: 2,
+            seed: 0,
+        }
+    }
+}
+
 /// One epoch's record (the training curve).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochLog {
@@ -143,7 +180,7 @@ pub fn validate(model: &JointModel, data: &PairData, device: Device) -> Metrics 
 }
 
 /// Adam with decoupled weight decay, state saved in checkpoints (tch's optimizer state cannot be saved).
-struct Adam {
+pub(crate) struct Adam {
     params: Vec<(String, Tensor, f64)>, // name, variable, lr scale
     m: Vec<Tensor>,
     v: Vec<Tensor>,
