@@ -1,0 +1,115 @@
+//! export → publish → search: a model directory made by the trainer, a gallery published for it from real
+//! photos (one broken file among them), searched with wasm-model's Engine; re-publishing embeds only changes.
+
+use std::path::PathBuf;
+
+use integration_tests::repo_root;
+use tch::{nn, Device};
+use trainer::export::{build_model_dir, write_model_dir};
+use trainer::model::{JointModel, Pooling, TextConfig};
+use trainer::publish::{publish, PublishOptions};
+use trainer::train::{Config, RunState};
+use wasm_model::{Engine, GalleryDtype};
+
+fn tmp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("imgpick-publish-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn publish_then_search_and_republish_incrementally() {
+    let photos = trainer::backbone::assets_dir().join("photos");
+    if !photos.is_dir() || !trainer::backbone::assets_dir().join("efficientnet_lite0.safetensors").is_file() {
+        eprintln!("SKIPPED: assets not installed (scripts/setup.sh)");
+        return;
+    }
+    let root = tmp("flow");
+    let images = root.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&photos).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    for n in names.iter().take(4) {
+        std::fs::copy(photos.join(n), images.join(n)).unwrap();
+    }
+    std::fs::write(images.join("broken.jpg"), b"\xff\xd8 not really a jpeg").unwrap();
+
+    // a random-init model is enough to test the plumbing
+    tch::manual_seed(3);
+    let vocab = trainer::text::build_vocab(["a cat on a sofa", "a dog on the beach"], &[], 1, 100);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let tc = TextConfig { vocab_size: vocab.len() as i64, word_dim: 50, hidden_dim: 16, layers: 1, bidirectional: true, pooling: Pooling::Mean };
+    let model = JointModel::new(&vs, &tc, 1280, 24);
+    let state = RunState { config: Config::default(), epochs_done: 0, step: 0, best_epoch: None, best_rsum: 0.0, history: vec![] };
+    let md = build_model_dir(&state, &vocab, &vs, &model, None, true).unwrap();
+    let model_dir = root.join("model");
+    write_model_dir(&md, &model_dir).unwrap();
+
+    let out = root.join("gallery");
+    let opts = PublishOptions {
+        model: model_dir.clone(),
+        images: images.clone(),
+        captions: None,
+        source: Some("test".into()),
+        licence: Some("CC0".into()),
+        url: None,
+        out: out.clone(),
+        dtype: GalleryDtype::Int8,
+        weights: None,
+    };
+    let r = publish(&opts).unwrap();
+    assert_eq!((r.count, r.embedded, r.reused, r.broken.len()), (4, 4, 0, 1), "{r:?}");
+    assert_eq!(r.broken[0].0, "broken.jpg");
+    for f in ["gallery.bin", "gallery.json"] {
+        assert!(out.join(f).is_file(), "{f} written");
+    }
+    let engine = Engine::open(&model_dir, &out).unwrap();
+    let hits = engine.search("a cat", 10).unwrap();
+    assert_eq!(hits.len(), 4);
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "best first");
+    for h in &hits {
+        assert!(out.join(&h.thumb).is_file(), "thumbnail {} exists", h.thumb);
+        let t = trainer::backbone::preprocess::open_image(&out.join(&h.thumb)).unwrap();
+        assert!(t.width().max(t.height()) <= 256);
+    }
+    assert_eq!(engine.index().items[0].licence, "CC0");
+
+    // nothing changed: nothing re-embedded, same bytes
+    let bin = std::fs::read(out.join("gallery.bin")).unwrap();
+    let r = publish(&opts).unwrap();
+    assert_eq!((r.embedded, r.reused), (0, 4));
+    assert_eq!(std::fs::read(out.join("gallery.bin")).unwrap(), bin);
+    // one image removed, one added: only the new one is embedded, the stale thumbnail is gone
+    std::fs::remove_file(images.join(&names[0])).unwrap();
+    std::fs::copy(photos.join(&names[5]), images.join(&names[5])).unwrap();
+    let r = publish(&opts).unwrap();
+    assert_eq!((r.count, r.embedded, r.reused), (4, 1, 3));
+    assert_eq!(std::fs::read_dir(out.join("thumbs")).unwrap().count(), 4);
+
+    // the CLI prints JSON hits best first
+    let exe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/trainer");
+    if exe.is_file() {
+        let o = std::process::Command::new(&exe)
+            .args(["search", "--model"])
+            .arg(&model_dir)
+            .arg("--gallery")
+            .arg(&out)
+            .args(["-k", "2", "--json", "a dog"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 2);
+        assert!(v[0]["file"].is_string() && v[0]["score"].as_f64().unwrap() >= v[1]["score"].as_f64().unwrap());
+    }
+
+    // a model whose files were tampered with is refused with a clear error, nothing published
+    std::fs::write(model_dir.join("vocab.txt"), "<pad>\n<unk>\nx\n").unwrap();
+    let bad = PublishOptions { out: root.join("gallery2"), ..opts };
+    let e = format!("{:#}", publish(&bad).unwrap_err());
+    assert!(e.contains("vocab.txt") || e.contains("SHA-256"), "{e}");
+    assert!(!root.join("gallery2").join("gallery.bin").exists());
+    let _ = repo_root();
+    let _ = std::fs::remove_dir_all(&root);
+}
