@@ -16,6 +16,9 @@ use wasm_model::gallery::GalleryDtype;
     image folder) → `trainer search` (rank a gallery from the command line).\n\
     Logs go to stderr (RUST_LOG=debug for more). CUDA is used when libtorch sees a GPU.")]
 struct Cli {
+    /// CPU threads for libtorch (default: all cores). Two runs side by side on 2 cores: 1 each.
+    #[arg(long, global = true)]
+    threads: Option<i32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -306,6 +309,9 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        tch::set_num_threads(n.max(1));
+    }
     match cli.command {
         Command::Fit(args) => {
             let cfg = args.config();
