@@ -7,16 +7,25 @@ use tch::{nn, Device, Kind, Tensor};
 use trainer::backbone::{self, efficientnet_lite::EfficientNetLite, Backbone};
 
 fn env_or(name: &str, default: i64) -> i64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn lite0_features(c: &mut Criterion) {
     let weights = backbone::assets_dir().join("efficientnet_lite0.safetensors");
     if !weights.is_file() {
-        eprintln!("SKIP: {} not found (run scripts/setup.sh or set IMGPICK_ASSETS)", weights.display());
+        eprintln!(
+            "SKIP: {} not found (run scripts/setup.sh or set IMGPICK_ASSETS)",
+            weights.display()
+        );
         return;
     }
-    let (batch, threads) = (env_or("IMGPICK_BENCH_BATCH", 32), env_or("IMGPICK_BENCH_THREADS", 2));
+    let (batch, threads) = (
+        env_or("IMGPICK_BENCH_BATCH", 32),
+        env_or("IMGPICK_BENCH_THREADS", 2),
+    );
     tch::set_num_threads(threads as i32);
     let vs = nn::VarStore::new(Device::Cpu);
     let mut net = EfficientNetLite::load_lite0(&vs.root(), &weights).expect("Lite0 weights load");
@@ -29,8 +38,14 @@ fn lite0_features(c: &mut Criterion) {
     group.sample_size(10);
     for channels_last in [true, false] {
         net.set_channels_last(channels_last);
-        let name = if channels_last { "channels_last" } else { "nchw" };
-        group.bench_function(name, |b| b.iter(|| tch::no_grad(|| net.features(&x, false))));
+        let name = if channels_last {
+            "channels_last"
+        } else {
+            "nchw"
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| tch::no_grad(|| net.features(&x, false)))
+        });
     }
     group.finish();
 }
@@ -42,7 +57,10 @@ fn lite0_partial_finetune_step(c: &mut Criterion) {
     if !weights.is_file() {
         return;
     }
-    let (batch, threads) = (env_or("IMGPICK_BENCH_BATCH", 32), env_or("IMGPICK_BENCH_THREADS", 2));
+    let (batch, threads) = (
+        env_or("IMGPICK_BENCH_BATCH", 32),
+        env_or("IMGPICK_BENCH_THREADS", 2),
+    );
     tch::set_num_threads(threads as i32);
     let vs = nn::VarStore::new(Device::Cpu);
     let mut net = EfficientNetLite::load_lite0(&vs.root(), &weights).expect("Lite0 weights load");
@@ -55,11 +73,22 @@ fn lite0_partial_finetune_step(c: &mut Criterion) {
         let cached = tch::no_grad(|| net.stem_to(&x, k, false));
         for channels_last in [true, false] {
             net.set_channels_last(channels_last);
-            let name = format!("from_stage{k}_{}", if channels_last { "channels_last" } else { "nchw" });
+            let name = format!(
+                "from_stage{k}_{}",
+                if channels_last {
+                    "channels_last"
+                } else {
+                    "nchw"
+                }
+            );
             group.bench_function(name, |b| {
                 b.iter(|| {
-                    vs.trainable_variables().iter().for_each(|p| p.shallow_clone().zero_grad());
-                    let loss = backbone::global_avg_pool(&net.stages_from(&cached, k, true)).square().mean(Kind::Float);
+                    vs.trainable_variables()
+                        .iter()
+                        .for_each(|p| p.shallow_clone().zero_grad());
+                    let loss = backbone::global_avg_pool(&net.stages_from(&cached, k, true))
+                        .square()
+                        .mean(Kind::Float);
                     loss.backward();
                 })
             });

@@ -16,19 +16,36 @@ fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
 #[test]
 fn broken_and_missing_images_are_errors_naming_the_file() {
     let prep = Preprocess::for_backbone(BackboneKind::EfficientnetLite0);
-    let truncated = temp_file("truncated.jpg", &[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F']);
+    let truncated = temp_file(
+        "truncated.jpg",
+        &[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F'],
+    );
     let not_image = temp_file("notes.png", b"just text");
-    for path in [truncated, not_image, std::path::PathBuf::from("/nonexistent/imgpick/photo.jpg")] {
+    for path in [
+        truncated,
+        not_image,
+        std::path::PathBuf::from("/nonexistent/imgpick/photo.jpg"),
+    ] {
         match prep.load(&path) {
             Err(e @ BackboneError::Image { .. }) => {
                 let msg = e.to_string();
-                assert!(msg.contains(path.file_name().unwrap().to_str().unwrap()), "{msg}");
+                assert!(
+                    msg.contains(path.file_name().unwrap().to_str().unwrap()),
+                    "{msg}"
+                );
             }
-            other => panic!("{}: expected an image error, got {:?}", path.display(), other.map(|t| t.size())),
+            other => panic!(
+                "{}: expected an image error, got {:?}",
+                path.display(),
+                other.map(|t| t.size())
+            ),
         }
     }
     // A batch fails on its broken member, naming it.
-    let good = temp_file("good.png", &png_bytes(&DynamicImage::ImageRgb8(RgbImage::new(4, 4))));
+    let good = temp_file(
+        "good.png",
+        &png_bytes(&DynamicImage::ImageRgb8(RgbImage::new(4, 4))),
+    );
     let bad = temp_file("bad.png", b"\x89PNG\r\n\x1a\nnope");
     let msg = prep.load_batch(&[good, bad]).unwrap_err().to_string();
     assert!(msg.contains("bad.png"), "{msg}");
@@ -69,8 +86,14 @@ fn normalisation_follows_the_backbone() {
     let white = DynamicImage::ImageRgb8(RgbImage::from_pixel(224, 224, Rgb([255, 255, 255])));
     let lite = Preprocess::for_backbone(BackboneKind::EfficientnetLite0).image_to_input(&white);
     assert_eq!(lite.size(), [3, 224, 224]);
-    assert!((lite.double_value(&[0, 10, 10]) - 1.0).abs() < 1e-5, "TF Lite: (255 - 127) / 128 = 1");
+    assert!(
+        (lite.double_value(&[0, 10, 10]) - 1.0).abs() < 1e-5,
+        "TF Lite: (255 - 127) / 128 = 1"
+    );
     let dense = Preprocess::for_backbone(BackboneKind::Densenet121).image_to_input(&white);
     let expected = (1.0 - 0.485) / 0.229;
-    assert!((dense.double_value(&[0, 10, 10]) - expected).abs() < 1e-4, "torchvision ImageNet mean/std");
+    assert!(
+        (dense.double_value(&[0, 10, 10]) - expected).abs() < 1e-4,
+        "torchvision ImageNet mean/std"
+    );
 }

@@ -28,8 +28,22 @@ pub struct StageSpec {
     pub out_channels: i64,
 }
 
-const fn stage(repeats: usize, kernel: i64, stride: i64, expand: i64, cin: i64, cout: i64) -> StageSpec {
-    StageSpec { repeats, kernel, stride, expand, in_channels: cin, out_channels: cout }
+const fn stage(
+    repeats: usize,
+    kernel: i64,
+    stride: i64,
+    expand: i64,
+    cin: i64,
+    cout: i64,
+) -> StageSpec {
+    StageSpec {
+        repeats,
+        kernel,
+        stride,
+        expand,
+        in_channels: cin,
+        out_channels: cout,
+    }
 }
 
 /// Lite0 = EfficientNet-B0's block list at width and depth 1.0 (16 blocks in 7 stages).
@@ -65,11 +79,34 @@ impl MbConv {
             let conv = reg.conv(&key("_expand_conv"), cin, mid, 1, 1, 1, Padding::TfSame);
             (conv, reg.batch_norm(&key("_bn0"), mid, BN_EPS, BN_MOMENTUM))
         });
-        let depthwise = reg.conv(&key("_depthwise_conv"), mid, mid, spec.kernel, stride, mid, Padding::TfSame);
+        let depthwise = reg.conv(
+            &key("_depthwise_conv"),
+            mid,
+            mid,
+            spec.kernel,
+            stride,
+            mid,
+            Padding::TfSame,
+        );
         let bn1 = reg.batch_norm(&key("_bn1"), mid, BN_EPS, BN_MOMENTUM);
-        let project = reg.conv(&key("_project_conv"), mid, spec.out_channels, 1, 1, 1, Padding::TfSame);
+        let project = reg.conv(
+            &key("_project_conv"),
+            mid,
+            spec.out_channels,
+            1,
+            1,
+            1,
+            Padding::TfSame,
+        );
         let bn2 = reg.batch_norm(&key("_bn2"), spec.out_channels, BN_EPS, BN_MOMENTUM);
-        MbConv { expand, depthwise, bn1, project, bn2, skip: stride == 1 && cin == spec.out_channels }
+        MbConv {
+            expand,
+            depthwise,
+            bn1,
+            project,
+            bn2,
+            skip: stride == 1 && cin == spec.out_channels,
+        }
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
@@ -113,7 +150,11 @@ impl EfficientNetLite {
         for spec in &LITE0_STAGES {
             let mut blocks = Vec::new();
             for r in 0..spec.repeats {
-                let (cin, stride) = if r == 0 { (spec.in_channels, spec.stride) } else { (spec.out_channels, 1) };
+                let (cin, stride) = if r == 0 {
+                    (spec.in_channels, spec.stride)
+                } else {
+                    (spec.out_channels, 1)
+                };
                 blocks.push(MbConv::new(&mut reg, index, spec, cin, stride));
                 index += 1;
             }
@@ -126,8 +167,18 @@ impl EfficientNetLite {
         params.push(reg.take_params());
         let fc = reg.linear("_fc", HEAD_CHANNELS, 1000);
         reg.take_params();
-        reg.slots.load_from(BackboneKind::EfficientnetLite0, path, |_| None)?;
-        let mut net = EfficientNetLite { stem, bn0, stages, head, bn1, fc, params, channels_last: false };
+        reg.slots
+            .load_from(BackboneKind::EfficientnetLite0, path, |_| None)?;
+        let mut net = EfficientNetLite {
+            stem,
+            bn0,
+            stages,
+            head,
+            bn1,
+            fc,
+            params,
+            channels_last: false,
+        };
         net.set_channels_last(true);
         Ok(net)
     }
@@ -178,8 +229,16 @@ impl Backbone for EfficientNetLite {
 
     fn params_from(&self, k: usize) -> Vec<Tensor> {
         // params = [stem, stages…, head]: stage k is at index k + 1.
-        let from = if k == 0 { 0 } else { (k + 1).min(self.params.len() - 1) };
-        self.params[from..].iter().flatten().map(|t| t.shallow_clone()).collect()
+        let from = if k == 0 {
+            0
+        } else {
+            (k + 1).min(self.params.len() - 1)
+        };
+        self.params[from..]
+            .iter()
+            .flatten()
+            .map(|t| t.shallow_clone())
+            .collect()
     }
 
     fn classify(&self, images: &Tensor) -> Tensor {

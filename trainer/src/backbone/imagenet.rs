@@ -33,7 +33,11 @@ pub fn top_k(logits: &Tensor, k: usize) -> Vec<Vec<Prediction>> {
             (0..k as i64)
                 .map(|j| {
                     let class = indices.int64_value(&[row, j]) as usize;
-                    Prediction { class, label: class_name(class), probability: values.double_value(&[row, j]) as f32 }
+                    Prediction {
+                        class,
+                        label: class_name(class),
+                        probability: values.double_value(&[row, j]) as f32,
+                    }
                 })
                 .collect()
         })
@@ -69,7 +73,9 @@ pub fn classify_cli(
     top: usize,
     json: bool,
 ) -> anyhow::Result<()> {
-    let weights = weights.map(Path::to_path_buf).unwrap_or_else(|| super::assets_dir().join(kind.default_weights_file()));
+    let weights = weights
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| super::assets_dir().join(kind.default_weights_file()));
     let vs = nn::VarStore::new(tch::Device::Cpu);
     let backbone = super::load(kind, &weights, &vs.root())?;
     let results = classify_files(backbone.as_ref(), images, top.clamp(1, 1000));
@@ -90,7 +96,12 @@ pub fn classify_cli(
             match result {
                 Ok(preds) => {
                     for p in preds {
-                        println!("  {:5.1}%  {:4}  {}", 100.0 * p.probability, p.class, p.label);
+                        println!(
+                            "  {:5.1}%  {:4}  {}",
+                            100.0 * p.probability,
+                            p.class,
+                            p.label
+                        );
                     }
                 }
                 Err(e) => {
@@ -101,7 +112,10 @@ pub fn classify_cli(
         }
     }
     if failed > 0 {
-        anyhow::bail!("{failed} of {} images could not be classified", images.len());
+        anyhow::bail!(
+            "{failed} of {} images could not be classified",
+            images.len()
+        );
     }
     Ok(())
 }

@@ -27,14 +27,23 @@ impl Conv {
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let s = [self.stride, self.stride];
         match self.padding {
-            Padding::Fixed(p) => x.conv2d(&self.weight, None::<Tensor>, s, [p, p], [1, 1], self.groups),
+            Padding::Fixed(p) => {
+                x.conv2d(&self.weight, None::<Tensor>, s, [p, p], [1, 1], self.groups)
+            }
             Padding::TfSame => {
                 let k = self.weight.size()[2];
                 let size = x.size();
                 let (top, bottom) = tf_same_pad(size[2], k, self.stride);
                 let (left, right) = tf_same_pad(size[3], k, self.stride);
                 if top == bottom && left == right {
-                    x.conv2d(&self.weight, None::<Tensor>, s, [top, left], [1, 1], self.groups)
+                    x.conv2d(
+                        &self.weight,
+                        None::<Tensor>,
+                        s,
+                        [top, left],
+                        [1, 1],
+                        self.groups,
+                    )
                 } else {
                     let padded = x.constant_pad_nd([left, right, top, bottom]);
                     padded.conv2d(&self.weight, None::<Tensor>, s, [0, 0], [1, 1], self.groups)
@@ -62,7 +71,11 @@ pub(crate) struct Registry<'a> {
 
 impl<'a> Registry<'a> {
     pub fn new(root: &'a nn::Path<'a>) -> Self {
-        Registry { root, slots: SlotList::default(), params: Vec::new() }
+        Registry {
+            root,
+            slots: SlotList::default(),
+            params: Vec::new(),
+        }
     }
 
     /// The `nn::Path` for a dotted key such as `_blocks.3._bn0`.
@@ -86,9 +99,24 @@ impl<'a> Registry<'a> {
         t
     }
 
-    pub fn conv(&mut self, key: &str, cin: i64, cout: i64, k: i64, stride: i64, groups: i64, padding: Padding) -> Conv {
+    #[allow(clippy::too_many_arguments)] // mirrors nn.Conv2d's argument list
+    pub fn conv(
+        &mut self,
+        key: &str,
+        cin: i64,
+        cout: i64,
+        k: i64,
+        stride: i64,
+        groups: i64,
+        padding: Padding,
+    ) -> Conv {
         let weight = self.var(key, "weight", &[cout, cin / groups, k, k], true);
-        Conv { weight, stride, padding, groups }
+        Conv {
+            weight,
+            stride,
+            padding,
+            groups,
+        }
     }
 
     pub fn batch_norm(&mut self, key: &str, c: i64, eps: f64, momentum: f64) -> BatchNorm {
@@ -96,7 +124,14 @@ impl<'a> Registry<'a> {
         let bias = self.var(key, "bias", &[c], true);
         let running_mean = self.var(key, "running_mean", &[c], false);
         let running_var = self.var(key, "running_var", &[c], false);
-        BatchNorm { weight, bias, running_mean, running_var, eps, momentum }
+        BatchNorm {
+            weight,
+            bias,
+            running_mean,
+            running_var,
+            eps,
+            momentum,
+        }
     }
 
     pub fn linear(&mut self, key: &str, cin: i64, cout: i64) -> nn::Linear {

@@ -101,22 +101,38 @@ pub enum BackboneError {
     #[error("unknown backbone {0:?}: expected one of efficientnet-lite0, densenet121")]
     UnknownKind(String),
     #[error("{kind} weights not found at {}: {hint}", path.display())]
-    WeightsNotFound { kind: BackboneKind, path: PathBuf, hint: &'static str },
+    WeightsNotFound {
+        kind: BackboneKind,
+        path: PathBuf,
+        hint: &'static str,
+    },
     // The cause is part of the message (not a `source`) so plain `{}` printing shows it exactly once.
     #[error("cannot read {}: {cause}", path.display())]
-    Io { path: PathBuf, cause: std::io::Error },
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     #[error("{}: {message}", path.display())]
     Format { path: PathBuf, message: String },
     #[error(
         "weight file {} has no tensor {tensor:?} ({found} tensors in the file): is it a state dict for this backbone?",
         path.display()
     )]
-    MissingTensor { tensor: String, path: PathBuf, found: usize },
+    MissingTensor {
+        tensor: String,
+        path: PathBuf,
+        found: usize,
+    },
     #[error(
         "tensor {tensor:?} in {} has shape {found:?}, expected {expected:?}: the file is for a different model variant",
         path.display()
     )]
-    ShapeMismatch { tensor: String, path: PathBuf, expected: Vec<i64>, found: Vec<i64> },
+    ShapeMismatch {
+        tensor: String,
+        path: PathBuf,
+        expected: Vec<i64>,
+        found: Vec<i64>,
+    },
     #[error("cannot decode image {}: {message}", path.display())]
     Image { path: PathBuf, message: String },
 }
@@ -174,9 +190,15 @@ pub fn global_avg_pool(grid: &Tensor) -> Tensor {
 /// Builds `kind` under `vs` (variables are named as in the reference state dict, below `vs`'s prefix)
 /// and fills it from the safetensors file at `path`. Put the backbone in its own `VarStore` if it
 /// should stay frozen (`vs.freeze()`), or train only [`Backbone::params_from`].
-pub fn load(kind: BackboneKind, path: &Path, vs: &nn::Path) -> Result<Box<dyn Backbone>, BackboneError> {
+pub fn load(
+    kind: BackboneKind,
+    path: &Path,
+    vs: &nn::Path,
+) -> Result<Box<dyn Backbone>, BackboneError> {
     Ok(match kind {
-        BackboneKind::EfficientnetLite0 => Box::new(efficientnet_lite::EfficientNetLite::load_lite0(vs, path)?),
+        BackboneKind::EfficientnetLite0 => {
+            Box::new(efficientnet_lite::EfficientNetLite::load_lite0(vs, path)?)
+        }
         BackboneKind::Densenet121 => Box::new(densenet::DenseNet::load_121(vs, path)?),
     })
 }
@@ -203,7 +225,11 @@ pub fn to_channels_last(x: &Tensor) -> Tensor {
 pub(crate) fn set_params_layout(params: &[Vec<Tensor>], channels_last: bool) {
     let _guard = tch::no_grad_guard();
     for p in params.iter().flatten().filter(|p| p.dim() == 4) {
-        let relaid = if channels_last { to_channels_last(p) } else { p.contiguous() };
+        let relaid = if channels_last {
+            to_channels_last(p)
+        } else {
+            p.contiguous()
+        };
         p.shallow_clone().set_data(&relaid);
     }
 }

@@ -34,12 +34,20 @@ impl Preprocess {
             BackboneKind::EfficientnetLite0 => (TF_LITE_MEAN, TF_LITE_STD),
             BackboneKind::Densenet121 => (IMAGENET_MEAN, IMAGENET_STD),
         };
-        Preprocess { size: INPUT_SIZE, mean, std }
+        Preprocess {
+            size: INPUT_SIZE,
+            mean,
+            std,
+        }
     }
 
     /// Decoded image → network input `[3, size, size]`.
     pub fn image_to_input(&self, img: &DynamicImage) -> Tensor {
-        normalize(&resize_center_crop(&flatten_onto_white(img), self.size), self.mean, self.std)
+        normalize(
+            &resize_center_crop(&flatten_onto_white(img), self.size),
+            self.mean,
+            self.std,
+        )
     }
 
     /// File → network input `[3, size, size]`; an unreadable file is an error naming it.
@@ -50,10 +58,16 @@ impl Preprocess {
     /// Files → `[B, 3, size, size]`. Fails on the first unreadable file (callers that skip broken
     /// images load one by one with [`Preprocess::load`] and count the errors).
     pub fn load_batch<P: AsRef<Path>>(&self, paths: &[P]) -> Result<Tensor, BackboneError> {
-        let images = paths.iter().map(|p| self.load(p.as_ref())).collect::<Result<Vec<_>, _>>()?;
+        let images = paths
+            .iter()
+            .map(|p| self.load(p.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
         if images.is_empty() {
             let size = self.size as i64;
-            return Ok(Tensor::zeros([0, 3, size, size], (Kind::Float, tch::Device::Cpu)));
+            return Ok(Tensor::zeros(
+                [0, 3, size, size],
+                (Kind::Float, tch::Device::Cpu),
+            ));
         }
         Ok(Tensor::stack(&images, 0))
     }
@@ -61,7 +75,10 @@ impl Preprocess {
 
 /// Decodes `path` (format sniffed from content, not the extension). Errors name the file.
 pub fn open_image(path: &Path) -> Result<DynamicImage, BackboneError> {
-    let err = |message: String| BackboneError::Image { path: path.to_path_buf(), message };
+    let err = |message: String| BackboneError::Image {
+        path: path.to_path_buf(),
+        message,
+    };
     let reader = image::ImageReader::open(path)
         .map_err(|e| err(e.to_string()))?
         .with_guessed_format()

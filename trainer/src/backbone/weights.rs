@@ -26,7 +26,10 @@ pub(crate) struct SlotList {
 
 impl SlotList {
     pub fn push(&mut self, key: impl Into<String>, var: &Tensor) {
-        self.slots.push(Slot { key: key.into(), var: var.shallow_clone() });
+        self.slots.push(Slot {
+            key: key.into(),
+            var: var.shallow_clone(),
+        });
     }
 
     /// Copies every slot's value from the safetensors file at `path`.
@@ -41,10 +44,15 @@ impl SlotList {
         rename: impl Fn(&str) -> Option<String>,
     ) -> Result<(), BackboneError> {
         let bytes = std::fs::read(path).map_err(|cause| match cause.kind() {
-            std::io::ErrorKind::NotFound => {
-                BackboneError::WeightsNotFound { kind, path: path.to_path_buf(), hint: kind.weights_hint() }
-            }
-            _ => BackboneError::Io { path: path.to_path_buf(), cause },
+            std::io::ErrorKind::NotFound => BackboneError::WeightsNotFound {
+                kind,
+                path: path.to_path_buf(),
+                hint: kind.weights_hint(),
+            },
+            _ => BackboneError::Io {
+                path: path.to_path_buf(),
+                cause,
+            },
         })?;
         let file = SafeTensors::deserialize(&bytes).map_err(|e| BackboneError::Format {
             path: path.to_path_buf(),
@@ -64,10 +72,12 @@ impl SlotList {
                     found: file.len(),
                 });
             };
-            let view = file.tensor(stored_name).map_err(|e| BackboneError::Format {
-                path: path.to_path_buf(),
-                message: format!("tensor {stored_name}: {e}"),
-            })?;
+            let view = file
+                .tensor(stored_name)
+                .map_err(|e| BackboneError::Format {
+                    path: path.to_path_buf(),
+                    message: format!("tensor {stored_name}: {e}"),
+                })?;
             let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
             let expected = slot.var.size();
             if shape != expected {
@@ -93,7 +103,9 @@ impl SlotList {
                 }
             };
             let value = Tensor::from_data_size(view.data(), &shape, kind);
-            slot.var.shallow_clone().copy_(&value.to_kind(slot.var.kind()).to_device(slot.var.device()));
+            slot.var
+                .shallow_clone()
+                .copy_(&value.to_kind(slot.var.kind()).to_device(slot.var.device()));
         }
         Ok(())
     }
@@ -101,13 +113,24 @@ impl SlotList {
 
 /// Writes named tensors as an f32 safetensors file (tests and tools use it to build weight files).
 pub fn save_safetensors(tensors: &[(String, Tensor)], path: &Path) -> Result<(), BackboneError> {
-    let format_err = |message: String| BackboneError::Format { path: PathBuf::from(path), message };
+    let format_err = |message: String| BackboneError::Format {
+        path: PathBuf::from(path),
+        message,
+    };
     let mut owned: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
-        let t = t.to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
-        let values = Vec::<f32>::try_from(t.flatten(0, -1)).map_err(|e| format_err(format!("tensor {name}: {e}")))?;
+        let t = t
+            .to_device(tch::Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous();
+        let values = Vec::<f32>::try_from(t.flatten(0, -1))
+            .map_err(|e| format_err(format!("tensor {name}: {e}")))?;
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        owned.push((name.clone(), bytes, t.size().iter().map(|&d| d as usize).collect()));
+        owned.push((
+            name.clone(),
+            bytes,
+            t.size().iter().map(|&d| d as usize).collect(),
+        ));
     }
     let mut views = Vec::with_capacity(owned.len());
     for (name, bytes, shape) in &owned {
@@ -115,5 +138,6 @@ pub fn save_safetensors(tensors: &[(String, Tensor)], path: &Path) -> Result<(),
             .map_err(|e| format_err(format!("tensor {name}: {e}")))?;
         views.push((name.clone(), view));
     }
-    safetensors::serialize_to_file(views, None, path).map_err(|e| format_err(format!("writing safetensors: {e}")))
+    safetensors::serialize_to_file(views, None, path)
+        .map_err(|e| format_err(format!("writing safetensors: {e}")))
 }
