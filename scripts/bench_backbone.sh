@@ -22,20 +22,30 @@ else
     echo "note: no importable torch at $TORCH_PYTHON; skipping the PyTorch reference" >&2
 fi
 
-python3 - "$TARGET_DIR/criterion/lite0_features_b${BATCH}_t${THREADS}" "$BATCH" "$THREADS" "$TORCH_JSON" <<'PY'
+python3 - "$TARGET_DIR/criterion" "$BATCH" "$THREADS" "$TORCH_JSON" <<'PY'
 import json, os, sys
-crit_dir, batch, threads, torch_json = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-tch = {}
-for layout in ("channels_last", "nchw"):
-    with open(os.path.join(crit_dir, layout, "new", "estimates.json")) as f:
-        ns = json.load(f)["mean"]["point_estimate"]
-    tch[layout] = batch / (ns * 1e-9)
+crit, batch, threads, torch_json = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+
+def images_per_s(group, name):
+    path = os.path.join(crit, f"{group}_b{batch}_t{threads}", name, "new", "estimates.json")
+    if not os.path.exists(path):
+        sys.exit(f"missing {path}: did the bench run? trainer/Cargo.toml needs "
+                 "[[bench]] name = \"backbone_features\" harness = false")
+    with open(path) as f:
+        return batch / (json.load(f)["mean"]["point_estimate"] * 1e-9)
+
 torch = {r["layout"]: r["images_per_s"] for r in map(json.loads, filter(None, torch_json.splitlines()))}
 print(f"Lite0 feature extraction, batch {batch}, 224 px, {threads} threads (images/s, higher is better)")
 print("| layout | tch | PyTorch | tch / PyTorch |")
 print("|---|---|---|---|")
 for layout in ("channels_last", "nchw"):
-    t = torch.get(layout)
-    print(f"| {layout} | {tch[layout]:.1f} | {t if t else 'n/a'} | {tch[layout] / t:.2f} |" if t else
-          f"| {layout} | {tch[layout]:.1f} | n/a | n/a |")
+    ours, ref = images_per_s("lite0_features", layout), torch.get(layout)
+    print(f"| {layout} | {ours:.1f} | {ref:.1f} | {ours / ref:.2f} |" if ref else f"| {layout} | {ours:.1f} | n/a | n/a |")
+print()
+print(f"Lite0 partial fine-tuning step on cached activations (forward + backward), batch {batch}, {threads} threads")
+print("| trained part | layout | images/s |")
+print("|---|---|---|")
+for k in (5, 6):
+    for layout in ("channels_last", "nchw"):
+        print(f"| stages {k}.. + head | {layout} | {images_per_s('lite0_finetune_step', f'from_stage{k}_{layout}'):.1f} |")
 PY
