@@ -124,6 +124,15 @@ fn lite0_split_points_compose_to_the_full_network() {
         );
         previous = n_params as usize;
     }
+    // Activations cached as f16 (half the disk) are accepted and converted to the weights' dtype.
+    let k = 6;
+    let half = tch::no_grad(|| net.stem_to(&x, k, false)).to_kind(Kind::Half);
+    let from_half = tch::no_grad(|| net.stages_from(&half, k, false));
+    let diff = (&from_half - &full).abs().max().double_value(&[]);
+    assert!(
+        diff < 0.05,
+        "f16 cached activations change features by {diff}"
+    );
     // Everything but the ImageNet classifier (1280×1000 + 1000) is trainable from k = 0.
     let all: i64 = net.params_from(0).iter().map(|t| t.numel() as i64).sum();
     assert_eq!(

@@ -10,7 +10,7 @@ use std::path::Path;
 use tch::{nn, Tensor};
 
 use super::layers::{linear, BatchNorm, Conv, Padding, Registry};
-use super::{set_params_layout, to_channels_last, Backbone, BackboneError, BackboneKind};
+use super::{prepare_input, set_params_layout, Backbone, BackboneError, BackboneKind};
 
 const BN_EPS: f64 = 1e-3;
 const BN_MOMENTUM: f64 = 0.01;
@@ -192,12 +192,9 @@ impl EfficientNetLite {
         self.channels_last = on;
     }
 
+    /// Inputs and cached activations on the weights' device and dtype, in the network's layout.
     fn layout(&self, x: &Tensor) -> Tensor {
-        if self.channels_last {
-            to_channels_last(x)
-        } else {
-            x.contiguous()
-        }
+        prepare_input(x, &self.params[0][0], self.channels_last)
     }
 }
 

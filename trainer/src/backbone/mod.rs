@@ -221,6 +221,17 @@ pub fn to_channels_last(x: &Tensor) -> Tensor {
     x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
+/// Moves an input (images or cached activations, possibly stored as f16) to the device and dtype of
+/// the network's weights (`reference`), in the layout the network runs in.
+pub(crate) fn prepare_input(x: &Tensor, reference: &Tensor, channels_last: bool) -> Tensor {
+    let x = x.to_device(reference.device()).to_kind(reference.kind());
+    if channels_last {
+        to_channels_last(&x)
+    } else {
+        x.contiguous()
+    }
+}
+
 /// Re-lays the 4-D parameters (conv weights) in place: channels-last or default contiguous.
 pub(crate) fn set_params_layout(params: &[Vec<Tensor>], channels_last: bool) {
     let _guard = tch::no_grad_guard();
