@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs wasm-model's wasm tests (tests/wasm_*.rs, wasm-bindgen-test) for wasm32 with SIMD128,
+# in Node and in headless Chromium.   Usage: scripts/test-wasm.sh [node|chromium|all]   (default all)
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ENV_FILE="${IMGPICK_HOME:-$HOME/.cache/imgpick}/wasm.env"
+die() { echo "test-wasm: FAILED: $*" >&2; exit 1; }
+mode="${1:-all}"
+case "$mode" in node|chromium|all) ;; *) die "unknown mode '$mode' (use node, chromium or all)";; esac
+
+[ -f "$ENV_FILE" ] || die "$ENV_FILE is missing: run scripts/setup.sh (it installs Debian's wasm32 Rust)"
+# Debian's cargo/rustc 1.96 (the only compiler here with a wasm32 std) first on PATH.
+# shellcheck disable=SC1090
+source "$ENV_FILE"; export PATH
+RUNNER="$ROOT/.tools/wasm-bindgen-test-runner"
+[ -x "$RUNNER" ] || die "$RUNNER is missing: run scripts/setup.sh"
+command -v node >/dev/null || die "node is not installed"
+
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$RUNNER"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128"
+# A separate target dir: the native workspace build uses the rustup compiler.
+export CARGO_TARGET_DIR="$ROOT/target/wasm"
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
+cd "$ROOT"
+# --no-default-features: the browser build must not need the `native` (file path) feature.
+cargo_test=(cargo test -p wasm-model --no-default-features --target wasm32-unknown-unknown
+            --test wasm_smoke --test wasm_engine)
+
+echo "test-wasm: building the wasm tests (Debian $(rustc --version | cut -d' ' -f2))"
+"${cargo_test[@]}" --no-run 2>&1 | tail -n 3 || die "the wasm32 test build failed (see the errors above)"
+
+if [ "$mode" != chromium ]; then
+  echo "test-wasm: Node $(node --version)"
+  "${cargo_test[@]}" || die "wasm tests failed in Node"
+fi
+if [ "$mode" != node ]; then
+  [ -x /usr/bin/chromedriver ] || die "/usr/bin/chromedriver is missing: run scripts/setup.sh (Debian chromium-driver)"
+  echo "test-wasm: headless Chromium ($(/usr/bin/chromium --version 2>/dev/null | head -1))"
+  # The runner starts chromedriver and asks for headless Chrome with --no-sandbox (needed as root);
+  # wasm-model/webdriver.json adds the binary and the flags this machine needs.
+  WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver \
+    WASM_BINDGEN_TEST_WEBDRIVER_JSON="$ROOT/wasm-model/webdriver.json" "${cargo_test[@]}" \
+    || die "wasm tests failed in headless Chromium"
+fi
+echo "test-wasm: OK ($mode)"
