@@ -249,7 +249,9 @@ function openViewer(id, score) {
   ui.viewerImg.alt = captionOf(id);
   ui.viewerCaption.textContent = captionOf(id);
   ui.viewerLicence.textContent = item.licence || 'licence unknown';
-  ui.viewerSource.replaceChildren(licenceNode({ ...item, licence: '', source: item.source || item.file }));
+  const source = item.source || item.file;
+  ui.viewerSource.replaceChildren(item.url && /^https?:\/\//.test(item.url)
+    ? el('a', { href: item.url, text: source, rel: 'noopener noreferrer', target: '_blank' }) : el('span', { text: source }));
   ui.viewerScore.textContent = `match ${score.toFixed(3)} (cosine similarity)`;
   ui.viewerWhy.hidden = state.like !== null || !state.query.trim();
   ui.why.hidden = true;
