@@ -92,7 +92,21 @@ impl Engine {
         gallery_bin: &[u8],
         gallery_json: &str,
     ) -> Result<Self, EngineError> {
-        Self::new(ModelDir::from_bytes(manifest_json, vocab_txt, text_encoder, None)?, gallery_bin, gallery_json)
+        Self::from_bytes_with_head(manifest_json, vocab_txt, text_encoder, None, gallery_bin, gallery_json)
+    }
+
+    /// Like `from_bytes`, with `image_head.safetensors` when the manifest names one: the model id covers the
+    /// image head's bytes, so a model exported with one (every model `trainer publish` can use) needs them to
+    /// be verified.
+    pub fn from_bytes_with_head(
+        manifest_json: &str,
+        vocab_txt: &str,
+        text_encoder: &[u8],
+        image_head: Option<&[u8]>,
+        gallery_bin: &[u8],
+        gallery_json: &str,
+    ) -> Result<Self, EngineError> {
+        Self::new(ModelDir::from_bytes(manifest_json, vocab_txt, text_encoder, image_head)?, gallery_bin, gallery_json)
     }
 
     /// Loads `model_dir/` (manifest.json …) and `gallery_dir/gallery.{bin,json}`.

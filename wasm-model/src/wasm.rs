@@ -30,6 +30,8 @@ pub struct Engine {
 #[wasm_bindgen]
 impl Engine {
     /// Validates the model directory (manifest, checksums, shapes) and the gallery (format, CRC, model id).
+    /// `image_head` (optional 6th argument): the bytes of `image_head.safetensors`, required when the
+    /// manifest names one (the model id covers them).
     #[wasm_bindgen(constructor)]
     pub fn new(
         manifest_json: &str,
@@ -37,9 +39,17 @@ impl Engine {
         text_encoder: &[u8],
         gallery_bin: &[u8],
         gallery_json: &str,
+        image_head: Option<Vec<u8>>,
     ) -> Result<Engine, JsError> {
-        let inner = engine::Engine::from_bytes(manifest_json, vocab_txt, text_encoder, gallery_bin, gallery_json)
-            .map_err(js_err)?;
+        let inner = engine::Engine::from_bytes_with_head(
+            manifest_json,
+            vocab_txt,
+            text_encoder,
+            image_head.as_deref(),
+            gallery_bin,
+            gallery_json,
+        )
+        .map_err(js_err)?;
         Ok(Engine { inner })
     }
 
