@@ -5,7 +5,7 @@
 #   scripts/build-demo-gallery.sh path/to/images       # any folder (captions from path/to/images/captions.json if present)
 #   scripts/build-demo-gallery.sh --captions c.json path/to/images
 #
-# Env: TRAINER (command that runs the trainer; default: the release build, built if missing),
+# Env: TRAINER (command that runs the trainer; default: target/debug/trainer, built if needed),
 #      MODEL (default static/model), OUT (default static/gallery).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,8 +27,8 @@ die() { echo "build-demo-gallery: $*" >&2; exit 1; }
 
 [ -f "$MODEL/manifest.json" ] || die "no model in $MODEL (manifest.json missing): train and export one (see README), or pass --model DIR"
 if [ -z "${TRAINER:-}" ]; then
-  cargo build -q --release -p trainer || die "building the trainer failed"
-  TRAINER="$ROOT/target/release/trainer"
+  cargo build -q -p trainer || die "building the trainer failed"  # debug: libtorch does the heavy work
+  TRAINER="$ROOT/target/debug/trainer"
 fi
 
 if [ -z "$IMAGES" ]; then

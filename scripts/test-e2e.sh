@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Browser end-to-end tests: publishes a test gallery from assets/photos with static/model, serves the page with
 # the `web` crate and drives it in headless Chromium (tests/e2e/*.test.mjs). Needs static/pkg (scripts/build-wasm.sh)
-# and static/model. Screenshots go to tests/artifacts/. Exits non-zero on any failure.
+# and a model (static/model; without one, a random-weight model from web/examples/e2e_fixture_model.rs: the
+# rankings are then meaningless but page-vs-native parity still holds). Screenshots go to tests/artifacts/.
+# Exits non-zero on any failure.
 #   IMGPICK_UPDATE_DOCS_SCREENSHOT=1 scripts/test-e2e.sh   # also refresh docs/screenshot.png
+#   IMGPICK_E2E_MODEL=random scripts/test-e2e.sh           # force the random-weight model
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -10,28 +13,35 @@ E2E="${IMGPICK_E2E_DIR:-$ROOT/target/e2e}"
 die() { echo "test-e2e: $*" >&2; exit 1; }
 
 [ -f static/pkg/wasm_model_bg.wasm ] && [ -f static/pkg/wasm_model.js ] || die "static/pkg is missing: run scripts/build-wasm.sh first"
-[ -f static/model/manifest.json ] || die "static/model has no model (manifest.json): it is committed with the repo; check your checkout"
 [ -x /usr/bin/chromium ] || die "Chromium is missing: run scripts/setup.sh"
 [ -d tests/node_modules/playwright-core ] || die "playwright-core is missing: run scripts/setup.sh"
 
 echo "test-e2e: building web and trainer"
 cargo build -q -p web
 if [ -z "${IMGPICK_TRAINER_BIN:-}" ]; then
-  cargo build -q --release -p trainer
-  export IMGPICK_TRAINER_BIN="$ROOT/target/release/trainer"
+  cargo build -q -p trainer  # the debug build `cargo test` makes anyway; libtorch does the heavy work
+  export IMGPICK_TRAINER_BIN="$ROOT/target/debug/trainer"
 fi
+MODEL="${IMGPICK_E2E_MODEL:-$ROOT/static/model}"
+if [ "$MODEL" = random ] || [ ! -f "$MODEL/manifest.json" ]; then
+  [ "$MODEL" = random ] || echo "test-e2e: WARNING: no model in $MODEL; testing with a random-weight model" >&2
+  MODEL="$E2E/random-model"
+  cargo run -q -p web --example e2e_fixture_model -- "$MODEL"
+fi
+MODEL="$(cd "$MODEL" && pwd)"
 export IMGPICK_WEB_BIN="${IMGPICK_WEB_BIN:-$ROOT/target/debug/web}" IMGPICK_E2E_DIR="$E2E"
 
 # The page, served from a folder of links to static/ with a gallery of the test photos (re-runs reuse embeddings).
 python3 scripts/demo_gallery.py --no-stamps --photos assets/photos --photo-captions scripts/demo-photos.json --staging "$E2E/photos"
 mkdir -p "$E2E/static"
-for f in index.html app.js worker.js style.css pkg model; do ln -sfn "$ROOT/static/$f" "$E2E/static/$f"; done
-"$IMGPICK_TRAINER_BIN" publish --model static/model --images "$E2E/photos/images" --captions "$E2E/photos/captions.json" \
+for f in index.html app.js worker.js style.css pkg; do ln -sfn "$ROOT/static/$f" "$E2E/static/$f"; done
+ln -sfn "$MODEL" "$E2E/static/model"
+"$IMGPICK_TRAINER_BIN" publish --model "$MODEL" --images "$E2E/photos/images" --captions "$E2E/photos/captions.json" \
   --out "$E2E/static/gallery"
 
 # The same page with a damaged gallery.bin (one byte flipped mid-file): the page must show its error state.
 rm -rf "$E2E/static-corrupt" && mkdir -p "$E2E/static-corrupt/gallery"
-for f in index.html app.js worker.js style.css pkg model; do ln -sfn "$ROOT/static/$f" "$E2E/static-corrupt/$f"; done
+for f in index.html app.js worker.js style.css pkg model; do ln -sfn "$E2E/static/$f" "$E2E/static-corrupt/$f"; done
 cp "$E2E/static/gallery/gallery.json" "$E2E/static-corrupt/gallery/"
 ln -sfn "$E2E/static/gallery/thumbs" "$E2E/static-corrupt/gallery/thumbs"
 python3 - "$E2E/static/gallery/gallery.bin" "$E2E/static-corrupt/gallery/gallery.bin" <<'PY'

@@ -105,12 +105,15 @@ async function load() {
   };
   const [vocabUrl, vocabKey] = modelFile(files.vocab || 'vocab.txt');
   const [encUrl, encKey] = modelFile(files.text_encoder || 'text_encoder.safetensors');
-  const [wasmBytes, vocab, encoder, galleryBin, galleryJsonBytes] = await Promise.all([
+  // The image head is only needed to verify the model id (it covers every model file); issue 6 will use it.
+  const [headUrl, headKey] = files.image_head ? modelFile(files.image_head) : [null, null];
+  const [wasmBytes, vocab, encoder, galleryBin, galleryJsonBytes, imageHead] = await Promise.all([
     fetchFile(cache, 'pkg/wasm_model_bg.wasm'),
     fetchFile(cache, vocabUrl, vocabKey),
     fetchFile(cache, encUrl, encKey),
     fetchFile(cache, 'gallery/gallery.bin'),
     fetchFile(cache, 'gallery/gallery.json'),
+    headUrl ? fetchFile(cache, headUrl, headKey) : Promise.resolve(undefined),
   ]);
   const tDownloaded = performance.now();
   const galleryJson = text(galleryJsonBytes);
@@ -126,10 +129,10 @@ async function load() {
     throw new LoadError('pkg/wasm_model_bg.wasm', `could not start the WebAssembly module (${e.message || e})`);
   }
   try {
-    engine = new wasm.Engine(text(manifestBytes), text(vocab), encoder, galleryBin, galleryJson);
+    engine = new wasm.Engine(text(manifestBytes), text(vocab), encoder, galleryBin, galleryJson, imageHead);
   } catch (e) {
     // Don't let a damaged download live on in the cache.
-    if (cache) await Promise.all(['gallery/gallery.bin', 'gallery/gallery.json', 'model/manifest.json', vocabKey || vocabUrl, encKey || encUrl]
+    if (cache) await Promise.all(['gallery/gallery.bin', 'gallery/gallery.json', 'model/manifest.json', vocabKey || vocabUrl, encKey || encUrl, headKey || headUrl].filter(Boolean)
       .map((k) => cache.delete(k)));
     throw new Error(errorText(e));
   }
