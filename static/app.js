@@ -27,7 +27,7 @@ const ui = {
   likeBanner: $('like-banner'), likeCaption: $('like-caption'), likeClear: $('like-clear'),
   viewer: $('viewer'), viewerImg: $('viewer-img'), viewerCaption: $('viewer-caption'),
   viewerLicence: $('viewer-licence'), viewerSource: $('viewer-source'), viewerScore: $('viewer-score'),
-  viewerLike: $('viewer-like'), viewerWhy: $('viewer-why'), why: $('why'), whyList: $('why-list'),
+  viewerLike: $('viewer-like'), viewerWhy: $('viewer-why'), why: $('why'), whyList: $('why-list'), whyPrompt: $('why-prompt'),
   modelInfo: $('model-info'),
 };
 
@@ -142,13 +142,16 @@ async function run() {
   }
   render(answer.results);
   const total = performance.now() - t0;
-  ui.status.textContent = `${answer.results.length} pictures, best first · ${answer.ms.toFixed(1)} ms in the model, ${total.toFixed(1)} ms in all`;
+  const what = state.like !== null ? `like “${captionOf(state.like)}”` : `for “${query}”`;
+  ui.status.textContent = `${answer.results.length} pictures ${what}, best first · ${answer.ms.toFixed(1)} ms in the model, ${total.toFixed(1)} ms in all`;
+  document.title = `${state.like !== null ? captionOf(state.like) : query} — imgpick`;
   ui.results.dataset.query = state.like !== null ? `like:${state.like}` : query;
   ui.results.dataset.workerMs = String(answer.ms);
 }
 
 function showEmpty() {
   render([]);
+  document.title = 'imgpick — find the picture for your words';
   ui.status.textContent = '';
   ui.empty.hidden = false;
   ui.results.dataset.query = '';
@@ -261,6 +264,7 @@ ui.viewerLike.addEventListener('click', () => state.viewing !== null && moreLike
 ui.viewerWhy.addEventListener('click', async () => {
   const answer = await ask({ type: 'explain', query: state.query, id: state.viewing });
   ui.why.hidden = false;
+  ui.whyPrompt.textContent = state.query;
   if (answer.error) { ui.whyList.replaceChildren(el('li', { text: `Could not explain: ${answer.error}` })); return; }
   const words = [...answer.words].sort((a, b) => b.delta - a.delta);
   const most = Math.max(1e-6, ...words.map((w) => Math.abs(w.delta)));

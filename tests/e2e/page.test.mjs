@@ -135,13 +135,17 @@ test('a hostile prompt is shown as text, never run', async () => {
   await page.waitForSelector('#viewer[open]');
   await page.click('#viewer-why');
   await page.waitForSelector('#why-list li');
+  assert.equal(await page.textContent('#why-prompt'), hostile, 'the explanation names the prompt, as text');
   await page.keyboard.press('Escape');
+  assert.ok((await page.textContent('#status')).includes(`for “${hostile}”`), 'the status line shows the prompt as text');
+  assert.equal(await page.title(), `${hostile} — imgpick`);
   // Reload from the shared link: the prompt comes back from the URL, still as text.
   const { page: shared } = await openPage(page.url());
   shared.on('dialog', (d) => { dialogs++; d.dismiss(); });
   await pageState(shared);
   await resultsFor(shared, hostile);
   assert.equal(await shared.inputValue('#q'), hostile);
+  assert.ok((await shared.textContent('#status')).includes(`for “${hostile}”`));
   for (const p of [page, shared]) {
     assert.equal(await p.$$eval('img', (imgs) => imgs.filter((i) => i.getAttribute('src') === 'x').length), 0, 'no injected <img>');
     assert.equal(await p.$$eval('[onerror]', (els) => els.length), 0);
