@@ -188,6 +188,13 @@ test('the big files are kept in the Cache API for revisits', async () => {
   await page.close();
 });
 
+test('the page is cross-origin isolated (precise timers in the worker)', async () => {
+  const { page } = await openPage(server.url);
+  await pageState(page);
+  assert.equal(await page.evaluate(() => self.crossOriginIsolated), true);
+  await page.close();
+});
+
 test('no Content-Security-Policy violations', () => {
   assert.deepEqual(cspViolations, []);
 });

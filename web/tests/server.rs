@@ -115,6 +115,8 @@ async fn every_response_carries_the_security_headers() {
         }
         assert!(!csp.contains("unsafe-inline") && !csp.contains("'unsafe-eval'"), "{csp}");
         assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
+        assert_eq!(h["cross-origin-opener-policy"], "same-origin", "{uri}");
+        assert_eq!(h["cross-origin-embedder-policy"], "require-corp", "{uri}");
     }
 }
 
