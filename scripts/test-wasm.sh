@@ -27,7 +27,7 @@ cargo_test=(cargo test -p wasm-model --no-default-features --target wasm32-unkno
             --test wasm_smoke --test wasm_engine)
 
 echo "test-wasm: building the wasm tests (Debian $(rustc --version | cut -d' ' -f2))"
-"${cargo_test[@]}" --no-run 2>&1 | tail -n 3 || die "the wasm32 test build failed (see the errors above)"
+"${cargo_test[@]}" --no-run || die "the wasm32 test build failed (see the errors above)"
 
 if [ "$mode" != chromium ]; then
   echo "test-wasm: Node $(node --version)"

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model_dir::is_model_id;
-use crate::rank::{dot_f32, dot_i8_i16};
+use crate::rank::{dot_f32, scores_i8};
 
 pub const GALLERY_MAGIC: &[u8; 8] = b"IMGPGAL\0";
 pub const GALLERY_FORMAT_VERSION: u32 = 1;
@@ -201,12 +201,7 @@ impl Gallery {
             Rows::F32(v) => out.extend(v.chunks_exact(self.dim).map(|row| dot_f32(row, query))),
             Rows::Int8 { scales, values } => {
                 let (q, q_scale) = quantize_query(query);
-                out.extend(
-                    values
-                        .chunks_exact(self.dim)
-                        .zip(scales)
-                        .map(|(row, s)| (dot_i8_i16(row, &q) as f64 * (*s as f64 / q_scale)) as f32),
-                );
+                scores_i8(values, scales, self.dim, &q, q_scale, out);
             }
         }
     }
