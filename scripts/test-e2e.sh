@@ -51,6 +51,10 @@ data[len(data) // 2] ^= 0xFF
 open(sys.argv[2], "wb").write(data)
 PY
 
+# And without the wasm package (a deploy that forgot scripts/build-wasm.sh).
+rm -rf "$E2E/static-nopkg" && mkdir -p "$E2E/static-nopkg"
+for f in index.html app.js worker.js style.css model gallery; do ln -sfn "$E2E/static/$f" "$E2E/static-nopkg/$f"; done
+
 echo "test-e2e: running the browser tests"
 mkdir -p tests/artifacts
 timeout 600 node --test --test-concurrency=1 --test-reporter=spec tests/e2e/

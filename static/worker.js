@@ -52,6 +52,13 @@ async function readBody(url, res) {
   return out;
 }
 
+// What produces each file, for "not found" messages.
+function howToMake(url) {
+  if (url.startsWith('pkg/')) return 'the wasm package is not built: run scripts/build-wasm.sh';
+  if (url.startsWith('model/')) return 'no model in static/model: export one with `trainer export`';
+  return 'no gallery in static/gallery: publish one with `make demo` or `trainer publish`';
+}
+
 class LoadError extends Error {
   constructor(file, message) { super(`${file}: ${message}`); this.file = file; }
 }
@@ -74,7 +81,7 @@ async function fetchFile(cache, url, pinnedKey = null) {
   }
   if (!res.ok) {
     throw new LoadError(url, `the server answered ${res.status} ${res.statusText || ''}`.trim() +
-      (res.status === 404 ? ' (is the model exported and the gallery published into static/?)' : ''));
+      (res.status === 404 ? ` (${howToMake(url)})` : ''));
   }
   const bytes = await readBody(url, res);
   if (cache) {

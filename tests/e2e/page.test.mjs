@@ -10,6 +10,7 @@ import {
 
 const STATIC = path.join(E2E_DIR, 'static');
 const CORRUPT = path.join(E2E_DIR, 'static-corrupt');
+const NOPKG = path.join(E2E_DIR, 'static-nopkg');
 const MODEL = path.join(STATIC, 'model');
 const GALLERY = path.join(STATIC, 'gallery');
 const PROMPTS = ['a cat', 'a fish swimming in water', 'a rocket launching into the sky', 'a cup of coffee',
@@ -19,15 +20,16 @@ if (!existsSync(path.join(GALLERY, 'gallery.bin'))) {
   throw new Error(`${GALLERY} has no gallery: run scripts/test-e2e.sh (it publishes one from assets/photos)`);
 }
 
-let server, corruptServer, browser;
+let server, corruptServer, noPkgServer, browser;
 const cspViolations = [];
 
 before(async () => {
-  [server, corruptServer, browser] = await Promise.all([startServer(STATIC), startServer(CORRUPT), launchBrowser()]);
+  [server, corruptServer, noPkgServer, browser] = await Promise.all([startServer(STATIC), startServer(CORRUPT),
+    startServer(NOPKG), launchBrowser()]);
 });
 after(async () => {
   await browser?.close();
-  await Promise.all([server?.stop(), corruptServer?.stop()]);
+  await Promise.all([server?.stop(), corruptServer?.stop(), noPkgServer?.stop()]);
 });
 
 async function openPage(url) {
@@ -163,6 +165,13 @@ test('a corrupted gallery file shows the error state with the reason', async () 
   assert.match(message, /gallery|CRC|checksum|corrupt/i, message);
   assert.ok(await page.isHidden('#loading'));
   await page.screenshot({ path: artifact('04-error.png') });
+  await page.close();
+});
+
+test('a missing wasm package shows the error state saying how to build it', async () => {
+  const { page } = await openPage(noPkgServer.url);
+  assert.equal(await pageState(page), 'error');
+  assert.match(await page.textContent('#error-message'), /wasm_model.*404.*build-wasm\.sh/s);
   await page.close();
 });
 
