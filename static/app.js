@@ -315,4 +315,9 @@ window.imgpick = {
   workerResources: async () => (await ask({ type: 'resources' })).entries,
 };
 
+// Offline revisits (see sw.js). Service workers need a secure context; localhost counts.
+if ('serviceWorker' in navigator && window.isSecureContext) {
+  navigator.serviceWorker.register(new URL('./sw.js', import.meta.url)).catch(() => {});
+}
+
 readUrl();

@@ -197,6 +197,26 @@ test('the big files are kept in the Cache API for revisits', async () => {
   await page.close();
 });
 
+test('a revisit works offline (service worker + Cache API)', async () => {
+  const prompt = 'a rocket launching into the sky';
+  const { page } = await openPage(`${server.url}?q=${encodeURIComponent(prompt)}`);
+  await pageState(page);
+  const online = await resultsFor(page, prompt);
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  await page.reload(); // the first load is not yet controlled by the service worker
+  await pageState(page);
+  await resultsFor(page, prompt);
+  await browser.context.setOffline(true);
+  try {
+    await page.reload();
+    assert.equal(await pageState(page), 'ready', await page.textContent('#error-message'));
+    assert.deepEqual(await resultsFor(page, prompt), online);
+  } finally {
+    await browser.context.setOffline(false);
+  }
+  await page.close();
+});
+
 test('the page is cross-origin isolated (precise timers in the worker)', async () => {
   const { page } = await openPage(server.url);
   await pageState(page);
