@@ -7,17 +7,15 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use wasm_model::gallery::{write_gallery_bin, GalleryDtype, GalleryIndex, GalleryItem};
-use wasm_model::model_dir::{Pooling, TextConfig};
 use wasm_model::rank::top_k;
-use wasm_model::testutil::{random_model, random_rows, Rng};
+use wasm_model::testutil::{random_model, random_rows, shipped_like_config, Rng};
 use wasm_model::{Engine, Gallery};
 
 const D: usize = 256;
 
 /// A model shaped like the shipped one (GloVe-50 inputs, 1-layer biLSTM, D = 256) with random weights.
 fn shipped_like_engine(n: usize, dtype: GalleryDtype) -> Engine {
-    let cfg = TextConfig { vocab_size: 8000, word_dim: 50, hidden_dim: 256, layers: 1, bidirectional: true, pooling: Pooling::Max };
-    let model = random_model(cfg, D, 1, true);
+    let model = random_model(shipped_like_config(), D, 1, true);
     let id = model.model_id().to_owned();
     let bin = write_gallery_bin(&id, D, &random_rows(n, D, 2), dtype).unwrap();
     let items = (0..n)

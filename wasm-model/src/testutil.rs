@@ -30,6 +30,11 @@ pub fn small_config() -> TextConfig {
     TextConfig { vocab_size: 12, word_dim: 5, hidden_dim: 4, layers: 1, bidirectional: false, pooling: Pooling::Mean }
 }
 
+/// Shaped like the shipped model (GloVe-50 inputs, 1-layer biLSTM with H = 256, max pooling); D = 256.
+pub fn shipped_like_config() -> TextConfig {
+    TextConfig { vocab_size: 8000, word_dim: 50, hidden_dim: 256, layers: 1, bidirectional: true, pooling: Pooling::Max }
+}
+
 pub fn image_config() -> ImageConfig {
     ImageConfig {
         backbone: Backbone::EfficientnetLite0,
