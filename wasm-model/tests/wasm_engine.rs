@@ -26,7 +26,7 @@ fn hostile_files_and_prompts() {
 #[wasm_bindgen_test]
 fn js_api_returns_objects_and_throws_errors() {
     use wasm_model::wasm::Engine;
-    let e = Engine::new(common::MANIFEST, common::VOCAB, common::TEXT_ENCODER, common::GALLERY_BIN, common::GALLERY_JSON)
+    let e = Engine::new(common::MANIFEST, common::VOCAB, common::TEXT_ENCODER, common::GALLERY_BIN, common::GALLERY_JSON, None)
         .unwrap();
     assert_eq!(e.gallery_len(), 40);
     let hits: js_sys::Array = e.search("a dog on the beach", 5).unwrap().dyn_into().unwrap();
@@ -41,5 +41,5 @@ fn js_api_returns_objects_and_throws_errors() {
     assert_eq!(words.length(), 2);
     assert!(e.search("", 5).is_err());
     assert!(e.similar(99, 5).is_err());
-    assert!(Engine::new(common::MANIFEST, common::VOCAB, &[1, 2, 3], common::GALLERY_BIN, common::GALLERY_JSON).is_err());
+    assert!(Engine::new(common::MANIFEST, common::VOCAB, &[1, 2, 3], common::GALLERY_BIN, common::GALLERY_JSON, None).is_err());
 }
