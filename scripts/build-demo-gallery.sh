@@ -50,7 +50,7 @@ $TRAINER "${args[@]}"
 # The page downloads the model, the vocabulary and the gallery index before the first search: keep them small.
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 total=0
-for f in "$MODEL"/manifest.json "$MODEL"/vocab.txt "$MODEL"/text_encoder.safetensors "$OUT"/gallery.bin "$OUT"/gallery.json; do
+for f in "$MODEL"/manifest.json "$MODEL"/vocab.txt "$MODEL"/*.safetensors "$OUT"/gallery.bin "$OUT"/gallery.json; do
   total=$((total + $(size "$f")))
 done
 gallery=$(( $(size "$OUT/gallery.bin") + $(size "$OUT/gallery.json") ))
