@@ -143,6 +143,8 @@ async function load() {
       .map((k) => cache.delete(k)));
     throw new Error(errorText(e));
   }
+  // One throwaway query compiles the hot wasm paths now, so the first keystroke isn't the slow one.
+  try { engine.search('a', 1); } catch { /* a real query will report any problem */ }
   const bytes = [...progress.values()].reduce((s, p) => s + p.loaded, 0);
   postMessage({
     type: 'ready',
