@@ -25,3 +25,9 @@ fn fixture_directory_loads_from_disk() {
     let engine = wasm_model::Engine::open(&dir, &dir).unwrap();
     assert_eq!(engine.gallery_len(), 40);
 }
+
+#[test]
+fn shipped_model_matches_tch_reference() {
+    let worst = common::shipped::check_tch_parity();
+    println!("static/model: max |candle − tch| = {worst:e}");
+}

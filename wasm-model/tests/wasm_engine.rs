@@ -43,3 +43,9 @@ fn js_api_returns_objects_and_throws_errors() {
     assert!(e.similar(99, 5).is_err());
     assert!(Engine::new(common::MANIFEST, common::VOCAB, &[1, 2, 3], common::GALLERY_BIN, common::GALLERY_JSON, None).is_err());
 }
+
+#[wasm_bindgen_test]
+fn shipped_model_in_wasm_matches_tch_reference() {
+    let worst = common::shipped::check_tch_parity();
+    assert!(worst <= common::shipped::MAX_ABS_DIFF);
+}

@@ -96,3 +96,40 @@ pub fn check_hostile_prompts(engine: &Engine) {
     let e = engine.explain("dog on the beach", 3).unwrap();
     assert_eq!(e.words.len(), 4);
 }
+
+/// The shipped model (static/model) and the trainer's tch vectors for it
+/// (tests/fixtures/static_model_reference.json, written by tests/tests/parity.rs).
+pub mod shipped {
+    pub const MANIFEST: &str = include_str!("../../../static/model/manifest.json");
+    pub const VOCAB: &str = include_str!("../../../static/model/vocab.txt");
+    pub const TEXT_ENCODER: &[u8] = include_bytes!("../../../static/model/text_encoder.safetensors");
+    pub const IMAGE_HEAD: &[u8] = include_bytes!("../../../static/model/image_head.safetensors");
+    pub const TCH_REFERENCE: &str = include_str!("../fixtures/static_model_reference.json");
+    /// The issue's bound for f32 candle vs tch.
+    pub const MAX_ABS_DIFF: f32 = 1e-4;
+
+    /// candle's text vectors of the shipped model vs tch's; returns the largest |diff|.
+    pub fn check_tch_parity() -> f32 {
+        let model = wasm_model::ModelDir::from_bytes(MANIFEST, VOCAB, TEXT_ENCODER, Some(IMAGE_HEAD)).expect("static/model loads");
+        let reference: serde_json::Value = serde_json::from_str(TCH_REFERENCE).unwrap();
+        assert_eq!(
+            reference["model_id"].as_str(),
+            Some(model.model_id()),
+            "static/model changed since its tch reference was written: rerun \
+             `cargo test -p integration-tests --test parity -- --ignored write_static_model_reference`"
+        );
+        let encoder = wasm_model::TextEncoder::new(&model).unwrap();
+        let mut worst = 0f32;
+        let prompts = reference["prompts"].as_array().unwrap();
+        assert!(!prompts.is_empty());
+        for p in prompts {
+            let prompt = p["prompt"].as_str().unwrap();
+            let want = super::floats(&p["text_vector"]);
+            let got = encoder.encode(prompt).unwrap();
+            let d = super::max_diff(&got, &want);
+            assert!(d <= MAX_ABS_DIFF, "{prompt:?}: candle vs tch differ by {d}");
+            worst = worst.max(d);
+        }
+        worst
+    }
+}
