@@ -30,7 +30,8 @@ let t0 = performance.now();
 const engine = new Engine(
   read(modelDir, "manifest.json").toString(), read(modelDir, manifest.files.vocab).toString(),
   read(modelDir, manifest.files.text_encoder), read(galleryDir, "gallery.bin"),
-  read(galleryDir, "gallery.json").toString());
+  read(galleryDir, "gallery.json").toString(),
+  manifest.files.image_head ? read(modelDir, manifest.files.image_head) : undefined);
 const loadMs = performance.now() - t0;
 
 const prompts = ["a dog running on the beach", "two children playing in the snow", "red car",
