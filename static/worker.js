@@ -143,8 +143,6 @@ async function load() {
       .map((k) => cache.delete(k)));
     throw new Error(errorText(e));
   }
-  // One throwaway query compiles the hot wasm paths now, so the first keystroke isn't the slow one.
-  try { engine.search('a', 1); } catch { /* a real query will report any problem */ }
   const bytes = [...progress.values()].reduce((s, p) => s + p.loaded, 0);
   postMessage({
     type: 'ready',
@@ -154,6 +152,9 @@ async function load() {
     bytes,
     timings: { downloadMs: tDownloaded - t0, initMs: performance.now() - tDownloaded },
   });
+  // One throwaway query right after "ready" warms the wasm code paths, so the first keystroke isn't the slow
+  // one (and page-ready isn't delayed by it).
+  try { engine.search('a', 1); } catch { /* a real query will report any problem */ }
 }
 
 // ---- queries ---------------------------------------------------------------------------------------------
