@@ -200,8 +200,7 @@ impl Gallery {
         match &self.rows {
             Rows::F32(v) => out.extend(v.chunks_exact(self.dim).map(|row| dot_f32(row, query))),
             Rows::Int8 { scales, values } => {
-                let (q, q_scale) = quantize_query(query);
-                scores_i8(values, scales, self.dim, &q, q_scale, out);
+                scores_i8(values, scales, self.dim, query, out);
             }
         }
     }
@@ -211,14 +210,6 @@ impl Gallery {
         self.scores_into(query, &mut out);
         out
     }
-}
-
-/// Quantises the query to i16 (|q| ≤ 16383): the int8 path then runs exact integer dot products, so
-/// native and wasm scores are bit-identical and the query adds < 1e-4 relative error.
-fn quantize_query(query: &[f32]) -> (Vec<i16>, f64) {
-    let max = query.iter().fold(0f32, |m, x| m.max(x.abs()));
-    let scale = if max > 0.0 { 16383.0 / max as f64 } else { 1.0 };
-    (query.iter().map(|&x| (x as f64 * scale).round() as i16).collect(), scale)
 }
 
 /// Writes `gallery.bin` for row-major `rows` (N × `dim`); rows are L2-normalised here before storing.
