@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod gallery;
+pub mod image_encoder;
 pub mod model_dir;
 pub mod query;
 pub mod rank;
@@ -19,6 +20,7 @@ pub mod wasm;
 
 pub use engine::{Engine, EngineError, Explanation, Hit, WordDelta};
 pub use gallery::{write_gallery_bin, Gallery, GalleryDtype, GalleryError, GalleryIndex, GalleryItem};
+pub use image_encoder::{ImageEncoder, ImageEncoderError, ImageError};
 pub use model_dir::{compute_model_id, Manifest, ModelDir, ModelError, Pooling, TextConfig};
 pub use text_encoder::{EncodeError, TextEncoder};
 pub use query::{parse_query, QueryError, Term};

@@ -67,6 +67,10 @@ pub struct FileNames {
     pub vocab: String,
     pub text_encoder: String,
     pub image_head: Option<String>,
+    /// Optional backbone weights for in-browser image embedding (`image_encoder.safetensors`). Not part of
+    /// `model_id` (the backbone is frozen: the id names the trained weights); verified by `files_sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_encoder: Option<String>,
 }
 
 /// `manifest.json`, field for field.
@@ -219,6 +223,7 @@ impl ModelDir {
                 vocab: VOCAB_FILE.into(),
                 text_encoder: TEXT_ENCODER_FILE.into(),
                 image_head: image_head.as_ref().map(|_| IMAGE_HEAD_FILE.into()),
+                image_encoder: None,
             },
             files_sha256,
             training,
@@ -313,6 +318,33 @@ impl ModelDir {
         &self.manifest.model_id
     }
 
+    /// Checks `image_encoder.safetensors` bytes against the manifest's `files_sha256` entry (the file is
+    /// optional and outside `model_id`, so its checksum is what ties it to this directory).
+    pub fn verify_image_encoder(&self, bytes: &[u8]) -> Result<(), ModelError> {
+        let m = &self.manifest;
+        let name = m.files.image_encoder.as_ref().ok_or_else(|| ModelError::Field {
+            field: "files.image_encoder".into(),
+            problem: "is not set: this model has no image encoder (add it with `trainer export-image-encoder`)".into(),
+        })?;
+        let expected = m.files_sha256.get(name).ok_or_else(|| ModelError::Field {
+            field: "files_sha256".into(),
+            problem: format!("has no entry for {name}"),
+        })?;
+        let actual = sha256_hex(bytes);
+        if *expected != actual {
+            return Err(ModelError::Checksum { file: name.clone(), expected: expected.clone(), actual });
+        }
+        Ok(())
+    }
+
+    /// Names `bytes` as this directory's image encoder (sets `files.image_encoder` and its checksum).
+    /// `model_id` is unchanged: it covers only the text encoder, the image head and the vocabulary.
+    pub fn set_image_encoder(&mut self, bytes: &[u8]) {
+        let name = crate::image_encoder::IMAGE_ENCODER_FILE.to_string();
+        self.manifest.files_sha256.insert(name.clone(), sha256_hex(bytes));
+        self.manifest.files.image_encoder = Some(name);
+    }
+
     /// The manifest as pretty JSON (what `manifest.json` holds).
     pub fn manifest_json(&self) -> String {
         serde_json::to_string_pretty(&self.manifest).expect("a manifest always serialises") + "\n"
@@ -378,6 +410,31 @@ mod native {
                 None => None,
             };
             Self::from_bytes(&manifest_json, &vocab, &text, head.as_deref())
+        }
+
+        /// `image_encoder.safetensors` of the directory at `dir`, checked against the manifest; `None` when
+        /// the manifest names none.
+        pub fn load_image_encoder(&self, dir: impl AsRef<Path>) -> Result<Option<Vec<u8>>, ModelError> {
+            let Some(name) = &self.manifest.files.image_encoder else { return Ok(None) };
+            let bytes = read(&dir.as_ref().join(plain_name(name)?))?;
+            self.verify_image_encoder(&bytes)?;
+            Ok(Some(bytes))
+        }
+
+        /// Adds `image_encoder.safetensors` to the model directory at `dir` and rewrites its manifest
+        /// (file first, then the manifest atomically); the other files and `model_id` stay as they are.
+        pub fn add_image_encoder(dir: impl AsRef<Path>, bytes: &[u8]) -> Result<ModelDir, ModelError> {
+            let dir = dir.as_ref();
+            let mut model = ModelDir::load(dir)?;
+            model.set_image_encoder(bytes);
+            let file = dir.join(crate::image_encoder::IMAGE_ENCODER_FILE);
+            std::fs::write(&file, bytes).map_err(|source| ModelError::Io { path: file.display().to_string(), source })?;
+            let path = dir.join(MANIFEST_FILE);
+            let tmp = dir.join(".manifest.json.tmp");
+            std::fs::write(&tmp, model.manifest_json())
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
+            Ok(model)
         }
 
         /// Writes the directory's files into `dir` (created if missing).

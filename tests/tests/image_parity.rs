@@ -1,0 +1,169 @@
+//! Image side, tch (trainer) ↔ candle (wasm-model): the vector the browser computes for a photo must be the
+//! one `trainer publish` computes (backbone pooled features → image head → L2 norm) for the shipped model.
+//!
+//! - `assets/photos` (15 photos, always): cosine ≥ 0.999 per image and the same top-10 for 50 prompts.
+//! - Flickr8k val (first 200 images, when `../shared/data/flickr8k` is present; else skipped with a message):
+//!   the same checks.
+
+use std::path::{Path, PathBuf};
+
+use integration_tests::{flickr8k_or_skip, repo_root};
+use tch::{Device, Kind};
+use trainer::backbone::{self, preprocess::Preprocess};
+use trainer::export::load_model_dir;
+use wasm_model::image_encoder::{image_encoder_safetensors, ImageEncoder};
+use wasm_model::rank::top_k;
+use wasm_model::TextEncoder;
+
+const MIN_COSINE: f32 = 0.999;
+const BATCH: usize = 16;
+
+struct Models {
+    tch: trainer::export::LoadedModel,
+    backbone: Box<dyn backbone::Backbone>,
+    _backbone_vs: tch::nn::VarStore,
+    candle: ImageEncoder,
+    text: TextEncoder,
+}
+
+fn models() -> Models {
+    let dir = repo_root().join("static/model");
+    let tch = load_model_dir(&dir, Device::Cpu).expect("static/model loads in tch");
+    let weights = backbone::assets_dir().join(tch.backbone.default_weights_file());
+    let mut vs = tch::nn::VarStore::new(Device::Cpu);
+    let net = backbone::load(tch.backbone, &weights, &vs.root()).expect("Lite0 weights (scripts/setup.sh)");
+    vs.freeze();
+    let reference = std::fs::read(&weights).unwrap();
+    let m = &tch.dir.manifest;
+    let candle = ImageEncoder::new(
+        &m.image,
+        m.embed_dim,
+        &image_encoder_safetensors(&reference, false).unwrap(),
+        tch.dir.image_head.as_deref().expect("static/model has an image head"),
+    )
+    .expect("candle image encoder builds");
+    let text = TextEncoder::new(&tch.dir).unwrap();
+    Models { tch, backbone: net, _backbone_vs: vs, candle, text }
+}
+
+/// What `trainer publish` computes, batched.
+fn tch_vectors(m: &Models, files: &[PathBuf]) -> Vec<Vec<f32>> {
+    let prep = Preprocess::for_backbone(m.tch.backbone);
+    let mut out = Vec::new();
+    for chunk in files.chunks(BATCH) {
+        let x = prep.load_batch(chunk).unwrap();
+        let v = tch::no_grad(|| {
+            let pooled = backbone::global_avg_pool(&m.backbone.features(&x, false));
+            m.tch.model.image.forward(&pooled).to_kind(Kind::Float)
+        });
+        for i in 0..chunk.len() {
+            out.push(Vec::<f32>::try_from(v.get(i as i64)).unwrap());
+        }
+    }
+    out
+}
+
+fn candle_vectors(m: &Models, files: &[PathBuf]) -> Vec<Vec<f32>> {
+    files
+        .iter()
+        .map(|f| m.candle.embed(&std::fs::read(f).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", f.display())))
+        .collect()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn check(m: &Models, what: &str, files: &[PathBuf], prompts: &[String]) {
+    let t0 = std::time::Instant::now();
+    let want = tch_vectors(m, files);
+    let t_tch = t0.elapsed();
+    let t1 = std::time::Instant::now();
+    let got = candle_vectors(m, files);
+    let t_candle = t1.elapsed();
+    let mut worst = (1.0f32, 0);
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        let cos = dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt());
+        if cos < worst.0 {
+            worst = (cos, i);
+        }
+    }
+    eprintln!(
+        "{what}: {} images, min cosine {:.7} (1 - cos = {:.1e}, {}); tch {:.1} img/s, candle {:.1} img/s (test profile)",
+        files.len(),
+        worst.0,
+        1.0 - worst.0,
+        files[worst.1].display(),
+        files.len() as f64 / t_tch.as_secs_f64(),
+        files.len() as f64 / t_candle.as_secs_f64()
+    );
+    assert!(worst.0 >= MIN_COSINE, "{what}: {} has cosine {} < {MIN_COSINE}", files[worst.1].display(), worst.0);
+    // Same top-10 for every prompt. Ranks may only differ where two images' tch scores are within 1e-4
+    // (float rounding can swap an exact tie; anything else is a real difference).
+    let k = 10.min(files.len());
+    for p in prompts {
+        let q = m.text.encode(p).unwrap();
+        let s_want: Vec<f32> = want.iter().map(|v| dot(&q, v)).collect();
+        let s_got: Vec<f32> = got.iter().map(|v| dot(&q, v)).collect();
+        let (a, b) = (top_k(&s_want, k, None), top_k(&s_got, k, None));
+        for (r, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!(
+                x.id == y.id || (s_want[x.id as usize] - s_want[y.id as usize]).abs() < 1e-4,
+                "{what}: prompt {p:?} rank {r}: tch has image {}, candle {}",
+                x.id,
+                y.id
+            );
+        }
+    }
+}
+
+const PHOTO_PROMPTS: [&str; 10] = [
+    "a black cat", "a cat lying down", "a puppy", "a goldfish in water", "a red fish", "a guitar",
+    "snow in the mountains", "the sun rising over the sea", "a tent in the woods", "a cup of coffee",
+];
+const MORE_PROMPTS: [&str; 5] = ["an astronaut", "a rocket launch", "a motorcycle", "stars in the night sky", "a man with a camera"];
+
+fn photo_prompts() -> Vec<String> {
+    // 50 prompts: 15 written for the photos, plus variations that change word order and add context.
+    let base: Vec<&str> = PHOTO_PROMPTS.iter().chain(&MORE_PROMPTS).copied().collect();
+    let mut out: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+    out.extend(base.iter().map(|s| format!("{s} outside")));
+    out.extend(base.iter().map(|s| format!("a photo of {s} and a dog")));
+    out.extend(base.iter().map(|s| format!("{s} at night")));
+    out.truncate(50);
+    out
+}
+
+fn list_images(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh)", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn candle_image_vectors_match_tch_on_the_asset_photos() {
+    let m = models();
+    let files = list_images(&backbone::assets_dir().join("photos"));
+    assert_eq!(files.len(), 15, "assets/photos should hold the 15 test photos");
+    let prompts = photo_prompts();
+    assert_eq!(prompts.len(), 50);
+    check(&m, "assets/photos", &files, &prompts);
+}
+
+#[test]
+fn candle_image_vectors_match_tch_on_200_flickr8k_val_photos() {
+    let Some(dir) = flickr8k_or_skip("candle_image_vectors_match_tch_on_200_flickr8k_val_photos") else { return };
+    let ds = trainer::data::Dataset::load(&[dir.join("captions_val.json")]).unwrap();
+    let images: Vec<_> = ds.images.iter().filter(|im| !im.captions.is_empty()).take(200).collect();
+    assert_eq!(images.len(), 200, "Flickr8k val should have ≥ 200 captioned images");
+    let files: Vec<PathBuf> = images.iter().map(|im| dir.join("images").join(&im.file_name)).collect();
+    // 50 prompts: the first caption of every 4th image (real human captions of images in the set).
+    let prompts: Vec<String> = images.iter().step_by(4).take(50).map(|im| im.captions[0].clone()).collect();
+    assert_eq!(prompts.len(), 50);
+    let m = models();
+    check(&m, "flickr8k val", &files, &prompts);
+}

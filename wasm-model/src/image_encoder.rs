@@ -1,0 +1,547 @@
+//! The image side in candle: encoded bytes → preprocessing → EfficientNet-Lite0 → image head → L2-normalised
+//! vector, the same vector `trainer publish` computes with tch (see README "Image encoder").
+//!
+//! - Preprocessing mirrors `trainer::backbone::preprocess` step for step (same `image` crate, same filter):
+//!   alpha flattened onto white, shorter side resized to 224 (antialiased bilinear), centre crop,
+//!   `(pixel / 255 - mean) / std` with the manifest's mean/std (Lite0: `(pixel - 127) / 128`).
+//! - The backbone is stored in the lukemelas EfficientNet-PyTorch layout (`image_encoder.safetensors`, the
+//!   reference state dict without `_fc`); batch norm (eps 1e-3) is folded into the conv weights at load.
+//! - TF "SAME" padding (odd pixel bottom/right), ReLU6, no squeeze-excitation, global average pool.
+//! - 1×1 convolutions are matmuls (candle's gemm); the depthwise k×k convolutions are a direct loop here,
+//!   because candle runs a grouped conv as one conv per group (hundreds of tiny convs per layer).
+
+use std::io::Cursor;
+
+use candle_core::{Device, Tensor};
+use image::{imageops::FilterType, DynamicImage, ImageFormat, ImageReader, RgbImage};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::model_dir::{Backbone, ImageConfig};
+
+/// File name of the backbone weights in a model directory (optional; see README).
+pub const IMAGE_ENCODER_FILE: &str = "image_encoder.safetensors";
+/// Images with more pixels are refused from their header, before decoding: a 40 MP RGBA decode alone
+/// takes 160 MB of wasm memory. (A 50-megapixel photo is refused with a message, not half-indexed.)
+pub const MAX_PIXELS: u64 = 40_000_000;
+/// Side of the square network input.
+pub const INPUT_SIZE: u32 = 224;
+const BN_EPS: f32 = 1e-3;
+const HEAD_CHANNELS: usize = 1280;
+
+/// Why one image could not be embedded (the caller skips it and goes on with the others).
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum ImageError {
+    #[error("the file is empty (0 bytes)")]
+    Empty,
+    #[error("not an image this encoder reads (JPEG, PNG or WebP): {0}")]
+    UnknownFormat(String),
+    #[error("image is {width}×{height} ({:.1} megapixels), more than the {} megapixels accepted: downscale it first", (*width as f64 * *height as f64) / 1e6, MAX_PIXELS / 1_000_000)]
+    TooLarge { width: u32, height: u32 },
+    #[error("image has zero width or height")]
+    ZeroSize,
+    #[error("cannot decode the {format} image (truncated or corrupt file?): {reason}")]
+    Decode { format: String, reason: String },
+}
+
+/// Errors building the encoder from weight files, or embedding.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageEncoderError {
+    #[error("{file}: not a readable safetensors file: {reason}")]
+    Safetensors { file: String, reason: String },
+    #[error("{file}: tensor `{name}` {problem} (is it the EfficientNet-Lite0 state dict of this model? re-run `trainer export-image-encoder`)")]
+    Tensor { file: String, name: String, problem: String },
+    #[error("the model's backbone is {0:?}: only efficientnet_lite0 runs in the browser")]
+    UnsupportedBackbone(Backbone),
+    #[error("the model has no image head (image_head.safetensors): it cannot embed images")]
+    NoImageHead,
+    #[error("manifest `image.{field}` is {found}, the image encoder needs {expected}")]
+    Config { field: &'static str, found: String, expected: String },
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("image encoder: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preprocessing (mirrors trainer::backbone::preprocess)
+
+/// Decodes JPEG/PNG/WebP bytes. The size limit is checked on the header before any pixel is decoded.
+pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    let format = image::guess_format(bytes).map_err(|e| ImageError::UnknownFormat(e.to_string()))?;
+    if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP) {
+        return Err(ImageError::UnknownFormat(format!("{format:?} is not supported")));
+    }
+    let name = format!("{format:?}").to_uppercase();
+    let decode_err = |e: image::ImageError| ImageError::Decode { format: name.clone(), reason: e.to_string() };
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(decode_err)?;
+    if width == 0 || height == 0 {
+        return Err(ImageError::ZeroSize);
+    }
+    if width as u64 * height as u64 > MAX_PIXELS {
+        return Err(ImageError::TooLarge { width, height });
+    }
+    ImageReader::with_format(Cursor::new(bytes), format).decode().map_err(decode_err)
+}
+
+/// RGB with any transparency composited onto white (same rounding as the trainer).
+pub fn flatten_onto_white(img: &DynamicImage) -> RgbImage {
+    if !img.color().has_alpha() {
+        return img.to_rgb8();
+    }
+    let rgba = img.to_rgba8();
+    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let [r, g, b, a] = rgba.get_pixel(x, y).0;
+        let a = a as u32;
+        let blend = |c: u8| ((c as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
+        image::Rgb([blend(r), blend(g), blend(b)])
+    })
+}
+
+/// Shorter side to `size` (antialiased bilinear), then a centre `size`×`size` crop.
+pub fn resize_center_crop(img: &RgbImage, size: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    if w == size && h == size {
+        return img.clone();
+    }
+    let scale = size as f64 / w.min(h) as f64;
+    let (nw, nh) = (
+        ((w as f64 * scale).round() as u32).max(size),
+        ((h as f64 * scale).round() as u32).max(size),
+    );
+    let resized = image::imageops::resize(img, nw, nh, FilterType::Triangle);
+    let (x0, y0) = ((nw - size) / 2, (nh - size) / 2);
+    image::imageops::crop_imm(&resized, x0, y0, size, size).to_image()
+}
+
+/// `[3, H, W]` planes of `(pixel / 255 - mean) / std`.
+pub fn normalize(img: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
+    let plane = (img.width() * img.height()) as usize;
+    let mut data = vec![0f32; 3 * plane];
+    for (i, px) in img.pixels().enumerate() {
+        for c in 0..3 {
+            data[c * plane + i] = (px.0[c] as f32 / 255.0 - mean[c]) / std[c];
+        }
+    }
+    data
+}
+
+/// Encoded bytes → network input `[3, size, size]` (row-major planes).
+pub fn preprocess(bytes: &[u8], cfg: &ImageConfig) -> Result<Vec<f32>, ImageError> {
+    let img = decode_image(bytes)?;
+    let rgb = resize_center_crop(&flatten_onto_white(&img), cfg.image_size as u32);
+    Ok(normalize(&rgb, cfg.mean, cfg.std))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weights
+
+struct Weights<'a> {
+    file: &'a str,
+    tensors: SafeTensors<'a>,
+}
+
+impl<'a> Weights<'a> {
+    fn parse(file: &'a str, bytes: &'a [u8]) -> Result<Self, ImageEncoderError> {
+        let tensors = SafeTensors::deserialize(bytes)
+            .map_err(|e| ImageEncoderError::Safetensors { file: file.into(), reason: e.to_string() })?;
+        Ok(Weights { file, tensors })
+    }
+
+    /// Tensor `name` as f32 (stored f32 or f16), checked against `shape`.
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ImageEncoderError> {
+        let err = |problem: String| ImageEncoderError::Tensor { file: self.file.into(), name: name.into(), problem };
+        let view = self.tensors.tensor(name).map_err(|_| err("is missing".into()))?;
+        if view.shape() != shape {
+            return Err(err(format!("has shape {:?}, expected {shape:?}", view.shape())));
+        }
+        let data = view.data();
+        Ok(match view.dtype() {
+            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            other => return Err(err(format!("has dtype {other:?}, expected F32 or F16"))),
+        })
+    }
+
+    /// A bias-free conv `key.weight` [cout, cin_per_group, k, k] followed by batch norm `bn`, folded into
+    /// one conv with bias: `w' = w·γ/√(σ²+ε)`, `b' = β − μ·γ/√(σ²+ε)`.
+    fn conv_bn(&self, key: &str, bn: &str, shape: [usize; 4]) -> Result<(Vec<f32>, Vec<f32>), ImageEncoderError> {
+        let mut w = self.get(&format!("{key}.weight"), &shape)?;
+        let c = shape[0];
+        let gamma = self.get(&format!("{bn}.weight"), &[c])?;
+        let beta = self.get(&format!("{bn}.bias"), &[c])?;
+        let mean = self.get(&format!("{bn}.running_mean"), &[c])?;
+        let var = self.get(&format!("{bn}.running_var"), &[c])?;
+        let per_out = w.len() / c;
+        let mut bias = vec![0f32; c];
+        for o in 0..c {
+            let scale = gamma[o] / (var[o] + BN_EPS).sqrt();
+            w[o * per_out..(o + 1) * per_out].iter_mut().for_each(|x| *x *= scale);
+            bias[o] = beta[o] - mean[o] * scale;
+        }
+        Ok((w, bias))
+    }
+}
+
+/// The reference Lite0 state dict (lukemelas layout, as `scripts/setup.sh` installs it) → the
+/// `image_encoder.safetensors` bytes: the same tensors without the ImageNet classifier (`_fc.*`) and the
+/// `num_batches_tracked` counters, as f32 or f16.
+pub fn image_encoder_safetensors(reference: &[u8], f16: bool) -> Result<Vec<u8>, ImageEncoderError> {
+    let w = Weights::parse("backbone weights", reference)?;
+    let mut names: Vec<String> = w
+        .tensors
+        .names()
+        .into_iter()
+        .filter(|n| !n.starts_with("_fc.") && !n.ends_with("num_batches_tracked"))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    let mut stored = Vec::with_capacity(names.len());
+    for name in &names {
+        let shape = w.tensors.tensor(name).map(|v| v.shape().to_vec()).unwrap_or_default();
+        let data = w.get(name, &shape)?;
+        let bytes: Vec<u8> = if f16 {
+            data.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect()
+        } else {
+            data.iter().flat_map(|&x| x.to_le_bytes()).collect()
+        };
+        stored.push((name.clone(), shape, bytes));
+    }
+    let dtype = if f16 { Dtype::F16 } else { Dtype::F32 };
+    let views = stored
+        .iter()
+        .map(|(n, s, b)| safetensors::tensor::TensorView::new(dtype, s.clone(), b).map(|v| (n.clone(), v)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ImageEncoderError::Safetensors { file: IMAGE_ENCODER_FILE.into(), reason: e.to_string() })?;
+    safetensors::serialize(views, None)
+        .map_err(|e| ImageEncoderError::Safetensors { file: IMAGE_ENCODER_FILE.into(), reason: e.to_string() })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network
+
+/// (before, after) padding of one spatial dimension for TF "SAME".
+pub fn tf_same_pad(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let output = input.div_ceil(stride);
+    let total = ((output - 1) * stride + kernel).saturating_sub(input);
+    (total / 2, total - total / 2)
+}
+
+/// Activations of one image: `[C, H, W]` planes.
+struct Act {
+    data: Vec<f32>,
+    c: usize,
+    h: usize,
+    w: usize,
+}
+
+/// 1×1 conv (+ folded BN) as a matmul: `[cout, cin] × [cin, H·W]`.
+struct Pointwise {
+    weight: Tensor,
+    bias: Tensor,
+    relu6: bool,
+}
+
+impl Pointwise {
+    fn new(w: Vec<f32>, b: Vec<f32>, cout: usize, cin: usize, relu6: bool) -> candle_core::Result<Self> {
+        Ok(Pointwise {
+            weight: Tensor::from_vec(w, (cout, cin), &Device::Cpu)?,
+            bias: Tensor::from_vec(b, (cout, 1), &Device::Cpu)?,
+            relu6,
+        })
+    }
+
+    fn forward(&self, x: &Act) -> candle_core::Result<Act> {
+        let input = Tensor::from_slice(&x.data, (x.c, x.h * x.w), &Device::Cpu)?;
+        let mut y = self.weight.matmul(&input)?.broadcast_add(&self.bias)?;
+        if self.relu6 {
+            y = y.clamp(0f32, 6f32)?;
+        }
+        let c = self.weight.dim(0)?;
+        Ok(Act { data: y.flatten_all()?.to_vec1::<f32>()?, c, h: x.h, w: x.w })
+    }
+}
+
+/// k×k conv with `groups` = channels (+ folded BN, ReLU6), TF-"SAME" padded.
+struct Depthwise {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    k: usize,
+    stride: usize,
+}
+
+impl Depthwise {
+    fn forward(&self, x: &Act) -> Act {
+        let (k, s) = (self.k, self.stride);
+        let (top, _) = tf_same_pad(x.h, k, s);
+        let (left, _) = tf_same_pad(x.w, k, s);
+        let (oh, ow) = (x.h.div_ceil(s), x.w.div_ceil(s));
+        let mut out = vec![0f32; x.c * oh * ow];
+        for c in 0..x.c {
+            let plane = &x.data[c * x.h * x.w..(c + 1) * x.h * x.w];
+            let kern = &self.weight[c * k * k..(c + 1) * k * k];
+            let dst = &mut out[c * oh * ow..(c + 1) * oh * ow];
+            for oy in 0..oh {
+                // Rows of the kernel that fall inside the image (the rest multiplies zero padding).
+                let y0 = (oy * s) as isize - top as isize;
+                let ky_lo = (-y0).max(0) as usize;
+                let ky_hi = ((x.h as isize - y0).min(k as isize)).max(0) as usize;
+                for ox in 0..ow {
+                    let x0 = (ox * s) as isize - left as isize;
+                    let kx_lo = (-x0).max(0) as usize;
+                    let kx_hi = ((x.w as isize - x0).min(k as isize)).max(0) as usize;
+                    let mut acc = 0f32;
+                    for ky in ky_lo..ky_hi {
+                        let row = ((y0 + ky as isize) as usize) * x.w;
+                        for kx in kx_lo..kx_hi {
+                            acc += kern[ky * k + kx] * plane[row + (x0 + kx as isize) as usize];
+                        }
+                    }
+                    dst[oy * ow + ox] = (acc + self.bias[c]).clamp(0.0, 6.0);
+                }
+            }
+        }
+        Act { data: out, c: x.c, h: oh, w: ow }
+    }
+}
+
+/// Mobile inverted bottleneck: 1×1 expand → depthwise → 1×1 project (+ identity skip).
+struct MbConv {
+    expand: Option<Pointwise>,
+    depthwise: Depthwise,
+    project: Pointwise,
+    skip: bool,
+}
+
+/// `(repeats, kernel, stride, expand, in, out)` of Lite0's 7 stages (= EfficientNet-B0's block list).
+const LITE0_STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+];
+
+/// EfficientNet-Lite0 features + the image head: bytes → L2-normalised joint-space vector.
+pub struct ImageEncoder {
+    config: ImageConfig,
+    /// Stem 3×3 stride-2 conv (+ BN) as a matmul over 27-row im2col patches.
+    stem: Pointwise,
+    blocks: Vec<MbConv>,
+    head: Pointwise,
+    /// Image head `proj`: [D, 1280] and [D, 1].
+    proj: Pointwise,
+    embed_dim: usize,
+}
+
+impl ImageEncoder {
+    /// Builds the encoder from `image_encoder.safetensors` and `image_head.safetensors` (f32 or f16).
+    pub fn new(
+        config: &ImageConfig,
+        embed_dim: usize,
+        backbone: &[u8],
+        image_head: &[u8],
+    ) -> Result<Self, ImageEncoderError> {
+        if config.backbone != Backbone::EfficientnetLite0 {
+            return Err(ImageEncoderError::UnsupportedBackbone(config.backbone));
+        }
+        if config.feature_dim != HEAD_CHANNELS {
+            return Err(ImageEncoderError::Config {
+                field: "feature_dim",
+                found: config.feature_dim.to_string(),
+                expected: HEAD_CHANNELS.to_string(),
+            });
+        }
+        if config.image_size == 0 || config.image_size > 1024 {
+            return Err(ImageEncoderError::Config {
+                field: "image_size",
+                found: config.image_size.to_string(),
+                expected: "1..=1024 (224 for Lite0)".into(),
+            });
+        }
+        let w = Weights::parse(IMAGE_ENCODER_FILE, backbone)?;
+        let (sw, sb) = w.conv_bn("_conv_stem", "_bn0", [32, 3, 3, 3])?;
+        let stem = Pointwise::new(sw, sb, 32, 27, true)?;
+        let mut blocks = Vec::new();
+        let mut index = 0;
+        for (repeats, k, stride, expand, cin0, cout) in LITE0_STAGES {
+            for r in 0..repeats {
+                let (cin, stride) = if r == 0 { (cin0, stride) } else { (cout, 1) };
+                let key = |part: &str| format!("_blocks.{index}.{part}");
+                let mid = cin * expand;
+                let expand_conv = if expand != 1 {
+                    let (ew, eb) = w.conv_bn(&key("_expand_conv"), &key("_bn0"), [mid, cin, 1, 1])?;
+                    Some(Pointwise::new(ew, eb, mid, cin, true)?)
+                } else {
+                    None
+                };
+                let (dw, db) = w.conv_bn(&key("_depthwise_conv"), &key("_bn1"), [mid, 1, k, k])?;
+                let (pw, pb) = w.conv_bn(&key("_project_conv"), &key("_bn2"), [cout, mid, 1, 1])?;
+                blocks.push(MbConv {
+                    expand: expand_conv,
+                    depthwise: Depthwise { weight: dw, bias: db, k, stride },
+                    project: Pointwise::new(pw, pb, cout, mid, false)?,
+                    skip: stride == 1 && cin == cout,
+                });
+                index += 1;
+            }
+        }
+        let (hw, hb) = w.conv_bn("_conv_head", "_bn1", [HEAD_CHANNELS, 320, 1, 1])?;
+        let head = Pointwise::new(hw, hb, HEAD_CHANNELS, 320, true)?;
+        let h = Weights::parse(crate::model_dir::IMAGE_HEAD_FILE, image_head)?;
+        let pw = h.get("proj.weight", &[embed_dim, HEAD_CHANNELS])?;
+        let pb = h.get("proj.bias", &[embed_dim])?;
+        let proj = Pointwise::new(pw, pb, embed_dim, HEAD_CHANNELS, false)?;
+        Ok(ImageEncoder { config: config.clone(), stem, blocks, head, proj, embed_dim })
+    }
+
+    pub fn embed_dim(&self) -> usize {
+        self.embed_dim
+    }
+
+    pub fn config(&self) -> &ImageConfig {
+        &self.config
+    }
+
+    /// Encoded image (JPEG/PNG/WebP) → L2-normalised vector.
+    pub fn embed(&self, bytes: &[u8]) -> Result<Vec<f32>, ImageEncoderError> {
+        let input = preprocess(bytes, &self.config)?;
+        self.embed_input(&input)
+    }
+
+    /// Preprocessed input `[3, size, size]` → L2-normalised vector.
+    pub fn embed_input(&self, input: &[f32]) -> Result<Vec<f32>, ImageEncoderError> {
+        let pooled = self.pooled_features(input)?;
+        let x = Act { data: pooled, c: HEAD_CHANNELS, h: 1, w: 1 };
+        let v = self.proj.forward(&x)?.data;
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        Ok(v.into_iter().map(|x| x / norm).collect())
+    }
+
+    /// Preprocessed input `[3, size, size]` → global-average-pooled backbone features (1280).
+    pub fn pooled_features(&self, input: &[f32]) -> Result<Vec<f32>, ImageEncoderError> {
+        let size = self.config.image_size;
+        if input.len() != 3 * size * size {
+            return Err(ImageEncoderError::Config {
+                field: "image_size",
+                found: format!("an input of {} values", input.len()),
+                expected: format!("3×{size}×{size}"),
+            });
+        }
+        let mut x = self.stem.forward(&stem_patches(input, size))?;
+        // The stem's output is [32, H/2·W/2] in a 1-row layout; restore the spatial shape.
+        let side = size.div_ceil(2);
+        x.h = side;
+        x.w = side;
+        for block in &self.blocks {
+            let mut h = match &block.expand {
+                Some(e) => e.forward(&x)?,
+                None => Act { data: x.data.clone(), c: x.c, h: x.h, w: x.w },
+            };
+            h = block.depthwise.forward(&h);
+            let mut out = block.project.forward(&h)?;
+            if block.skip {
+                out.data.iter_mut().zip(&x.data).for_each(|(o, i)| *o += i);
+            }
+            x = out;
+        }
+        let x = self.head.forward(&x)?;
+        let hw = (x.h * x.w) as f32;
+        Ok(x.data.chunks_exact(x.h * x.w).map(|plane| plane.iter().sum::<f32>() / hw).collect())
+    }
+}
+
+/// im2col of the stem's 3×3 stride-2 TF-"SAME" conv: `[27, Ho·Wo]` with row `(c·3 + ky)·3 + kx`
+/// (the order of the `[32, 3, 3, 3]` weight), zero outside the image.
+fn stem_patches(input: &[f32], size: usize) -> Act {
+    let (k, s) = (3, 2);
+    let (top, _) = tf_same_pad(size, k, s);
+    let out = size.div_ceil(s);
+    let mut cols = vec![0f32; 27 * out * out];
+    for c in 0..3 {
+        let plane = &input[c * size * size..(c + 1) * size * size];
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &mut cols[((c * k + ky) * k + kx) * out * out..][..out * out];
+                for oy in 0..out {
+                    let y = (oy * s + ky) as isize - top as isize;
+                    if y < 0 || y as usize >= size {
+                        continue;
+                    }
+                    for ox in 0..out {
+                        let x = (ox * s + kx) as isize - top as isize;
+                        if x >= 0 && (x as usize) < size {
+                            row[oy * out + ox] = plane[y as usize * size + x as usize];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Act { data: cols, c: 27, h: 1, w: out * out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tf_same_padding_matches_tensorflow() {
+        assert_eq!(tf_same_pad(224, 3, 2), (0, 1));
+        assert_eq!(tf_same_pad(112, 5, 2), (1, 2));
+        assert_eq!(tf_same_pad(225, 3, 2), (1, 1));
+        assert_eq!(tf_same_pad(14, 5, 1), (2, 2));
+        assert_eq!(tf_same_pad(7, 1, 1), (0, 0));
+    }
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 128]));
+        let mut out = Vec::new();
+        DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        out
+    }
+
+    #[test]
+    fn bad_bytes_are_named_errors() {
+        assert_eq!(decode_image(&[]).unwrap_err(), ImageError::Empty);
+        assert!(matches!(decode_image(b"hello, not an image").unwrap_err(), ImageError::UnknownFormat(_)));
+        let p = png(40, 30);
+        let e = decode_image(&p[..p.len() / 2]).unwrap_err();
+        assert!(matches!(e, ImageError::Decode { .. }), "{e:?}");
+        assert!(e.to_string().contains("PNG"), "{e}");
+        assert_eq!(decode_image(&p).unwrap().width(), 40);
+    }
+
+    #[test]
+    fn huge_image_is_refused_from_its_header() {
+        // A valid PNG header claiming 10000×5000 (50 MP) followed by no pixel data: refused as too large
+        // (a decoder that tried to allocate or decode first would fail differently).
+        let mut bytes = png(1, 1);
+        // IHDR: type + data at bytes 12..29 (width 16..20, height 20..24), its CRC-32 at 29..33.
+        bytes[16..20].copy_from_slice(&10000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&5000u32.to_be_bytes());
+        let crc = crc32fast::hash(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        let e = decode_image(&bytes).unwrap_err();
+        assert_eq!(e, ImageError::TooLarge { width: 10000, height: 5000 });
+        assert!(e.to_string().contains("50.0 megapixels"), "{e}");
+    }
+
+    #[test]
+    fn transparent_pixels_become_white() {
+        let img = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(2, 2, image::Rgba([0, 0, 0, 0])));
+        assert!(flatten_onto_white(&img).pixels().all(|p| p.0 == [255, 255, 255]));
+    }
+
+    #[test]
+    fn resize_crop_gives_a_square() {
+        let img = RgbImage::new(300, 200);
+        assert_eq!(resize_center_crop(&img, 224).dimensions(), (224, 224));
+    }
+}
