@@ -167,3 +167,56 @@ fn candle_image_vectors_match_tch_on_200_flickr8k_val_photos() {
     let m = models();
     check(&m, "flickr8k val", &files, &prompts);
 }
+
+/// f16 storage (what `trainer export-image-encoder` writes by default) stays within the parity bound.
+#[test]
+fn f16_image_encoder_keeps_parity_on_the_asset_photos() {
+    let m = models();
+    let files = list_images(&backbone::assets_dir().join("photos"));
+    let reference = std::fs::read(backbone::assets_dir().join(m.tch.backbone.default_weights_file())).unwrap();
+    let man = &m.tch.dir.manifest;
+    let f16 = ImageEncoder::new(
+        &man.image,
+        man.embed_dim,
+        &image_encoder_safetensors(&reference, true).unwrap(),
+        m.tch.dir.image_head.as_deref().unwrap(),
+    )
+    .unwrap();
+    let want = tch_vectors(&m, &files);
+    let worst = files
+        .iter()
+        .zip(&want)
+        .map(|(f, w)| dot(&f16.embed(&std::fs::read(f).unwrap()).unwrap(), w))
+        .fold(1.0f32, f32::min);
+    eprintln!("f16 backbone: min cosine {worst:.6} over {} photos", files.len());
+    assert!(worst >= MIN_COSINE, "f16 backbone: min cosine {worst}");
+}
+
+/// The optional file joins a model directory without changing its id, and a tampered copy is refused.
+#[test]
+fn image_encoder_file_is_added_without_changing_the_model_id() {
+    let src = repo_root().join("static/model");
+    let dir = std::env::temp_dir().join(format!("imgpick-image-encoder-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let before = wasm_model::ModelDir::load(&dir).unwrap();
+    let reference = std::fs::read(backbone::assets_dir().join("efficientnet_lite0.safetensors")).unwrap();
+    let bytes = image_encoder_safetensors(&reference, true).unwrap();
+    wasm_model::ModelDir::add_image_encoder(&dir, &bytes).unwrap();
+    let after = wasm_model::ModelDir::load(&dir).unwrap();
+    assert_eq!(after.model_id(), before.model_id());
+    assert_eq!(after.load_image_encoder(&dir).unwrap().as_deref(), Some(&bytes[..]));
+    let mut bad = bytes.clone();
+    let n = bad.len();
+    bad[n - 1] ^= 1;
+    std::fs::write(dir.join(wasm_model::image_encoder::IMAGE_ENCODER_FILE), &bad).unwrap();
+    let e = after.load_image_encoder(&dir).unwrap_err().to_string();
+    assert!(e.contains("image_encoder.safetensors") && e.contains("SHA-256"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

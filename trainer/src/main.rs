@@ -82,6 +82,19 @@ enum Command {
         #[arg(long)]
         no_eval: bool,
     },
+    /// Add the backbone weights the browser needs to embed the user's own photos (image_encoder.safetensors)
+    /// to a model directory; model_id and the other files stay as they are.
+    ExportImageEncoder {
+        /// Model directory, e.g. static/model.
+        #[arg(long)]
+        model: PathBuf,
+        /// Backbone weights (lukemelas-layout Lite0 safetensors); default: the installed ones.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Store f32 instead of f16 (twice the size).
+        #[arg(long)]
+        f32: bool,
+    },
     /// Embed an image folder for a model: gallery.bin + gallery.json + thumbs/ (only changed files re-embedded).
     Publish {
         /// Model directory.
@@ -341,6 +354,24 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(m) = metrics {
                 println!("val: {m}");
             }
+            Ok(())
+        }
+        Command::ExportImageEncoder { model, weights, f32 } => {
+            let dir = wasm_model::ModelDir::load(&model).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if dir.manifest.image.backbone != wasm_model::model_dir::Backbone::EfficientnetLite0 {
+                anyhow::bail!("{}: the browser image encoder supports efficientnet_lite0 only", model.display());
+            }
+            let weights = weights.unwrap_or_else(|| {
+                trainer::backbone::assets_dir().join(trainer::backbone::BackboneKind::EfficientnetLite0.default_weights_file())
+            });
+            let reference = std::fs::read(&weights)
+                .map_err(|e| anyhow::anyhow!("cannot read backbone weights {}: {e} (scripts/setup.sh installs them)", weights.display()))?;
+            let bytes = wasm_model::image_encoder::image_encoder_safetensors(&reference, !f32)?;
+            // Build it once to prove the file and the model's image head work together before writing.
+            let head = dir.image_head.as_deref().ok_or_else(|| anyhow::anyhow!("the model has no image_head.safetensors"))?;
+            wasm_model::ImageEncoder::new(&dir.manifest.image, dir.manifest.embed_dim, &bytes, head)?;
+            wasm_model::ModelDir::add_image_encoder(&model, &bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("wrote {} ({} bytes) to {}", wasm_model::image_encoder::IMAGE_ENCODER_FILE, bytes.len(), model.display());
             Ok(())
         }
         Command::Publish { model, images, captions, source, licence, url, out, dtype, weights } => {
