@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::gallery::{Gallery, GalleryError, GalleryIndex};
+use crate::image_encoder::{ImageEncoder, ImageEncoderError};
 use crate::model_dir::{ModelDir, ModelError};
 use crate::query::{combine_terms, parse_query, query_vector, QueryError, QueryVectorError};
 use crate::rank::{dot_f32, top_k};
@@ -23,6 +24,14 @@ pub enum EngineError {
     Query(#[from] QueryError),
     #[error("image id {id} is not in the gallery (it has {len} images, ids 0..{len})")]
     UnknownImage { id: usize, len: usize },
+    #[error("{0}")]
+    Image(#[from] ImageEncoderError),
+    #[error("no image encoder loaded: load image_encoder.safetensors first (`trainer export-image-encoder` adds it to the model)")]
+    NoImageEncoder,
+    #[error("vector has {found} values, the model's embed_dim is {expected}")]
+    VectorDim { found: usize, expected: usize },
+    #[error("vector has a non-finite or zero-length value; it cannot be ranked")]
+    VectorNotFinite,
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
 }
@@ -71,6 +80,49 @@ pub struct Engine {
     encoder: TextEncoder,
     gallery: Gallery,
     index: GalleryIndex,
+    /// Optional: embeds the user's own photos (see README "Image encoder").
+    image_encoder: Option<ImageEncoder>,
+    /// The user's added photos: L2-normalised rows (ids `gallery_len()..`), in memory only.
+    added: Vec<AddedImage>,
+}
+
+/// One of the user's photos joined to the searchable set.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct AddedImage {
+    pub file: String,
+    /// What the page shows (e.g. a blob: URL of a thumbnail it made); opaque to the engine.
+    pub thumb: String,
+    pub vector: Vec<f32>,
+}
+
+/// Which images a search ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// The gallery and the added photos together.
+    #[default]
+    All,
+    /// Only the shipped gallery.
+    Gallery,
+    /// Only the added photos.
+    Added,
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" | "" => Ok(Scope::All),
+            "gallery" => Ok(Scope::Gallery),
+            "mine" | "added" => Ok(Scope::Added),
+            _ => Err(format!("unknown scope {s:?}: expected all, gallery or mine")),
+        }
+    }
+}
+
+impl std::fmt::Debug for ImageEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ImageEncoder(D = {})", self.embed_dim())
+    }
 }
 
 impl Engine {
@@ -81,7 +133,7 @@ impl Engine {
         let index = GalleryIndex::from_json(gallery_json)?;
         index.check_gallery(&gallery)?;
         let encoder = TextEncoder::new(&model)?;
-        Ok(Self { model, encoder, gallery, index })
+        Ok(Self { model, encoder, gallery, index, image_encoder: None, added: Vec::new() })
     }
 
     /// Everything from the files' contents (what the browser fetched).
@@ -139,6 +191,82 @@ impl Engine {
         self.gallery.len()
     }
 
+    /// Loads `image_encoder.safetensors` (checked against the manifest's `files_sha256`) together with the
+    /// model's image head, so [`Engine::embed_image`] and [`Engine::add_image`] work.
+    pub fn load_image_encoder(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
+        self.model.verify_image_encoder(bytes)?;
+        let head = self.model.image_head.as_deref().ok_or(ImageEncoderError::NoImageHead)?;
+        let m = &self.model.manifest;
+        self.image_encoder = Some(ImageEncoder::new(&m.image, m.embed_dim, bytes, head)?);
+        Ok(())
+    }
+
+    pub fn has_image_encoder(&self) -> bool {
+        self.image_encoder.is_some()
+    }
+
+    /// An encoded photo (JPEG/PNG/WebP) → its L2-normalised vector (the one `trainer publish` computes).
+    pub fn embed_image(&self, bytes: &[u8]) -> Result<Vec<f32>, EngineError> {
+        let enc = self.image_encoder.as_ref().ok_or(EngineError::NoImageEncoder)?;
+        Ok(enc.embed(bytes)?)
+    }
+
+    /// Embeds a photo and adds it to the searchable set; returns its id.
+    pub fn add_image(&mut self, file: &str, thumb: &str, bytes: &[u8]) -> Result<u32, EngineError> {
+        let v = self.embed_image(bytes)?;
+        self.add_vector(file, thumb, v)
+    }
+
+    /// Adds a precomputed vector (e.g. restored from the page's local storage); returns its id. The
+    /// vector is L2-normalised here.
+    pub fn add_vector(&mut self, file: &str, thumb: &str, mut vector: Vec<f32>) -> Result<u32, EngineError> {
+        let dim = self.model.manifest.embed_dim;
+        if vector.len() != dim {
+            return Err(EngineError::VectorDim { found: vector.len(), expected: dim });
+        }
+        let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if !norm.is_finite() || norm == 0.0 {
+            return Err(EngineError::VectorNotFinite);
+        }
+        vector.iter_mut().for_each(|x| *x /= norm);
+        self.added.push(AddedImage { file: file.into(), thumb: thumb.into(), vector });
+        Ok((self.gallery.len() + self.added.len() - 1) as u32)
+    }
+
+    /// The added photos, in id order (id = `gallery_len() + index`).
+    pub fn added(&self) -> &[AddedImage] {
+        &self.added
+    }
+
+    /// Forgets every added photo.
+    pub fn clear_added(&mut self) {
+        self.added.clear();
+    }
+
+    /// Gallery plus added photos.
+    pub fn len(&self) -> usize {
+        self.gallery.len() + self.added.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `id` of the gallery or, past it, of the added photos.
+    fn row(&self, id: usize) -> Result<Vec<f32>, EngineError> {
+        let n = self.gallery.len();
+        if id < n {
+            return self.gallery.row(id).ok_or(EngineError::UnknownImage { id, len: self.len() });
+        }
+        self.added.get(id - n).map(|a| a.vector.clone()).ok_or(EngineError::UnknownImage { id, len: self.len() })
+    }
+
+    /// Like [`Engine::search`], over `scope`.
+    pub fn search_in(&self, query: &str, k: usize, scope: Scope) -> Result<Vec<Hit>, EngineError> {
+        let q = self.query_vector(query)?;
+        Ok(self.rank_in(&q, k, None, scope))
+    }
+
     /// The L2-normalised vector a query searches with.
     pub fn query_vector(&self, query: &str) -> Result<Vec<f32>, EngineError> {
         Ok(query_vector(&self.encoder, query)?)
@@ -152,25 +280,54 @@ impl Engine {
 
     /// The `k` images most like gallery image `id` (which is left out).
     pub fn similar(&self, id: usize, k: usize) -> Result<Vec<Hit>, EngineError> {
-        let row = self.gallery.row(id).ok_or(EngineError::UnknownImage { id, len: self.gallery.len() })?;
+        let row = self.row(id)?;
         Ok(self.rank(&row, k, Some(id as u32)))
     }
 
-    /// Ranks the gallery by `query` (a vector of the model's dimension).
+    /// Ranks the gallery and the added photos by `query` (a vector of the model's dimension).
     pub fn rank(&self, query: &[f32], k: usize, exclude: Option<u32>) -> Vec<Hit> {
-        let scores = self.gallery.scores(query);
+        self.rank_in(query, k, exclude, Scope::All)
+    }
+
+    /// Ranks the images in `scope`; ids stay global (added photos are `gallery_len()..`).
+    pub fn rank_in(&self, query: &[f32], k: usize, exclude: Option<u32>, scope: Scope) -> Vec<Hit> {
+        let n = self.gallery.len();
+        let mut scores = if scope == Scope::Added { vec![f32::NAN; n] } else { self.gallery.scores(query) };
+        if scope != Scope::Gallery {
+            scores.extend(self.added.iter().map(|a| {
+                if a.vector.len() == query.len() {
+                    dot_f32(query, &a.vector)
+                } else {
+                    f32::NAN
+                }
+            }));
+        }
+        // Out-of-scope rows score NaN (they rank last); drop them rather than return them.
+        let in_scope = |id: usize| match scope {
+            Scope::All => true,
+            Scope::Gallery => id < n,
+            Scope::Added => id >= n,
+        };
         top_k(&scores, k.min(MAX_K), exclude)
             .into_iter()
+            .filter(|s| in_scope(s.id as usize))
             .map(|s| {
-                let item = &self.index.items[s.id as usize];
-                Hit { id: s.id, file: item.file.clone(), thumb: item.thumb.clone(), caption: item.caption.clone(), score: s.score }
+                let id = s.id as usize;
+                let (file, thumb, caption) = match self.index.items.get(id) {
+                    Some(item) if id < n => (item.file.clone(), item.thumb.clone(), item.caption.clone()),
+                    _ => {
+                        let a = &self.added[id - n];
+                        (a.file.clone(), a.thumb.clone(), String::new())
+                    }
+                };
+                Hit { id: s.id, file, thumb, caption, score: s.score }
             })
             .collect()
     }
 
     /// Leave-one-word-out: for each word of `query`, how much image `id`'s score drops without it.
     pub fn explain(&self, query: &str, id: usize) -> Result<Explanation, EngineError> {
-        let row = self.gallery.row(id).ok_or(EngineError::UnknownImage { id, len: self.gallery.len() })?;
+        let row = self.row(id)?;
         let terms = parse_query(query)?;
         let full = combine_terms(&self.encoder, &terms, |i| terms[i].tokens.clone())?;
         let score = dot_f32(&full, &row);
@@ -242,6 +399,34 @@ mod tests {
             assert_eq!(hits[0].file, format!("img{}.jpg", hits[0].id));
             assert!((hits[0].score - all[0].0).abs() < 1e-3);
         }
+    }
+
+    #[test]
+    fn added_vectors_join_the_search_and_scopes_filter() {
+        let mut e = engine(GalleryDtype::F32);
+        let q = e.query_vector("w2 w5").unwrap();
+        // An added row equal to the query (scaled: it is normalised on the way in) must rank first.
+        let id = e.add_vector("mine.jpg", "blob:1", q.iter().map(|x| x * 3.0).collect()).unwrap();
+        assert_eq!(id, 30);
+        assert_eq!(e.len(), 31);
+        let hits = e.search("w2 w5", 5).unwrap();
+        assert_eq!((hits[0].id, hits[0].file.as_str(), hits[0].thumb.as_str()), (30, "mine.jpg", "blob:1"));
+        assert!((hits[0].score - 1.0).abs() < 1e-5);
+        let mine = e.search_in("w2 w5", 5, Scope::Added).unwrap();
+        assert_eq!(mine.iter().map(|h| h.id).collect::<Vec<_>>(), [30]);
+        let demo = e.search_in("w2 w5", 5, Scope::Gallery).unwrap();
+        assert!(demo.len() == 5 && demo.iter().all(|h| h.id < 30));
+        assert!(e.similar(30, 3).unwrap().iter().all(|h| h.id != 30));
+        assert!(e.explain("w2", 30).is_ok());
+        // bad vectors are refused, nothing is added
+        assert!(matches!(e.add_vector("x", "", vec![1.0; 5]), Err(EngineError::VectorDim { found: 5, expected: 6 })));
+        assert!(matches!(e.add_vector("x", "", vec![0.0; 6]), Err(EngineError::VectorNotFinite)));
+        assert!(matches!(e.add_vector("x", "", vec![f32::NAN; 6]), Err(EngineError::VectorNotFinite)));
+        assert!(matches!(e.embed_image(b"\x89PNG"), Err(EngineError::NoImageEncoder)));
+        assert_eq!(e.len(), 31);
+        e.clear_added();
+        assert_eq!(e.len(), 30);
+        assert!(e.search("w2 w5", 40).unwrap().iter().all(|h| h.id < 30));
     }
 
     #[test]
