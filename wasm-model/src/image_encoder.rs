@@ -85,7 +85,46 @@ pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
     if width as u64 * height as u64 > MAX_PIXELS {
         return Err(ImageError::TooLarge { width, height });
     }
+    // The JPEG decoder pads a truncated scan with grey instead of failing; refuse such files here.
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(ImageError::Decode {
+            format: name,
+            reason: "the file ends before the image data does (no end-of-image marker)".into(),
+        });
+    }
     ImageReader::with_format(Cursor::new(bytes), format).decode().map_err(decode_err)
+}
+
+/// Walks the JPEG's marker segments (skipping APPn/EXIF payloads by their lengths, scanning entropy-coded
+/// data for the next marker) and says whether the main image's end-of-image marker is reached. Data after
+/// it (e.g. a motion photo's video) is allowed.
+fn jpeg_is_complete(b: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while i + 1 < b.len() {
+        if b[i] != 0xFF {
+            return false;
+        }
+        let marker = b[i + 1];
+        match marker {
+            0xD9 => return true,
+            0xFF => i += 1, // fill byte
+            0x01 | 0xD0..=0xD7 => i += 2,
+            _ => {
+                if i + 3 >= b.len() {
+                    return false;
+                }
+                let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+                i += 2 + len;
+                if marker == 0xDA {
+                    // Entropy-coded data runs to the next marker other than a stuffed 0xFF00 or a restart.
+                    while i + 1 < b.len() && !(b[i] == 0xFF && b[i + 1] != 0 && !(0xD0..=0xD7).contains(&b[i + 1])) {
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+    false
 }
 
 /// RGB with any transparency composited onto white (same rounding as the trainer).

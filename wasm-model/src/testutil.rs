@@ -137,3 +137,12 @@ pub fn random_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     }
     rows
 }
+
+/// A deterministic random image head (`proj.weight` [D, 1280], `proj.bias` [D]) for the image-encoder
+/// fixture: the backbone is the real Lite0, the head need not be trained to check arithmetic.
+pub fn random_image_head(embed_dim: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let w: Vec<f32> = (0..embed_dim * 1280).map(|_| rng.uniform() * 0.05).collect();
+    let b: Vec<f32> = (0..embed_dim).map(|_| rng.uniform() * 0.1).collect();
+    safetensors_bytes(&[("proj.weight", vec![embed_dim, 1280], w), ("proj.bias", vec![embed_dim], b)], false)
+}
