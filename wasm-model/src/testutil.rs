@@ -146,3 +146,20 @@ pub fn random_image_head(embed_dim: usize, seed: u64) -> Vec<u8> {
     let b: Vec<f32> = (0..embed_dim).map(|_| rng.uniform() * 0.1).collect();
     safetensors_bytes(&[("proj.weight", vec![embed_dim, 1280], w), ("proj.bias", vec![embed_dim], b)], false)
 }
+
+/// A random text side with a given image head and image config (the image-encoder tests).
+pub fn random_model_with_head(cfg: TextConfig, embed_dim: usize, seed: u64, image_head: Vec<u8>, image: ImageConfig) -> ModelDir {
+    let text = random_model(cfg.clone(), embed_dim, seed, false);
+    ModelDir::build(
+        embed_dim,
+        cfg,
+        image,
+        &text.vocab,
+        text.text_encoder,
+        Some(image_head),
+        serde_json::json!({"generator": "testutil", "seed": seed}),
+        serde_json::json!({}),
+        "2026-01-01T00:00:00Z".into(),
+    )
+    .expect("random model with head is valid")
+}

@@ -38,3 +38,28 @@ fn bad_files_are_errors_not_panics() {
     assert!(matches!(cut, ImageError::Decode { .. }), "{cut:?}");
     assert!(cut.to_string().contains("JPEG"), "{cut}");
 }
+
+#[test]
+fn engine_adds_photos_from_bytes() {
+    use wasm_model::testutil::{random_image_head, random_model_with_head, random_rows, small_config};
+    use wasm_model::{engine::Scope, write_gallery_bin, Engine, GalleryDtype, GalleryIndex, GalleryItem};
+    let mut model = random_model_with_head(small_config(), EMBED_DIM, 3, random_image_head(EMBED_DIM, HEAD_SEED), config());
+    let backbone = wasm_model::image_encoder::image_encoder_safetensors(BACKBONE, false).unwrap();
+    model.set_image_encoder(&backbone);
+    let id = model.model_id().to_owned();
+    let bin = write_gallery_bin(&id, EMBED_DIM, &random_rows(5, EMBED_DIM, 1), GalleryDtype::F32).unwrap();
+    let items = (0..5)
+        .map(|i| GalleryItem { id: i, file: format!("g{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None })
+        .collect();
+    let mut e = Engine::new(model, &bin, &GalleryIndex::new(&id, items).to_json()).unwrap();
+    let bad = e.load_image_encoder(&backbone[..backbone.len() - 1]).unwrap_err().to_string();
+    assert!(bad.contains("image_encoder.safetensors"), "{bad}");
+    e.load_image_encoder(&backbone).unwrap();
+    assert!(e.add_image("empty.jpg", "", &[]).is_err());
+    let id = e.add_image("fish.jpg", "blob:x", PHOTO).unwrap();
+    assert_eq!(id, 5);
+    let r: Reference = serde_json::from_str(&std::fs::read_to_string(REFERENCE_PATH).unwrap()).unwrap();
+    assert!(max_diff(&e.added()[0].vector, &r.vector) < 1e-5);
+    let mine = e.search_in("w2", 10, Scope::Added).unwrap();
+    assert_eq!(mine.iter().map(|h| h.file.as_str()).collect::<Vec<_>>(), ["fish.jpg"]);
+}
