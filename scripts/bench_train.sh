@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# One training step of the shipped configuration (static/model/manifest.json: GloVe-50 vocab 16000 -> bi-LSTM 256
+# -> mean -> 512, image head on 1280-d cached features, InfoNCE, clipping + Adam), batch 128, 2 threads:
+# tch (cargo bench --bench train_step, the trainer's own model/loss code) vs PyTorch
+# (scripts/bench_train_step_torch.py, the same model op for op, plus idiomatic packed nn.LSTM), back to back,
+# ROUNDS times (default 2; the machine is shared, so compare within a round). Prints a markdown table.
+# PyTorch needs a full torch install (the project's slim venv cannot import torch):
+#   python3 -m venv /tmp/tv-venv && /tmp/tv-venv/bin/pip install torch==2.11.0
+#   TORCH_PYTHON=/tmp/tv-venv/bin/python scripts/bench_train.sh
+# Without it, only the tch column is printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+THREADS="${IMGPICK_BENCH_THREADS:-2}"
+ROUNDS="${ROUNDS:-2}"
+BATCH="${IMGPICK_BENCH_BATCH:-$(python3 -c 'import json; print(json.load(open("static/model/manifest.json"))["training"]["config"]["batch_size"])')}"
+TORCH_PYTHON="${TORCH_PYTHON:-}"
+export IMGPICK_BENCH_BATCH="$BATCH" IMGPICK_BENCH_THREADS="$THREADS" OMP_WAIT_POLICY=PASSIVE
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+HAVE_TORCH=0
+if [ -n "$TORCH_PYTHON" ] && [ -x "$TORCH_PYTHON" ] && "$TORCH_PYTHON" -c "import torch" 2>/dev/null; then
+    HAVE_TORCH=1
+fi
+
+ROWS=()
+for round in $(seq 1 "$ROUNDS"); do
+    cargo bench -p trainer --bench train_step -- --noplot >&2
+    est="$TARGET_DIR/criterion/train_step_b${BATCH}_t${THREADS}/tch/new/estimates.json"
+    [ -f "$est" ] || { echo "missing $est: did the bench run? (trainer/Cargo.toml needs [[bench]] name = \"train_step\")" >&2; exit 1; }
+    tch_s="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["median"]["point_estimate"] * 1e-9)' "$est")"
+    torch_json=""
+    if [ "$HAVE_TORCH" = 1 ]; then
+        torch_json="$("$TORCH_PYTHON" scripts/bench_train_step_torch.py --batch "$BATCH" --threads "$THREADS" | tr '\n' ' ')"
+    fi
+    ROWS+=("$round|$tch_s|$torch_json")
+done
+
+python3 - "$BATCH" "$THREADS" "$HAVE_TORCH" "${ROWS[@]}" <<'PY'
+import json, sys
+batch, threads, have_torch, rows = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4:]
+print(f"Training step, shipped config, batch {batch}, {threads} threads (median step; higher is better)")
+if have_torch:
+    print("| round | tch steps/s | tch captions/s | PyTorch steps/s | PyTorch captions/s | tch / PyTorch "
+          "| PyTorch packed nn.LSTM steps/s | tch / packed |")
+    print("|---|---|---|---|---|---|---|---|")
+else:
+    print("| round | tch steps/s | tch captions/s |")
+    print("|---|---|---|")
+for row in rows:
+    rnd, tch_s, torch_json = row.split("|", 2)
+    tch = 1 / float(tch_s)
+    if not have_torch:
+        print(f"| {rnd} | {tch:.2f} | {tch * batch:.0f} |")
+        continue
+    dec = json.JSONDecoder()
+    res, s = {}, torch_json.strip()
+    while s:
+        obj, end = dec.raw_decode(s)
+        res[obj["variant"]] = obj["steps_per_s"]
+        s = s[end:].strip()
+    mir, pk = res["mirror"], res["packed"]
+    print(f"| {rnd} | {tch:.2f} | {tch * batch:.0f} | {mir:.2f} | {mir * batch:.0f} | {tch / mir:.2f} | {pk:.2f} | {tch / pk:.2f} |")
+if not have_torch:
+    print("\nPyTorch column: set TORCH_PYTHON to a python with full torch, e.g.\n"
+          "  python3 -m venv /tmp/tv-venv && /tmp/tv-venv/bin/pip install torch==2.11.0\n"
+          "  TORCH_PYTHON=/tmp/tv-venv/bin/python scripts/bench_train.sh")
+PY

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""PyTorch twin of trainer/benches/train_step.rs (scripts/bench_train.sh runs both and prints the ratio).
+
+One training step of the shipped configuration (static/model/manifest.json -> text, embed_dim, image.feature_dim,
+training.config): embedding (padding_idx 0) -> LSTM -> pooling -> proj -> L2, image head proj -> L2, symmetric
+InfoNCE with same-image pairs masked, backward, global-norm clipping (clip_grad_norm_), Adam with the
+embedding's lr scaled by embedding_lr_scale (torch.optim.Adam param groups), loss.item().
+
+Variants (one JSON line each, steps/s = 1 / median step time after warm-up):
+  mirror  the Rust model op for op: each LSTM direction is one fused unidirectional torch.lstm call over the
+          right-padded batch; the backward direction reads each caption reversed within its own length (a gather),
+          so padding is computed but never reaches a valid output; mean pooling over the valid positions.
+  packed  idiomatic PyTorch: nn.LSTM(bidirectional=True) on pack_padded_sequence (skips the padded steps; same
+          outputs on valid positions). Informational: less work than the Rust model does.
+The batch (caption lengths from the Flickr8k histogram, token ids, image ids) comes from the same splitmix64
+stream as the Rust bench, so both time the very same batch.
+
+Needs full torch (the project's slim venv cannot `import torch`):
+    /tmp/tv-venv/bin/python scripts/bench_train_step_torch.py [--threads 2] [--iters 30] [--variant mirror packed]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Keep in sync with trainer/benches/train_step.rs.
+LEN_HIST = [0, 15, 125, 340, 854, 1948, 2501, 2917, 3318, 3310, 3134, 2772, 2332, 1864, 1338, 3232]
+SEED = 0x1D92026
+TRAIN_IMAGES = 6000
+MASK64 = (1 << 64) - 1
+PAD_ID = 0
+
+
+def splitmix64(state):
+    while True:
+        state = (state + 0x9E3779B97F4A7C15) & MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        yield z ^ (z >> 31)
+
+
+def synthetic_batch(batch, vocab, max_len):
+    rng, total = splitmix64(SEED), sum(LEN_HIST)
+    caps, images = [], []
+    for _ in range(batch):
+        u, n = next(rng) % total, 0
+        while u >= LEN_HIST[n]:
+            u -= LEN_HIST[n]
+            n += 1
+        n = min(n + 1, max_len)
+        caps.append([2 + next(rng) % (vocab - 2) for _ in range(n)])
+        images.append(next(rng) % TRAIN_IMAGES)
+    return caps, images
+
+
+def pad_batch(seqs):
+    t = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), t), PAD_ID, dtype=torch.int64)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+    return ids, torch.tensor([len(s) for s in seqs])
+
+
+def l2(x):
+    return x / x.norm(2, dim=1, keepdim=True).clamp_min(1e-12)
+
+
+class TextEncoder(nn.Module):
+    def __init__(self, t, embed_dim, variant):
+        super().__init__()
+        self.variant, self.h, self.pooling = variant, t["hidden_dim"], t["pooling"]
+        assert t["layers"] == 1 and t["bidirectional"] and t["pooling"] == "mean", "bench mirrors the shipped 1-layer bi-LSTM mean"
+        self.embedding = nn.Embedding(t["vocab_size"], t["word_dim"], padding_idx=PAD_ID)
+        nn.init.normal_(self.embedding.weight, 0.0, 0.3)  # as the Rust init (GloVe rows in real runs)
+        self.lstm = nn.LSTM(t["word_dim"], self.h, 1, batch_first=True, bidirectional=True)
+        self.proj = nn.Linear(2 * self.h, embed_dim)
+
+    def forward(self, ids, lens):
+        b, t = ids.shape
+        x = self.embedding(ids)
+        steps = torch.arange(t)[None]
+        mask = steps < lens[:, None]
+        if self.variant == "packed":
+            packed = nn.utils.rnn.pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
+            out, _ = self.lstm(packed)
+            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=t)
+        else:
+            rev = torch.where(mask, lens[:, None] - 1 - steps, steps)
+
+            def gather(v):
+                return v.gather(1, rev[:, :, None].expand(-1, -1, v.shape[2]))
+
+            def run(v, sfx):
+                params = [getattr(self.lstm, f"{n}_l0{sfx}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                z = v.new_zeros(1, b, self.h)
+                # has_biases, num_layers, dropout, train, bidirectional, batch_first: the Rust call's arguments
+                return torch.lstm(v, (z, z), params, True, 1, 0.0, False, False, True)[0]
+
+            out = torch.cat([run(x, ""), gather(run(gather(x), "_reverse"))], 2)
+        pooled = (out * mask[:, :, None].to(out.dtype)).sum(1) / lens[:, None].to(out.dtype)
+        return l2(self.proj(pooled))
+
+
+def info_nce(img, txt, image_ids, tau):
+    scores = img @ txt.t()
+    b = scores.shape[0]
+    same = image_ids[:, None] == image_ids[None, :]
+    logits = (scores / tau).masked_fill(same & ~torch.eye(b, dtype=torch.bool), float("-inf"))
+    target = torch.arange(b)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    ap.add_argument("--manifest", default=os.path.join(root, "static", "model", "manifest.json"))
+    ap.add_argument("--batch", type=int, default=0, help="0: the shipped batch size")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-len", type=int, default=16)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--variant", nargs="+", default=["mirror", "packed"], choices=["mirror", "packed"])
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    with open(args.manifest) as f:
+        m = json.load(f)
+    cfg = m["training"]["config"]
+    assert cfg["loss"] == "infonce", "the bench implements the shipped InfoNCE loss only"
+    batch = args.batch or cfg["batch_size"]
+    caps, images = synthetic_batch(batch, m["text"]["vocab_size"], args.max_len)
+    image_ids = torch.tensor(images)
+    # Same line as the Rust bench prints: equal lines = equal batches.
+    print(f"batch: {batch} captions, mean length {sum(map(len, caps)) / batch:.2f}, first ids {caps[0][:3]}, "
+          f"image ids {images[:3]}", file=sys.stderr)
+    for variant in args.variant:
+        torch.manual_seed(0)
+        text = TextEncoder(m["text"], m["embed_dim"], variant)
+        image = nn.Linear(m["image"]["feature_dim"], m["embed_dim"])
+        feats = torch.rand(batch, m["image"]["feature_dim"]) * 2.0
+        emb = [text.embedding.weight]
+        rest = [p for p in list(text.parameters()) + list(image.parameters()) if p is not text.embedding.weight]
+        opt = torch.optim.Adam([{"params": rest}, {"params": emb, "lr": cfg["lr"] * cfg["embedding_lr_scale"]}],
+                               lr=cfg["lr"], betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg["weight_decay"])
+        params = rest + emb
+
+        def step():
+            ids, lens = pad_batch(caps)
+            loss = info_nce(l2(image(feats)), text(ids, lens), image_ids, cfg["tau"])
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
+            opt.step()
+            return loss.item()
+
+        for _ in range(args.warmup):
+            step()
+        times = []
+        for _ in range(args.iters):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+        med = sorted(times)[len(times) // 2]
+        print(json.dumps({"impl": "pytorch", "variant": variant, "batch": batch, "threads": args.threads,
+                          "torch": torch.__version__, "median_s": round(med, 5), "steps_per_s": round(1 / med, 3),
+                          "captions_per_s": round(batch / med, 1)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

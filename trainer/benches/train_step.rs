@@ -1,0 +1,185 @@
+//! One training step of the shipped configuration (read from `static/model/manifest.json` → `training.config`):
+//! GloVe-50 embedding (vocab 16000) → bi-LSTM 256 → mean pooling → 512-d, image head on 1280-d cached
+//! features, symmetric InfoNCE (τ 0.05), backward, global-norm clipping and the trainer's Adam step, on the
+//! trainer's own `model`, `loss` and `train::build_model` code. `scripts/bench_train.sh` runs this and the
+//! PyTorch twin (`scripts/bench_train_step_torch.py`) and prints steps/s and the ratio.
+//!
+//! The batch is synthetic but realistic: caption lengths follow the Flickr8k train histogram (capped at
+//! `IMGPICK_BENCH_MAX_LEN`, default 16), token ids and image ids come from a fixed-seed splitmix64 that the
+//! Python script reproduces exactly, so both sides time the same batch. Knobs: IMGPICK_BENCH_BATCH
+//! (default: the shipped batch size), IMGPICK_BENCH_THREADS (default 2).
+
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use tch::{nn, Device, Kind, Tensor};
+use trainer::loss::{contrastive, Loss};
+use trainer::model::pad_batch;
+use trainer::train::{build_model, Config};
+
+/// Flickr8k captions_train.json: how many of the 30000 captions have 1, 2, …, 15, ≥16 words.
+/// Shared with scripts/bench_train_step_torch.py (keep in sync).
+const LEN_HIST: [u64; 16] = [0, 15, 125, 340, 854, 1948, 2501, 2917, 3318, 3310, 3134, 2772, 2332, 1864, 1338, 3232];
+const SEED: u64 = 0x1d9_2026;
+/// Images in the Flickr8k train split: the range of image ids in a batch.
+const TRAIN_IMAGES: u64 = 6000;
+
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// The benchmark batch: per caption (length from the histogram, capped at `max_len`; token ids in
+/// 2..vocab, i.e. no <pad>/<unk>) and its image id.
+fn synthetic_batch(batch: usize, vocab: u64, max_len: usize) -> (Vec<Vec<i64>>, Vec<i64>) {
+    let total: u64 = LEN_HIST.iter().sum();
+    let mut rng = SplitMix64(SEED);
+    let mut caps = Vec::with_capacity(batch);
+    let mut images = Vec::with_capacity(batch);
+    for _ in 0..batch {
+        let mut u = rng.next() % total;
+        let mut len = 0;
+        while u >= LEN_HIST[len] {
+            u -= LEN_HIST[len];
+            len += 1;
+        }
+        let len = (len + 1).min(max_len);
+        caps.push((0..len).map(|_| 2 + (rng.next() % (vocab - 2)) as i64).collect());
+        images.push((rng.next() % TRAIN_IMAGES) as i64);
+    }
+    (caps, images)
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The shipped run's config and vocabulary size.
+fn shipped_config() -> Result<(Config, i64), String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../static/model/manifest.json");
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let m: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cfg: Config = serde_json::from_value(m["training"]["config"].clone())
+        .map_err(|e| format!("{}: training.config: {e}", path.display()))?;
+    let vocab = m["text"]["vocab_size"].as_i64().ok_or_else(|| format!("{}: no text.vocab_size", path.display()))?;
+    Ok((cfg, vocab))
+}
+
+/// The trainer's Adam (`train::Adam` is crate-private): same update, same per-group lr scale, same
+/// global-norm clipping, so the optimizer work matches `trainer fit` step for step.
+struct Adam {
+    params: Vec<(Tensor, f64)>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    t: i32,
+}
+
+impl Adam {
+    fn new(vs: &nn::VarStore, embedding_lr_scale: f64) -> Self {
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let params: Vec<(Tensor, f64)> = vars
+            .into_iter()
+            .map(|(n, t)| (t, if n == "text.embedding.weight" { embedding_lr_scale } else { 1.0 }))
+            .collect();
+        let m = params.iter().map(|(t, _)| t.zeros_like()).collect();
+        let v = params.iter().map(|(t, _)| t.zeros_like()).collect();
+        Adam { params, m, v, t: 0 }
+    }
+
+    fn zero_grad(&self) {
+        for (p, _) in &self.params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.detach_().zero_();
+            }
+        }
+    }
+
+    fn clip(&self, max_norm: f64) {
+        let grads: Vec<Tensor> = self.params.iter().map(|(p, _)| p.grad()).filter(|g| g.defined()).collect();
+        let norm = grads.iter().map(|g| g.pow_tensor_scalar(2).sum(Kind::Float).double_value(&[])).sum::<f64>().sqrt();
+        if max_norm > 0.0 && norm > max_norm {
+            let s = max_norm / (norm + 1e-6);
+            tch::no_grad(|| grads.iter().for_each(|g| drop(g.shallow_clone().g_mul_scalar_(s))));
+        }
+    }
+
+    fn step(&mut self, lr: f64) {
+        self.t += 1;
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+        let (bc1, bc2) = (1.0 - b1.powi(self.t), 1.0 - b2.powi(self.t));
+        tch::no_grad(|| {
+            for (i, (p, scale)) in self.params.iter().enumerate() {
+                let g = p.grad();
+                if !g.defined() || *scale == 0.0 {
+                    continue;
+                }
+                let _ = self.m[i].g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
+                let _ = self.v[i].g_mul_scalar_(b2).g_add_(&(&g * &g * (1.0 - b2)));
+                let update = (&self.m[i] / bc1) / ((&self.v[i] / bc2).sqrt() + eps);
+                let _ = p.shallow_clone().g_add_(&(update * -(lr * scale)));
+            }
+        });
+    }
+}
+
+fn train_step(c: &mut Criterion) {
+    let (cfg, vocab) = match shipped_config() {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("SKIP: cannot read the shipped config ({e})");
+            return;
+        }
+    };
+    let loss_kind = match cfg.loss.as_str() {
+        "infonce" => Loss::InfoNce { tau: cfg.tau },
+        _ => Loss::Vse { margin: cfg.margin, hardest: true },
+    };
+    let batch = env_or("IMGPICK_BENCH_BATCH", cfg.batch_size);
+    let threads = env_or("IMGPICK_BENCH_THREADS", 2);
+    let max_len = env_or("IMGPICK_BENCH_MAX_LEN", 16);
+    tch::set_num_threads(threads as i32);
+    tch::manual_seed(0);
+    let (vs, model) = build_model(&cfg, vocab as usize, Device::Cpu);
+    let mut adam = Adam::new(&vs, cfg.embedding_lr_scale);
+    let (caps, images) = synthetic_batch(batch, vocab as u64, max_len);
+    // Same line as the Python twin prints: equal lines = equal batches.
+    let mean_len = caps.iter().map(|c| c.len()).sum::<usize>() as f64 / batch as f64;
+    eprintln!("batch: {batch} captions, mean length {mean_len:.2}, first ids {:?}, image ids {:?}", &caps[0][..3.min(caps[0].len())], &images[..3.min(batch)]);
+    // Cached backbone features: non-negative (post-ReLU6 average pool), one row per caption.
+    let feats = Tensor::rand([batch as i64, model.feature_dim], (Kind::Float, Device::Cpu)) * 2.0;
+    let image_ids = Tensor::from_slice(&images);
+    let step = |adam: &mut Adam| {
+        // as in train::fit: pad, forward both encoders, loss, backward, clip, Adam, read the loss
+        let seqs: Vec<&[i64]> = caps.iter().map(|s| s.as_slice()).collect();
+        let (ids, lens) = pad_batch(&seqs, Device::Cpu);
+        let img = model.image.forward(&feats);
+        let txt = model.text.forward(&ids, &lens, cfg.word_dropout);
+        let loss = contrastive(&img, &txt, &image_ids, loss_kind);
+        adam.zero_grad();
+        loss.backward();
+        adam.clip(cfg.grad_clip);
+        adam.step(cfg.lr);
+        loss.double_value(&[])
+    };
+    let first = step(&mut adam);
+    assert!(first.is_finite(), "first step gave loss {first}");
+
+    let mut group = c.benchmark_group(format!("train_step_b{batch}_t{threads}"));
+    group.throughput(Throughput::Elements(batch as u64));
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(20);
+    group.bench_function("tch", |b| b.iter(|| step(&mut adam)));
+    group.finish();
+}
+
+criterion_group!(benches, train_step);
+criterion_main!(benches);
