@@ -3,6 +3,7 @@
 //! carrying the message. No panics on bad input: all fallible paths return `Result`.
 
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 use crate::engine;
 
@@ -71,6 +72,73 @@ impl Engine {
     /// The query's L2-normalised vector (for tests and debugging).
     pub fn query_vector(&self, query: &str) -> Result<Vec<f32>, JsError> {
         self.inner.query_vector(query).map_err(js_err)
+    }
+
+    /// Loads `image_encoder.safetensors` (the manifest's `files.image_encoder`, checked by its SHA-256),
+    /// so the engine can embed the user's photos.
+    pub fn load_image_encoder(&mut self, bytes: &[u8]) -> Result<(), JsError> {
+        self.inner.load_image_encoder(bytes).map_err(js_err)
+    }
+
+    pub fn has_image_encoder(&self) -> bool {
+        self.inner.has_image_encoder()
+    }
+
+    /// An encoded photo (JPEG/PNG/WebP bytes) → its L2-normalised vector (`Float32Array`). Throws for a
+    /// non-image, truncated, empty or > 40-megapixel file, with a message saying which.
+    pub fn embed_image(&self, bytes: &[u8]) -> Result<Vec<f32>, JsError> {
+        self.inner.embed_image(bytes).map_err(js_err)
+    }
+
+    /// Embeds one photo and adds it to the searchable set; returns its id (ids after `gallery_len()`).
+    pub fn add_image(&mut self, file: &str, thumb: &str, bytes: &[u8]) -> Result<u32, JsError> {
+        self.inner.add_image(file, thumb, bytes).map_err(js_err)
+    }
+
+    /// Adds a vector computed earlier (e.g. restored from IndexedDB); returns its id.
+    pub fn add_vector(&mut self, file: &str, thumb: &str, vector: Vec<f32>) -> Result<u32, JsError> {
+        self.inner.add_vector(file, thumb, vector).map_err(js_err)
+    }
+
+    /// Embeds and adds many photos: `files` is an array of `{name, thumb?, bytes: Uint8Array}`;
+    /// `progress(done, total)` (optional) is called after each. A bad file does not stop the others:
+    /// returns `{added: [{file, id}], errors: [{file, message}]}`.
+    pub fn add_images(&mut self, files: js_sys::Array, progress: Option<js_sys::Function>) -> Result<JsValue, JsError> {
+        let total = files.length();
+        let (mut added, mut errors) = (Vec::new(), Vec::new());
+        for (i, f) in files.iter().enumerate() {
+            let get = |key: &str| js_sys::Reflect::get(&f, &key.into()).ok();
+            let name = get("name").and_then(|v| v.as_string()).unwrap_or_else(|| format!("file {i}"));
+            let thumb = get("thumb").and_then(|v| v.as_string()).unwrap_or_default();
+            let result = match get("bytes").filter(|b| b.is_instance_of::<js_sys::Uint8Array>()) {
+                Some(b) => self.inner.add_image(&name, &thumb, &js_sys::Uint8Array::from(b).to_vec()).map_err(|e| e.to_string()),
+                None => Err("no `bytes` (Uint8Array) given".to_string()),
+            };
+            match result {
+                Ok(id) => added.push(serde_json::json!({ "file": name, "id": id })),
+                Err(message) => errors.push(serde_json::json!({ "file": name, "message": message })),
+            }
+            if let Some(cb) = &progress {
+                let _ = cb.call2(&JsValue::NULL, &JsValue::from(i as u32 + 1), &JsValue::from(total));
+            }
+        }
+        to_js(&serde_json::json!({ "added": added, "errors": errors }))
+    }
+
+    /// Like `search`, over `scope`: `"all"`, `"gallery"` (the shipped images) or `"mine"` (added photos).
+    pub fn search_in(&self, query: &str, k: usize, scope: &str) -> Result<JsValue, JsError> {
+        let scope: engine::Scope = scope.parse().map_err(|e: String| JsError::new(&e))?;
+        to_js(&self.inner.search_in(query, k, scope).map_err(js_err)?)
+    }
+
+    /// Forgets every added photo.
+    pub fn clear_added(&mut self) {
+        self.inner.clear_added()
+    }
+
+    /// Number of added photos.
+    pub fn added_len(&self) -> usize {
+        self.inner.added().len()
     }
 
     pub fn model_id(&self) -> String {
