@@ -24,7 +24,7 @@ export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
 cd "$ROOT"
 # --no-default-features: the browser build must not need the `native` (file path) feature.
 cargo_test=(cargo test -p wasm-model --no-default-features --target wasm32-unknown-unknown
-            --test wasm_smoke --test wasm_engine)
+            --test wasm_smoke --test wasm_engine --test wasm_image)
 
 echo "test-wasm: building the wasm tests (Debian $(rustc --version | cut -d' ' -f2))"
 "${cargo_test[@]}" --no-run || die "the wasm32 test build failed (see the errors above)"

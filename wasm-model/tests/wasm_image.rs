@@ -1,0 +1,66 @@
+//! The image encoder compiled to wasm32: the stored native vector for a real photo (max |diff| ≤ 1e-4),
+//! bad files as errors, and the JS API adding photos to an Engine's searchable set.
+#![cfg(target_arch = "wasm32")]
+mod image_common;
+
+use image_common::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+
+const REFERENCE: &str = include_str!("fixtures/image_reference.json");
+
+#[wasm_bindgen_test]
+fn wasm_photo_vector_matches_native() {
+    let r: Reference = serde_json::from_str(REFERENCE).unwrap();
+    let v = encoder().embed(PHOTO).unwrap();
+    let d = max_diff(&v, &r.vector);
+    assert!(d <= 1e-4, "wasm vs native max |diff| {d}");
+}
+
+#[wasm_bindgen_test]
+fn wasm_bad_files_are_errors() {
+    let e = encoder();
+    assert!(e.embed(&[]).is_err());
+    assert!(e.embed(b"not an image").is_err());
+    assert!(e.embed(&PHOTO[..PHOTO.len() / 2]).is_err());
+}
+
+#[wasm_bindgen_test]
+fn js_api_adds_photos_and_reports_per_file_errors() {
+    use wasm_model::testutil::{random_model_with_head, small_config};
+    // A model whose image head is the fixture's, plus the backbone as its image encoder.
+    let mut model = random_model_with_head(small_config(), EMBED_DIM, 3, wasm_model::testutil::random_image_head(EMBED_DIM, HEAD_SEED), config());
+    let backbone = wasm_model::image_encoder::image_encoder_safetensors(BACKBONE, false).unwrap();
+    model.set_image_encoder(&backbone);
+    let id = model.model_id().to_owned();
+    let bin = wasm_model::write_gallery_bin(&id, EMBED_DIM, &wasm_model::testutil::random_rows(5, EMBED_DIM, 1), wasm_model::GalleryDtype::F32).unwrap();
+    let items = (0..5)
+        .map(|i| wasm_model::GalleryItem { id: i, file: format!("g{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None })
+        .collect();
+    let json = wasm_model::GalleryIndex::new(&id, items).to_json();
+    let mut e = wasm_model::wasm::Engine::new(&model.manifest_json(), &model.vocab_txt, &model.text_encoder, &bin, &json, model.image_head.clone()).unwrap();
+    assert!(e.load_image_encoder(&backbone[..backbone.len() - 1]).is_err(), "a corrupt encoder file is refused");
+    e.load_image_encoder(&backbone).unwrap();
+    let v = e.embed_image(PHOTO).unwrap();
+    let r: Reference = serde_json::from_str(REFERENCE).unwrap();
+    assert!(max_diff(&v, &r.vector) <= 1e-4);
+
+    let file = |name: &str, bytes: &[u8]| {
+        let o = js_sys::Object::new();
+        js_sys::Reflect::set(&o, &"name".into(), &name.into()).unwrap();
+        js_sys::Reflect::set(&o, &"bytes".into(), &js_sys::Uint8Array::from(bytes).into()).unwrap();
+        o
+    };
+    let files = js_sys::Array::of3(&file("fish.jpg", PHOTO), &file("empty.jpg", &[]), &file("notes.txt", b"hello"));
+    let report = e.add_images(files, None).unwrap();
+    let added: js_sys::Array = js_sys::Reflect::get(&report, &"added".into()).unwrap().dyn_into().unwrap();
+    let errors: js_sys::Array = js_sys::Reflect::get(&report, &"errors".into()).unwrap().dyn_into().unwrap();
+    assert_eq!((added.length(), errors.length()), (1, 2));
+    assert_eq!(e.added_len(), 1);
+    let mine: js_sys::Array = e.search_in("w2", 10, "mine").unwrap().dyn_into().unwrap();
+    assert_eq!(mine.length(), 1);
+    let f = js_sys::Reflect::get(&mine.get(0), &"file".into()).unwrap().as_string().unwrap();
+    assert_eq!(f, "fish.jpg");
+    e.clear_added();
+    assert_eq!(e.added_len(), 0);
+}
