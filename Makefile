@@ -30,8 +30,8 @@ demo:
 	@scripts/setup.sh demo
 	@scripts/build-wasm.sh
 	@GALLERY="$(GALLERY)" scripts/ensure-gallery.sh
-	@cargo build -q --release -p web
-	@target/release/web --host $(HOST) --port $(PORT) --static-dir static
+	@cargo build -q -p web  # dev profile: dependencies are optimised (Cargo.toml), and it shares the test build
+	@target/debug/web --host $(HOST) --port $(PORT) --static-dir static
 
 bench: setup
 	@scripts/bench.sh
