@@ -7,7 +7,8 @@
 //! The batch is synthetic but realistic: caption lengths follow the Flickr8k train histogram (capped at
 //! `IMGPICK_BENCH_MAX_LEN`, default 16), token ids and image ids come from a fixed-seed splitmix64 that the
 //! Python script reproduces exactly, so both sides time the same batch. Knobs: IMGPICK_BENCH_BATCH
-//! (default: the shipped batch size), IMGPICK_BENCH_THREADS (default 2).
+//! (default: the shipped batch size), IMGPICK_BENCH_THREADS (default 2), IMGPICK_BENCH_MAX_LEN (default 16),
+//! IMGPICK_BENCH_PHASES=1 (also print forward / backward / optimizer medians).
 
 use std::path::Path;
 
@@ -178,7 +179,7 @@ fn train_step(c: &mut Criterion) {
         // Cached backbone features: non-negative (post-ReLU6 average pool), one row per caption.
         let feats = Tensor::rand([batch as i64, model.feature_dim], (Kind::Float, Device::Cpu)) * 2.0;
         if std::env::var_os("IMGPICK_BENCH_PHASES").is_some() {
-            // Where the time goes (median ms of 20 steps after 5): compare with the Python twin's --phases.
+            // Where the time goes (median ms of 20 steps after 5), to compare phase by phase with PyTorch.
             let mut ph = [vec![], vec![], vec![]];
             for i in 0..25 {
                 let t0 = std::time::Instant::now();
