@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use image::{imageops::FilterType, DynamicImage, RgbImage};
+use image::{DynamicImage, RgbImage};
 use tch::{Kind, Tensor};
 
 use super::{BackboneError, BackboneKind};
@@ -90,36 +90,9 @@ pub fn open_image(path: &Path) -> Result<DynamicImage, BackboneError> {
     Ok(img)
 }
 
-/// RGB with any transparency composited onto white (cut-out photos would otherwise show black).
-pub fn flatten_onto_white(img: &DynamicImage) -> RgbImage {
-    if !img.color().has_alpha() {
-        return img.to_rgb8();
-    }
-    let rgba = img.to_rgba8();
-    RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
-        let [r, g, b, a] = rgba.get_pixel(x, y).0;
-        let a = a as u32;
-        let blend = |c: u8| ((c as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
-        image::Rgb([blend(r), blend(g), blend(b)])
-    })
-}
-
-/// Resizes the shorter side to `size` (antialiased bilinear, like PIL/torchvision), then centre-crops
-/// `size`×`size`. Images already `size`×`size` pass through untouched.
-pub fn resize_center_crop(img: &RgbImage, size: u32) -> RgbImage {
-    let (w, h) = img.dimensions();
-    if w == size && h == size {
-        return img.clone();
-    }
-    let scale = size as f64 / w.min(h) as f64;
-    let (nw, nh) = (
-        ((w as f64 * scale).round() as u32).max(size),
-        ((h as f64 * scale).round() as u32).max(size),
-    );
-    let resized = image::imageops::resize(img, nw, nh, FilterType::Triangle);
-    let (x0, y0) = ((nw - size) / 2, (nh - size) / 2);
-    image::imageops::crop_imm(&resized, x0, y0, size, size).to_image()
-}
+// One definition of the pixel pipeline, shared with the browser's image encoder (wasm-model): a copy here
+// could drift and break tch <-> candle parity.
+pub use wasm_model::image_encoder::{flatten_onto_white, resize_center_crop};
 
 /// `[3, H, W]` f32 tensor: `(pixel / 255 - mean) / std` per channel.
 pub fn normalize(img: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> Tensor {
