@@ -55,9 +55,10 @@ impl Conv {
 
 /// (before, after) padding of one spatial dimension for TF "SAME".
 pub(crate) fn tf_same_pad(input: i64, kernel: i64, stride: i64) -> (i64, i64) {
-    let output = (input + stride - 1) / stride;
-    let total = ((output - 1) * stride + kernel - input).max(0);
-    (total / 2, total - total / 2)
+    // The rule is defined once, in the browser's image encoder, so tch and candle pad identically.
+    let (before, after) =
+        wasm_model::image_encoder::tf_same_pad(input as usize, kernel as usize, stride as usize);
+    (before as i64, after as i64)
 }
 
 /// Registers variables under dotted reference keys and remembers them for loading and for
@@ -175,19 +176,4 @@ impl BatchNorm {
 /// Linear layer on pooled features (kept here so both backbones' classifiers read the same).
 pub(crate) fn linear(l: &nn::Linear, x: &Tensor) -> Tensor {
     l.forward_t(x, false)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tf_same_pad;
-
-    #[test]
-    fn tf_same_padding_matches_tensorflow() {
-        // TF: out = ceil(in / stride); the odd pixel of padding goes after (bottom/right).
-        assert_eq!(tf_same_pad(224, 3, 2), (0, 1));
-        assert_eq!(tf_same_pad(112, 5, 2), (1, 2));
-        assert_eq!(tf_same_pad(225, 3, 2), (1, 1));
-        assert_eq!(tf_same_pad(14, 5, 1), (2, 2));
-        assert_eq!(tf_same_pad(7, 1, 1), (0, 0));
-    }
 }
