@@ -29,19 +29,22 @@ if [ "$MODEL" = random ] || [ ! -f "$MODEL/manifest.json" ]; then
   cargo run -q -p web --example e2e_fixture_model -- "$MODEL"
 fi
 MODEL="$(cd "$MODEL" && pwd)"
+# The image encoder the page downloads when photos are added (generated, git-ignored; see the script).
+TRAINER="$IMGPICK_TRAINER_BIN" scripts/build-image-encoder.sh "$MODEL"
 export IMGPICK_WEB_BIN="${IMGPICK_WEB_BIN:-$ROOT/target/debug/web}" IMGPICK_E2E_DIR="$E2E"
 
 # The page, served from a folder of links to static/ with a gallery of the test photos (re-runs reuse embeddings).
 python3 scripts/demo_gallery.py --no-stamps --photos assets/photos --photo-captions scripts/demo-photos.json --staging "$E2E/photos"
 mkdir -p "$E2E/static"
-for f in index.html app.js worker.js sw.js style.css pkg; do ln -sfn "$ROOT/static/$f" "$E2E/static/$f"; done
+STATIC_FILES=(index.html app.js worker.js embed-worker.js sw.js style.css pkg)
+for f in "${STATIC_FILES[@]}"; do ln -sfn "$ROOT/static/$f" "$E2E/static/$f"; done
 ln -sfn "$MODEL" "$E2E/static/model"
 "$IMGPICK_TRAINER_BIN" publish --model "$MODEL" --images "$E2E/photos/images" --captions "$E2E/photos/captions.json" \
   --out "$E2E/static/gallery"
 
 # The same page with a damaged gallery.bin (one byte flipped mid-file): the page must show its error state.
 rm -rf "$E2E/static-corrupt" && mkdir -p "$E2E/static-corrupt/gallery"
-for f in index.html app.js worker.js sw.js style.css pkg model; do ln -sfn "$E2E/static/$f" "$E2E/static-corrupt/$f"; done
+for f in "${STATIC_FILES[@]}" model; do ln -sfn "$E2E/static/$f" "$E2E/static-corrupt/$f"; done
 cp "$E2E/static/gallery/gallery.json" "$E2E/static-corrupt/gallery/"
 ln -sfn "$E2E/static/gallery/thumbs" "$E2E/static-corrupt/gallery/thumbs"
 python3 - "$E2E/static/gallery/gallery.bin" "$E2E/static-corrupt/gallery/gallery.bin" <<'PY'
@@ -53,7 +56,7 @@ PY
 
 # And without the wasm package (a deploy that forgot scripts/build-wasm.sh).
 rm -rf "$E2E/static-nopkg" && mkdir -p "$E2E/static-nopkg"
-for f in index.html app.js worker.js sw.js style.css model gallery; do ln -sfn "$E2E/static/$f" "$E2E/static-nopkg/$f"; done
+for f in "${STATIC_FILES[@]}" model gallery; do [ "$f" = pkg ] || ln -sfn "$E2E/static/$f" "$E2E/static-nopkg/$f"; done
 
 echo "test-e2e: running the browser tests"
 mkdir -p tests/artifacts

