@@ -22,6 +22,9 @@ scripts/bench_backbone.sh
 step "trainer: one training step, tch vs PyTorch"
 scripts/bench_train.sh
 
+step "my photos: embedding images/s in Chromium vs native candle vs tch; memory for 1,000 added photos"
+scripts/bench-embed.sh
+
 step "page in headless Chromium: ready time, query latency, bytes per visit"
 cargo build -q -p web
 node scripts/bench-page.mjs

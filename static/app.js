@@ -406,7 +406,7 @@ function onMineDone(d) {
   if (d.failed) parts.push(`${plural(d.failed, 'file')} skipped`);
   if (d.skipped) parts.push(`${plural(d.skipped, 'file')} already added`);
   note(`${parts.join(', ')}. They stay on this device.`);
-  ui.mine.dataset.last = JSON.stringify({ added: d.added, failed: d.failed, skipped: d.skipped, rate });
+  ui.mine.dataset.last = JSON.stringify({ added: d.added, failed: d.failed, skipped: d.skipped, rate, perPhoto: d.perPhoto });
   showMine();
   if (state.query.trim() || state.like !== null) run();
 }

@@ -1,5 +1,5 @@
 // One embedding worker: turns the user's photo files into vectors (wasm ImageEmbedder, the candle
-// EfficientNet-Lite0) and small thumbnails (the browser's own decoder, OffscreenCanvas → WebP). Started by
+// EfficientNet-Lite0) and small thumbnails (the browser's own decoder, OffscreenCanvas → JPEG). Started by
 // worker.js only when photos are added; it gets the compiled wasm module and the weights from there, so it
 // downloads nothing itself. The files never leave this machine: they are read here and only the vector and
 // the thumbnail go back.
@@ -15,15 +15,10 @@ async function init({ module, manifestJson, imageEncoder, imageHead }) {
   embedder = new wasm.ImageEmbedder(manifestJson, imageEncoder, imageHead);
 }
 
-// A thumbnail made by the browser (EXIF orientation applied); null when the browser cannot decode the file
-// (the vector still counts: the page then shows a placeholder).
-async function thumbnail(file) {
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(file);
-  } catch {
-    return null;
-  }
+// A thumbnail from the browser's decode of the file (EXIF orientation applied); null when the browser could
+// not decode it (the vector still counts: the page then shows the file name without a picture).
+async function thumbnail(bitmap) {
+  if (!bitmap) return null;
   try {
     const scale = Math.min(1, THUMB_SIDE / Math.max(bitmap.width, bitmap.height));
     const w = Math.max(1, Math.round(bitmap.width * scale)), h = Math.max(1, Math.round(bitmap.height * scale));
@@ -31,7 +26,7 @@ async function thumbnail(file) {
     const ctx = canvas.getContext('2d');
     ctx.imageSmoothingQuality = 'high';
     ctx.drawImage(bitmap, 0, 0, w, h);
-    return await canvas.convertToBlob({ type: 'image/webp', quality: 0.8 });
+    return await canvas.convertToBlob({ type: 'image/jpeg', quality: 0.85 });
   } catch {
     return null;
   } finally {
@@ -43,14 +38,17 @@ async function embed({ file }) {
   const t0 = performance.now();
   const bytes = new Uint8Array(await file.arrayBuffer());
   const tRead = performance.now();
+  // The browser decodes the thumbnail's bitmap on its own threads while the wasm encoder runs here.
+  const bitmap = createImageBitmap(file).catch(() => null);
   let vector;
   try {
     vector = embedder.embed(bytes);
   } catch (e) {
+    bitmap.then((b) => b?.close());
     return { error: errorText(e) };
   }
   const tEmbed = performance.now();
-  const thumb = await thumbnail(file);
+  const thumb = await thumbnail(await bitmap);
   return { vector, thumb, ms: { read: tRead - t0, embed: tEmbed - tRead, thumb: performance.now() - tEmbed } };
 }
 

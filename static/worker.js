@@ -4,6 +4,7 @@
 const CACHE = 'imgpick-v1';
 let engine = null;
 let wasm = null; // the wasm-bindgen module, imported on load so a missing package is a clear error
+let wasmExports = null; // its instance's exports (memory size for the benchmark)
 
 // ---- downloads -------------------------------------------------------------------------------------------
 
@@ -137,7 +138,7 @@ async function load() {
   try {
     // Compiled once here; the embedding workers get the same compiled module (no second download or compile).
     module = await WebAssembly.compile(wasmBytes);
-    await wasm.default({ module_or_path: module });
+    wasmExports = await wasm.default({ module_or_path: module });
   } catch (e) {
     throw new LoadError('pkg/wasm_model_bg.wasm', `could not start the WebAssembly module (${e.message || e})`);
   }
@@ -308,7 +309,8 @@ async function clearMine() {
 
 function mineStats() {
   return { count: engine ? engine.added_len() : 0, embedded: mine.embedded, restored: mine.restored,
-    workers: embedWorkers, poolSize: poolWorkers.length, adding: Boolean(run) };
+    workers: embedWorkers, poolSize: poolWorkers.length, adding: Boolean(run),
+    wasmMemoryBytes: wasmExports?.memory?.buffer.byteLength ?? null };
 }
 
 // ---- the embedding pool ----------------------------------------------------------------------------------
@@ -375,7 +377,8 @@ function addPhotos(files) {
     else fresh.push({ ...f, key });
   }
   if (!run) {
-    run = { queue: [], total: 0, done: 0, added: 0, failed: 0, skipped: 0, generation: mine.generation, t0: performance.now() };
+    run = { queue: [], total: 0, done: 0, added: 0, failed: 0, skipped: 0, generation: mine.generation, t0: performance.now(),
+      ms: { read: 0, embed: 0, thumb: 0 } };
   }
   run.queue.push(...fresh);
   run.total += fresh.length;
@@ -407,8 +410,10 @@ function finish() {
   if (!run) return;
   const r = run;
   run = null;
+  // Mean time per added photo inside one embedding worker: reading the file, the wasm encoder, the thumbnail.
+  const perPhoto = Object.fromEntries(Object.entries(r.ms).map(([k, v]) => [k, r.added ? v / r.added : 0]));
   postMessage({ type: 'mine-done', total: r.total, added: r.added, failed: r.failed, skipped: r.skipped,
-    elapsedMs: performance.now() - r.t0, ...mineStats() });
+    elapsedMs: performance.now() - r.t0, perPhoto, ...mineStats() });
 }
 
 function pump() {
@@ -447,6 +452,7 @@ function accept(job, data) {
   mine.embedded++;
   mine.keys.add(job.key);
   run.added++;
+  for (const k of Object.keys(run.ms)) run.ms[k] += data.ms?.[k] || 0;
   const record = { key: job.key, modelId: model.manifest.model_id, name: job.file.name, path: name,
     size: job.file.size, lastModified: job.file.lastModified, seq: mine.seq++, vector: data.vector,
     thumb: data.thumb || null, addedAt: Date.now() };
