@@ -63,3 +63,28 @@ fn engine_adds_photos_from_bytes() {
     let mine = e.search_in("w2", 10, Scope::Added).unwrap();
     assert_eq!(mine.iter().map(|h| h.file.as_str()).collect::<Vec<_>>(), ["fish.jpg"]);
 }
+
+/// What the page's embedding workers run (`ImageEmbedder` in wasm): the image side alone, built from the
+/// manifest and the two weight files, each checked against the manifest's checksums.
+#[test]
+fn standalone_encoder_checks_both_files_and_matches_the_engine() {
+    use wasm_model::engine::standalone_image_encoder;
+    use wasm_model::testutil::{random_image_head, random_model_with_head, small_config};
+    let mut model = random_model_with_head(small_config(), EMBED_DIM, 3, random_image_head(EMBED_DIM, HEAD_SEED), config());
+    let backbone = wasm_model::image_encoder::image_encoder_safetensors(BACKBONE, false).unwrap();
+    let head = model.image_head.clone().unwrap();
+    let no_encoder = standalone_image_encoder(&model.manifest_json(), &backbone, &head).unwrap_err().to_string();
+    assert!(no_encoder.contains("files.image_encoder"), "{no_encoder}");
+    model.set_image_encoder(&backbone);
+    let manifest = model.manifest_json();
+    let enc = standalone_image_encoder(&manifest, &backbone, &head).unwrap();
+    let r: Reference = serde_json::from_str(&std::fs::read_to_string(REFERENCE_PATH).unwrap()).unwrap();
+    assert!(max_diff(&enc.embed(PHOTO).unwrap(), &r.vector) < 1e-5);
+    let mut bad_head = head.clone();
+    *bad_head.last_mut().unwrap() ^= 1;
+    let e = standalone_image_encoder(&manifest, &backbone, &bad_head).unwrap_err().to_string();
+    assert!(e.contains("image_head.safetensors") && e.contains("SHA-256"), "{e}");
+    let e = standalone_image_encoder(&manifest, &backbone[1..], &head).unwrap_err().to_string();
+    assert!(e.contains("image_encoder.safetensors") && e.contains("SHA-256"), "{e}");
+    assert!(standalone_image_encoder("{not json", &backbone, &head).is_err());
+}
