@@ -52,10 +52,7 @@ fn tch_vectors(m: &Models, files: &[PathBuf]) -> Vec<Vec<f32>> {
     let mut out = Vec::new();
     for chunk in files.chunks(BATCH) {
         let x = prep.load_batch(chunk).unwrap();
-        let v = tch::no_grad(|| {
-            let pooled = backbone::global_avg_pool(&m.backbone.features(&x, false));
-            m.tch.model.image.forward(&pooled).to_kind(Kind::Float)
-        });
+        let v = tch::no_grad(|| m.tch.model.embed_images(Some(m.backbone.as_ref()), &x).to_kind(Kind::Float));
         for i in 0..chunk.len() {
             out.push(Vec::<f32>::try_from(v.get(i as i64)).unwrap());
         }
@@ -219,4 +216,69 @@ fn image_encoder_file_is_added_without_changing_the_model_id() {
     let e = after.load_image_encoder(&dir).unwrap_err().to_string();
     assert!(e.contains("image_encoder.safetensors") && e.contains("SHA-256"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fine-tuned backbone tail (stage 6 + head conv, changed weights and BN parameters) with GPO pooling,
+/// exported the way `trainer export` does: candle (stock image_encoder.safetensors + the model's trained layers
+/// from image_head.safetensors) gives tch's vectors, f32 and f16.
+#[test]
+fn fine_tuned_tail_with_gpo_keeps_parity() {
+    use trainer::export::{build_model_dir, write_model_dir};
+    use trainer::model::{ImagePooling, JointModel, Pooling, TextConfig};
+    use trainer::train::{Config, RunState};
+    let weights = backbone::assets_dir().join("efficientnet_lite0.safetensors");
+    let files = list_images(&backbone::assets_dir().join("photos"));
+    let vocab = trainer::text::build_vocab(["a dog on the grass", "a cat"], &[], 1, 100);
+    let tc = TextConfig { vocab_size: vocab.len() as i64, word_dim: 50, hidden_dim: 8, layers: 1, bidirectional: true, pooling: Pooling::Mean };
+    let cfg = Config { finetune_from: Some(6), image_pooling: ImagePooling::Gpo, ..Config::default() };
+    let state = RunState { config: cfg, epochs_done: 1, step: 1, best_epoch: Some(1), best_rsum: 0.0, history: vec![] };
+    tch::manual_seed(11);
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let model = JointModel::with_image(&vs, &tc, 1280, 24, ImagePooling::Gpo, Some((backbone::BackboneKind::EfficientnetLite0, 6, &weights))).unwrap();
+    // What training would do: move every trainable tensor (tail convs, BN affine, GPO, projection).
+    tch::no_grad(|| {
+        for (name, t) in vs.variables() {
+            if t.requires_grad() && name.starts_with("image.") {
+                let noise = t.randn_like() * (t.abs().mean(Kind::Float) * 0.3 + 0.05);
+                let _ = t.shallow_clone().g_add_(&noise);
+            }
+        }
+    });
+    let prep = Preprocess::for_backbone(backbone::BackboneKind::EfficientnetLite0);
+    let x = prep.load_batch(&files).unwrap();
+    let want = tch::no_grad(|| model.embed_images(None, &x));
+    let reference = std::fs::read(&weights).unwrap();
+    let stock = image_encoder_safetensors(&reference, false).unwrap();
+    let stock_f16 = image_encoder_safetensors(&reference, true).unwrap();
+    for f16 in [false, true] {
+        let dir = std::env::temp_dir().join(format!("imgpick-finetuned-{}-{f16}", std::process::id()));
+        let md = build_model_dir(&state, &vocab, &vs, &model, None, f16).unwrap();
+        write_model_dir(&md, &dir).unwrap();
+        let man = &md.manifest;
+        assert_eq!(man.image.finetuned_from, Some(6));
+        assert_eq!(man.image.pooling, wasm_model::model_dir::ImagePooling::Gpo);
+        let head = md.image_head.as_deref().unwrap();
+        let names = safetensors::SafeTensors::deserialize(head).unwrap().names().into_iter().map(String::from).collect::<Vec<_>>();
+        assert!(names.iter().any(|n| n == "backbone._blocks.15._expand_conv.weight"), "{names:?}");
+        assert!(names.iter().any(|n| n == "backbone._bn1.running_var"));
+        assert!(!names.iter().any(|n| n.starts_with("backbone._blocks.14.") || n.starts_with("backbone._fc")), "only trained layers ship");
+        let candle = ImageEncoder::new(&man.image, man.embed_dim, if f16 { &stock_f16 } else { &stock }, head).unwrap();
+        // and the tch model loaded back from the directory agrees with the in-memory one
+        let back = load_model_dir(&dir, Device::Cpu).unwrap();
+        let back_v = tch::no_grad(|| back.model.embed_images(None, &x));
+        let tol = if f16 { 0.995 } else { MIN_COSINE };
+        for (i, f) in files.iter().enumerate() {
+            let w = Vec::<f32>::try_from(want.get(i as i64)).unwrap();
+            let g = candle.embed(&std::fs::read(f).unwrap()).unwrap();
+            let b = Vec::<f32>::try_from(back_v.get(i as i64)).unwrap();
+            assert!(dot(&g, &w) >= tol, "f16={f16} {}: candle cosine {}", f.display(), dot(&g, &w));
+            assert!(dot(&b, &w) >= tol, "f16={f16} {}: reloaded tch cosine {}", f.display(), dot(&b, &w));
+        }
+        // A manifest that does not say so must not silently use the tail (and vice versa).
+        let mut lying = man.image.clone();
+        lying.finetuned_from = None;
+        let e = ImageEncoder::new(&lying, man.embed_dim, &stock, head).err().expect("refused");
+        assert!(e.to_string().contains("finetuned_from"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

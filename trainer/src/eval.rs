@@ -93,22 +93,27 @@ pub fn evaluate_model_dir(
     weights: Option<std::path::PathBuf>,
 ) -> anyhow::Result<Metrics> {
     let device = crate::default_device();
-    let loaded = crate::export::load_model_dir(model, device)?;
+    let loaded = crate::export::load_model_dir_with(model, weights.as_deref(), device)?;
     if loaded.dir.image_head.is_none() {
         anyhow::bail!("{} has no image head; eval needs image_head.safetensors", model.display());
     }
     let ds = crate::data::Dataset::load(&[captions.to_path_buf()])?.with_captions()?.truncate_captions(5);
     let files = ds.image_paths(images);
     let weights = weights.unwrap_or_else(|| crate::backbone::assets_dir().join(loaded.backbone.default_weights_file()));
-    let spec = crate::features::CacheSpec { backbone: loaded.backbone, weights, split: None };
+    // A fine-tuned model runs its own stages on the cached input of its first fine-tuned stage.
+    let split = loaded.model.tail.as_ref().map(|t| t.from);
+    let spec = crate::features::CacheSpec { backbone: loaded.backbone, weights, split };
     let feats = crate::features::extract(cache, &spec, crate::features::View::Original, &files, device)?;
     let keep: Vec<usize> = (0..ds.images.len()).filter(|&i| feats.ok[i]).collect();
     if keep.len() < ds.images.len() {
         tracing::warn!("{} unreadable images left out of the evaluation", ds.images.len() - keep.len());
     }
     let idx = Tensor::from_slice(&keep.iter().map(|&i| i as i64).collect::<Vec<_>>());
-    let imgs = tch::no_grad(|| loaded.model.image.forward(&feats.pooled.index_select(0, &idx).to_device(device)))
-        .to_device(tch::Device::Cpu);
+    let input = match (&loaded.model.tail, &feats.act) {
+        (Some(_), Some(act)) => act,
+        _ => &feats.pooled,
+    };
+    let imgs = tch::no_grad(|| loaded.model.embed_cached(&input.index_select(0, &idx).to_device(device))).to_device(tch::Device::Cpu);
     let mut seqs = Vec::new();
     let mut owner = Vec::new();
     for (row, &i) in keep.iter().enumerate() {

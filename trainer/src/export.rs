@@ -15,7 +15,7 @@ use wasm_model::model_dir::{self, ImageConfig, ModelDir};
 use crate::backbone::preprocess::Preprocess;
 use crate::backbone::BackboneKind;
 use crate::eval::Metrics;
-use crate::model::{JointModel, Pooling};
+use crate::model::{ImagePooling, JointModel, Pooling};
 use crate::text::Vocab;
 use crate::train::{self, PairData, RunState};
 
@@ -42,10 +42,32 @@ fn wasm_pooling(p: Pooling) -> model_dir::Pooling {
 
 /// Serialises the variables below `prefix.` (prefix stripped) as safetensors, f16 or f32.
 pub fn safetensors_bytes(vs: &nn::VarStore, prefix: &str, f16: bool) -> Result<Vec<u8>> {
+    safetensors_bytes_where(vs, prefix, f16, |_| true)
+}
+
+/// The image head file: `proj.*`, `gpo.*` and, for a fine-tuned backbone, the layers that were trained
+/// (every tensor of a layer with a trained weight, BN running statistics included) as `backbone.<name>`.
+pub fn image_head_bytes(vs: &nn::VarStore, f16: bool) -> Result<Vec<u8>> {
+    let vars = vs.variables();
+    let trained_layers: std::collections::HashSet<String> = vars
+        .iter()
+        .filter(|(n, t)| n.starts_with("image.backbone.") && t.requires_grad())
+        .filter_map(|(n, _)| n.rsplit_once('.').map(|(layer, _)| layer.to_string()))
+        .collect();
+    safetensors_bytes_where(vs, "image", f16, |name| {
+        !name.starts_with("image.backbone.")
+            || name.rsplit_once('.').is_some_and(|(layer, _)| trained_layers.contains(layer))
+    })
+}
+
+fn safetensors_bytes_where(vs: &nn::VarStore, prefix: &str, f16: bool, keep: impl Fn(&str) -> bool) -> Result<Vec<u8>> {
     let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, t) in vars {
+        if !keep(&name) {
+            continue;
+        }
         let Some(short) = name.strip_prefix(&format!("{prefix}.")) else { continue };
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
         let data: Vec<f32> = Vec::<f32>::try_from(t.to_device(tch::Device::Cpu).to_kind(Kind::Float).flatten(0, -1))?;
@@ -103,6 +125,11 @@ pub fn build_model_dir(
         image_size: prep.size as usize,
         mean: prep.mean,
         std: prep.std,
+        pooling: match model.image.pooling() {
+            ImagePooling::Avg => model_dir::ImagePooling::Avg,
+            ImagePooling::Gpo => model_dir::ImagePooling::Gpo,
+        },
+        finetuned_from: model.tail.as_ref().map(|t| t.from),
     };
     let training = serde_json::json!({
         "train_captions": cfg.train_captions,
@@ -121,7 +148,7 @@ pub fn build_model_dir(
         image,
         vocab,
         safetensors_bytes(vs, "text", f16)?,
-        Some(safetensors_bytes(vs, "image", f16)?),
+        Some(image_head_bytes(vs, f16)?),
         training,
         metrics,
         created,
@@ -215,6 +242,11 @@ fn load_safetensors_into(vs: &nn::VarStore, prefix: &str, bytes: &[u8], file: &s
 
 /// Loads a model directory (validated by wasm-model: checksums, shapes, ids) into a tch model.
 pub fn load_model_dir(path: &Path, device: tch::Device) -> Result<LoadedModel> {
+    load_model_dir_with(path, None, device)
+}
+
+/// [`load_model_dir`] with the stock backbone weights a fine-tuned model builds on (default: the installed ones).
+pub fn load_model_dir_with(path: &Path, backbone_weights: Option<&Path>, device: tch::Device) -> Result<LoadedModel> {
     let dir = ModelDir::load(path).with_context(|| format!("cannot load model directory {}", path.display()))?;
     let m = &dir.manifest;
     let backbone = match m.image.backbone {
@@ -235,7 +267,15 @@ pub fn load_model_dir(path: &Path, device: tch::Device) -> Result<LoadedModel> {
         pooling,
     };
     let vs = nn::VarStore::new(device);
-    let model = JointModel::new(&vs, &tc, m.image.feature_dim as i64, m.embed_dim as i64);
+    let image_pooling = match m.image.pooling {
+        model_dir::ImagePooling::Avg => ImagePooling::Avg,
+        model_dir::ImagePooling::Gpo => ImagePooling::Gpo,
+    };
+    // A fine-tuned backbone: the stock weights, then the model's trained layers over them.
+    let stock = backbone_weights.map(Path::to_path_buf).unwrap_or_else(|| crate::backbone::assets_dir().join(backbone.default_weights_file()));
+    let tail = m.image.finetuned_from.map(|k| (backbone, k, stock.as_path()));
+    let model = JointModel::with_image(&vs, &tc, m.image.feature_dim as i64, m.embed_dim as i64, image_pooling, tail)
+        .with_context(|| format!("{} was fine-tuned from backbone stage {:?}: it needs the stock backbone weights", path.display(), m.image.finetuned_from))?;
     load_safetensors_into(&vs, "text", &dir.text_encoder, &m.files.text_encoder)?;
     match &dir.image_head {
         Some(bytes) => load_safetensors_into(&vs, "image", bytes, model_dir::IMAGE_HEAD_FILE)?,

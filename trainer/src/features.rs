@@ -5,7 +5,7 @@
 //! (`act`, f16 [n, C_k, h, w], the input of stage k) so that stages `k..` can later be fine-tuned on the cache.
 //! The cache is a folder of part files of `PART` images each, written atomically (temp + rename), so a
 //! killed extraction resumes where it stopped. Its key hashes the backbone, weights file, split, view and
-//! the ordered list of image files.
+//! the ordered list of image files (canonical paths).
 
 use std::path::{Path, PathBuf};
 
@@ -61,6 +61,8 @@ fn cache_key(spec: &CacheSpec, view: View, files: &[PathBuf]) -> Result<String> 
     let mut h = Sha256::new();
     h.update(format!("{}|{}|{:?}|{}|", spec.backbone.as_str(), meta.len(), spec.split, view.name()));
     for f in files {
+        // canonical, so `../shared/x.jpg` and `/work/shared/x.jpg` share one cache
+        let f = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
         h.update(f.to_string_lossy().as_bytes());
         h.update(b"\n");
     }

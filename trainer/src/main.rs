@@ -262,6 +262,20 @@ struct FitArgs {
     warmup_epochs: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Fine-tune the backbone from stage K on (Lite0: 0..=7, 6 = its last MBConv stage, 7 = only the 1×1 head
+    /// conv), trained on cached stage-K activations: affordable on a CPU. Without it the backbone is frozen.
+    #[arg(long, value_name = "K", conflicts_with = "finetune")]
+    finetune_from: Option<usize>,
+    /// Fine-tune the whole CNN end to end (= --finetune-from 0): batches are decoded from the image files
+    /// (with --flips, mirrored at random). Meant for a GPU; on a CPU prefer --finetune-from 6.
+    #[arg(long)]
+    finetune: bool,
+    /// Learning-rate multiplier for the fine-tuned backbone stages.
+    #[arg(long, default_value_t = 0.1)]
+    backbone_lr_scale: f64,
+    /// Pooling of the backbone's feature grid: avg, or gpo (learned, needs --finetune-from).
+    #[arg(long, value_enum, default_value = "avg")]
+    image_pooling: trainer::model::ImagePooling,
 }
 
 impl FitArgs {
@@ -295,6 +309,9 @@ impl FitArgs {
             tau: self.tau,
             warmup_epochs: self.warmup_epochs,
             seed: self.seed,
+            finetune_from: if self.finetune { Some(0) } else { self.finetune_from },
+            backbone_lr_scale: self.backbone_lr_scale,
+            image_pooling: self.image_pooling,
         }
     }
 }

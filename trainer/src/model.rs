@@ -165,25 +165,78 @@ pub fn l2_normalize(x: &Tensor) -> Tensor {
     x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
 }
 
-/// The image head: a linear projection of pooled backbone features into the joint space.
+/// How the backbone's feature grid becomes one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ImagePooling {
+    /// Global average (what ImageNet training used).
+    #[default]
+    Avg,
+    /// Generalised pooling (VSE∞'s GPO with a fixed grid): per channel, the grid values sorted high → low,
+    /// weighted by `softmax(gpo.logits)`; zero logits = average pooling, so training starts from it.
+    Gpo,
+}
+
+/// Cells of the backbone's feature grid at the trained input size (7 × 7 at 224 px); GPO learns one weight each.
+pub const GRID_CELLS: i64 = 49;
+
+/// The image head: optional learned pooling of the feature grid, then a linear projection into the joint
+/// space, L2-normalised.
 pub struct ImageHead {
     proj: nn::Linear,
+    gpo_logits: Option<Tensor>,
 }
 
 impl ImageHead {
     pub fn new(path: &nn::Path, feature_dim: i64, embed_dim: i64) -> Self {
-        ImageHead { proj: nn::linear(path.sub("proj"), feature_dim, embed_dim, Default::default()) }
+        Self::with_pooling(path, feature_dim, embed_dim, ImagePooling::Avg)
     }
 
+    pub fn with_pooling(path: &nn::Path, feature_dim: i64, embed_dim: i64, pooling: ImagePooling) -> Self {
+        let gpo_logits = (pooling == ImagePooling::Gpo).then(|| path.sub("gpo").var("logits", &[GRID_CELLS], nn::Init::Const(0.)));
+        ImageHead { proj: nn::linear(path.sub("proj"), feature_dim, embed_dim, Default::default()), gpo_logits }
+    }
+
+    pub fn pooling(&self) -> ImagePooling {
+        if self.gpo_logits.is_some() {
+            ImagePooling::Gpo
+        } else {
+            ImagePooling::Avg
+        }
+    }
+
+    /// `[B, C, h, w]` grid → `[B, C]`.
+    pub fn pool(&self, grid: &Tensor) -> Tensor {
+        match &self.gpo_logits {
+            None => crate::backbone::global_avg_pool(grid),
+            Some(logits) => {
+                let cells = grid.size()[2] * grid.size()[3];
+                assert_eq!(cells, GRID_CELLS, "GPO was trained on a {GRID_CELLS}-cell grid; this image gives {cells}");
+                let (sorted, _) = grid.flatten(2, 3).sort(2, true);
+                let w = logits.softmax(0, grid.kind());
+                (sorted * w).sum_dim_intlist([2i64].as_slice(), false, grid.kind())
+            }
+        }
+    }
+
+    /// Pooled features `[B, C]` → joint-space vectors.
     pub fn forward(&self, features: &Tensor) -> Tensor {
         l2_normalize(&features.apply(&self.proj))
     }
+}
+
+/// The backbone's last stages, fine-tuned: `net` holds the whole backbone (variables `image.backbone.*`, stages
+/// before `from` frozen) and runs `stages_from(activations, from)` on cached stage-`from` activations.
+pub struct BackboneTail {
+    pub net: Box<dyn crate::backbone::Backbone>,
+    pub from: usize,
 }
 
 /// Both encoders in one VarStore: variables `text.*` and `image.*`.
 pub struct JointModel {
     pub text: TextEncoder,
     pub image: ImageHead,
+    pub tail: Option<BackboneTail>,
     pub embed_dim: i64,
     pub feature_dim: i64,
 }
@@ -194,9 +247,72 @@ impl JointModel {
         JointModel {
             text: TextEncoder::new(&root.sub("text"), text, embed_dim),
             image: ImageHead::new(&root.sub("image"), feature_dim, embed_dim),
+            tail: None,
             embed_dim,
             feature_dim,
         }
+    }
+
+    /// A model whose image side pools with `pooling` and, with `tail`, fine-tunes the backbone from stage
+    /// `tail.1` (the backbone `tail.0` is built from `tail.2`'s weights under `image.backbone`).
+    pub fn with_image(
+        vs: &nn::VarStore,
+        text: &TextConfig,
+        feature_dim: i64,
+        embed_dim: i64,
+        pooling: ImagePooling,
+        tail: Option<(crate::backbone::BackboneKind, usize, &std::path::Path)>,
+    ) -> Result<Self, crate::backbone::BackboneError> {
+        let root = vs.root();
+        let image_path = root.sub("image");
+        let tail = match tail {
+            None => None,
+            Some((kind, from, weights)) => {
+                let net = crate::backbone::load(kind, weights, &image_path.sub("backbone"))?;
+                // Only stages `from..` learn; the rest (and BN running statistics) stay as loaded.
+                let trained: std::collections::HashSet<usize> =
+                    net.params_from(from).iter().map(|t| t.data_ptr() as usize).collect();
+                for (name, var) in vs.variables() {
+                    if name.starts_with("image.backbone.") && !trained.contains(&(var.data_ptr() as usize)) {
+                        let _ = var.set_requires_grad(false);
+                    }
+                }
+                Some(BackboneTail { net, from })
+            }
+        };
+        Ok(JointModel {
+            text: TextEncoder::new(&root.sub("text"), text, embed_dim),
+            image: ImageHead::with_pooling(&image_path, feature_dim, embed_dim, pooling),
+            tail,
+            embed_dim,
+            feature_dim,
+        })
+    }
+
+    /// Joint-space image vectors from what the training cache holds: pooled features `[B, C]` without a
+    /// tail, stage-`from` activations `[B, C_k, h, w]` with one. Batch norm stays in eval mode (running
+    /// statistics are not re-estimated on small batches, and the browser folds them into the convs).
+    pub fn embed_cached(&self, input: &Tensor) -> Tensor {
+        match &self.tail {
+            None => self.image.forward(input),
+            Some(t) => self.image.forward(&self.image.pool(&t.net.stages_from(input, t.from, false))),
+        }
+    }
+
+    /// The device of the model's weights.
+    pub fn image_device(&self) -> tch::Device {
+        self.text.embedding.device()
+    }
+
+    /// Joint-space image vectors from normalised images, with the tail's weights when there is one
+    /// (otherwise `backbone` is the stock network).
+    pub fn embed_images(&self, backbone: Option<&dyn crate::backbone::Backbone>, images: &Tensor) -> Tensor {
+        let net = match (&self.tail, backbone) {
+            (Some(t), _) => t.net.as_ref(),
+            (None, Some(b)) => b,
+            (None, None) => panic!("embed_images needs a backbone when the model has no fine-tuned tail"),
+        };
+        self.image.forward(&self.image.pool(&net.features(images, false)))
     }
 }
 

@@ -15,7 +15,6 @@ use wasm_model::gallery::{write_gallery_bin, GalleryDtype, GalleryIndex, Gallery
 
 use crate::backbone::{self, preprocess::Preprocess};
 use crate::data::Dataset;
-use crate::export::load_model_dir;
 
 pub const CACHE_FILE: &str = ".publish-cache.json";
 const THUMB_SIZE: u32 = 256;
@@ -122,7 +121,8 @@ fn write_thumb(img: &image::DynamicImage, path: &Path) -> Result<()> {
 
 pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
     let device = crate::default_device();
-    let loaded = load_model_dir(&opts.model, device)?;
+    let weights = opts.weights.clone();
+    let loaded = crate::export::load_model_dir_with(&opts.model, weights.as_deref(), device)?;
     if loaded.dir.image_head.is_none() {
         bail!("model {} has no image_head.safetensors: it cannot embed images (export it with `trainer export`)", opts.model.display());
     }
@@ -139,7 +139,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
         .filter(|c: &EmbedCache| c.model_id == model_id)
         .unwrap_or_else(|| EmbedCache { model_id: model_id.clone(), ..Default::default() });
 
-    let weights = opts.weights.clone().unwrap_or_else(|| backbone::assets_dir().join(loaded.backbone.default_weights_file()));
+    let weights = weights.unwrap_or_else(|| backbone::assets_dir().join(loaded.backbone.default_weights_file()));
     let mut net: Option<(tch::nn::VarStore, Box<dyn backbone::Backbone>)> = None;
     let prep = Preprocess::for_backbone(loaded.backbone);
     let bar = ProgressBar::new(list.len() as u64)
@@ -169,17 +169,17 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
                         continue;
                     }
                 };
-                if net.is_none() {
+                if net.is_none() && loaded.model.tail.is_none() {
                     let mut vs = tch::nn::VarStore::new(device);
                     let b = backbone::load(loaded.backbone, &weights, &vs.root())?;
                     vs.freeze();
                     net = Some((vs, b));
                 }
-                let b = &net.as_ref().unwrap().1;
+                let stock = net.as_ref().map(|(_, b)| b.as_ref());
                 let x = prep.image_to_input(&img).unsqueeze(0).to_device(device);
                 let v: Vec<f32> = tch::no_grad(|| {
-                    let pooled = backbone::global_avg_pool(&b.features(&x, false));
-                    Vec::<f32>::try_from(loaded.model.image.forward(&pooled).to_kind(Kind::Float).to_device(tch::Device::Cpu).flatten(0, -1))
+                    let v = loaded.model.embed_images(stock, &x);
+                    Vec::<f32>::try_from(v.to_kind(Kind::Float).to_device(tch::Device::Cpu).flatten(0, -1))
                 })?;
                 write_thumb(&img, &thumb_path)?;
                 embedded += 1;

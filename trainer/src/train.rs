@@ -15,7 +15,7 @@ use crate::data::Dataset;
 use crate::eval::{evaluate, Metrics};
 use crate::features::{self, CacheSpec, View};
 use crate::loss::{contrastive, Loss};
-use crate::model::{encode_texts, pad_batch, JointModel, Pooling, TextConfig};
+use crate::model::{encode_texts, pad_batch, ImagePooling, JointModel, Pooling, TextConfig};
 use crate::text::{self, Glove, Vocab};
 
 /// Everything that defines a run; saved with every checkpoint and into the exported manifest.
@@ -51,6 +51,20 @@ pub struct Config {
     pub tau: f64,
     pub warmup_epochs: usize,
     pub seed: u64,
+    /// Fine-tune the backbone from this stage on (on cached stage activations); `None` keeps it frozen and
+    /// trains on pooled features.
+    #[serde(default)]
+    pub finetune_from: Option<usize>,
+    /// Multiplier of `lr` for the fine-tuned backbone stages.
+    #[serde(default = "default_backbone_lr_scale")]
+    pub backbone_lr_scale: f64,
+    /// Pooling of the feature grid (`gpo` needs `finetune_from`: the cache then holds grids, not vectors).
+    #[serde(default)]
+    pub image_pooling: ImagePooling,
+}
+
+fn default_backbone_lr_scale() -> f64 {
+    0.1
 }
 
 impl Default for Config {
@@ -86,6 +100,9 @@ impl Default for Config {
             tau: 0.05,
             warmup_epochs: 2,
             seed: 0,
+            finetune_from: None,
+            backbone_lr_scale: default_backbone_lr_scale(),
+            image_pooling: ImagePooling::Avg,
         }
     }
 }
@@ -115,9 +132,15 @@ pub const LAST_CKPT: &str = "last.safetensors";
 pub const BEST_CKPT: &str = "best.safetensors";
 pub const VOCAB_FILE: &str = "vocab.txt";
 
-/// Image-side training data: pooled features per view, and caption ids with their image index.
+/// Image-side training data: per view, pooled features `[N, C]` (frozen backbone) or the stage-`k`
+/// activations `[N, C_k, h, w]` (f16, fine-tuning from stage `k`); and caption ids with their image index.
 pub struct PairData {
     pub views: Vec<Tensor>,
+    /// The image files in dataset order; with `decode` (end-to-end fine-tuning, `finetune_from == Some(0)`)
+    /// batches are decoded from them instead of read from `views` (empty then).
+    pub files: Vec<PathBuf>,
+    pub decode: bool,
+    pub preprocess: crate::backbone::preprocess::Preprocess,
     pub captions: Vec<Vec<i64>>,
     pub caption_image: Vec<usize>,
     pub image_ids: Vec<i64>,
@@ -127,19 +150,34 @@ impl PairData {
     pub fn load(cfg: &Config, captions: &[PathBuf], vocab: &Vocab, flips: bool, device: Device) -> Result<Self> {
         let ds = Dataset::load(captions)?.with_captions()?;
         let files = ds.image_paths(&cfg.images);
-        let spec = CacheSpec { backbone: cfg.backbone, weights: cfg.backbone_weights.clone(), split: None };
+        let spec = CacheSpec { backbone: cfg.backbone, weights: cfg.backbone_weights.clone(), split: cfg.finetune_from };
         let mut views = vec![View::Original];
         if flips {
             views.push(View::Flipped);
         }
         let mut feats = Vec::new();
         let mut ok = vec![true; files.len()];
-        for v in views {
+        let decode = cfg.finetune_from == Some(0);
+        if decode {
+            // Nothing to cache before stage 0: batches are decoded as they come. Check headers now so that
+            // unreadable files are left out (and reported) up front.
+            for (o, f) in ok.iter_mut().zip(&files) {
+                if let Err(e) = image::image_dimensions(f) {
+                    tracing::warn!("skipping unreadable image {}: {e}", f.display());
+                    *o = false;
+                }
+            }
+        }
+        for v in views.into_iter().filter(|_| !decode) {
             let f = features::extract(&cfg.cache_dir, &spec, v, &files, device)?;
             for (o, fo) in ok.iter_mut().zip(&f.ok) {
                 *o &= *fo;
             }
-            feats.push(f.pooled.to_device(device));
+            feats.push(match (cfg.finetune_from, f.act) {
+                (Some(_), Some(act)) => act.to_device(device),
+                (Some(k), None) => bail!("feature cache has no stage-{k} activations"),
+                (None, _) => f.pooled.to_device(device),
+            });
         }
         let mut captions = Vec::new();
         let mut caption_image = Vec::new();
@@ -153,7 +191,44 @@ impl PairData {
         if skipped > 0 {
             tracing::warn!("{skipped} unreadable images (and their captions) left out");
         }
-        Ok(PairData { views: feats, captions, caption_image, image_ids: ds.images.iter().map(|im| im.id as i64).collect() })
+        Ok(PairData {
+            views: feats,
+            files,
+            decode,
+            preprocess: crate::backbone::preprocess::Preprocess::for_backbone(cfg.backbone),
+            captions,
+            caption_image,
+            image_ids: ds.images.iter().map(|im| im.id as i64).collect(),
+        })
+    }
+
+    /// Decodes images `idx` (mirrored where `flip`) into `[B, 3, S, S]`, one thread per core.
+    pub fn decode_images(&self, idx: &[usize], flip: &[bool]) -> Result<Tensor> {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let (files, prep) = (&self.files, &self.preprocess);
+        let per = idx.len().div_ceil(threads).max(1);
+        let tensors: Vec<Tensor> = std::thread::scope(|scope| {
+            let jobs: Vec<_> = idx
+                .chunks(per)
+                .zip(flip.chunks(per))
+                .map(|(ids, flips)| {
+                    scope.spawn(move || -> Result<Vec<Tensor>> {
+                        ids.iter()
+                            .zip(flips)
+                            .map(|(&i, &f)| {
+                                let t = prep.load(&files[i])?;
+                                Ok(if f { t.flip([2]) } else { t })
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            jobs.into_iter().map(|j| j.join().expect("decoder thread")).collect::<Result<Vec<_>>>()
+        })?
+        .into_iter()
+        .flatten()
+        .collect();
+        Ok(Tensor::stack(&tensors, 0))
     }
 
     /// Validation set in the VSE protocol (5 captions per image).
@@ -172,9 +247,38 @@ impl PairData {
     }
 }
 
+/// Joint-space vectors of every image of `data`'s first view (no grad, in chunks), on the CPU.
+pub fn embed_view(model: &JointModel, data: &PairData) -> Tensor {
+    if data.decode {
+        let device = model.image_device();
+        let parts: Vec<Tensor> = (0..data.files.len())
+            .collect::<Vec<_>>()
+            .chunks(64)
+            .map(|ids| {
+                // unreadable images were checked at load; a zero row keeps the indices aligned
+                let x = data.decode_images(ids, &vec![false; ids.len()]).unwrap_or_else(|e| {
+                    tracing::warn!("{e:#}");
+                    let s = data.preprocess.size as i64;
+                    Tensor::zeros([ids.len() as i64, 3, s, s], (Kind::Float, Device::Cpu))
+                });
+                tch::no_grad(|| model.embed_images(None, &x.to_device(device))).to_device(Device::Cpu)
+            })
+            .collect();
+        return Tensor::cat(&parts, 0);
+    }
+    let n = data.views[0].size()[0];
+    tch::no_grad(|| {
+        let parts: Vec<Tensor> = (0..n)
+            .step_by(256)
+            .map(|i| model.embed_cached(&data.views[0].narrow(0, i, (n - i).min(256))).to_device(Device::Cpu))
+            .collect();
+        Tensor::cat(&parts, 0)
+    })
+}
+
 /// Metrics of `model` on `data` (first view).
 pub fn validate(model: &JointModel, data: &PairData, device: Device) -> Metrics {
-    let imgs = tch::no_grad(|| model.image.forward(&data.views[0])).to_device(Device::Cpu);
+    let imgs = embed_view(model, data);
     let caps = encode_texts(&model.text, &data.captions, 256, device);
     evaluate(&imgs, &caps, &data.caption_image)
 }
@@ -190,13 +294,19 @@ pub(crate) struct Adam {
 }
 
 impl Adam {
-    fn new(vs: &nn::VarStore, embedding_lr_scale: f64) -> Self {
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    fn new(vs: &nn::VarStore, embedding_lr_scale: f64, backbone_lr_scale: f64) -> Self {
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let params: Vec<(String, Tensor, f64)> = vars
             .into_iter()
             .map(|(n, t)| {
-                let scale = if n == "text.embedding.weight" { embedding_lr_scale } else { 1.0 };
+                let scale = if n == "text.embedding.weight" {
+                    embedding_lr_scale
+                } else if n.starts_with("image.backbone.") {
+                    backbone_lr_scale
+                } else {
+                    1.0
+                };
                 (n, t, scale)
             })
             .collect();
@@ -305,6 +415,8 @@ fn save_checkpoint(vs: &nn::VarStore, adam: Option<&Adam>, path: &Path) -> Resul
         tensors.extend(a.state());
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    // Fine-tuned conv weights live channels-last (faster on CPU); safetensors stores them contiguous.
+    let tensors: Vec<(String, Tensor)> = tensors.into_iter().map(|(n, t)| (n, t.contiguous())).collect();
     let tmp = path.with_extension("safetensors.tmp");
     Tensor::write_safetensors(&tensors, &tmp).with_context(|| format!("writing checkpoint {}", tmp.display()))?;
     std::fs::rename(&tmp, path)?;
@@ -336,8 +448,12 @@ pub(crate) fn load_checkpoint(vs: &mut nn::VarStore, path: &Path, adam: Option<&
     })
 }
 
-/// Builds the model for `cfg` and `vocab` into a fresh VarStore.
-pub fn build_model(cfg: &Config, vocab_len: usize, device: Device) -> (nn::VarStore, JointModel) {
+/// Builds the model for `cfg` and `vocab` into a fresh VarStore (with a fine-tuned tail: the backbone
+/// weights are read from `cfg.backbone_weights`).
+pub fn build_model(cfg: &Config, vocab_len: usize, device: Device) -> Result<(nn::VarStore, JointModel)> {
+    if cfg.image_pooling == ImagePooling::Gpo && cfg.finetune_from.is_none() {
+        bail!("--image-pooling gpo needs --finetune-from K (the pooled-feature cache has no grid to pool)");
+    }
     let vs = nn::VarStore::new(device);
     let tc = TextConfig {
         vocab_size: vocab_len as i64,
@@ -347,8 +463,14 @@ pub fn build_model(cfg: &Config, vocab_len: usize, device: Device) -> (nn::VarSt
         bidirectional: cfg.bidirectional,
         pooling: cfg.pooling,
     };
-    let model = JointModel::new(&vs, &tc, cfg.backbone.feature_dim(), cfg.embed_dim);
-    (vs, model)
+    let tail = cfg.finetune_from.map(|k| (cfg.backbone, k, cfg.backbone_weights.as_path()));
+    let model = JointModel::with_image(&vs, &tc, cfg.backbone.feature_dim(), cfg.embed_dim, cfg.image_pooling, tail)?;
+    if let Some(t) = &model.tail {
+        if t.from >= t.net.num_stages() + 1 {
+            bail!("--finetune-from {}: {} has stages 0..{} (the head is {})", t.from, cfg.backbone, t.net.num_stages() - 1, t.net.num_stages());
+        }
+    }
+    Ok((vs, model))
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
@@ -396,8 +518,8 @@ pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize
     let val = PairData::load_val(&cfg, &vocab, device)?;
     tracing::info!("train: {} captions of {} images ({} views); val: {} captions", train.captions.len(), train.image_ids.len(), train.views.len(), val.captions.len());
 
-    let (mut vs, mut model) = build_model(&cfg, vocab.len(), device);
-    let mut adam = Adam::new(&vs, cfg.embedding_lr_scale);
+    let (mut vs, mut model) = build_model(&cfg, vocab.len(), device)?;
+    let mut adam = Adam::new(&vs, cfg.embedding_lr_scale, cfg.backbone_lr_scale);
     if state.epochs_done > 0 {
         load_checkpoint(&mut vs, &out.join(LAST_CKPT), Some(&mut adam))?;
     } else {
@@ -429,13 +551,25 @@ pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize
             let img_idx: Vec<i64> = batch.iter().map(|&j| train.caption_image[j] as i64).collect();
             let img_idx = Tensor::from_slice(&img_idx).to_device(device);
             // a random view per pair (original or flipped)
-            let feats = if train.views.len() > 1 {
-                let pick = Tensor::rand([batch.len() as i64, 1], (Kind::Float, device)).lt(0.5);
-                train.views[0].index_select(0, &img_idx).where_self(&pick, &train.views[1].index_select(0, &img_idx))
+            let img = if train.decode {
+                let idx: Vec<usize> = batch.iter().map(|&j| train.caption_image[j]).collect();
+                let flips: Vec<bool> = if cfg.use_flips {
+                    Vec::<f32>::try_from(Tensor::rand([idx.len() as i64], (Kind::Float, Device::Cpu)))?.iter().map(|&r| r < 0.5).collect()
+                } else {
+                    vec![false; idx.len()]
+                };
+                model.embed_images(None, &train.decode_images(&idx, &flips)?.to_device(device))
             } else {
-                train.views[0].index_select(0, &img_idx)
+                let feats = if train.views.len() > 1 {
+                let mut shape = vec![1i64; train.views[0].dim()];
+                shape[0] = batch.len() as i64;
+                let pick = Tensor::rand(shape.as_slice(), (Kind::Float, device)).lt(0.5);
+                train.views[0].index_select(0, &img_idx).where_self(&pick, &train.views[1].index_select(0, &img_idx))
+                } else {
+                    train.views[0].index_select(0, &img_idx)
+                };
+                model.embed_cached(&feats)
             };
-            let img = model.image.forward(&feats);
             let txt = model.text.forward(&ids, &lens, cfg.word_dropout);
             let loss = contrastive(&img, &txt, &image_ids.index_select(0, &img_idx), loss_kind);
             adam.zero_grad();
@@ -478,7 +612,7 @@ pub fn load_run(run: &Path, which: &str) -> Result<(RunState, Vocab, nn::VarStor
         &std::fs::read(run.join(STATE_FILE)).with_context(|| format!("{} is not a run folder (no {STATE_FILE}); pass the --out of `trainer fit`", run.display()))?,
     )?;
     let vocab = text::read_vocab(&run.join(VOCAB_FILE))?;
-    let (mut vs, model) = build_model(&state.config, vocab.len(), crate::default_device());
+    let (mut vs, model) = build_model(&state.config, vocab.len(), crate::default_device())?;
     let ckpt = run.join(if which == "last" { LAST_CKPT } else { BEST_CKPT });
     load_checkpoint(&mut vs, &ckpt, None)?;
     Ok((state, vocab, vs, model))
@@ -519,6 +653,9 @@ pub(crate) mod tests {
             tau: 0.05,
             warmup_epochs: 1,
             seed: 7,
+            finetune_from: None,
+            backbone_lr_scale: 0.1,
+            image_pooling: ImagePooling::Avg,
         }
     }
 
@@ -545,6 +682,13 @@ pub(crate) mod tests {
         Some(p)
     }
 
+    /// Training tests seed libtorch's global RNG: run them one at a time so they replay exactly.
+    static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn training_lock() -> std::sync::MutexGuard<'static, ()> {
+        TRAINING.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     #[test]
     fn lr_schedule_warms_up_then_decays() {
         let mut c = tiny_config();
@@ -568,6 +712,7 @@ pub(crate) mod tests {
     /// A run stopped after epoch 1 and resumed gives exactly the weights of an uninterrupted run.
     #[test]
     fn resume_after_kill_matches_uninterrupted_run() {
+        let _serial = training_lock();
         let c = tiny_config();
         if !c.backbone_weights.is_file() || !c.glove.is_file() {
             eprintln!("skipping: assets not installed (scripts/setup.sh)");
@@ -601,6 +746,89 @@ pub(crate) mod tests {
         assert!(root.join("full").join("curve.svg").is_file());
         // fitting 15 photos must beat chance clearly (chance rsum ≈ 200: t2i 7/33/67, i2t 7/31/56)
         assert!(full.history[2].val.rsum > 300.0, "{}", full.history[2].val);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// Fine-tuning from stage 6 with GPO pooling: only stage 6, the head conv, GPO and the projections move;
+    /// earlier stages and BN statistics keep their ImageNet values; a resumed run matches an uninterrupted one.
+    #[test]
+    fn finetune_trains_only_the_tail_and_resumes() {
+        let _serial = training_lock();
+        let c = tiny_config();
+        if !c.backbone_weights.is_file() || !c.glove.is_file() {
+            eprintln!("skipping: assets not installed (scripts/setup.sh)");
+            return;
+        }
+        let root = std::env::temp_dir().join(format!("imgpick-finetune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let caps = photo_captions(&root).unwrap();
+        let mut cfg = c;
+        cfg.train_captions = vec![caps.clone()];
+        cfg.val_captions = caps;
+        cfg.cache_dir = root.join("cache");
+        cfg.finetune_from = Some(6);
+        cfg.image_pooling = ImagePooling::Gpo;
+        cfg.backbone_lr_scale = 1.0;
+        cfg.epochs = 2;
+        cfg.use_flips = true;
+
+        let full = fit(cfg.clone(), &root.join("full"), false, None).unwrap();
+        let after: std::collections::HashMap<_, _> = Tensor::read_safetensors(root.join("full").join(LAST_CKPT)).unwrap().into_iter().collect();
+        let (vs0, _m) = build_model(&cfg, 10, Device::Cpu).unwrap();
+        let before = vs0.variables();
+        let moved = |name: &str| (&after[name] - &before[name]).abs().max().double_value(&[]) > 0.0;
+        assert!(moved("image.backbone._blocks.15._expand_conv.weight"));
+        assert!(moved("image.backbone._conv_head.weight"));
+        assert!(moved("image.backbone._bn1.bias"));
+        assert!(moved("image.gpo.logits"));
+        assert!(!moved("image.backbone._blocks.14._expand_conv.weight"), "stage 5 must stay frozen");
+        assert!(!moved("image.backbone._conv_stem.weight"));
+        assert!(!moved("image.backbone._bn1.running_mean"), "BN statistics stay as loaded");
+        assert!(!after.contains_key("adam_m.image.backbone._blocks.14._expand_conv.weight"), "no optimizer state for frozen weights");
+
+        let part = fit(cfg.clone(), &root.join("part"), false, Some(1)).unwrap();
+        assert_eq!(part.epochs_done, 1);
+        fit(cfg.clone(), &root.join("part"), true, None).unwrap();
+        let b: std::collections::HashMap<_, _> = Tensor::read_safetensors(root.join("part").join(LAST_CKPT)).unwrap().into_iter().collect();
+        for (name, t) in &after {
+            let d = (t - &b[name]).abs().max().double_value(&[]);
+            assert!(d < 1e-5, "{name} differs by {d} after resume");
+        }
+        assert!(full.history[1].val.rsum > 250.0, "{}", full.history[1].val);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// `--finetune` (from stage 0): batches decoded from the files, the stem learns too, val works.
+    #[test]
+    fn end_to_end_finetune_trains_the_stem() {
+        let _serial = training_lock();
+        let c = tiny_config();
+        if !c.backbone_weights.is_file() || !c.glove.is_file() {
+            eprintln!("skipping: assets not installed (scripts/setup.sh)");
+            return;
+        }
+        let root = std::env::temp_dir().join(format!("imgpick-e2e-finetune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let caps = photo_captions(&root).unwrap();
+        let mut cfg = c;
+        cfg.train_captions = vec![caps.clone()];
+        cfg.val_captions = caps;
+        cfg.cache_dir = root.join("cache");
+        cfg.finetune_from = Some(0);
+        cfg.use_flips = true;
+        cfg.epochs = 1;
+        let state = fit(cfg.clone(), &root.join("run"), false, None).unwrap();
+        assert!(!cfg.cache_dir.exists(), "end-to-end fine-tuning caches nothing");
+        let after: std::collections::HashMap<_, _> = Tensor::read_safetensors(root.join("run").join(LAST_CKPT)).unwrap().into_iter().collect();
+        let (vs0, _m) = build_model(&cfg, 10, Device::Cpu).unwrap();
+        let before = vs0.variables();
+        let moved = |name: &str| (&after[name] - &before[name]).abs().max().double_value(&[]) > 0.0;
+        assert!(moved("image.backbone._conv_stem.weight"));
+        assert!(moved("image.backbone._blocks.0._depthwise_conv.weight"));
+        assert!(!moved("image.backbone._fc.weight"), "the ImageNet classifier is not part of the model");
+        assert!(state.history[0].val.rsum > 0.0);
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -16,7 +16,7 @@ use candle_core::{Device, Tensor};
 use image::{imageops::FilterType, DynamicImage, ImageFormat, ImageReader, RgbImage};
 use safetensors::{Dtype, SafeTensors};
 
-use crate::model_dir::{Backbone, ImageConfig};
+use crate::model_dir::{Backbone, ImageConfig, ImagePooling};
 
 /// File name of the backbone weights in a model directory (optional; see README).
 pub const IMAGE_ENCODER_FILE: &str = "image_encoder.safetensors";
@@ -182,19 +182,39 @@ pub fn preprocess(bytes: &[u8], cfg: &ImageConfig) -> Result<Vec<f32>, ImageErro
 struct Weights<'a> {
     file: &'a str,
     tensors: SafeTensors<'a>,
+    /// Fine-tuned replacements: `(file, tensors)` whose `backbone.<name>` wins over `<name>`.
+    overrides: Option<(&'a str, SafeTensors<'a>)>,
 }
+
+/// Prefix of the fine-tuned backbone tensors inside `image_head.safetensors`.
+const OVERRIDE_PREFIX: &str = "backbone.";
 
 impl<'a> Weights<'a> {
     fn parse(file: &'a str, bytes: &'a [u8]) -> Result<Self, ImageEncoderError> {
         let tensors = SafeTensors::deserialize(bytes)
             .map_err(|e| ImageEncoderError::Safetensors { file: file.into(), reason: e.to_string() })?;
-        Ok(Weights { file, tensors })
+        Ok(Weights { file, tensors, overrides: None })
     }
 
-    /// Tensor `name` as f32 (stored f32 or f16), checked against `shape`.
+    /// Tensor `name` as f32 (stored f32 or f16), checked against `shape`; a fine-tuned `backbone.<name>` in
+    /// the overrides replaces the stock tensor.
     fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ImageEncoderError> {
-        let err = |problem: String| ImageEncoderError::Tensor { file: self.file.into(), name: name.into(), problem };
-        let view = self.tensors.tensor(name).map_err(|_| err("is missing".into()))?;
+        if let Some((file, o)) = &self.overrides {
+            let key = format!("{OVERRIDE_PREFIX}{name}");
+            if let Ok(view) = o.tensor(&key) {
+                return Self::read(file, &key, view, shape);
+            }
+        }
+        let view = self.tensors.tensor(name).map_err(|_| ImageEncoderError::Tensor {
+            file: self.file.into(),
+            name: name.into(),
+            problem: "is missing".into(),
+        })?;
+        Self::read(self.file, name, view, shape)
+    }
+
+    fn read(file: &str, name: &str, view: safetensors::tensor::TensorView<'_>, shape: &[usize]) -> Result<Vec<f32>, ImageEncoderError> {
+        let err = |problem: String| ImageEncoderError::Tensor { file: file.into(), name: name.into(), problem };
         if view.shape() != shape {
             return Err(err(format!("has shape {:?}, expected {shape:?}", view.shape())));
         }
@@ -415,6 +435,8 @@ pub struct ImageEncoder {
     head: Pointwise,
     /// Image head `proj`: [D, 1280] and [D, 1].
     proj: Pointwise,
+    /// GPO weights per sorted grid cell (`softmax(gpo.logits)`), when the manifest's pooling is `gpo`.
+    gpo: Option<Vec<f32>>,
     embed_dim: usize,
 }
 
@@ -443,7 +465,21 @@ impl ImageEncoder {
                 expected: "1..=1024 (224 for Lite0)".into(),
             });
         }
-        let w = Weights::parse(IMAGE_ENCODER_FILE, backbone)?;
+        let mut w = Weights::parse(IMAGE_ENCODER_FILE, backbone)?;
+        let h = Weights::parse(crate::model_dir::IMAGE_HEAD_FILE, image_head)?;
+        let fine_tuned = h.tensors.names().iter().any(|n| n.starts_with(OVERRIDE_PREFIX));
+        if fine_tuned != config.finetuned_from.is_some() {
+            return Err(ImageEncoderError::Config {
+                field: "finetuned_from",
+                found: format!("{:?}", config.finetuned_from),
+                expected: if fine_tuned {
+                    "a stage index: image_head.safetensors holds fine-tuned backbone tensors".into()
+                } else {
+                    "none: image_head.safetensors holds no fine-tuned backbone tensors".into()
+                },
+            });
+        }
+        w.overrides = Some((crate::model_dir::IMAGE_HEAD_FILE, SafeTensors::deserialize(image_head).expect("parsed above")));
         let (sw, sb) = w.conv_bn("_conv_stem", "_bn0", [32, 3, 3, 3])?;
         let stem = Pointwise::new(sw, sb, 32, 27, true)?;
         let mut blocks = Vec::new();
@@ -472,11 +508,21 @@ impl ImageEncoder {
         }
         let (hw, hb) = w.conv_bn("_conv_head", "_bn1", [HEAD_CHANNELS, 320, 1, 1])?;
         let head = Pointwise::new(hw, hb, HEAD_CHANNELS, 320, true)?;
-        let h = Weights::parse(crate::model_dir::IMAGE_HEAD_FILE, image_head)?;
         let pw = h.get("proj.weight", &[embed_dim, HEAD_CHANNELS])?;
         let pb = h.get("proj.bias", &[embed_dim])?;
         let proj = Pointwise::new(pw, pb, embed_dim, HEAD_CHANNELS, false)?;
-        Ok(ImageEncoder { config: config.clone(), stem, blocks, head, proj, embed_dim })
+        let gpo = match config.pooling {
+            ImagePooling::Avg => None,
+            ImagePooling::Gpo => {
+                let cells = (config.image_size.div_ceil(32)).pow(2);
+                let logits = h.get("gpo.logits", &[cells])?;
+                let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+                let sum: f32 = e.iter().sum();
+                Some(e.into_iter().map(|x| x / sum).collect())
+            }
+        };
+        Ok(ImageEncoder { config: config.clone(), stem, blocks, head, proj, gpo, embed_dim })
     }
 
     pub fn embed_dim(&self) -> usize {
@@ -530,8 +576,19 @@ impl ImageEncoder {
             x = out;
         }
         let x = self.head.forward(&x)?;
-        let hw = (x.h * x.w) as f32;
-        Ok(x.data.chunks_exact(x.h * x.w).map(|plane| plane.iter().sum::<f32>() / hw).collect())
+        let hw = x.h * x.w;
+        Ok(match &self.gpo {
+            None => x.data.chunks_exact(hw).map(|plane| plane.iter().sum::<f32>() / hw as f32).collect(),
+            Some(weights) => x
+                .data
+                .chunks_exact(hw)
+                .map(|plane| {
+                    let mut sorted = plane.to_vec();
+                    sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+                    sorted.iter().zip(weights).map(|(v, w)| v * w).sum::<f32>()
+                })
+                .collect(),
+        })
     }
 }
 

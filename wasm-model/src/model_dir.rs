@@ -60,6 +60,31 @@ pub struct ImageConfig {
     pub image_size: usize,
     pub mean: [f32; 3],
     pub std: [f32; 3],
+    /// How the backbone's feature grid becomes one vector (`avg` when absent).
+    #[serde(default, skip_serializing_if = "ImagePooling::is_avg")]
+    pub pooling: ImagePooling,
+    /// The backbone was fine-tuned from this stage on: `image_head.safetensors` holds the tensors of those stages
+    /// and the head conv under `backbone.<name>`, and they replace the stock ones of `image_encoder.safetensors`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finetuned_from: Option<usize>,
+}
+
+/// Pooling of the image feature grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImagePooling {
+    /// Global average.
+    #[default]
+    Avg,
+    /// Generalised pooling: per channel, the grid values sorted high → low, weighted by
+    /// `softmax(gpo.logits)` (image head tensor `gpo.logits`, one weight per grid cell).
+    Gpo,
+}
+
+impl ImagePooling {
+    pub fn is_avg(&self) -> bool {
+        *self == ImagePooling::Avg
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -303,13 +328,19 @@ impl ModelDir {
         if actual != m.model_id {
             return Err(ModelError::ModelId { found: m.model_id.clone(), actual });
         }
-        check_tensors(&m.files.text_encoder, &self.text_encoder, &text_tensor_shapes(t, m.embed_dim))?;
+        check_tensors(&m.files.text_encoder, &self.text_encoder, &text_tensor_shapes(t, m.embed_dim), None)?;
         if let (Some(name), Some(bytes)) = (&m.files.image_head, &self.image_head) {
-            let shapes = vec![
+            let mut shapes = vec![
                 ("proj.weight".to_string(), vec![m.embed_dim, m.image.feature_dim]),
                 ("proj.bias".to_string(), vec![m.embed_dim]),
             ];
-            check_tensors(name, bytes, &shapes)?;
+            if m.image.pooling == ImagePooling::Gpo {
+                // one weight per cell of the backbone's grid (stride 32)
+                shapes.push(("gpo.logits".to_string(), vec![m.image.image_size.div_ceil(32).pow(2)]));
+            }
+            // Fine-tuned backbone layers (`backbone.*`) are checked against the architecture by the image encoder.
+            let extra_prefix = m.image.finetuned_from.map(|_| "backbone.");
+            check_tensors(name, bytes, &shapes, extra_prefix)?;
         }
         Ok(())
     }
@@ -351,8 +382,9 @@ impl ModelDir {
     }
 }
 
-/// Checks that `bytes` is a safetensors file holding exactly `shapes` in f16 or f32.
-fn check_tensors(file: &str, bytes: &[u8], shapes: &[(String, Vec<usize>)]) -> Result<(), ModelError> {
+/// Checks that `bytes` is a safetensors file holding exactly `shapes` in f16 or f32 (plus any tensor named
+/// `extra_prefix…`).
+fn check_tensors(file: &str, bytes: &[u8], shapes: &[(String, Vec<usize>)], extra_prefix: Option<&str>) -> Result<(), ModelError> {
     use safetensors::{Dtype, SafeTensors};
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| ModelError::Safetensors { file: file.into(), reason: e.to_string() })?;
@@ -366,7 +398,8 @@ fn check_tensors(file: &str, bytes: &[u8], shapes: &[(String, Vec<usize>)]) -> R
             return Err(err(name, format!("has dtype {:?}, expected F32 or F16", view.dtype())));
         }
     }
-    if let Some(extra) = st.names().into_iter().find(|n| !shapes.iter().any(|(s, _)| s == *n)) {
+    let allowed = |n: &str| shapes.iter().any(|(s, _)| s == n) || extra_prefix.is_some_and(|p| n.starts_with(p));
+    if let Some(extra) = st.names().into_iter().find(|n| !allowed(n)) {
         return Err(err(extra, "is not part of this architecture".into()));
     }
     Ok(())

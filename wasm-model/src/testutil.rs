@@ -42,6 +42,8 @@ pub fn image_config() -> ImageConfig {
         image_size: 224,
         mean: [0.485, 0.456, 0.406],
         std: [0.229, 0.224, 0.225],
+        pooling: Default::default(),
+        finetuned_from: None,
     }
 }
 

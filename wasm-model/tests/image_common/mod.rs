@@ -20,6 +20,8 @@ pub fn config() -> ImageConfig {
         image_size: 224,
         mean: [127.0 / 255.0; 3],
         std: [128.0 / 255.0; 3],
+        pooling: Default::default(),
+        finetuned_from: None,
     }
 }
 
