@@ -56,7 +56,7 @@ print(f"\nEmbedding photos, images/s (higher is better); {os.cpu_count()} cores;
 print("| engine | 1 thread / worker | 2 threads / workers | notes |")
 print("|---|---|---|---|")
 c = lambda k: f"{chrome[k]['imagesPerS']:.1f}" if k in chrome else "–"
-print(f"| Chromium, the page (wasm SIMD128 candle, embedding workers) | {c('1')} | {c('2')} | file → vector + WebP thumbnail |")
+print(f"| Chromium, the page (wasm SIMD128 candle, embedding workers) | {c('1')} | {c('2')} | file → vector + JPEG thumbnail |")
 print(f"| native candle (`examples/bench_embed`) | {nat[0]['images_per_s']:.1f} | {nat[1]['images_per_s']:.1f} | decode {nat[0]['preprocess_ms']:.1f} ms + forward {nat[0]['forward_ms']:.1f} ms per photo (1 thread) |")
 print(f"| tch (`trainer publish`) | {tch[0]:.1f} | {tch[1]:.1f} | file → vector + thumbnail, batched |")
 print(f"\nwasm package: {wasm:,} B (includes the image encoder code); image_encoder.safetensors: {enc:,} B, downloaded only when photos are added")

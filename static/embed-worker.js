@@ -39,7 +39,8 @@ async function embed({ file }) {
   const bytes = new Uint8Array(await file.arrayBuffer());
   const tRead = performance.now();
   // The browser decodes the thumbnail's bitmap on its own threads while the wasm encoder runs here.
-  const bitmap = createImageBitmap(file).catch(() => null);
+  // Decoded straight to thumbnail height (width follows the aspect ratio): a 12-MP photo never becomes a 48-MB bitmap.
+  const bitmap = createImageBitmap(file, { resizeHeight: THUMB_SIDE, resizeQuality: 'high' }).catch(() => null);
   let vector;
   try {
     vector = embedder.embed(bytes);
