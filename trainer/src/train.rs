@@ -579,6 +579,18 @@ pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize
             adam.step(lr_at(&cfg, state.step - 1, total_steps), cfg.weight_decay, state.step);
             loss_sum += loss.double_value(&[]);
             bar.inc(1);
+            // Logs (nohup, CI) get no progress bar: a line every 50 steps instead.
+            if bar.is_hidden() && bar.position() % 50 == 0 {
+                let secs = started.elapsed().as_secs_f64();
+                tracing::info!(
+                    "epoch {}/{} step {}/{steps_per_epoch}: loss {:.3}, {:.2} s/step",
+                    epoch + 1,
+                    cfg.epochs,
+                    bar.position(),
+                    loss_sum / bar.position() as f64,
+                    secs / bar.position() as f64
+                );
+            }
         }
         bar.finish_and_clear();
         let metrics = validate(&model, &val, device);
