@@ -357,10 +357,14 @@ function startPool() {
 }
 
 function stopPool() {
+  clearTimeout(idleTimer);
   for (const { worker } of poolWorkers) worker.terminate();
   poolWorkers = [];
   poolReady = null;
 }
+// Idle embedding workers hold tens of MB each (weights + wasm heap): stop them a minute after the last photo.
+const POOL_IDLE_MS = 60_000;
+let idleTimer = 0;
 
 // ---- adding ----------------------------------------------------------------------------------------------
 
@@ -369,6 +373,7 @@ let run = null; // the add in progress: { queue, total, done, added, failed, ski
 const keyOf = (f) => `${f.path || f.file.name}\u0000${f.file.size}\u0000${f.file.lastModified}`;
 
 function addPhotos(files) {
+  clearTimeout(idleTimer);
   const fresh = [];
   let skipped = 0;
   for (const f of files) {
@@ -410,6 +415,8 @@ function finish() {
   if (!run) return;
   const r = run;
   run = null;
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => { if (!run) stopPool(); }, POOL_IDLE_MS);
   // Mean time per added photo inside one embedding worker: reading the file, the wasm encoder, the thumbnail.
   const perPhoto = Object.fromEntries(Object.entries(r.ms).map(([k, v]) => [k, r.added ? v / r.added : 0]));
   postMessage({ type: 'mine-done', total: r.total, added: r.added, failed: r.failed, skipped: r.skipped,
