@@ -107,6 +107,31 @@ class TextEncoder(nn.Module):
         return l2(self.proj(pooled))
 
 
+class Lite0Tail(nn.Module):
+    """Lite0 from stage 6 (one MBConv 192 -> 1152 -> 320, 3x3 depthwise) + head conv 320 -> 1280, BN in eval mode
+    (eps 1e-3; the trainer keeps running statistics frozen), ReLU6, then average or GPO pooling: the trainer's
+    `--finetune-from 6` image side. Channels-last, as the trainer runs it."""
+
+    def __init__(self, pooling):
+        super().__init__()
+
+        def conv_bn(cin, cout, k=1, groups=1):
+            return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout, eps=1e-3))
+
+        self.expand, self.depthwise = conv_bn(192, 1152), conv_bn(1152, 1152, 3, groups=1152)
+        self.project, self.head = conv_bn(1152, 320), conv_bn(320, 1280)
+        self.gpo = nn.Parameter(torch.zeros(49)) if pooling == "gpo" else None
+
+    def forward(self, x):
+        x = F.relu6(self.expand(x))
+        x = F.relu6(self.depthwise(x))
+        x = F.relu6(self.head(self.project(x)))
+        if self.gpo is None:
+            return x.mean((2, 3))
+        sorted_, _ = x.flatten(2).sort(2, descending=True)
+        return (sorted_ * self.gpo.softmax(0)).sum(2)
+
+
 def info_nce(img, txt, image_ids, tau):
     scores = img @ txt.t()
     b = scores.shape[0]
@@ -142,16 +167,31 @@ def main():
         torch.manual_seed(0)
         text = TextEncoder(m["text"], m["embed_dim"], variant)
         image = nn.Linear(m["image"]["feature_dim"], m["embed_dim"])
-        feats = torch.rand(batch, m["image"]["feature_dim"]) * 2.0
+        finetune = cfg.get("finetune_from")
+        assert finetune in (None, 6), "the bench implements the frozen backbone and --finetune-from 6 only"
+        tail = Lite0Tail(cfg.get("image_pooling", "avg")).eval().to(memory_format=torch.channels_last) if finetune else None
+        if tail is None:
+            feats = torch.rand(batch, m["image"]["feature_dim"]) * 2.0
+        else:  # cached stage-6 activations, stored f16 (the trainer converts each batch to f32)
+            feats = torch.randn(batch, 192, 7, 7).half()
         emb = [text.embedding.weight]
-        rest = [p for p in list(text.parameters()) + list(image.parameters()) if p is not text.embedding.weight]
-        opt = torch.optim.Adam([{"params": rest}, {"params": emb, "lr": cfg["lr"] * cfg["embedding_lr_scale"]}],
+        backbone = [p for n, p in tail.named_parameters() if n != "gpo"] if tail is not None else []
+        heads = list(image.parameters()) + ([tail.gpo] if tail is not None and tail.gpo is not None else [])
+        rest = [p for p in list(text.parameters()) + heads if p is not text.embedding.weight]
+        opt = torch.optim.Adam([{"params": rest}, {"params": emb, "lr": cfg["lr"] * cfg["embedding_lr_scale"]},
+                                {"params": backbone, "lr": cfg["lr"] * cfg.get("backbone_lr_scale", 0.1)}],
                                lr=cfg["lr"], betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg["weight_decay"])
-        params = rest + emb
+        params = rest + emb + backbone
+
+        def image_side():
+            if tail is None:
+                return l2(image(feats))
+            x = feats.float().contiguous(memory_format=torch.channels_last)
+            return l2(image(tail(x)))
 
         def step():
             ids, lens = pad_batch(caps)
-            loss = info_nce(l2(image(feats)), text(ids, lens), image_ids, cfg["tau"])
+            loss = info_nce(image_side(), text(ids, lens), image_ids, cfg["tau"])
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(params, cfg["grad_clip"])

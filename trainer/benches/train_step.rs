@@ -1,6 +1,6 @@
 //! One training step of the shipped configuration (read from `static/model/manifest.json` → `training.config`):
 //! GloVe-50 embedding (vocab 16000) → bi-LSTM 256 → mean pooling → 512-d, image head on 1280-d cached
-//! features, symmetric InfoNCE (τ 0.05), backward, global-norm clipping and the trainer's Adam step, on the
+//! features (or, for a model fine-tuned from stage K, the backbone tail + pooling on cached stage-K activations), symmetric InfoNCE (τ 0.05), backward, global-norm clipping and the trainer's Adam step, on the
 //! trainer's own `model`, `loss` and `train::build_model` code. `scripts/bench_train.sh` runs this and the
 //! PyTorch twin (`scripts/bench_train_step_torch.py`) and prints steps/s and the ratio.
 //!
@@ -86,12 +86,21 @@ struct Adam {
 }
 
 impl Adam {
-    fn new(vs: &nn::VarStore, embedding_lr_scale: f64, in_place: bool) -> Self {
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    fn new(vs: &nn::VarStore, embedding_lr_scale: f64, backbone_lr_scale: f64, in_place: bool) -> Self {
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let params: Vec<(Tensor, f64)> = vars
             .into_iter()
-            .map(|(n, t)| (t, if n == "text.embedding.weight" { embedding_lr_scale } else { 1.0 }))
+            .map(|(n, t)| {
+                let scale = if n == "text.embedding.weight" {
+                    embedding_lr_scale
+                } else if n.starts_with("image.backbone.") {
+                    backbone_lr_scale
+                } else {
+                    1.0
+                };
+                (t, scale)
+            })
             .collect();
         let m = params.iter().map(|(t, _)| t.zeros_like()).collect();
         let v = params.iter().map(|(t, _)| t.zeros_like()).collect();
@@ -174,17 +183,25 @@ fn train_step(c: &mut Criterion) {
     group.sample_size(20);
     for (name, in_place) in [("tch", false), ("tch_inplace_adam", true)] {
         tch::manual_seed(0);
-        let (vs, model) = build_model(&cfg, vocab as usize, Device::Cpu);
-        let mut adam = Adam::new(&vs, cfg.embedding_lr_scale, in_place);
-        // Cached backbone features: non-negative (post-ReLU6 average pool), one row per caption.
-        let feats = Tensor::rand([batch as i64, model.feature_dim], (Kind::Float, Device::Cpu)) * 2.0;
+        let (vs, model) = build_model(&cfg, vocab as usize, Device::Cpu).expect("the shipped config builds (Lite0 weights: scripts/setup.sh)");
+        let mut adam = Adam::new(&vs, cfg.embedding_lr_scale, cfg.backbone_lr_scale, in_place);
+        // What the cache holds, one row per caption: pooled features (non-negative, post-ReLU6 average), or
+        // with a fine-tuned tail the stage-K activations (f16 in the cache, as `fit` reads them).
+        let feats = match &model.tail {
+            None => Tensor::rand([batch as i64, model.feature_dim], (Kind::Float, Device::Cpu)) * 2.0,
+            Some(t) => {
+                let mut shape = tch::no_grad(|| t.net.stem_to(&Tensor::zeros([1, 3, 224, 224], (Kind::Float, Device::Cpu)), t.from, false)).size();
+                shape[0] = batch as i64;
+                Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu)).to_kind(Kind::Half)
+            }
+        };
         if std::env::var_os("IMGPICK_BENCH_PHASES").is_some() {
             // Where the time goes (median ms of 20 steps after 5), to compare phase by phase with PyTorch.
             let mut ph = [vec![], vec![], vec![]];
             for i in 0..25 {
                 let t0 = std::time::Instant::now();
                 let (ids, lens) = pad_batch(&seqs, Device::Cpu);
-                let img = model.image.forward(&feats);
+                let img = model.embed_cached(&feats);
                 let txt = model.text.forward(&ids, &lens, cfg.word_dropout);
                 let loss = contrastive(&img, &txt, &image_ids, loss_kind);
                 let t1 = std::time::Instant::now();
@@ -211,7 +228,7 @@ fn train_step(c: &mut Criterion) {
         let mut step = || {
             // as in train::fit: pad, forward both encoders, loss, backward, clip, Adam, read the loss
             let (ids, lens) = pad_batch(&seqs, Device::Cpu);
-            let img = model.image.forward(&feats);
+            let img = model.embed_cached(&feats);
             let txt = model.text.forward(&ids, &lens, cfg.word_dropout);
             let loss = contrastive(&img, &txt, &image_ids, loss_kind);
             adam.zero_grad();
