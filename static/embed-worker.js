@@ -1,5 +1,5 @@
 // One embedding worker: turns the user's photo files into vectors (wasm ImageEmbedder, the candle
-// EfficientNet-Lite0) and small thumbnails (the browser's own decoder, OffscreenCanvas → JPEG). Started by
+// EfficientNet-Lite0) and small thumbnails (from the same decode, OffscreenCanvas → JPEG). Started by
 // worker.js only when photos are added; it gets the compiled wasm module and the weights from there, so it
 // downloads nothing itself. The files never leave this machine: they are read here and only the vector and
 // the thumbnail go back.
@@ -15,22 +15,15 @@ async function init({ module, manifestJson, imageEncoder, imageHead }) {
   embedder = new wasm.ImageEmbedder(manifestJson, imageEncoder, imageHead);
 }
 
-// A thumbnail from the browser's decode of the file (EXIF orientation applied); null when the browser could
-// not decode it (the vector still counts: the page then shows the file name without a picture).
-async function thumbnail(bitmap) {
-  if (!bitmap) return null;
+// The thumbnail's pixels come from the wasm decoder's own decode of the photo (one decode per photo: the
+// browser decoding it again costs ~100 ms for a 12-MP JPEG); the canvas only encodes them as a small JPEG.
+async function thumbnail({ width, height, rgba }) {
   try {
-    const scale = Math.min(1, THUMB_SIDE / Math.max(bitmap.width, bitmap.height));
-    const w = Math.max(1, Math.round(bitmap.width * scale)), h = Math.max(1, Math.round(bitmap.height * scale));
-    const canvas = new OffscreenCanvas(w, h);
-    const ctx = canvas.getContext('2d');
-    ctx.imageSmoothingQuality = 'high';
-    ctx.drawImage(bitmap, 0, 0, w, h);
+    const canvas = new OffscreenCanvas(width, height);
+    canvas.getContext('2d').putImageData(new ImageData(rgba, width, height), 0, 0);
     return await canvas.convertToBlob({ type: 'image/jpeg', quality: 0.85 });
   } catch {
-    return null;
-  } finally {
-    bitmap.close();
+    return null; // the vector still counts: the page then shows the file name without a picture
   }
 }
 
@@ -38,19 +31,15 @@ async function embed({ file }) {
   const t0 = performance.now();
   const bytes = new Uint8Array(await file.arrayBuffer());
   const tRead = performance.now();
-  // The browser decodes the thumbnail's bitmap on its own threads while the wasm encoder runs here.
-  // Decoded straight to thumbnail height (width follows the aspect ratio): a 12-MP photo never becomes a 48-MB bitmap.
-  const bitmap = createImageBitmap(file, { resizeHeight: THUMB_SIDE, resizeQuality: 'high' }).catch(() => null);
-  let vector;
+  let out;
   try {
-    vector = embedder.embed(bytes);
+    out = embedder.embed_with_thumbnail(bytes, THUMB_SIDE);
   } catch (e) {
-    bitmap.then((b) => b?.close());
     return { error: errorText(e) };
   }
   const tEmbed = performance.now();
-  const thumb = await thumbnail(await bitmap);
-  return { vector, thumb, ms: { read: tRead - t0, embed: tEmbed - tRead, thumb: performance.now() - tEmbed } };
+  const thumb = await thumbnail(out);
+  return { vector: out.vector, thumb, ms: { read: tRead - t0, embed: tEmbed - tRead, thumb: performance.now() - tEmbed } };
 }
 
 onmessage = async ({ data: msg }) => {

@@ -13,7 +13,7 @@
 use std::io::Cursor;
 
 use candle_core::{Device, Tensor};
-use image::{imageops::FilterType, DynamicImage, ImageFormat, ImageReader, RgbImage};
+use image::{imageops::FilterType, metadata::Orientation, DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage, RgbaImage};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::model_dir::{Backbone, ImageConfig, ImagePooling};
@@ -67,6 +67,23 @@ pub enum ImageEncoderError {
 
 /// Decodes JPEG/PNG/WebP bytes. The size limit is checked on the header before any pixel is decoded.
 pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
+    let (format, name) = checked_format(bytes)?;
+    let decode_err = |e: image::ImageError| ImageError::Decode { format: name.clone(), reason: e.to_string() };
+    ImageReader::with_format(Cursor::new(bytes), format).decode().map_err(decode_err)
+}
+
+/// Like [`decode_image`] (the same pixels), plus the EXIF orientation, which only thumbnails use: the vector is
+/// computed from the stored pixels, as the trainer does.
+pub fn decode_image_oriented(bytes: &[u8]) -> Result<(DynamicImage, Orientation), ImageError> {
+    let (format, name) = checked_format(bytes)?;
+    let decode_err = |e: image::ImageError| ImageError::Decode { format: name.clone(), reason: e.to_string() };
+    let mut decoder = ImageReader::with_format(Cursor::new(bytes), format).into_decoder().map_err(decode_err)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    Ok((DynamicImage::from_decoder(decoder).map_err(decode_err)?, orientation))
+}
+
+/// Every check `decode_image` makes before decoding: returns the format and its display name.
+fn checked_format(bytes: &[u8]) -> Result<(ImageFormat, String), ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
@@ -92,7 +109,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
             reason: "the file ends before the image data does (no end-of-image marker)".into(),
         });
     }
-    ImageReader::with_format(Cursor::new(bytes), format).decode().map_err(decode_err)
+    Ok((format, name))
 }
 
 /// Walks the JPEG's marker segments (skipping APPn/EXIF payloads by their lengths, scanning entropy-coded
@@ -242,11 +259,21 @@ pub fn normalize(img: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
 
 /// Encoded bytes → network input `[3, size, size]` (row-major planes).
 pub fn preprocess(bytes: &[u8], cfg: &ImageConfig) -> Result<Vec<f32>, ImageError> {
-    let img = decode_image(bytes)?;
-    // Same pixels as `flatten_onto_white`, without copying an opaque image (36 MB for a 12-MP photo).
-    let rgb = if img.color().has_alpha() { flatten_onto_white(&img) } else { img.into_rgb8() };
-    let rgb = resize_center_crop(&rgb, cfg.image_size as u32);
-    Ok(normalize(&rgb, cfg.mean, cfg.std))
+    Ok(input_from_rgb(&into_rgb(decode_image(bytes)?), cfg))
+}
+
+/// Same pixels as `flatten_onto_white`, without copying an opaque image (36 MB for a 12-MP photo).
+fn into_rgb(img: DynamicImage) -> RgbImage {
+    if img.color().has_alpha() {
+        flatten_onto_white(&img)
+    } else {
+        img.into_rgb8()
+    }
+}
+
+/// RGB pixels → network input: resize + centre crop, normalise.
+fn input_from_rgb(rgb: &RgbImage, cfg: &ImageConfig) -> Vec<f32> {
+    normalize(&resize_center_crop(rgb, cfg.image_size as u32), cfg.mean, cfg.std)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -610,6 +637,27 @@ impl ImageEncoder {
     pub fn embed(&self, bytes: &[u8]) -> Result<Vec<f32>, ImageEncoderError> {
         let input = preprocess(bytes, &self.config)?;
         self.embed_input(&input)
+    }
+
+    /// One decode for both the vector (exactly [`ImageEncoder::embed`]'s) and a thumbnail: longest side at
+    /// most `max_side` (never enlarged; the same antialiased resize as the network input), transparency on white,
+    /// EXIF orientation applied; RGBA for a canvas. What the page's embedding workers show.
+    pub fn embed_with_thumbnail(&self, bytes: &[u8], max_side: u32) -> Result<(Vec<f32>, RgbaImage), ImageEncoderError> {
+        let (img, orientation) = decode_image_oriented(bytes)?;
+        let rgb = into_rgb(img);
+        let (w, h) = rgb.dimensions();
+        let max_side = max_side.max(1);
+        let small = if w.max(h) > max_side {
+            let s = max_side as f64 / w.max(h) as f64;
+            let (tw, th) = (((w as f64 * s).round() as u32).clamp(1, max_side), ((h as f64 * s).round() as u32).clamp(1, max_side));
+            resize_triangle_crop(&rgb, (tw, th), (0, 0), (tw, th))
+        } else {
+            rgb.clone()
+        };
+        let mut thumb = DynamicImage::ImageRgb8(small);
+        thumb.apply_orientation(orientation);
+        let vector = self.embed_input(&input_from_rgb(&rgb, &self.config))?;
+        Ok((vector, thumb.to_rgba8()))
     }
 
     /// Preprocessed input `[3, size, size]` → L2-normalised vector.

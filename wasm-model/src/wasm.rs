@@ -177,6 +177,21 @@ impl ImageEmbedder {
         self.inner.embed(bytes).map_err(js_err)
     }
 
+    /// One decode for the vector (the same as `embed`'s) and a thumbnail (longest side ≤ `max_side`, EXIF
+    /// orientation applied, transparency on white): `{vector: Float32Array, width, height, rgba:
+    /// Uint8ClampedArray}` (`new ImageData(rgba, width, height)` draws it). Throws like `embed`.
+    pub fn embed_with_thumbnail(&self, bytes: &[u8], max_side: u32) -> Result<js_sys::Object, JsError> {
+        let (vector, thumb) = self.inner.embed_with_thumbnail(bytes, max_side).map_err(js_err)?;
+        let out = js_sys::Object::new();
+        let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &k.into(), v).map(|_| ());
+        set("vector", &js_sys::Float32Array::from(&vector[..]).into())
+            .and_then(|_| set("width", &thumb.width().into()))
+            .and_then(|_| set("height", &thumb.height().into()))
+            .and_then(|_| set("rgba", &js_sys::Uint8ClampedArray::from(&thumb.as_raw()[..]).into()))
+            .map_err(|_| JsError::new("internal error: cannot build the result object"))?;
+        Ok(out)
+    }
+
     pub fn embed_dim(&self) -> usize {
         self.inner.embed_dim()
     }

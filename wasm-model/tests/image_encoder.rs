@@ -88,3 +88,45 @@ fn standalone_encoder_checks_both_files_and_matches_the_engine() {
     assert!(e.contains("image_encoder.safetensors") && e.contains("SHA-256"), "{e}");
     assert!(standalone_image_encoder("{not json", &backbone, &head).is_err());
 }
+
+/// The embedding workers' call: one decode gives exactly `embed`'s vector and a small thumbnail.
+#[test]
+fn embed_with_thumbnail_gives_the_same_vector_and_a_small_thumbnail() {
+    let e = encoder();
+    let (v, thumb) = e.embed_with_thumbnail(PHOTO, 320).unwrap();
+    assert_eq!(v, e.embed(PHOTO).unwrap(), "the vector does not depend on the thumbnail");
+    let img = wasm_model::image_encoder::decode_image(PHOTO).unwrap();
+    let (w, h) = (img.width(), img.height());
+    assert_eq!(thumb.width().max(thumb.height()), 320.min(w.max(h)));
+    let (aspect, thumb_aspect) = (w as f64 / h as f64, thumb.width() as f64 / thumb.height() as f64);
+    assert!((aspect - thumb_aspect).abs() < 0.02, "{w}×{h} → {}×{}", thumb.width(), thumb.height());
+    // Small images are not enlarged; transparency becomes white.
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(40, 30, image::Rgba([0, 0, 0, 0])))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let (_, t) = e.embed_with_thumbnail(&png, 320).unwrap();
+    assert_eq!(t.dimensions(), (40, 30));
+    assert!(t.pixels().all(|p| p.0 == [255, 255, 255, 255]));
+    assert!(e.embed_with_thumbnail(&[], 320).is_err());
+}
+
+/// A phone photo stored sideways with an EXIF orientation: the thumbnail is turned upright, the vector is
+/// computed from the stored pixels (as `trainer publish` does) and so equals the photo's without EXIF.
+#[test]
+fn thumbnail_follows_the_exif_orientation() {
+    // APP1 "Exif": big-endian TIFF header, one IFD entry Orientation (0x0112, SHORT) = 6 (rotate 90° clockwise).
+    let tiff: &[u8] = &[b'M', b'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0];
+    let mut app1 = vec![0xFF, 0xE1];
+    app1.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
+    app1.extend_from_slice(b"Exif\0\0");
+    app1.extend_from_slice(tiff);
+    let mut rotated = PHOTO[..2].to_vec(); // SOI, then the EXIF segment, then the rest of the file
+    rotated.extend_from_slice(&app1);
+    rotated.extend_from_slice(&PHOTO[2..]);
+    let e = encoder();
+    let (v, upright) = e.embed_with_thumbnail(&rotated, 320).unwrap();
+    let (v0, plain) = e.embed_with_thumbnail(PHOTO, 320).unwrap();
+    assert_eq!(v, v0);
+    assert_eq!((upright.width(), upright.height()), (plain.height(), plain.width()), "turned by 90°");
+}
