@@ -64,3 +64,27 @@ fn js_api_adds_photos_and_reports_per_file_errors() {
     e.clear_added();
     assert_eq!(e.added_len(), 0);
 }
+
+/// The embedding workers' class: `ImageEmbedder` (manifest + both files, checksums checked) gives the stored
+/// native vector, with and without a thumbnail, and refuses a tampered encoder file.
+#[wasm_bindgen_test]
+fn js_image_embedder_matches_native_and_checks_files() {
+    use wasm_model::testutil::{random_image_head, random_model_with_head, small_config};
+    use wasm_model::wasm::ImageEmbedder;
+    let mut model = random_model_with_head(small_config(), EMBED_DIM, 3, random_image_head(EMBED_DIM, HEAD_SEED), config());
+    let backbone = wasm_model::image_encoder::image_encoder_safetensors(BACKBONE, false).unwrap();
+    model.set_image_encoder(&backbone);
+    let (manifest, head) = (model.manifest_json(), model.image_head.clone().unwrap());
+    let r: Reference = serde_json::from_str(REFERENCE).unwrap();
+    let e = ImageEmbedder::new(&manifest, &backbone, &head).unwrap_or_else(|_| panic!("ImageEmbedder::new"));
+    let v = e.embed(PHOTO).unwrap_or_else(|_| panic!("embed"));
+    assert!(max_diff(&v, &r.vector) <= 1e-4);
+    let out = e.embed_with_thumbnail(PHOTO, 64).unwrap_or_else(|_| panic!("embed_with_thumbnail"));
+    let get = |k: &str| js_sys::Reflect::get(&out, &k.into()).unwrap();
+    assert_eq!(js_sys::Float32Array::from(get("vector")).to_vec(), v);
+    let (w, h) = (get("width").as_f64().unwrap() as u32, get("height").as_f64().unwrap() as u32);
+    assert_eq!(w.max(h), 64);
+    assert_eq!(get("rgba").dyn_into::<js_sys::Uint8ClampedArray>().unwrap().length(), 4 * w * h);
+    assert!(e.embed(&[]).is_err());
+    assert!(ImageEmbedder::new(&manifest, &backbone[1..], &head).is_err(), "a tampered encoder file is refused");
+}
