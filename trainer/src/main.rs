@@ -153,7 +153,7 @@ enum Command {
         /// Cache folder.
         #[arg(long, default_value = "data-cache/features")]
         cache: PathBuf,
-        /// Also cache the activations at this backbone split (input of stage K) for partial fine-tuning.
+        /// Also cache the activations at this backbone split (input of stage K): what `fit --finetune-from K` reads.
         #[arg(long)]
         split: Option<usize>,
         /// Also extract the horizontally flipped view.
@@ -429,7 +429,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Features { captions, images, cache, split, flip, backbone } => {
-            let ds = trainer::data::Dataset::load(&captions)?;
+            // the images `fit` trains on (those with a caption), so this fills the very cache `fit` reads
+            let ds = trainer::data::Dataset::load(&captions)?.with_captions()?;
             let files = ds.image_paths(&images);
             let spec = CacheSpec { backbone: backbone.backbone, weights: backbone.weights(), split };
             let device = trainer::default_device();
