@@ -253,6 +253,16 @@ pub fn load_model_dir_with(path: &Path, backbone_weights: Option<&Path>, device:
         model_dir::Backbone::EfficientnetLite0 => BackboneKind::EfficientnetLite0,
         model_dir::Backbone::Densenet121 => BackboneKind::Densenet121,
     };
+    // tch preprocesses with the backbone's own constants; the browser reads the manifest's. Refuse a disagreement
+    // rather than embed photos differently on the two sides.
+    let prep = Preprocess::for_backbone(backbone);
+    let close = |a: &[f32; 3], b: &[f32; 3]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+    if m.image.image_size != prep.size as usize || !close(&m.image.mean, &prep.mean) || !close(&m.image.std, &prep.std) {
+        bail!(
+            "{}: manifest image preprocessing (size {}, mean {:?}, std {:?}) differs from what {} expects (size {}, mean {:?}, std {:?}); re-export the model with `trainer export`",
+            path.join("manifest.json").display(), m.image.image_size, m.image.mean, m.image.std, backbone, prep.size, prep.mean, prep.std
+        );
+    }
     let pooling = match m.text.pooling {
         model_dir::Pooling::Last => Pooling::Last,
         model_dir::Pooling::Mean => Pooling::Mean,
@@ -335,6 +345,15 @@ mod tests {
             let got_img = back.model.image.forward(&feats);
             assert!((&got_img - &want_img).abs().max().double_value(&[]) < tol);
         }
+        // a manifest whose preprocessing disagrees with the backbone is refused (the browser would follow it)
+        let manifest = dir.join("manifest.json");
+        let good = std::fs::read_to_string(&manifest).unwrap();
+        let mut m: serde_json::Value = serde_json::from_str(&good).unwrap();
+        m["image"]["mean"] = serde_json::json!([0.485, 0.456, 0.406]);
+        std::fs::write(&manifest, m.to_string()).unwrap();
+        let e = format!("{:#}", load_model_dir(&dir, tch::Device::Cpu).err().unwrap());
+        assert!(e.contains("preprocessing"), "{e}");
+        std::fs::write(&manifest, good).unwrap();
         // a tampered weight file is refused with the file named
         std::fs::write(dir.join("text_encoder.safetensors"), b"garbage").unwrap();
         let e = format!("{:#}", load_model_dir(&dir, tch::Device::Cpu).err().unwrap());
