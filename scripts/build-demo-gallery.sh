@@ -50,7 +50,9 @@ $TRAINER "${args[@]}"
 # The page downloads the model, the vocabulary and the gallery index before the first search: keep them small.
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 total=0
+# What every visitor downloads; image_encoder.safetensors is fetched only when someone adds their own photos.
 for f in "$MODEL"/manifest.json "$MODEL"/vocab.txt "$MODEL"/*.safetensors "$OUT"/gallery.bin "$OUT"/gallery.json; do
+  [ "$(basename "$f")" = image_encoder.safetensors ] && continue
   total=$((total + $(size "$f")))
 done
 gallery=$(( $(size "$OUT/gallery.bin") + $(size "$OUT/gallery.json") ))
