@@ -482,6 +482,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 /// `stop_after_epoch` ends the run early as if killed right after that epoch's checkpoint (tests, budgets).
 pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize>) -> Result<RunState> {
     let device = crate::default_device();
+    tracing::info!("device: {device:?}");
     std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
     let state_path = out.join(STATE_FILE);
     let mut state = if resume && state_path.is_file() {
