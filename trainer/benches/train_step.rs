@@ -16,7 +16,7 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 use tch::{nn, Device, Kind, Tensor};
 use trainer::loss::{contrastive, Loss};
 use trainer::model::pad_batch;
-use trainer::train::{build_model, Config};
+use trainer::train::{build_model, lr_scale, Config};
 
 /// Flickr8k captions_train.json: how many of the 30000 captions have 1, 2, …, 15, ≥16 words.
 /// Shared with scripts/bench_train_step_torch.py (keep in sync).
@@ -92,13 +92,7 @@ impl Adam {
         let params: Vec<(Tensor, f64)> = vars
             .into_iter()
             .map(|(n, t)| {
-                let scale = if n == "text.embedding.weight" {
-                    embedding_lr_scale
-                } else if n.starts_with("image.backbone.") {
-                    backbone_lr_scale
-                } else {
-                    1.0
-                };
+                let scale = lr_scale(&n, embedding_lr_scale, backbone_lr_scale);
                 (t, scale)
             })
             .collect();

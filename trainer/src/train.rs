@@ -283,6 +283,18 @@ pub fn validate(model: &JointModel, data: &PairData, device: Device) -> Metrics 
     evaluate(&imgs, &caps, &data.caption_image)
 }
 
+/// The learning-rate multiplier of variable `name`: the GloVe embedding and the fine-tuned backbone layers learn
+/// slower than the rest.
+pub fn lr_scale(name: &str, embedding_lr_scale: f64, backbone_lr_scale: f64) -> f64 {
+    if name == "text.embedding.weight" {
+        embedding_lr_scale
+    } else if name.starts_with("image.backbone.") {
+        backbone_lr_scale
+    } else {
+        1.0
+    }
+}
+
 /// Adam with decoupled weight decay, state saved in checkpoints (tch's optimizer state cannot be saved).
 pub(crate) struct Adam {
     params: Vec<(String, Tensor, f64)>, // name, variable, lr scale
@@ -300,13 +312,7 @@ impl Adam {
         let params: Vec<(String, Tensor, f64)> = vars
             .into_iter()
             .map(|(n, t)| {
-                let scale = if n == "text.embedding.weight" {
-                    embedding_lr_scale
-                } else if n.starts_with("image.backbone.") {
-                    backbone_lr_scale
-                } else {
-                    1.0
-                };
+                let scale = lr_scale(&n, embedding_lr_scale, backbone_lr_scale);
                 (n, t, scale)
             })
             .collect();
@@ -695,6 +701,32 @@ pub(crate) mod tests {
         Some(p)
     }
 
+    /// A temp folder and the tiny config training on the asset photos (`None`, with a message, when the assets
+    /// are not installed).
+    fn photo_run(name: &str) -> Option<(PathBuf, Config)> {
+        let mut cfg = tiny_config();
+        if !cfg.backbone_weights.is_file() || !cfg.glove.is_file() {
+            eprintln!("skipping: assets not installed (scripts/setup.sh)");
+            return None;
+        }
+        let root = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let caps = photo_captions(&root)?;
+        cfg.train_captions = vec![caps.clone()];
+        cfg.val_captions = caps;
+        cfg.cache_dir = root.join("cache");
+        Some((root, cfg))
+    }
+
+    /// Names of the variables whose values in `run`'s last checkpoint differ from a freshly built model's.
+    fn moved_since_init(cfg: &Config, run: &Path) -> impl Fn(&str) -> bool {
+        let after: std::collections::HashMap<_, _> = Tensor::read_safetensors(run.join(LAST_CKPT)).unwrap().into_iter().collect();
+        let (vs0, _m) = build_model(cfg, 10, Device::Cpu).unwrap();
+        let before = vs0.variables();
+        move |name: &str| (&after[name] - &before[name]).abs().max().double_value(&[]) > 0.0
+    }
+
     /// Training tests seed libtorch's global RNG: run them one at a time so they replay exactly.
     static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -726,19 +758,7 @@ pub(crate) mod tests {
     #[test]
     fn resume_after_kill_matches_uninterrupted_run() {
         let _serial = training_lock();
-        let c = tiny_config();
-        if !c.backbone_weights.is_file() || !c.glove.is_file() {
-            eprintln!("skipping: assets not installed (scripts/setup.sh)");
-            return;
-        }
-        let root = std::env::temp_dir().join(format!("imgpick-resume-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let caps = photo_captions(&root).unwrap();
-        let mut cfg = c;
-        cfg.train_captions = vec![caps.clone()];
-        cfg.val_captions = caps;
-        cfg.cache_dir = root.join("cache");
+        let Some((root, cfg)) = photo_run("imgpick-resume") else { return };
 
         let full = fit(cfg.clone(), &root.join("full"), false, None).unwrap();
         assert_eq!(full.epochs_done, 3);
@@ -767,19 +787,7 @@ pub(crate) mod tests {
     #[test]
     fn finetune_trains_only_the_tail_and_resumes() {
         let _serial = training_lock();
-        let c = tiny_config();
-        if !c.backbone_weights.is_file() || !c.glove.is_file() {
-            eprintln!("skipping: assets not installed (scripts/setup.sh)");
-            return;
-        }
-        let root = std::env::temp_dir().join(format!("imgpick-finetune-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let caps = photo_captions(&root).unwrap();
-        let mut cfg = c;
-        cfg.train_captions = vec![caps.clone()];
-        cfg.val_captions = caps;
-        cfg.cache_dir = root.join("cache");
+        let Some((root, mut cfg)) = photo_run("imgpick-finetune") else { return };
         cfg.finetune_from = Some(6);
         cfg.image_pooling = ImagePooling::Gpo;
         cfg.backbone_lr_scale = 1.0;
@@ -788,9 +796,7 @@ pub(crate) mod tests {
 
         let full = fit(cfg.clone(), &root.join("full"), false, None).unwrap();
         let after: std::collections::HashMap<_, _> = Tensor::read_safetensors(root.join("full").join(LAST_CKPT)).unwrap().into_iter().collect();
-        let (vs0, _m) = build_model(&cfg, 10, Device::Cpu).unwrap();
-        let before = vs0.variables();
-        let moved = |name: &str| (&after[name] - &before[name]).abs().max().double_value(&[]) > 0.0;
+        let moved = moved_since_init(&cfg, &root.join("full"));
         assert!(moved("image.backbone._blocks.15._expand_conv.weight"));
         assert!(moved("image.backbone._conv_head.weight"));
         assert!(moved("image.backbone._bn1.bias"));
@@ -816,28 +822,13 @@ pub(crate) mod tests {
     #[test]
     fn end_to_end_finetune_trains_the_stem() {
         let _serial = training_lock();
-        let c = tiny_config();
-        if !c.backbone_weights.is_file() || !c.glove.is_file() {
-            eprintln!("skipping: assets not installed (scripts/setup.sh)");
-            return;
-        }
-        let root = std::env::temp_dir().join(format!("imgpick-e2e-finetune-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let caps = photo_captions(&root).unwrap();
-        let mut cfg = c;
-        cfg.train_captions = vec![caps.clone()];
-        cfg.val_captions = caps;
-        cfg.cache_dir = root.join("cache");
+        let Some((root, mut cfg)) = photo_run("imgpick-e2e-finetune") else { return };
         cfg.finetune_from = Some(0);
         cfg.use_flips = true;
         cfg.epochs = 1;
         let state = fit(cfg.clone(), &root.join("run"), false, None).unwrap();
         assert!(!cfg.cache_dir.exists(), "end-to-end fine-tuning caches nothing");
-        let after: std::collections::HashMap<_, _> = Tensor::read_safetensors(root.join("run").join(LAST_CKPT)).unwrap().into_iter().collect();
-        let (vs0, _m) = build_model(&cfg, 10, Device::Cpu).unwrap();
-        let before = vs0.variables();
-        let moved = |name: &str| (&after[name] - &before[name]).abs().max().double_value(&[]) > 0.0;
+        let moved = moved_since_init(&cfg, &root.join("run"));
         assert!(moved("image.backbone._conv_stem.weight"));
         assert!(moved("image.backbone._blocks.0._depthwise_conv.weight"));
         assert!(!moved("image.backbone._fc.weight"), "the ImageNet classifier is not part of the model");
