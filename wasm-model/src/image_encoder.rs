@@ -282,8 +282,8 @@ fn input_from_rgb(rgb: &RgbImage, cfg: &ImageConfig) -> Vec<f32> {
 struct Weights<'a> {
     file: &'a str,
     tensors: SafeTensors<'a>,
-    /// Fine-tuned replacements: `(file, tensors)` whose `backbone.<name>` wins over `<name>`.
-    overrides: Option<(&'a str, SafeTensors<'a>)>,
+    /// Fine-tuned replacements (the image head): its `backbone.<name>` wins over `<name>`.
+    overrides: Option<&'a Weights<'a>>,
 }
 
 /// Prefix of the fine-tuned backbone tensors inside `image_head.safetensors`.
@@ -299,10 +299,10 @@ impl<'a> Weights<'a> {
     /// Tensor `name` as f32 (stored f32 or f16), checked against `shape`; a fine-tuned `backbone.<name>` in
     /// the overrides replaces the stock tensor.
     fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ImageEncoderError> {
-        if let Some((file, o)) = &self.overrides {
+        if let Some(o) = self.overrides {
             let key = format!("{OVERRIDE_PREFIX}{name}");
-            if let Ok(view) = o.tensor(&key) {
-                return Self::read(file, &key, view, shape);
+            if let Ok(view) = o.tensors.tensor(&key) {
+                return Self::read(o.file, &key, view, shape);
             }
         }
         let view = self.tensors.tensor(name).map_err(|_| ImageEncoderError::Tensor {
@@ -565,7 +565,6 @@ impl ImageEncoder {
                 expected: "1..=1024 (224 for Lite0)".into(),
             });
         }
-        let mut w = Weights::parse(IMAGE_ENCODER_FILE, backbone)?;
         let h = Weights::parse(crate::model_dir::IMAGE_HEAD_FILE, image_head)?;
         let fine_tuned = h.tensors.names().iter().any(|n| n.starts_with(OVERRIDE_PREFIX));
         if fine_tuned != config.finetuned_from.is_some() {
@@ -579,7 +578,7 @@ impl ImageEncoder {
                 },
             });
         }
-        w.overrides = Some((crate::model_dir::IMAGE_HEAD_FILE, SafeTensors::deserialize(image_head).expect("parsed above")));
+        let w = Weights { overrides: Some(&h), ..Weights::parse(IMAGE_ENCODER_FILE, backbone)? };
         let (sw, sb) = w.conv_bn("_conv_stem", "_bn0", [32, 3, 3, 3])?;
         let stem = Pointwise::new(sw, sb, 32, 27, true)?;
         let mut blocks = Vec::new();
