@@ -28,6 +28,8 @@ pub enum EngineError {
     Image(#[from] ImageEncoderError),
     #[error("no image encoder loaded: load image_encoder.safetensors first (`trainer export-image-encoder` adds it to the model)")]
     NoImageEncoder,
+    #[error("image_head.safetensors is not loaded yet: the engine was built without it; pass it with the image encoder (`load_image_encoder(encoder, head)`) or to `load_image_head`")]
+    ImageHeadNotLoaded,
     #[error("vector has {found} values, the model's embed_dim is {expected}")]
     VectorDim { found: usize, expected: usize },
     #[error("vector has a non-finite or zero-length value; it cannot be ranked")]
@@ -182,9 +184,11 @@ impl Engine {
         Self::from_bytes_with_head(manifest_json, vocab_txt, text_encoder, None, gallery_bin, gallery_json)
     }
 
-    /// Like `from_bytes`, with `image_head.safetensors` when the manifest names one: the model id covers the
-    /// image head's bytes, so a model exported with one (every model `trainer publish` can use) needs them to
-    /// be verified.
+    /// Like `from_bytes`, with `image_head.safetensors` when the manifest names one. The head is needed only to
+    /// embed photos, so it may be `None` (the page downloads it only when photos are added): search, similar,
+    /// explain, `add_vector` and `search_in` work without it, and [`Engine::load_image_head`] /
+    /// [`Engine::load_image_encoder_with_head`] take it later. `model_id` covers the head's bytes: it is verified
+    /// when they are given (here, or later).
     pub fn from_bytes_with_head(
         manifest_json: &str,
         vocab_txt: &str,
@@ -193,7 +197,11 @@ impl Engine {
         gallery_bin: &[u8],
         gallery_json: &str,
     ) -> Result<Self, EngineError> {
-        Self::new(ModelDir::from_bytes(manifest_json, vocab_txt, text_encoder, image_head)?, gallery_bin, gallery_json)
+        let model = match image_head {
+            Some(head) => ModelDir::from_bytes(manifest_json, vocab_txt, text_encoder, Some(head))?,
+            None => ModelDir::from_bytes_deferring_image_head(manifest_json, vocab_txt, text_encoder)?,
+        };
+        Self::new(model, gallery_bin, gallery_json)
     }
 
     /// Loads `model_dir/` (manifest.json …) and `gallery_dir/gallery.{bin,json}`.
@@ -227,12 +235,38 @@ impl Engine {
     }
 
     /// Loads `image_encoder.safetensors` (checked against the manifest's `files_sha256`) together with the
-    /// model's image head, so [`Engine::embed_image`] and [`Engine::add_image`] work.
+    /// model's image head, so [`Engine::embed_image`] and [`Engine::add_image`] work. The head must have been
+    /// given already (at construction or by [`Engine::load_image_head`]); else see
+    /// [`Engine::load_image_encoder_with_head`].
     pub fn load_image_encoder(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
         self.model.verify_image_encoder(bytes)?;
+        if self.model.image_head_pending() {
+            return Err(EngineError::ImageHeadNotLoaded);
+        }
         let head = self.model.image_head.as_deref().ok_or(ImageEncoderError::NoImageHead)?;
         self.image_encoder = Some(build_image_encoder(&self.model.manifest, bytes, head)?);
         Ok(())
+    }
+
+    /// [`Engine::load_image_head`] (when `image_head` is given), then [`Engine::load_image_encoder`]: both
+    /// files are checked before anything changes.
+    pub fn load_image_encoder_with_head(&mut self, encoder: &[u8], image_head: Option<&[u8]>) -> Result<(), EngineError> {
+        self.model.verify_image_encoder(encoder)?;
+        if let Some(head) = image_head {
+            self.load_image_head(head)?;
+        }
+        self.load_image_encoder(encoder)
+    }
+
+    /// Gives the engine `image_head.safetensors` when it was built without it: checked against the manifest's
+    /// `files_sha256` and `model_id` (wrong bytes are an error naming the file; nothing changes then).
+    pub fn load_image_head(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
+        Ok(self.model.attach_image_head(bytes)?)
+    }
+
+    /// Whether the image head's bytes are held (given at construction or by [`Engine::load_image_head`]).
+    pub fn has_image_head(&self) -> bool {
+        self.model.image_head.is_some()
     }
 
     pub fn has_image_encoder(&self) -> bool {
@@ -461,6 +495,65 @@ mod tests {
         e.clear_added();
         assert_eq!(e.len(), 30);
         assert!(e.search("w2 w5", 40).unwrap().iter().all(|h| h.id < 30));
+    }
+
+    /// The page builds its engine without `image_head.safetensors` (downloaded only when photos are added):
+    /// everything but embedding works, and the head is checked (checksum, model id) when it comes.
+    #[test]
+    fn works_without_the_image_head_until_it_is_loaded() {
+        use crate::testutil::{image_config, random_image_head, random_model_with_head};
+        let mut model = random_model_with_head(small_config(), 6, 9, random_image_head(6, 3), image_config());
+        let encoder_file = b"stand-in for image_encoder.safetensors".to_vec();
+        model.set_image_encoder(&encoder_file);
+        let (manifest, head) = (model.manifest_json(), model.image_head.clone().unwrap());
+        let id = model.model_id().to_owned();
+        let bin = write_gallery_bin(&id, 6, &random_rows(30, 6, 2), GalleryDtype::F32).unwrap();
+        let json = GalleryIndex::new(&id, items(30)).to_json();
+        let mut e = Engine::from_bytes_with_head(&manifest, &model.vocab_txt, &model.text_encoder, None, &bin, &json).unwrap();
+        assert!(!e.has_image_head() && !e.has_image_encoder());
+        assert_eq!(e.model_id(), id);
+        // Text search, similar, explain, added vectors and scopes: the same answers as with the head.
+        let full = Engine::from_bytes_with_head(&manifest, &model.vocab_txt, &model.text_encoder, Some(&head), &bin, &json).unwrap();
+        assert!(full.has_image_head());
+        assert_eq!(e.search("w2 w5 -w7", 8).unwrap(), full.search("w2 w5 -w7", 8).unwrap());
+        assert_eq!(e.similar(3, 5).unwrap(), full.similar(3, 5).unwrap());
+        assert_eq!(e.explain("w3 w4", 7).unwrap(), full.explain("w3 w4", 7).unwrap());
+        let q = e.query_vector("w6").unwrap();
+        assert_eq!(e.add_vector("mine.jpg", "blob:1", q.clone()).unwrap(), 30);
+        assert_eq!(e.search_in("w6", 3, Scope::Added).unwrap()[0].file, "mine.jpg");
+        assert_eq!(e.search_in("w6", 3, Scope::All).unwrap()[0].id, 30);
+        // Embedding needs the head: a clear error until it is loaded.
+        assert!(matches!(e.embed_image(b"\xff\xd8"), Err(EngineError::NoImageEncoder)));
+        let err = e.load_image_encoder(&encoder_file).unwrap_err();
+        assert!(matches!(err, EngineError::ImageHeadNotLoaded), "{err}");
+        assert!(err.to_string().contains("image_head.safetensors"), "{err}");
+        // Wrong head bytes: refused, naming the file; still no head.
+        let mut bad = head.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        let err = e.load_image_head(&bad).unwrap_err().to_string();
+        assert!(err.contains("image_head.safetensors") && err.contains("SHA-256"), "{err}");
+        let err = e.load_image_encoder_with_head(&encoder_file, Some(&bad)).unwrap_err().to_string();
+        assert!(err.contains("image_head.safetensors"), "{err}");
+        // A wrong encoder file is refused before the head is taken.
+        let err = e.load_image_encoder_with_head(b"other", Some(&head)).unwrap_err().to_string();
+        assert!(err.contains("image_encoder"), "{err}");
+        assert!(!e.has_image_head());
+        // Another model's head (even with its checksum in the manifest) does not match the model id.
+        let other = random_image_head(6, 4);
+        let mut mf = model.manifest.clone();
+        mf.files_sha256.insert(crate::model_dir::IMAGE_HEAD_FILE.into(), crate::model_dir::sha256_hex(&other));
+        let mut tampered = Engine::from_bytes_with_head(&serde_json::to_string(&mf).unwrap(), &model.vocab_txt,
+            &model.text_encoder, None, &bin, &json).unwrap();
+        let err = tampered.load_image_head(&other).unwrap_err().to_string();
+        assert!(err.contains("model_id"), "{err}");
+        // The right head.
+        e.load_image_head(&head).unwrap();
+        assert!(e.has_image_head());
+        assert_eq!(e.model().image_head.as_deref(), Some(&head[..]));
+        e.load_image_head(&head).unwrap(); // again: fine
+        // A model without a head has none to load.
+        let mut plain = engine(GalleryDtype::F32);
+        assert!(plain.load_image_head(&head).unwrap_err().to_string().contains("no image head"));
     }
 
     #[test]

@@ -216,6 +216,51 @@ impl ModelDir {
         Ok(dir)
     }
 
+    /// Like [`ModelDir::from_bytes`], without `image_head.safetensors` even when the manifest names one: the
+    /// page needs the head only to embed the user's photos, so it downloads it then. Every other check runs
+    /// (format, versions, the vocabulary's and text encoder's `files_sha256`, tensor shapes); `model_id`, which
+    /// covers the head's bytes, is verified when they arrive ([`ModelDir::attach_image_head`]). With a manifest
+    /// that names no head this is `from_bytes(.., None)`.
+    pub fn from_bytes_deferring_image_head(
+        manifest_json: &str,
+        vocab_txt: &str,
+        text_encoder: &[u8],
+    ) -> Result<Self, ModelError> {
+        let manifest: Manifest =
+            serde_json::from_str(manifest_json).map_err(|e| ModelError::ManifestJson(e.to_string()))?;
+        let vocab = Vocab::from_text(vocab_txt)?;
+        let dir = Self { manifest, vocab, vocab_txt: vocab_txt.to_owned(), text_encoder: text_encoder.to_vec(), image_head: None };
+        dir.validate_inner(true)?;
+        Ok(dir)
+    }
+
+    /// Whether the manifest names an image head whose bytes were not given yet
+    /// ([`ModelDir::from_bytes_deferring_image_head`]).
+    pub fn image_head_pending(&self) -> bool {
+        self.manifest.files.image_head.is_some() && self.image_head.is_none()
+    }
+
+    /// Gives the directory its `image_head.safetensors` (deferred at construction): checked against the
+    /// manifest's `files_sha256` entry, then `model_id` (text encoder ‖ head ‖ vocabulary) and the head's tensor
+    /// shapes. On an error nothing changes. Bytes equal to the head already held are accepted.
+    pub fn attach_image_head(&mut self, bytes: &[u8]) -> Result<(), ModelError> {
+        if self.manifest.files.image_head.is_none() {
+            return Err(ModelError::Field {
+                field: "files.image_head".into(),
+                problem: "is null: this model has no image head, so it cannot embed images".into(),
+            });
+        }
+        if self.image_head.as_deref() == Some(bytes) {
+            return Ok(());
+        }
+        let previous = self.image_head.replace(bytes.to_vec());
+        if let Err(e) = self.validate() {
+            self.image_head = previous;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Builds a new model directory (the trainer's export): fills in file names, checksums and the model id.
     #[allow(clippy::too_many_arguments)]
     pub fn build(
@@ -262,7 +307,14 @@ impl ModelDir {
 
     /// Checks format, versions, checksums, model id, vocabulary size and every tensor's shape.
     pub fn validate(&self) -> Result<(), ModelError> {
+        self.validate_inner(false)
+    }
+
+    /// `validate`; with `allow_pending_head`, a head named by the manifest may be missing (then `model_id`,
+    /// which needs its bytes, is not checked).
+    fn validate_inner(&self, allow_pending_head: bool) -> Result<(), ModelError> {
         let m = &self.manifest;
+        let pending_head = allow_pending_head && self.image_head_pending();
         if m.format != MODEL_FORMAT {
             return Err(ModelError::Format { found: m.format.chars().take(40).collect() });
         }
@@ -303,7 +355,7 @@ impl ModelDir {
                 format!("is {} but {} has {} lines", t.vocab_size, m.files.vocab, self.vocab.len()),
             ));
         }
-        if m.files.image_head.is_some() != self.image_head.is_some() {
+        if m.files.image_head.is_some() != self.image_head.is_some() && !pending_head {
             return Err(field(
                 "files.image_head",
                 "does not match the files given (pass image_head.safetensors exactly when the manifest names it)"
@@ -324,9 +376,11 @@ impl ModelDir {
                 return Err(ModelError::Checksum { file: name.clone(), expected: expected.clone(), actual });
             }
         }
-        let actual = compute_model_id(&self.text_encoder, self.image_head.as_deref(), self.vocab_txt.as_bytes());
-        if actual != m.model_id {
-            return Err(ModelError::ModelId { found: m.model_id.clone(), actual });
+        if !pending_head {
+            let actual = compute_model_id(&self.text_encoder, self.image_head.as_deref(), self.vocab_txt.as_bytes());
+            if actual != m.model_id {
+                return Err(ModelError::ModelId { found: m.model_id.clone(), actual });
+            }
         }
         check_tensors(&m.files.text_encoder, &self.text_encoder, &text_tensor_shapes(t, m.embed_dim), None)?;
         if let (Some(name), Some(bytes)) = (&m.files.image_head, &self.image_head) {
@@ -476,6 +530,12 @@ mod native {
             fn io(p: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
                 move |source| ModelError::Io { path: p.display().to_string(), source }
             }
+            if self.image_head_pending() {
+                return Err(ModelError::Field {
+                    field: "files.image_head".into(),
+                    problem: "names a file this directory was loaded without; attach it before writing".into(),
+                });
+            }
             std::fs::create_dir_all(dir).map_err(io(dir))?;
             let m = &self.manifest;
             let mut files: Vec<(&str, &[u8])> = vec![
@@ -564,6 +624,57 @@ mod tests {
         }
         // image_head named but not given.
         assert!(err(&edit(&|x| x["files"]["image_head"] = "image_head.safetensors".into()), &v, &t).contains("image_head"));
+    }
+
+    #[test]
+    fn a_deferred_image_head_is_checked_when_it_arrives() {
+        use crate::testutil::{image_config, random_image_head, random_model_with_head};
+        let m = random_model_with_head(small_config(), 6, 1, random_image_head(6, 7), image_config());
+        let (j, v, t) = parts(&m);
+        let head = m.image_head.clone().unwrap();
+        // Strict: a named head must be given.
+        assert!(ModelDir::from_bytes(&j, &v, &t, None).unwrap_err().to_string().contains("files.image_head"));
+        let mut d = ModelDir::from_bytes_deferring_image_head(&j, &v, &t).unwrap();
+        assert!(d.image_head_pending() && d.image_head.is_none());
+        assert_eq!(d.model_id(), m.model_id());
+        // The text side is still checked.
+        let mut t2 = t.clone();
+        *t2.last_mut().unwrap() ^= 1;
+        assert!(ModelDir::from_bytes_deferring_image_head(&j, &v, &t2).unwrap_err().to_string().contains("text_encoder.safetensors: SHA-256"));
+        // Wrong bytes: refused by checksum, nothing changes.
+        let mut bad = head.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        let e = d.attach_image_head(&bad).unwrap_err().to_string();
+        assert!(e.contains("image_head.safetensors: SHA-256"), "{e}");
+        assert!(d.image_head_pending());
+        // Another model's head whose checksum a tampered manifest lists: model_id still refuses it.
+        let other = random_image_head(6, 8);
+        let mut mf = m.manifest.clone();
+        mf.files_sha256.insert(IMAGE_HEAD_FILE.into(), sha256_hex(&other));
+        let mut d2 = ModelDir::from_bytes_deferring_image_head(&serde_json::to_string(&mf).unwrap(), &v, &t).unwrap();
+        let e = d2.attach_image_head(&other).unwrap_err().to_string();
+        assert!(e.contains("model_id") && e.contains("different exports"), "{e}");
+        assert!(d2.image_head_pending());
+        // The right bytes: the directory is complete and valid.
+        d.attach_image_head(&head).unwrap();
+        assert!(!d.image_head_pending());
+        d.validate().unwrap();
+        assert_eq!(d.image_head.as_deref(), Some(&head[..]));
+        d.attach_image_head(&head).unwrap();
+        assert!(d.attach_image_head(&bad).is_err() && d.image_head.as_deref() == Some(&head[..]));
+        // A model without a head: deferring is plain from_bytes, and there is nothing to attach.
+        let plain = random_model(small_config(), 6, 1, false);
+        let (j, v, t) = parts(&plain);
+        let mut d = ModelDir::from_bytes_deferring_image_head(&j, &v, &t).unwrap();
+        assert!(!d.image_head_pending());
+        assert!(d.attach_image_head(&head).unwrap_err().to_string().contains("no image head"));
+        assert!(ModelDir::from_bytes_deferring_image_head(&edit_model_id(&j), &v, &t).unwrap_err().to_string().contains("model_id"));
+    }
+
+    fn edit_model_id(j: &str) -> String {
+        let mut x: serde_json::Value = serde_json::from_str(j).unwrap();
+        x["model_id"] = "00000000000000000000000000000000".into();
+        x.to_string()
     }
 
     #[cfg(feature = "native")]

@@ -31,8 +31,10 @@ pub struct Engine {
 #[wasm_bindgen]
 impl Engine {
     /// Validates the model directory (manifest, checksums, shapes) and the gallery (format, CRC, model id).
-    /// `image_head` (optional 6th argument): the bytes of `image_head.safetensors`, required when the
-    /// manifest names one (the model id covers them).
+    /// `image_head` (optional 6th argument): the bytes of `image_head.safetensors`. Only embedding photos
+    /// needs them, so the page leaves them out and searches without; give them here or later
+    /// (`load_image_encoder(encoder, head)`, `load_image_head`). The model id covers them: they are verified
+    /// when given.
     #[wasm_bindgen(constructor)]
     pub fn new(
         manifest_json: &str,
@@ -75,13 +77,25 @@ impl Engine {
     }
 
     /// Loads `image_encoder.safetensors` (the manifest's `files.image_encoder`, checked by its SHA-256),
-    /// so the engine can embed the user's photos.
-    pub fn load_image_encoder(&mut self, bytes: &[u8]) -> Result<(), JsError> {
-        self.inner.load_image_encoder(bytes).map_err(js_err)
+    /// so the engine can embed the user's photos. `image_head` (optional 2nd argument): the bytes of
+    /// `image_head.safetensors` when the engine was built without them (checked by SHA-256 and model id);
+    /// without a head, given here or earlier, it throws saying so.
+    pub fn load_image_encoder(&mut self, bytes: &[u8], image_head: Option<Vec<u8>>) -> Result<(), JsError> {
+        self.inner.load_image_encoder_with_head(bytes, image_head.as_deref()).map_err(js_err)
+    }
+
+    /// Gives the engine `image_head.safetensors` after construction (checked by SHA-256 and model id).
+    pub fn load_image_head(&mut self, bytes: &[u8]) -> Result<(), JsError> {
+        self.inner.load_image_head(bytes).map_err(js_err)
     }
 
     pub fn has_image_encoder(&self) -> bool {
         self.inner.has_image_encoder()
+    }
+
+    /// Whether the engine holds the image head (given to the constructor or loaded since).
+    pub fn has_image_head(&self) -> bool {
+        self.inner.has_image_head()
     }
 
     /// An encoded photo (JPEG/PNG/WebP bytes) → its L2-normalised vector (`Float32Array`). Throws for a

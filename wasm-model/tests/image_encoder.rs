@@ -51,10 +51,15 @@ fn engine_adds_photos_from_bytes() {
     let items = (0..5)
         .map(|i| GalleryItem { id: i, file: format!("g{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None })
         .collect();
-    let mut e = Engine::new(model, &bin, &GalleryIndex::new(&id, items).to_json()).unwrap();
-    let bad = e.load_image_encoder(&backbone[..backbone.len() - 1]).unwrap_err().to_string();
+    // As the page does it: the engine starts without the image head, which comes with the image encoder.
+    let head = model.image_head.clone().unwrap();
+    let json = GalleryIndex::new(&id, items).to_json();
+    let mut e = Engine::from_bytes_with_head(&model.manifest_json(), &model.vocab_txt, &model.text_encoder, None, &bin, &json).unwrap();
+    let bad = e.load_image_encoder_with_head(&backbone[..backbone.len() - 1], Some(&head)).unwrap_err().to_string();
     assert!(bad.contains("image_encoder.safetensors"), "{bad}");
-    e.load_image_encoder(&backbone).unwrap();
+    let no_head = e.load_image_encoder(&backbone).unwrap_err().to_string();
+    assert!(no_head.contains("image_head.safetensors is not loaded"), "{no_head}");
+    e.load_image_encoder_with_head(&backbone, Some(&head)).unwrap();
     assert!(e.add_image("empty.jpg", "", &[]).is_err());
     let id = e.add_image("fish.jpg", "blob:x", PHOTO).unwrap();
     assert_eq!(id, 5);

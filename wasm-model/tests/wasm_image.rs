@@ -38,9 +38,24 @@ fn js_api_adds_photos_and_reports_per_file_errors() {
         .map(|i| wasm_model::GalleryItem { id: i, file: format!("g{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None })
         .collect();
     let json = wasm_model::GalleryIndex::new(&id, items).to_json();
-    let mut e = wasm_model::wasm::Engine::new(&model.manifest_json(), &model.vocab_txt, &model.text_encoder, &bin, &json, model.image_head.clone()).unwrap();
-    assert!(e.load_image_encoder(&backbone[..backbone.len() - 1]).is_err(), "a corrupt encoder file is refused");
-    e.load_image_encoder(&backbone).unwrap();
+    let head = model.image_head.clone().unwrap();
+    // Built as the page builds it: without the image head (downloaded only when photos are added).
+    let mut e = wasm_model::wasm::Engine::new(&model.manifest_json(), &model.vocab_txt, &model.text_encoder, &bin, &json, None).unwrap();
+    assert!(!e.has_image_head());
+    let shown: js_sys::Array = e.search("w2 w3", 3).unwrap().dyn_into().unwrap();
+    assert_eq!(shown.length(), 3, "text search works without the head");
+    assert!(e.load_image_encoder(&backbone, None).is_err(), "no head yet: embedding cannot start");
+    let mut bad_head = head.clone();
+    *bad_head.last_mut().unwrap() ^= 1;
+    assert!(e.load_image_encoder(&backbone, Some(bad_head)).is_err(), "a corrupt head is refused");
+    assert!(e.load_image_encoder(&backbone[..backbone.len() - 1], Some(head.clone())).is_err(), "a corrupt encoder file is refused");
+    assert!(!e.has_image_head() && !e.has_image_encoder());
+    e.load_image_encoder(&backbone, Some(head.clone())).unwrap();
+    assert!(e.has_image_head() && e.has_image_encoder());
+    // The head given to the constructor (the old way) still works.
+    let mut with_head = wasm_model::wasm::Engine::new(&model.manifest_json(), &model.vocab_txt, &model.text_encoder, &bin, &json, Some(head)).unwrap();
+    with_head.load_image_encoder(&backbone, None).unwrap();
+    assert_eq!(with_head.embed_image(PHOTO).unwrap(), e.embed_image(PHOTO).unwrap());
     let v = e.embed_image(PHOTO).unwrap();
     let r: Reference = serde_json::from_str(REFERENCE).unwrap();
     assert!(max_diff(&v, &r.vector) <= 1e-4);
