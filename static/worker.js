@@ -97,8 +97,8 @@ function parseJson(url, bytes) {
   try { return JSON.parse(text(bytes)); } catch (e) { throw new LoadError(url, `is not valid JSON (${e.message})`); }
 }
 
-// What the lazy image-encoder download needs from load(): set once the engine is up.
-let model = null; // { cache, manifest, manifestText, modelFile, imageHead, module }
+// What the lazy image-model download needs from load(): set once the engine is up.
+let model = null; // { cache, manifest, manifestText, modelFile, module }
 
 async function load() {
   const t0 = performance.now();
@@ -116,15 +116,14 @@ async function load() {
   };
   const [vocabUrl, vocabKey] = modelFile(files.vocab || 'vocab.txt');
   const [encUrl, encKey] = modelFile(files.text_encoder || 'text_encoder.safetensors');
-  // The image head: the model id covers it, and the embedding workers need it for the user's photos.
-  const [headUrl, headKey] = files.image_head ? modelFile(files.image_head) : [null, null];
-  const [wasmBytes, vocab, encoder, galleryBin, galleryJsonBytes, imageHead] = await Promise.all([
+  // Not the image head: only embedding the user's photos needs it, so it comes with the image encoder
+  // (imageModel() below). The engine searches without it.
+  const [wasmBytes, vocab, encoder, galleryBin, galleryJsonBytes] = await Promise.all([
     fetchFile(cache, 'pkg/wasm_model_bg.wasm'),
     fetchFile(cache, vocabUrl, vocabKey),
     fetchFile(cache, encUrl, encKey),
     fetchFile(cache, 'gallery/gallery.bin'),
     fetchFile(cache, 'gallery/gallery.json'),
-    headUrl ? fetchFile(cache, headUrl, headKey) : Promise.resolve(undefined),
   ]);
   const tDownloaded = performance.now();
   const galleryJson = text(galleryJsonBytes);
@@ -143,21 +142,22 @@ async function load() {
     throw new LoadError('pkg/wasm_model_bg.wasm', `could not start the WebAssembly module (${e.message || e})`);
   }
   try {
-    engine = new wasm.Engine(text(manifestBytes), text(vocab), encoder, galleryBin, galleryJson, imageHead);
+    engine = new wasm.Engine(text(manifestBytes), text(vocab), encoder, galleryBin, galleryJson);
   } catch (e) {
     // Don't let a damaged download live on in the cache.
-    if (cache) await Promise.all(['gallery/gallery.bin', 'gallery/gallery.json', 'model/manifest.json', vocabKey || vocabUrl, encKey || encUrl, headKey || headUrl].filter(Boolean)
+    if (cache) await Promise.all(['gallery/gallery.bin', 'gallery/gallery.json', 'model/manifest.json', vocabKey || vocabUrl, encKey || encUrl]
       .map((k) => cache.delete(k)));
     throw new Error(errorText(e));
   }
   const bytes = [...progress.values()].reduce((s, p) => s + p.loaded, 0);
-  model = { cache, manifest, manifestText: text(manifestBytes), modelFile, imageHead, module };
+  model = { cache, manifest, manifestText: text(manifestBytes), modelFile, module };
   const tInit = performance.now();
   const mine = await restoreMine(manifest.model_id);
   postMessage({
     type: 'ready',
     mine,
-    canEmbed: Boolean(files.image_encoder && imageHead),
+    // Both image files are downloaded on the first "add"; the manifest says whether there are any.
+    canEmbed: Boolean(files.image_encoder && files.image_head),
     items: gallery.items || [],
     modelId: manifest.model_id,
     metrics: manifest.metrics || null,
@@ -317,27 +317,34 @@ function mineStats() {
 
 let poolWorkers = [];   // [{ worker, busy }]
 let poolReady = null;   // Promise of the started pool
-let imageEncoderBytes = null;
+let imageModelFiles = null; // { imageEncoder, imageHead, keys }: the bytes, and their Cache API keys
 
-async function imageEncoder() {
-  if (imageEncoderBytes) return imageEncoderBytes;
-  const name = model.manifest.files?.image_encoder;
-  if (!name || !model.imageHead) {
+// The two files only embedding photos needs, image_encoder.safetensors (the stock backbone) and
+// image_head.safetensors (the trained projection and fine-tuned layers): downloaded in parallel the first time
+// photos are added, with one progress bar; cached by content hash afterwards.
+async function imageModel() {
+  if (imageModelFiles) return imageModelFiles;
+  const files = model.manifest.files || {};
+  if (!files.image_encoder) {
     throw new Error('this model has no image encoder, so it cannot index your photos '
       + '(add it with `trainer export-image-encoder --model static/model`)');
   }
-  const [url, key] = model.modelFile(name);
-  // Downloaded only now, the first time photos are added (it is 7 MB); cached by content hash afterwards.
-  imageEncoderBytes = await fetchFile(model.cache, url, key, () => {
-    const p = progress.get(url);
-    postMessage({ type: 'mine-progress', phase: 'download', loaded: p.loaded, total: p.total });
-  });
-  return imageEncoderBytes;
+  if (!files.image_head) throw new Error('this model has no image head (image_head.safetensors), so it cannot index your photos');
+  const parts = [model.modelFile(files.image_encoder), model.modelFile(files.image_head)];
+  const report = () => {
+    const ps = parts.map(([url]) => progress.get(url));
+    const loaded = ps.reduce((sum, p) => sum + (p?.loaded || 0), 0);
+    const total = ps.every((p) => p?.total) ? ps.reduce((sum, p) => sum + p.total, 0) : null;
+    postMessage({ type: 'mine-progress', phase: 'download', loaded, total });
+  };
+  const [imageEncoder, imageHead] = await Promise.all(parts.map(([url, key]) => fetchFile(model.cache, url, key, report)));
+  imageModelFiles = { imageEncoder, imageHead, keys: parts.map(([url, key]) => key || url) };
+  return imageModelFiles;
 }
 
 function startPool() {
   poolReady ??= (async () => {
-    const encoder = await imageEncoder();
+    const files = await imageModel();
     const workers = Array.from({ length: embedWorkers }, () => {
       const w = new Worker(new URL('./embed-worker.js', import.meta.url), { type: 'module' });
       return { worker: w, busy: false };
@@ -348,8 +355,17 @@ function startPool() {
       worker.onerror = (e) => reject(new Error(`the embedding worker failed to start (${e.message || 'script error'})`));
       // The bytes are copied, not transferred: every worker needs them.
       worker.postMessage({ type: 'init', module: model.module, manifestJson: model.manifestText,
-        imageEncoder: encoder, imageHead: model.imageHead });
-    })));
+        imageEncoder: files.imageEncoder, imageHead: files.imageHead });
+    }))).catch(async (e) => {
+      for (const { worker } of workers) worker.terminate();
+      // The workers check both files against the manifest's SHA-256: a damaged copy must not live on in the
+      // cache (the next "add" downloads them again).
+      if (/SHA-256|safetensors/.test(errorText(e))) {
+        imageModelFiles = null;
+        if (model.cache) await Promise.all(files.keys.map((k) => model.cache.delete(k).catch(() => {})));
+      }
+      throw e;
+    });
     poolWorkers = workers;
     return workers;
   })().catch((e) => { poolReady = null; throw e; });

@@ -17,6 +17,14 @@ export const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '-
 export const ARTIFACTS = path.join(ROOT, 'tests/artifacts');
 // What scripts/test-e2e.sh prepared: a static folder with a gallery published from assets/photos.
 export const E2E_DIR = process.env.IMGPICK_E2E_DIR || path.join(ROOT, 'target/e2e');
+export const E2E_STATIC = path.join(E2E_DIR, 'static');        // the page, with the test gallery
+export const E2E_CORRUPT = path.join(E2E_DIR, 'static-corrupt'); // the same page, gallery.bin damaged
+export const E2E_NOPKG = path.join(E2E_DIR, 'static-nopkg');     // the same page, no wasm package
+export const E2E_MODEL = path.join(E2E_STATIC, 'model');
+export const E2E_GALLERY = path.join(E2E_STATIC, 'gallery');
+export const PHOTOS = path.join(ROOT, 'assets/photos');          // the 15 asset photos the test gallery holds
+// Downloaded only when the user adds photos ("My photos"), never on the first load.
+export const LAZY_MODEL_FILES = ['image_encoder.safetensors', 'image_head.safetensors'];
 export const WEB_BIN = process.env.IMGPICK_WEB_BIN || path.join(ROOT, 'target/debug/web');
 export const TRAINER_BIN = process.env.IMGPICK_TRAINER_BIN || path.join(ROOT, 'target/release/trainer');
 
@@ -59,6 +67,16 @@ export async function launchBrowser() {
     context,
     close: async () => { await context.close(); rmSync(profile, { recursive: true, force: true }); },
   };
+}
+
+/** A new page of `context` at `url`: { page, problems } (uncaught page errors); CSP reports go to `cspViolations`. */
+export async function openPage(context, url, cspViolations) {
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) cspViolations.push(m.text()); });
+  page.on('pageerror', (e) => problems.push(e.message));
+  await page.goto(url);
+  return { page, problems };
 }
 
 /** The native ranking for `prompt` (the same Rust code, run by the trainer CLI): [{file, score}].

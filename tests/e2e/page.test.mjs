@@ -5,14 +5,10 @@ import assert from 'node:assert/strict';
 import { existsSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-  E2E_DIR, ROOT, startServer, launchBrowser, nativeSearch, pageState, resultsFor, artifact,
+  E2E_STATIC as STATIC, E2E_CORRUPT as CORRUPT, E2E_NOPKG as NOPKG, E2E_MODEL as MODEL, E2E_GALLERY as GALLERY,
+  ROOT, startServer, launchBrowser, nativeSearch, pageState, resultsFor, artifact, openPage as openPageIn,
 } from './harness.mjs';
 
-const STATIC = path.join(E2E_DIR, 'static');
-const CORRUPT = path.join(E2E_DIR, 'static-corrupt');
-const NOPKG = path.join(E2E_DIR, 'static-nopkg');
-const MODEL = path.join(STATIC, 'model');
-const GALLERY = path.join(STATIC, 'gallery');
 const PROMPTS = ['a cat', 'a fish swimming in water', 'a rocket launching into the sky', 'a cup of coffee',
   'a dog -cat', '2:guitar + music'];
 
@@ -32,14 +28,7 @@ after(async () => {
   await Promise.all([server?.stop(), corruptServer?.stop(), noPkgServer?.stop()]);
 });
 
-async function openPage(url) {
-  const page = await browser.context.newPage();
-  const problems = [];
-  page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) cspViolations.push(m.text()); });
-  page.on('pageerror', (e) => problems.push(e.message));
-  await page.goto(url);
-  return { page, problems };
-}
+const openPage = (url) => openPageIn(browser.context, url, cspViolations);
 
 const files = (rows) => rows.slice(0, 10).map((r) => r.file);
 

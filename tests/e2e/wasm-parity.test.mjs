@@ -11,10 +11,9 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ROOT, E2E_DIR, TRAINER_BIN } from './harness.mjs';
+import { ROOT, E2E_MODEL as MODEL, TRAINER_BIN } from './harness.mjs';
 
 const FLICKR = process.env.IMGPICK_FLICKR8K || path.join(ROOT, '../shared/data/flickr8k');
-const MODEL = path.join(E2E_DIR, 'static/model');
 const N = 200, PROMPTS = 50;
 
 const manifest = JSON.parse(readFileSync(path.join(MODEL, 'manifest.json'), 'utf8'));
