@@ -6,7 +6,7 @@
 // photos as the test gallery, so the page's vectors can be compared with the trainer's).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, mkdtempSync, mkdirSync, copyFileSync, rmSync, realpathSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync, mkdirSync, copyFileSync, rmSync, realpathSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { deflateSync, crc32 } from 'node:zlib';
 import path from 'node:path';
@@ -127,6 +127,12 @@ test('add 20 photos + 4 bad files, search them, reload without re-embedding, cle
     assert.deepEqual(lazyGets(file), [], `${file} is not part of the first load`);
   }
   assert.ok(requests.some((r) => new URL(r.url).pathname === '/model/text_encoder.safetensors'), 'requests are recorded');
+  // The download budget: the model files and the gallery index fetched before the first search <= 8 MB.
+  const firstLoad = [...new Set(requests.map((r) => new URL(r.url).pathname)
+    .filter((p) => /^\/(model\/[\w.-]+|gallery\/gallery\.(bin|json))$/.test(p)))];
+  const firstLoadBytes = firstLoad.reduce((sum, p) => sum + statSync(path.join(STATIC, p)).size, 0);
+  console.log(`# first load: ${firstLoad.join(', ')} = ${firstLoadBytes} bytes (+ the page and the wasm package)`);
+  assert.ok(firstLoadBytes <= 8 * 1024 * 1024, `first load ${firstLoadBytes} bytes > 8 MB: ${firstLoad.join(', ')}`);
 
   const photos = readdirSync(PHOTOS).sort().map((name) => ({
     name, mimeType: name.endsWith('.png') ? 'image/png' : 'image/jpeg', buffer: readFileSync(path.join(PHOTOS, name)) }));
