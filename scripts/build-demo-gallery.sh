@@ -50,11 +50,12 @@ $TRAINER "${args[@]}"
 # The page downloads the model, the vocabulary and the gallery index before the first search: keep them small.
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 total=0
-# What every visitor downloads; image_encoder.safetensors is fetched only when someone adds their own photos.
+# What every visitor downloads; image_encoder.safetensors and image_head.safetensors are fetched only when
+# someone adds their own photos.
 for f in "$MODEL"/manifest.json "$MODEL"/vocab.txt "$MODEL"/*.safetensors "$OUT"/gallery.bin "$OUT"/gallery.json; do
-  [ "$(basename "$f")" = image_encoder.safetensors ] && continue
+  case "$(basename "$f")" in image_encoder.safetensors|image_head.safetensors) continue ;; esac
   total=$((total + $(size "$f")))
 done
 gallery=$(( $(size "$OUT/gallery.bin") + $(size "$OUT/gallery.json") ))
-echo "build-demo-gallery: gallery index $((gallery / 1024)) KiB; model + vocab + gallery index $((total / 1024)) KiB (budget 8192 KiB)"
+echo "build-demo-gallery: gallery index $((gallery / 1024)) KiB; first load (text model + vocab + gallery index) $((total / 1024)) KiB (budget 8192 KiB)"
 [ "$total" -le $((8 * 1024 * 1024)) ] || echo "build-demo-gallery: WARNING: over the 8 MB download budget" >&2
