@@ -276,6 +276,10 @@ struct FitArgs {
     /// Pooling of the backbone's feature grid: avg, or gpo (learned, needs --finetune-from).
     #[arg(long, value_enum, default_value = "avg")]
     image_pooling: trainer::model::ImagePooling,
+    /// With --finetune: train on random square crops whose side is at least this fraction of the shorter
+    /// image side (e.g. 0.7), anywhere in the image; 1 = centre crops only.
+    #[arg(long, default_value_t = 1.0, requires = "finetune")]
+    crop_scale: f64,
 }
 
 impl FitArgs {
@@ -312,6 +316,7 @@ impl FitArgs {
             finetune_from: if self.finetune { Some(0) } else { self.finetune_from },
             backbone_lr_scale: self.backbone_lr_scale,
             image_pooling: self.image_pooling,
+            crop_scale: self.crop_scale,
         }
     }
 }

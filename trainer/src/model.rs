@@ -157,7 +157,9 @@ fn run_direction(x: &Tensor, w: &Direction, hidden: i64) -> Tensor {
     let b = x.size()[0];
     let zeros = Tensor::zeros([1, b, hidden], (x.kind(), x.device()));
     let params = [&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh];
-    let (out, _, _) = x.lstm(&[&zeros, &zeros], &params, true, 1, 0.0, false, false, true);
+    // train = true: cuDNN refuses the backward pass of an LSTM run in inference mode (no dropout here, so
+    // the flag changes nothing else).
+    let (out, _, _) = x.lstm(&[&zeros, &zeros], &params, true, 1, 0.0, true, false, true);
     out
 }
 

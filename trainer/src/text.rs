@@ -91,11 +91,13 @@ impl Glove {
         let t = st
             .tensor("vectors")
             .with_context(|| format!("{} has no tensor `vectors` ({fix})", path.display()))?;
-        if t.dtype() != safetensors::Dtype::F32 || t.shape().len() != 2 {
-            bail!("{}: `vectors` must be f32 [N, dim], found {:?} {:?}", path.display(), t.dtype(), t.shape());
-        }
+        let vectors: Vec<f32> = match (t.dtype(), t.shape().len()) {
+            (safetensors::Dtype::F32, 2) => t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            // f16 halves the file (e.g. a trimmed copy carried to another machine)
+            (safetensors::Dtype::F16, 2) => t.data().chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            _ => bail!("{}: `vectors` must be f32 or f16 [N, dim], found {:?} {:?}", path.display(), t.dtype(), t.shape()),
+        };
         let (n, dim) = (t.shape()[0], t.shape()[1]);
-        let vectors: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         // `glove.6B.50d.safetensors` -> `glove.6B.50d.words.txt`
         let stem = path.to_string_lossy();
         let words_path = PathBuf::from(format!("{}.words.txt", stem.strip_suffix(".safetensors").unwrap_or(&stem)));
@@ -188,6 +190,26 @@ mod tests {
         assert!(m[..50].iter().all(|&x| x == 0.0), "<pad> row is zero");
         assert_eq!(&m[100..150], &g.vectors[..50]);
         assert!(m[150..200].iter().any(|&x| x != 0.0));
+    }
+
+    #[test]
+    fn glove_loads_f16_and_refuses_other_dtypes() {
+        let dir = std::env::temp_dir().join(format!("imgpick-glove16-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |dtype: safetensors::Dtype, bytes: Vec<u8>| {
+            let t = safetensors::tensor::TensorView::new(dtype, vec![2, 2], &bytes).unwrap();
+            safetensors::serialize_to_file([("vectors", t)], None, &dir.join("g.safetensors")).unwrap();
+        };
+        std::fs::write(dir.join("g.words.txt"), "dog\ncat\n").unwrap();
+        let values = [0.5f32, -1.25, 2.0, 0.0];
+        write(safetensors::Dtype::F16, values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect());
+        let g = Glove::load(&dir.join("g.safetensors")).unwrap();
+        assert_eq!((g.words.len(), g.dim), (2, 2));
+        assert_eq!(g.vectors, values);
+        write(safetensors::Dtype::I32, vec![0; 16]);
+        let e = Glove::load(&dir.join("g.safetensors")).err().unwrap().to_string();
+        assert!(e.contains("must be f32 or f16"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

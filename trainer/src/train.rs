@@ -61,10 +61,18 @@ pub struct Config {
     /// Pooling of the feature grid (`gpo` needs `finetune_from`: the cache then holds grids, not vectors).
     #[serde(default)]
     pub image_pooling: ImagePooling,
+    /// End-to-end fine-tuning: random square crops whose side is this fraction (or more) of the shorter image
+    /// side, at a random position; 1 = the usual centre crop only.
+    #[serde(default = "default_crop_scale")]
+    pub crop_scale: f64,
 }
 
 fn default_backbone_lr_scale() -> f64 {
     0.1
+}
+
+fn default_crop_scale() -> f64 {
+    1.0
 }
 
 impl Default for Config {
@@ -103,6 +111,7 @@ impl Default for Config {
             finetune_from: None,
             backbone_lr_scale: default_backbone_lr_scale(),
             image_pooling: ImagePooling::Avg,
+            crop_scale: default_crop_scale(),
         }
     }
 }
@@ -202,33 +211,9 @@ impl PairData {
         })
     }
 
-    /// Decodes images `idx` (mirrored where `flip`) into `[B, 3, S, S]`, one thread per core.
-    pub fn decode_images(&self, idx: &[usize], flip: &[bool]) -> Result<Tensor> {
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let (files, prep) = (&self.files, &self.preprocess);
-        let per = idx.len().div_ceil(threads).max(1);
-        let tensors: Vec<Tensor> = std::thread::scope(|scope| {
-            let jobs: Vec<_> = idx
-                .chunks(per)
-                .zip(flip.chunks(per))
-                .map(|(ids, flips)| {
-                    scope.spawn(move || -> Result<Vec<Tensor>> {
-                        ids.iter()
-                            .zip(flips)
-                            .map(|(&i, &f)| {
-                                let t = prep.load(&files[i])?;
-                                Ok(if f { t.flip([2]) } else { t })
-                            })
-                            .collect()
-                    })
-                })
-                .collect();
-            jobs.into_iter().map(|j| j.join().expect("decoder thread")).collect::<Result<Vec<_>>>()
-        })?
-        .into_iter()
-        .flatten()
-        .collect();
-        Ok(Tensor::stack(&tensors, 0))
+    /// Decodes images `idx` (augmented as `aug` says) into `[B, 3, S, S]`, one thread per core.
+    pub fn decode_images(&self, idx: &[usize], aug: &[Augment]) -> Result<Tensor> {
+        decode_batch(&self.files, &self.preprocess, idx, aug)
     }
 
     /// Validation set in the VSE protocol (5 captions per image).
@@ -247,6 +232,75 @@ impl PairData {
     }
 }
 
+/// How one image of an end-to-end fine-tuning batch is augmented.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Augment {
+    pub flip: bool,
+    /// Square crop: (side as a fraction of the shorter side, x and y position in 0..1 of the free range).
+    pub crop: Option<(f32, f32, f32)>,
+}
+
+impl Augment {
+    /// The augmentation of the `position`-th pair of `epoch`: a pure function of (seed, epoch, position), so a
+    /// resumed run sees the same images and a decoder thread needs no shared random generator.
+    pub fn for_pair(cfg: &Config, epoch: usize, position: usize) -> Self {
+        let mut s = cfg.seed ^ (epoch as u64).wrapping_mul(0xA24BAED4963EE407) ^ (position as u64).wrapping_mul(0x9FB21C651E98DF25);
+        let mut next = || {
+            // splitmix64 -> uniform in [0, 1)
+            s = s.wrapping_add(0x9E3779B97F4A7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let flip = cfg.use_flips && next() < 0.5;
+        let crop = (cfg.crop_scale < 1.0).then(|| {
+            let side = cfg.crop_scale as f32 + (1.0 - cfg.crop_scale as f32) * next();
+            (side, next(), next())
+        });
+        Augment { flip, crop }
+    }
+
+    fn apply(&self, img: image::DynamicImage) -> image::DynamicImage {
+        let Some((side, px, py)) = self.crop else { return img };
+        let (w, h) = (img.width(), img.height());
+        let s = ((w.min(h) as f32 * side).round() as u32).clamp(1, w.min(h));
+        let x = ((w - s) as f32 * px) as u32;
+        let y = ((h - s) as f32 * py) as u32;
+        img.crop_imm(x, y, s, s)
+    }
+}
+
+/// Decodes images `idx` of `files` (augmented as `aug` says) into `[B, 3, S, S]`, one thread per core.
+pub fn decode_batch(files: &[PathBuf], prep: &crate::backbone::preprocess::Preprocess, idx: &[usize], aug: &[Augment]) -> Result<Tensor> {
+    assert_eq!(idx.len(), aug.len());
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let per = idx.len().div_ceil(threads).max(1);
+    let tensors: Vec<Tensor> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = idx
+            .chunks(per)
+            .zip(aug.chunks(per))
+            .map(|(ids, augs)| {
+                scope.spawn(move || -> Result<Vec<Tensor>> {
+                    ids.iter()
+                        .zip(augs)
+                        .map(|(&i, a)| {
+                            let img = crate::backbone::preprocess::open_image(&files[i])?;
+                            let t = prep.image_to_input(&a.apply(img));
+                            Ok(if a.flip { t.flip([2]) } else { t })
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        jobs.into_iter().map(|j| j.join().expect("decoder thread")).collect::<Result<Vec<_>>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
+    Ok(Tensor::stack(&tensors, 0))
+}
+
 /// Joint-space vectors of every image of `data`'s first view (no grad, in chunks), on the CPU.
 pub fn embed_view(model: &JointModel, data: &PairData) -> Tensor {
     if data.decode {
@@ -256,7 +310,7 @@ pub fn embed_view(model: &JointModel, data: &PairData) -> Tensor {
             .chunks(64)
             .map(|ids| {
                 // unreadable images were checked at load; a zero row keeps the indices aligned
-                let x = data.decode_images(ids, &vec![false; ids.len()]).unwrap_or_else(|e| {
+                let x = data.decode_images(ids, &vec![Augment::default(); ids.len()]).unwrap_or_else(|e| {
                     tracing::warn!("{e:#}");
                     let s = data.preprocess.size as i64;
                     Tensor::zeros([ids.len() as i64, 3, s, s], (Kind::Float, Device::Cpu))
@@ -333,7 +387,12 @@ impl Adam {
     /// Clips gradients to a global L2 norm; returns the norm before clipping.
     fn clip(&self, max_norm: f64) -> f64 {
         let grads: Vec<Tensor> = self.params.iter().map(|(_, p, _)| p.grad()).filter(|g| g.defined()).collect();
-        let norm = grads.iter().map(|g| g.pow_tensor_scalar(2).sum(Kind::Float).double_value(&[])).sum::<f64>().sqrt();
+        if grads.is_empty() {
+            return 0.0;
+        }
+        // One device-to-host read per step, not one per tensor (each is a sync on a GPU).
+        let squares: Vec<Tensor> = grads.iter().map(|g| g.pow_tensor_scalar(2).sum(Kind::Float)).collect();
+        let norm = Tensor::stack(&squares, 0).sum(Kind::Double).double_value(&[]).sqrt();
         if max_norm > 0.0 && norm > max_norm {
             let s = max_norm / (norm + 1e-6);
             tch::no_grad(|| {
@@ -457,6 +516,9 @@ pub(crate) fn load_checkpoint(vs: &mut nn::VarStore, path: &Path, adam: Option<&
 /// Builds the model for `cfg` and `vocab` into a fresh VarStore (with a fine-tuned tail: the backbone
 /// weights are read from `cfg.backbone_weights`).
 pub fn build_model(cfg: &Config, vocab_len: usize, device: Device) -> Result<(nn::VarStore, JointModel)> {
+    if !(cfg.crop_scale > 0.0 && cfg.crop_scale <= 1.0) {
+        bail!("--crop-scale {} is not in (0, 1]: it is the smallest crop side as a fraction of the shorter image side", cfg.crop_scale);
+    }
     if cfg.image_pooling == ImagePooling::Gpo && cfg.finetune_from.is_none() {
         bail!("--image-pooling gpo needs --finetune-from K (the pooled-feature cache has no grid to pool)");
     }
@@ -549,56 +611,70 @@ pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize
         );
         bar.set_message(format!("{}/{}", epoch + 1, cfg.epochs));
         let mut loss_sum = 0.0;
-        for batch in order.chunks(cfg.batch_size) {
-            if batch.len() < 2 {
-                continue;
-            }
-            let seqs: Vec<&[i64]> = batch.iter().map(|&j| train.captions[j].as_slice()).collect();
-            let (ids, lens) = pad_batch(&seqs, device);
-            let img_idx: Vec<i64> = batch.iter().map(|&j| train.caption_image[j] as i64).collect();
-            let img_idx = Tensor::from_slice(&img_idx).to_device(device);
-            // a random view per pair (original or flipped)
-            let img = if train.decode {
-                let idx: Vec<usize> = batch.iter().map(|&j| train.caption_image[j]).collect();
-                let flips: Vec<bool> = if cfg.use_flips {
-                    Vec::<f32>::try_from(Tensor::rand([idx.len() as i64], (Kind::Float, Device::Cpu)))?.iter().map(|&r| r < 0.5).collect()
+        // Batches of caption indices; (first position in `order`, indices). Singletons carry no negatives.
+        let batches: Vec<(usize, &[usize])> =
+            order.chunks(cfg.batch_size).enumerate().map(|(i, c)| (i * cfg.batch_size, c)).filter(|(_, c)| c.len() >= 2).collect();
+        std::thread::scope(|scope| -> Result<()> {
+            // End-to-end fine-tuning: a thread decodes the next batches while this one trains on the current.
+            let decoded = train.decode.then(|| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Tensor>>(2);
+                let (files, prep, batches, caption_image, cfg) = (&train.files, &train.preprocess, &batches, &train.caption_image, &cfg);
+                scope.spawn(move || {
+                    for (start, batch) in batches {
+                        let idx: Vec<usize> = batch.iter().map(|&j| caption_image[j]).collect();
+                        let aug: Vec<Augment> = (0..batch.len()).map(|p| Augment::for_pair(cfg, epoch, start + p)).collect();
+                        if tx.send(decode_batch(files, prep, &idx, &aug)).is_err() {
+                            break; // the trainer stopped (error): nothing left to do
+                        }
+                    }
+                });
+                rx
+            });
+            for &(_, batch) in &batches {
+                let seqs: Vec<&[i64]> = batch.iter().map(|&j| train.captions[j].as_slice()).collect();
+                let (ids, lens) = pad_batch(&seqs, device);
+                let img_idx: Vec<i64> = batch.iter().map(|&j| train.caption_image[j] as i64).collect();
+                let img_idx = Tensor::from_slice(&img_idx).to_device(device);
+                let img = if let Some(rx) = &decoded {
+                    let x = rx.recv().context("the image decoder thread stopped")??;
+                    model.embed_images(None, &x.to_device(device))
                 } else {
-                    vec![false; idx.len()]
+                    // a random view per pair (original or flipped)
+                    let feats = if train.views.len() > 1 {
+                        let mut shape = vec![1i64; train.views[0].dim()];
+                        shape[0] = batch.len() as i64;
+                        let pick = Tensor::rand(shape.as_slice(), (Kind::Float, device)).lt(0.5);
+                        train.views[0].index_select(0, &img_idx).where_self(&pick, &train.views[1].index_select(0, &img_idx))
+                    } else {
+                        train.views[0].index_select(0, &img_idx)
+                    };
+                    model.embed_cached(&feats)
                 };
-                model.embed_images(None, &train.decode_images(&idx, &flips)?.to_device(device))
-            } else {
-                let feats = if train.views.len() > 1 {
-                let mut shape = vec![1i64; train.views[0].dim()];
-                shape[0] = batch.len() as i64;
-                let pick = Tensor::rand(shape.as_slice(), (Kind::Float, device)).lt(0.5);
-                train.views[0].index_select(0, &img_idx).where_self(&pick, &train.views[1].index_select(0, &img_idx))
-                } else {
-                    train.views[0].index_select(0, &img_idx)
-                };
-                model.embed_cached(&feats)
-            };
-            let txt = model.text.forward(&ids, &lens, cfg.word_dropout);
-            let loss = contrastive(&img, &txt, &image_ids.index_select(0, &img_idx), loss_kind);
-            adam.zero_grad();
-            loss.backward();
-            adam.clip(cfg.grad_clip);
-            state.step += 1;
-            adam.step(lr_at(&cfg, state.step - 1, total_steps), cfg.weight_decay, state.step);
-            loss_sum += loss.double_value(&[]);
-            bar.inc(1);
-            // Logs (nohup, CI) get no progress bar: a line every 50 steps instead.
-            if bar.is_hidden() && bar.position() % 50 == 0 {
-                let secs = started.elapsed().as_secs_f64();
-                tracing::info!(
-                    "epoch {}/{} step {}/{steps_per_epoch}: loss {:.3}, {:.2} s/step",
-                    epoch + 1,
-                    cfg.epochs,
-                    bar.position(),
-                    loss_sum / bar.position() as f64,
-                    secs / bar.position() as f64
-                );
+                let txt = model.text.forward(&ids, &lens, cfg.word_dropout);
+                let loss = contrastive(&img, &txt, &image_ids.index_select(0, &img_idx), loss_kind);
+                adam.zero_grad();
+                loss.backward();
+                adam.clip(cfg.grad_clip);
+                state.step += 1;
+                adam.step(lr_at(&cfg, state.step - 1, total_steps), cfg.weight_decay, state.step);
+                loss_sum += loss.double_value(&[]);
+                bar.inc(1);
+                // Logs (nohup, CI) get no progress bar: a line every 50 steps instead.
+                if bar.is_hidden() && bar.position() % 50 == 0 {
+                    let secs = started.elapsed().as_secs_f64();
+                    tracing::info!(
+                        "epoch {}/{} step {}/{steps_per_epoch}: loss {:.3}, {:.2} s/step ({:.0} pairs/s)",
+                        epoch + 1,
+                        cfg.epochs,
+                        bar.position(),
+                        loss_sum / bar.position() as f64,
+                        secs / bar.position() as f64,
+                        bar.position() as f64 * cfg.batch_size as f64 / secs
+                    );
+                }
             }
-        }
+            Ok(())
+        })?;
         bar.finish_and_clear();
         let metrics = validate(&model, &val, device);
         let seconds = started.elapsed().as_secs_f64();
@@ -675,6 +751,7 @@ pub(crate) mod tests {
             finetune_from: None,
             backbone_lr_scale: 0.1,
             image_pooling: ImagePooling::Avg,
+            crop_scale: 1.0,
         }
     }
 
