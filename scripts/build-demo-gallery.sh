@@ -51,9 +51,9 @@ $TRAINER "${args[@]}"
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 total=0
 # What every visitor downloads; image_encoder.safetensors and image_head.safetensors are fetched only when
-# someone adds their own photos.
+# someone adds their own photos; hubness_bank.safetensors is read by `trainer publish` only, never by the page.
 for f in "$MODEL"/manifest.json "$MODEL"/vocab.txt "$MODEL"/*.safetensors "$OUT"/gallery.bin "$OUT"/gallery.json; do
-  case "$(basename "$f")" in image_encoder.safetensors|image_head.safetensors) continue ;; esac
+  case "$(basename "$f")" in image_encoder.safetensors|image_head.safetensors|hubness_bank.safetensors) continue ;; esac
   total=$((total + $(size "$f")))
 done
 gallery=$(( $(size "$OUT/gallery.bin") + $(size "$OUT/gallery.json") ))

@@ -41,6 +41,10 @@ for f in "${STATIC_FILES[@]}"; do ln -sfn "$ROOT/static/$f" "$E2E/static/$f"; do
 ln -sfn "$MODEL" "$E2E/static/model"
 "$IMGPICK_TRAINER_BIN" publish --model "$MODEL" --images "$E2E/photos/images" --captions "$E2E/photos/captions.json" \
   --out "$E2E/static/gallery"
+# The same photos scored the way the page scores the user's own photos (one view, plain cosine): the reference
+# for "My photos" (tests/e2e/mine.test.mjs).
+"$IMGPICK_TRAINER_BIN" publish --plain --model "$MODEL" --images "$E2E/photos/images" --captions "$E2E/photos/captions.json" \
+  --out "$E2E/plain-gallery"
 
 # The same page with a damaged gallery.bin (one byte flipped mid-file): the page must show its error state.
 rm -rf "$E2E/static-corrupt" && mkdir -p "$E2E/static-corrupt/gallery"

@@ -22,6 +22,8 @@ export const E2E_CORRUPT = path.join(E2E_DIR, 'static-corrupt'); // the same pag
 export const E2E_NOPKG = path.join(E2E_DIR, 'static-nopkg');     // the same page, no wasm package
 export const E2E_MODEL = path.join(E2E_STATIC, 'model');
 export const E2E_GALLERY = path.join(E2E_STATIC, 'gallery');
+// The same photos published with `--plain` (one view, no hubness): how the page embeds the user's own photos.
+export const E2E_PLAIN_GALLERY = path.join(E2E_DIR, 'plain-gallery');
 export const PHOTOS = path.join(ROOT, 'assets/photos');          // the 15 asset photos the test gallery holds
 // Downloaded only when the user adds photos ("My photos"), never on the first load.
 export const LAZY_MODEL_FILES = ['image_encoder.safetensors', 'image_head.safetensors'];

@@ -1,5 +1,5 @@
 // The page's image encoder (the wasm package's ImageEmbedder, what the embedding workers run, here in Node's V8)
-// against the trainer's tch vectors on 200 real photos: Flickr8k val, published by `trainer publish --dtype f32`
+// against the trainer's tch vectors on 200 real photos: Flickr8k val, published by `trainer publish --plain --dtype f32`
 // with the same model. Issue 6's proof, on the f32 path (the image encoder exported with --f32): cosine ≥ 0.999
 // for every photo and the same top-10 for 50 prompts. The shipped f16 file: cosine ≥ 0.999 and ≥ 95 % of the
 // top-10 in common (f16 rounding swaps near-ties).
@@ -30,7 +30,7 @@ test(`wasm ImageEmbedder vs tch on ${N} Flickr8k val photos: cosine ≥ 0.999, s
     mkdirSync(path.join(work, 'photos'));
     for (const im of images) symlinkSync(path.join(FLICKR, 'images', im.file_name), path.join(work, 'photos', im.file_name));
     const env = { ...process.env, RUST_LOG: 'error', OMP_WAIT_POLICY: 'PASSIVE' };
-    execFileSync(TRAINER_BIN, ['publish', '--model', MODEL, '--images', path.join(work, 'photos'), '--out',
+    execFileSync(TRAINER_BIN, ['publish', '--plain', '--model', MODEL, '--images', path.join(work, 'photos'), '--out',
       path.join(work, 'gallery'), '--dtype', 'f32', '--threads', '1'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
     // The same model with an f32 image encoder (the f16 file is what the page ships).
     const f32Model = path.join(work, 'model-f32');

@@ -57,6 +57,7 @@ fn publish_then_search_and_republish_incrementally() {
         out: out.clone(),
         dtype: GalleryDtype::Int8,
         weights: None,
+        plain: false,
     };
     let r = publish(&opts).unwrap();
     assert_eq!((r.count, r.embedded, r.reused, r.broken.len()), (4, 4, 0, 1), "{r:?}");
@@ -111,5 +112,92 @@ fn publish_then_search_and_republish_incrementally() {
     assert!(e.contains("vocab.txt") || e.contains("SHA-256"), "{e}");
     assert!(!root.join("gallery2").join("gallery.bin").exists());
     let _ = repo_root();
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A model with `retrieval` (averaged views + hubness bank): publish stores each image's vector as the
+/// normalised mean of its original and mirrored embeddings and its hubness against the bank; the engine's
+/// text-query score is `cosine - 0.5 * hubness`; a gallery published before the bank existed is re-embedded.
+#[test]
+fn publish_with_retrieval_scoring() {
+    let photos = trainer::backbone::assets_dir().join("photos");
+    if !photos.is_dir() || !trainer::backbone::assets_dir().join("efficientnet_lite0.safetensors").is_file() {
+        eprintln!("SKIPPED: assets not installed (scripts/setup.sh)");
+        return;
+    }
+    let root = tmp("retrieval");
+    let images = root.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&photos).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    for n in names.iter().take(3) {
+        std::fs::copy(photos.join(n), images.join(n)).unwrap();
+    }
+    tch::manual_seed(5);
+    let texts = ["a cat on a sofa", "a dog on the beach", "a red car", "two people walking", "a bowl of fruit"];
+    let vocab = trainer::text::build_vocab(texts, &[], 1, 100);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let tc = TextConfig { vocab_size: vocab.len() as i64, word_dim: 50, hidden_dim: 16, layers: 1, bidirectional: true, pooling: Pooling::Mean };
+    let model = JointModel::new(&vs, &tc, 1280, 24);
+    let state = RunState { config: Config::default(), epochs_done: 0, step: 0, best_epoch: None, best_rsum: 0.0, history: vec![] };
+    let md = build_model_dir(&state, &vocab, &vs, &model, None, false).unwrap();
+    let model_dir = root.join("model");
+    write_model_dir(&md, &model_dir).unwrap();
+    let out = root.join("gallery");
+    let opts = PublishOptions {
+        model: model_dir.clone(),
+        images: images.clone(),
+        captions: None,
+        source: None,
+        licence: None,
+        url: None,
+        out: out.clone(),
+        dtype: GalleryDtype::F32,
+        weights: None,
+        plain: false,
+    };
+    publish(&opts).unwrap();
+    let plain = wasm_model::GalleryIndex::from_json(&std::fs::read_to_string(out.join("gallery.json")).unwrap()).unwrap();
+    assert!(plain.items.iter().all(|it| it.hubness.is_none()), "no bank, no hubness");
+
+    let captions = root.join("captions.json");
+    let anns: Vec<_> = texts.iter().enumerate().map(|(i, t)| serde_json::json!({"image_id": i, "caption": t})).collect();
+    let imgs: Vec<_> = (0..texts.len()).map(|i| serde_json::json!({"id": i, "file_name": format!("{i}.jpg")})).collect();
+    std::fs::write(&captions, serde_json::to_vec(&serde_json::json!({"images": imgs, "annotations": anns})).unwrap()).unwrap();
+    let bank = trainer::export::hubness_bank_bytes(&model, &vocab, &[captions], 4).unwrap();
+    let retrieval = wasm_model::model_dir::Retrieval::recommended();
+    wasm_model::ModelDir::add_hubness_bank(&model_dir, &bank, retrieval.clone()).unwrap();
+    let r = publish(&opts).unwrap();
+    assert_eq!((r.embedded, r.reused), (3, 0), "vectors of another view set are not reused");
+
+    let engine = Engine::open(&model_dir, &out).unwrap();
+    let loaded = trainer::export::load_model_dir(&model_dir, Device::Cpu).unwrap();
+    let bank_rows = loaded.dir.load_hubness_bank(&model_dir).unwrap().unwrap();
+    assert_eq!(bank_rows.len(), 4 * 24);
+    let bank_t = tch::Tensor::from_slice(&bank_rows).view([4, 24]);
+    let stock = trainer::backbone::load(
+        trainer::backbone::BackboneKind::EfficientnetLite0,
+        &trainer::backbone::assets_dir().join("efficientnet_lite0.safetensors"),
+        &nn::VarStore::new(Device::Cpu).root(),
+    )
+    .unwrap();
+    let prep = trainer::backbone::preprocess::Preprocess::for_backbone(trainer::backbone::BackboneKind::EfficientnetLite0);
+    for (i, item) in engine.index().items.iter().enumerate() {
+        let x = prep.load(&images.join(&item.file)).unwrap().unsqueeze(0);
+        let both = tch::no_grad(|| loaded.model.embed_images(Some(stock.as_ref()), &tch::Tensor::cat(&[x.shallow_clone(), x.flip([3])], 0)));
+        let want = trainer::model::l2_normalize(&both.sum_dim_intlist(0, true, tch::Kind::Float));
+        let got = tch::Tensor::from_slice(&engine.gallery().row(i).unwrap()).unsqueeze(0);
+        let d = (&want - &got).abs().max().double_value(&[]);
+        assert!(d < 1e-5, "{}: stored vector is the mean of both views (max diff {d})", item.file);
+        let h = trainer::eval::hubness(&got, &bank_t, retrieval.hubness_k)[0];
+        assert!((item.hubness.unwrap() - h).abs() < 1e-5, "{}: hubness {:?} vs {h}", item.file, item.hubness);
+    }
+    let q = engine.query_vector("a cat").unwrap();
+    for hit in engine.search("a cat", 3).unwrap() {
+        let row = engine.gallery().row(hit.id as usize).unwrap();
+        let cos: f32 = q.iter().zip(&row).map(|(a, b)| a * b).sum();
+        let hub = engine.index().items[hit.id as usize].hubness.unwrap();
+        assert!((hit.score - (cos - 0.5 * hub)).abs() < 1e-5, "score = cosine - 0.5 × hubness");
+    }
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -52,12 +52,26 @@ fn summarise(ranks: &[usize]) -> (f64, f64, f64, f64) {
 
 /// `images`: [N, D], `captions`: [M, D] (both L2-normalised), `caption_image[j]` = index of caption j's image.
 pub fn evaluate(images: &Tensor, captions: &Tensor, caption_image: &[usize]) -> Metrics {
+    evaluate_scored(images, captions, caption_image, None)
+}
+
+/// [`evaluate`] with text-to-image scores `cosine - t2i_penalty[image]` (the hubness correction the engine
+/// applies to text queries); image-to-text stays plain cosine.
+pub fn evaluate_scored(images: &Tensor, captions: &Tensor, caption_image: &[usize], t2i_penalty: Option<&[f32]>) -> Metrics {
     let n = images.size()[0] as usize;
     let m = captions.size()[0] as usize;
     assert_eq!(m, caption_image.len(), "one image index per caption");
     let sims = captions.to_kind(Kind::Float).matmul(&images.to_kind(Kind::Float).tr()).contiguous(); // [M, N]
     let sims: Vec<f32> = Vec::<f32>::try_from(sims.flatten(0, 1)).expect("f32 similarities");
-    let t2i: Vec<usize> = (0..m).map(|j| rank_of(&sims[j * n..(j + 1) * n], caption_image[j])).collect();
+    let t2i: Vec<usize> = (0..m)
+        .map(|j| {
+            let row = &sims[j * n..(j + 1) * n];
+            match t2i_penalty {
+                None => rank_of(row, caption_image[j]),
+                Some(p) => rank_of(&row.iter().zip(p).map(|(s, p)| s - p).collect::<Vec<_>>(), caption_image[j]),
+            }
+        })
+        .collect();
     let mut captions_of = vec![Vec::new(); n];
     for (j, &i) in caption_image.iter().enumerate() {
         captions_of[i].push(j);
@@ -84,36 +98,59 @@ pub fn evaluate(images: &Tensor, captions: &Tensor, caption_image: &[usize]) -> 
     }
 }
 
+/// Mean cosine of each image (`[N, D]`) to its `k` nearest rows of `bank` (`[B, D]`): CSLS's hubness.
+pub fn hubness(images: &Tensor, bank: &Tensor, k: usize) -> Vec<f32> {
+    let k = (k as i64).clamp(1, bank.size()[0].max(1));
+    let sims = images.to_kind(Kind::Float).matmul(&bank.to_kind(Kind::Float).tr());
+    let r = sims.topk(k, 1, true, true).0.mean_dim(1, false, Kind::Float);
+    Vec::<f32>::try_from(r.to_device(tch::Device::Cpu)).expect("f32 hubness")
+}
+
 /// `trainer eval`: a model directory on a captions file + image folder (features cached under `cache`).
+/// Scored as the product scores (manifest `retrieval`: averaged image views, hubness correction of text
+/// queries) unless `plain` (cosine of single-view vectors).
 pub fn evaluate_model_dir(
     model: &std::path::Path,
     captions: &std::path::Path,
     images: &std::path::Path,
     cache: &std::path::Path,
     weights: Option<std::path::PathBuf>,
+    plain: bool,
 ) -> anyhow::Result<Metrics> {
     let device = crate::default_device();
     let loaded = crate::export::load_model_dir_with(model, weights.as_deref(), device)?;
     if loaded.dir.image_head.is_none() {
         anyhow::bail!("{} has no image head; eval needs image_head.safetensors", model.display());
     }
+    let retrieval = if plain { None } else { loaded.dir.manifest.retrieval.clone() };
     let ds = crate::data::Dataset::load(&[captions.to_path_buf()])?.with_captions()?.truncate_captions(5);
     let files = ds.image_paths(images);
     let weights = weights.unwrap_or_else(|| crate::backbone::assets_dir().join(loaded.backbone.default_weights_file()));
     // A fine-tuned model runs its own stages on the cached input of its first fine-tuned stage.
     let split = loaded.model.tail.as_ref().map(|t| t.from);
     let spec = crate::features::CacheSpec { backbone: loaded.backbone, weights, split };
-    let feats = crate::features::extract(cache, &spec, crate::features::View::Original, &files, device)?;
-    let keep: Vec<usize> = (0..ds.images.len()).filter(|&i| feats.ok[i]).collect();
+    let mut views = vec![crate::features::View::Original];
+    if retrieval.as_ref().is_some_and(|r| r.uses_flipped_view()) {
+        views.push(crate::features::View::Flipped);
+    }
+    let feats = views
+        .iter()
+        .map(|&v| crate::features::extract(cache, &spec, v, &files, device))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keep: Vec<usize> = (0..ds.images.len()).filter(|&i| feats.iter().all(|f| f.ok[i])).collect();
     if keep.len() < ds.images.len() {
         tracing::warn!("{} unreadable images left out of the evaluation", ds.images.len() - keep.len());
     }
     let idx = Tensor::from_slice(&keep.iter().map(|&i| i as i64).collect::<Vec<_>>());
-    let input = match (&loaded.model.tail, &feats.act) {
-        (Some(_), Some(act)) => act,
-        _ => &feats.pooled,
+    let embed = |f: &crate::features::Features| {
+        let input = match (&loaded.model.tail, &f.act) {
+            (Some(_), Some(act)) => act,
+            _ => &f.pooled,
+        };
+        tch::no_grad(|| loaded.model.embed_cached(&input.index_select(0, &idx).to_device(device))).to_device(tch::Device::Cpu)
     };
-    let imgs = tch::no_grad(|| loaded.model.embed_cached(&input.index_select(0, &idx).to_device(device))).to_device(tch::Device::Cpu);
+    let sum = feats.iter().map(embed).reduce(|a, b| a + b).expect("at least the original view");
+    let imgs = crate::model::l2_normalize(&sum);
     let mut seqs = Vec::new();
     let mut owner = Vec::new();
     for (row, &i) in keep.iter().enumerate() {
@@ -123,7 +160,14 @@ pub fn evaluate_model_dir(
         }
     }
     let caps = crate::model::encode_texts(&loaded.model.text, &seqs, 256, device);
-    Ok(evaluate(&imgs, &caps, &owner))
+    let penalty = match (&retrieval, loaded.dir.load_hubness_bank(model)?) {
+        (Some(r), Some(bank)) => {
+            let bank = Tensor::from_slice(&bank).view([-1, loaded.dir.manifest.embed_dim as i64]);
+            Some(hubness(&imgs, &bank, r.hubness_k).into_iter().map(|h| r.hubness_weight * h).collect::<Vec<f32>>())
+        }
+        _ => None,
+    };
+    Ok(evaluate_scored(&imgs, &caps, &owner, penalty.as_deref()))
 }
 
 #[cfg(test)]
@@ -183,6 +227,25 @@ mod tests {
         let noise = crate::model::l2_normalize(&Tensor::randn([500, 32], (Kind::Float, tch::Device::Cpu)));
         let m = evaluate(&imgs, &noise, &owner);
         assert!(m.t2i_r10 < 25.0 && m.t2i_medr > 20.0, "{m}");
+    }
+
+    /// A hub image (close to every caption) steals R@1 from the right images; the penalty gives it back, and
+    /// i2t is untouched by it.
+    #[test]
+    fn hubness_penalty_demotes_a_hub_in_t2i_only() {
+        // captions 0, 1 belong to images 0, 1; image 2 is a hub that every caption prefers slightly.
+        let images = crate::model::l2_normalize(&Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0]).view([3, 2]));
+        let caps = crate::model::l2_normalize(&Tensor::from_slice(&[1.0f32, 0.6, 0.6, 1.0]).view([2, 2]));
+        let owner = [0, 1];
+        let plain = evaluate(&images, &caps, &owner);
+        assert_eq!(plain.t2i_r1, 0.0, "the hub wins every caption");
+        // the bank: these captions and one that matches the hub exactly
+        let bank = Tensor::cat(&[caps.shallow_clone(), images.narrow(0, 2, 1)], 0);
+        let penalty: Vec<f32> = hubness(&images, &bank, 1);
+        assert!(penalty[2] > penalty[0] && penalty[2] > penalty[1], "the hub has the highest hubness: {penalty:?}");
+        let scored = evaluate_scored(&images, &caps, &owner, Some(&penalty));
+        assert_eq!(scored.t2i_r1, 100.0);
+        assert_eq!((scored.i2t_r1, scored.i2t_r5), (plain.i2t_r1, plain.i2t_r5));
     }
 
     #[test]

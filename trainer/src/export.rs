@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use tch::{nn, Kind, Tensor};
-use wasm_model::model_dir::{self, ImageConfig, ModelDir};
+use wasm_model::model_dir::{self, ImageConfig, ModelDir, Retrieval};
 
 use crate::backbone::preprocess::Preprocess;
 use crate::backbone::BackboneKind;
@@ -174,6 +174,11 @@ fn humantime_now() -> String {
 
 /// Writes `dir` to `out` atomically (sibling temp folder, then rename).
 pub fn write_model_dir(dir: &ModelDir, out: &Path) -> Result<()> {
+    write_model_dir_with(dir, out, None)
+}
+
+/// [`write_model_dir`], plus the hubness bank the manifest names (`files.hubness_bank`).
+pub fn write_model_dir_with(dir: &ModelDir, out: &Path, hubness_bank: Option<&[u8]>) -> Result<()> {
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
     let name = out.file_name().context("--out needs a folder name")?.to_string_lossy().into_owned();
@@ -181,6 +186,9 @@ pub fn write_model_dir(dir: &ModelDir, out: &Path) -> Result<()> {
     let old = parent.join(format!(".{name}.old-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     dir.write(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    if let (Some(name), Some(bytes)) = (&dir.manifest.files.hubness_bank, hubness_bank) {
+        std::fs::write(tmp.join(name), bytes).with_context(|| format!("writing {}", tmp.join(name).display()))?;
+    }
     if out.exists() {
         std::fs::rename(out, &old).with_context(|| format!("moving the previous {} aside", out.display()))?;
     }
@@ -204,9 +212,52 @@ pub fn export_run(run: &Path, which: &str, out: &Path, opts: &ExportOptions) -> 
     } else {
         None
     };
-    let dir = build_model_dir(&state, &vocab, &vs, &model, metrics.as_ref(), opts.f16)?;
-    write_model_dir(&dir, out)?;
+    let mut dir = build_model_dir(&state, &vocab, &vs, &model, metrics.as_ref(), opts.f16)?;
+    let bank = match hubness_bank_bytes(&model, &vocab, &state.config.train_captions, HUBNESS_BANK_SIZE) {
+        Ok(bytes) => {
+            dir.set_hubness_bank(&bytes, Retrieval::recommended())?;
+            Some(bytes)
+        }
+        Err(e) => {
+            tracing::warn!("no hubness bank (the gallery will be ranked by plain cosine): {e:#}");
+            None
+        }
+    };
+    write_model_dir_with(&dir, out, bank.as_deref())?;
+    if let (Some(plain), Some(_)) = (&metrics, &bank) {
+        // The manifest's metrics are the product's scoring (views + hubness); plain cosine kept beside them.
+        let cfg = &state.config;
+        let cache = &cfg.cache_dir;
+        let scored = crate::eval::evaluate_model_dir(out, &cfg.val_captions, &cfg.images, cache, Some(cfg.backbone_weights.clone()), false)?;
+        tracing::info!("val with the retrieval scoring: {scored}");
+        let mut value = serde_json::to_value(scored)?;
+        value["cosine_single_view"] = serde_json::to_value(plain)?;
+        dir.manifest.metrics = value;
+        crate::write_atomic(&out.join(wasm_model::model_dir::MANIFEST_FILE), dir.manifest_json().as_bytes())?;
+        return Ok((dir, Some(scored)));
+    }
     Ok((dir, metrics))
+}
+
+/// Captions in the hubness bank: 2,048 gave t2i R@1 within 0.2 of all 31,650 Flickr8k training captions.
+pub const HUBNESS_BANK_SIZE: usize = 2048;
+
+/// `size` training captions spread evenly over the training files, embedded by `model`, as an f16
+/// safetensors file (tensor `captions`): what `publish` measures each gallery image's hubness against.
+pub fn hubness_bank_bytes(model: &JointModel, vocab: &Vocab, train_captions: &[PathBuf], size: usize) -> Result<Vec<u8>> {
+    let ds = crate::data::Dataset::load(train_captions)?.with_captions()?;
+    let pairs = ds.pairs();
+    if pairs.is_empty() {
+        bail!("the training captions hold no captions");
+    }
+    let step = (pairs.len() as f64 / size as f64).max(1.0);
+    let seqs: Vec<Vec<i64>> = (0..size.min(pairs.len())).map(|i| crate::text::encode(vocab, pairs[(i as f64 * step) as usize].0)).collect();
+    let rows = crate::model::encode_texts(&model.text, &seqs, 256, crate::default_device());
+    let shape: Vec<usize> = rows.size().iter().map(|&d| d as usize).collect();
+    let data: Vec<f32> = Vec::<f32>::try_from(rows.to_kind(Kind::Float).flatten(0, -1))?;
+    let bytes: Vec<u8> = data.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F16, shape, &bytes)?;
+    Ok(safetensors::serialize([("captions", view)], None)?)
 }
 
 /// A tch model loaded back from an exported model directory (for eval, publish and parity tests).

@@ -63,6 +63,10 @@ enum Command {
         /// Print one JSON object (t2i_r1 … rsum) instead of a table.
         #[arg(long)]
         json: bool,
+        /// Plain cosine of single-view image vectors, ignoring the manifest's `retrieval` scoring (averaged
+        /// original + mirrored views, hubness correction of text queries).
+        #[arg(long)]
+        plain: bool,
     },
     /// Export a training run as the model directory the browser and `search` load.
     Export {
@@ -124,6 +128,10 @@ enum Command {
         /// Backbone weights; default: the installed ones for the model's backbone.
         #[arg(long)]
         weights: Option<PathBuf>,
+        /// Ignore the manifest's `retrieval`: one view per image, no hubness (plain cosine, as the page embeds
+        /// the user's own photos).
+        #[arg(long)]
+        plain: bool,
     },
     /// Rank a published gallery for a prompt (the same code the browser runs).
     Search {
@@ -360,8 +368,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Eval { model, captions, images, cache, weights, json } => {
-            let m = trainer::eval::evaluate_model_dir(&model, &captions, &images, &cache, weights)?;
+        Command::Eval { model, captions, images, cache, weights, json, plain } => {
+            let m = trainer::eval::evaluate_model_dir(&model, &captions, &images, &cache, weights, plain)?;
             if json {
                 println!("{}", serde_json::to_string(&m)?);
             } else {
@@ -396,7 +404,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {} ({} bytes) to {}", wasm_model::image_encoder::IMAGE_ENCODER_FILE, bytes.len(), model.display());
             Ok(())
         }
-        Command::Publish { model, images, captions, source, licence, url, out, dtype, weights } => {
+        Command::Publish { model, images, captions, source, licence, url, out, dtype, weights, plain } => {
             let opts = trainer::publish::PublishOptions {
                 model,
                 images,
@@ -407,6 +415,7 @@ fn run(cli: Cli) -> Result<()> {
                 out: out.clone(),
                 dtype: parse_dtype(&dtype)?,
                 weights,
+                plain,
             };
             let r = trainer::publish::publish(&opts)?;
             println!(

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use tch::Kind;
+use tch::{Kind, Tensor};
 use wasm_model::gallery::{write_gallery_bin, GalleryDtype, GalleryIndex, GalleryItem};
 
 use crate::backbone::{self, preprocess::Preprocess};
@@ -31,11 +31,16 @@ pub struct PublishOptions {
     pub dtype: GalleryDtype,
     /// Backbone weights; default: the installed ones for the model's backbone.
     pub weights: Option<PathBuf>,
+    /// Ignore the manifest's `retrieval` (single original view, no hubness).
+    pub plain: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct EmbedCache {
     model_id: String,
+    /// The image views averaged into each vector (manifest `retrieval.image_views`; empty = original only).
+    #[serde(default)]
+    views: Vec<String>,
     /// relative file → (size, mtime ns, embedding)
     entries: BTreeMap<String, (u64, u128, Vec<f32>)>,
 }
@@ -127,6 +132,10 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
         bail!("model {} has no image_head.safetensors: it cannot embed images (export it with `trainer export`)", opts.model.display());
     }
     let model_id = loaded.dir.model_id().to_string();
+    let retrieval = if opts.plain { None } else { loaded.dir.manifest.retrieval.clone() };
+    let views: Vec<String> = retrieval.as_ref().map(|r| r.image_views.clone()).unwrap_or_default();
+    let flipped_too = retrieval.as_ref().is_some_and(|r| r.uses_flipped_view());
+    let bank = loaded.dir.load_hubness_bank(&opts.model)?;
     let list = entries(opts)?;
     if list.is_empty() {
         bail!("no images found in {} (extensions: {})", opts.images.display(), IMAGE_EXTENSIONS.join(", "));
@@ -136,8 +145,8 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
     let mut cache: EmbedCache = std::fs::read(&cache_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .filter(|c: &EmbedCache| c.model_id == model_id)
-        .unwrap_or_else(|| EmbedCache { model_id: model_id.clone(), ..Default::default() });
+        .filter(|c: &EmbedCache| c.model_id == model_id && c.views == views)
+        .unwrap_or_else(|| EmbedCache { model_id: model_id.clone(), views: views.clone(), ..Default::default() });
 
     let weights = weights.unwrap_or_else(|| backbone::assets_dir().join(loaded.backbone.default_weights_file()));
     let mut net: Option<(tch::nn::VarStore, Box<dyn backbone::Backbone>)> = None;
@@ -176,10 +185,14 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
                     net = Some((vs, b));
                 }
                 let stock = net.as_ref().map(|(_, b)| b.as_ref());
-                let x = prep.image_to_input(&img).unsqueeze(0).to_device(device);
+                let mut x = prep.image_to_input(&img).unsqueeze(0);
+                if flipped_too {
+                    x = Tensor::cat(&[x.shallow_clone(), x.flip([3])], 0);
+                }
                 let v: Vec<f32> = tch::no_grad(|| {
-                    let v = loaded.model.embed_images(stock, &x);
-                    Vec::<f32>::try_from(v.to_kind(Kind::Float).to_device(tch::Device::Cpu).flatten(0, -1))
+                    // the views' embeddings averaged, then normalised (test-time augmentation)
+                    let v = loaded.model.embed_images(stock, &x.to_device(device)).sum_dim_intlist(0, true, Kind::Float);
+                    Vec::<f32>::try_from(crate::model::l2_normalize(&v).to_device(tch::Device::Cpu).flatten(0, -1))
                 })?;
                 write_thumb(&img, &thumb_path)?;
                 embedded += 1;
@@ -198,6 +211,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
             source: e.source.clone(),
             licence: e.licence.clone(),
             url: e.url.clone(),
+            hubness: None,
         });
     }
     bar.finish_and_clear();
@@ -208,6 +222,12 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
         bail!("none of the {} images in {} could be read", list.len(), opts.images.display());
     }
     let dim = loaded.model.embed_dim as usize;
+    if let (Some(r), Some(bank)) = (&retrieval, &bank) {
+        // each image's hubness against the model's caption bank (the engine subtracts weight × it)
+        let bank = Tensor::from_slice(bank).view([-1, dim as i64]);
+        let hubs = crate::eval::hubness(&Tensor::from_slice(&rows).view([-1, dim as i64]), &bank, r.hubness_k);
+        items.iter_mut().zip(hubs).for_each(|(it, h)| it.hubness = Some(h));
+    }
     let bin = write_gallery_bin(&model_id, dim, &rows, opts.dtype)?;
     let index = GalleryIndex::new(&model_id, items);
     // remove thumbnails of images no longer published

@@ -53,6 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             source: "random".into(),
             licence: "CC0-1.0".into(),
             url: None,
+            hubness: None,
         })
         .collect();
     let json = GalleryIndex::new(&id, items).to_json();

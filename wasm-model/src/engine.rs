@@ -86,6 +86,11 @@ pub struct Engine {
     image_encoder: Option<ImageEncoder>,
     /// The user's added photos: L2-normalised rows (ids `gallery_len()..`), in memory only.
     added: Vec<AddedImage>,
+    /// Hubness correction of text queries (manifest `retrieval`): `weight * hubness` per gallery row, and the
+    /// gallery's mean for the added photos (whose hubness is not measured: they get the typical value, so they
+    /// neither gain nor lose against the gallery on average). All zero without `retrieval`.
+    hub_penalty: Vec<f32>,
+    added_hub_penalty: f32,
 }
 
 /// One of the user's photos joined to the searchable set.
@@ -170,7 +175,11 @@ impl Engine {
         let index = GalleryIndex::from_json(gallery_json)?;
         index.check_gallery(&gallery)?;
         let encoder = TextEncoder::new(&model)?;
-        Ok(Self { model, encoder, gallery, index, image_encoder: None, added: Vec::new() })
+        let weight = model.manifest.retrieval.as_ref().map_or(0.0, |r| r.hubness_weight);
+        let known: Vec<f32> = index.items.iter().filter_map(|it| it.hubness).filter(|h| h.is_finite()).collect();
+        let mean = if known.is_empty() { 0.0 } else { known.iter().sum::<f32>() / known.len() as f32 };
+        let hub_penalty = index.items.iter().map(|it| weight * it.hubness.filter(|h| h.is_finite()).unwrap_or(mean)).collect();
+        Ok(Self { model, encoder, gallery, index, image_encoder: None, added: Vec::new(), hub_penalty, added_hub_penalty: weight * mean })
     }
 
     /// Everything from the files' contents (what the browser fetched).
@@ -332,7 +341,7 @@ impl Engine {
     /// Like [`Engine::search`], over `scope`.
     pub fn search_in(&self, query: &str, k: usize, scope: Scope) -> Result<Vec<Hit>, EngineError> {
         let q = self.query_vector(query)?;
-        Ok(self.rank_in(&q, k, None, scope))
+        Ok(self.rank_scored(&q, k, None, scope, true))
     }
 
     /// The L2-normalised vector a query searches with.
@@ -340,10 +349,10 @@ impl Engine {
         Ok(query_vector(&self.encoder, query)?)
     }
 
-    /// The `k` images that best fit `query`, best first (ties → lower id).
+    /// The `k` images that best fit `query`, best first (ties → lower id). Scores are cosines, less the
+    /// hubness correction when the model has one (manifest `retrieval`).
     pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, EngineError> {
-        let q = self.query_vector(query)?;
-        Ok(self.rank(&q, k, None))
+        self.search_in(query, k, Scope::All)
     }
 
     /// The `k` images most like gallery image `id` (which is left out).
@@ -357,14 +366,24 @@ impl Engine {
         self.rank_in(query, k, exclude, Scope::All)
     }
 
-    /// Ranks the images in `scope`; ids stay global (added photos are `gallery_len()..`).
+    /// Ranks the images in `scope` by cosine; ids stay global (added photos are `gallery_len()..`).
     pub fn rank_in(&self, query: &[f32], k: usize, exclude: Option<u32>, scope: Scope) -> Vec<Hit> {
+        self.rank_scored(query, k, exclude, scope, false)
+    }
+
+    /// `rank_in`, with the hubness correction when `text_query` (it is measured against captions, so it
+    /// applies to text queries, not to image-to-image similarity).
+    fn rank_scored(&self, query: &[f32], k: usize, exclude: Option<u32>, scope: Scope, text_query: bool) -> Vec<Hit> {
         let n = self.gallery.len();
         let mut scores = if scope == Scope::Added { vec![f32::NAN; n] } else { self.gallery.scores(query) };
+        if text_query {
+            scores.iter_mut().zip(&self.hub_penalty).for_each(|(s, p)| *s -= p);
+        }
         if scope != Scope::Gallery {
+            let added_penalty = if text_query { self.added_hub_penalty } else { 0.0 };
             scores.extend(self.added.iter().map(|a| {
                 if a.vector.len() == query.len() {
-                    dot_f32(query, &a.vector)
+                    dot_f32(query, &a.vector) - added_penalty
                 } else {
                     f32::NAN
                 }
@@ -443,6 +462,7 @@ mod tests {
                 source: "test".into(),
                 licence: "CC0".into(),
                 url: None,
+                hubness: None,
             })
             .collect()
     }
@@ -467,6 +487,43 @@ mod tests {
             assert_eq!(hits[0].file, format!("img{}.jpg", hits[0].id));
             assert!((hits[0].score - all[0].0).abs() < 1e-3);
         }
+    }
+
+    /// With `retrieval` in the manifest, text queries score `cosine - weight * hubness`: a hub loses its lead;
+    /// image-to-image similarity stays plain cosine; added photos get the gallery's mean hubness.
+    #[test]
+    fn hubness_correction_reorders_text_queries_only() {
+        let plain = engine(GalleryDtype::F32);
+        let q = plain.query_vector("w2 w5 w7").unwrap();
+        let top = plain.search("w2 w5 w7", 2).unwrap();
+        let (first, second) = (top[0].id as usize, top[1].id as usize);
+        let gap = top[0].score - top[1].score;
+
+        let mut model = random_model(small_config(), 6, 9, false);
+        model.manifest.retrieval = Some(crate::model_dir::Retrieval { image_views: vec!["original".into()], hubness_k: 10, hubness_weight: 0.5 });
+        let id = model.model_id().to_owned();
+        let bin = write_gallery_bin(&id, 6, &random_rows(30, 6, 2), GalleryDtype::F32).unwrap();
+        let mut its = items(30);
+        for it in its.iter_mut() {
+            it.hubness = Some(0.2);
+        }
+        its[first].hubness = Some(0.2 + 4.0 * gap + 0.01); // penalty 0.5 × that: more than the gap
+        its[7].hubness = None; // unknown: the mean
+        let mut e = Engine::new(model, &bin, &GalleryIndex::new(&id, its.clone()).to_json()).unwrap();
+        let hits = e.search("w2 w5 w7", 30).unwrap();
+        assert_eq!(hits[0].id as usize, second, "the hub {first} must drop below {second}");
+        let mean = its.iter().filter_map(|i| i.hubness).sum::<f32>() / 29.0;
+        for h in &hits {
+            let cos = dot_f32(&q, &e.gallery().row(h.id as usize).unwrap());
+            let hub = its[h.id as usize].hubness.unwrap_or(mean);
+            assert!((h.score - (cos - 0.5 * hub)).abs() < 1e-5, "id {}: {} vs {}", h.id, h.score, cos - 0.5 * hub);
+        }
+        // similar(): plain cosine, unchanged by hubness
+        assert_eq!(e.similar(3, 5).unwrap(), plain.similar(3, 5).unwrap());
+        // an added photo equal to the query: cosine 1, less the mean penalty
+        e.add_vector("mine.jpg", "blob:1", q.clone()).unwrap();
+        let mine = e.search_in("w2 w5 w7", 1, Scope::Added).unwrap();
+        assert!((mine[0].score - (1.0 - 0.5 * mean)).abs() < 1e-5, "{}", mine[0].score);
     }
 
     #[test]

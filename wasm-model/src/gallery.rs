@@ -284,6 +284,10 @@ pub struct GalleryItem {
     pub licence: String,
     #[serde(default)]
     pub url: Option<String>,
+    /// Mean cosine to the nearest captions of the model's hubness bank (manifest `retrieval`); text queries
+    /// score `cosine - hubness_weight * hubness`. Absent: no correction for this image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hubness: Option<f32>,
 }
 
 impl GalleryIndex {
@@ -444,6 +448,7 @@ mod tests {
             source: "test".into(),
             licence: "CC0".into(),
             url: None,
+            hubness: None,
         };
         let idx = GalleryIndex::new(ID, (0..5).map(|i| item(&format!("{i}.jpg"))).collect());
         let parsed = GalleryIndex::from_json(&idx.to_json()).unwrap();

@@ -16,6 +16,10 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const VOCAB_FILE: &str = "vocab.txt";
 pub const TEXT_ENCODER_FILE: &str = "text_encoder.safetensors";
 pub const IMAGE_HEAD_FILE: &str = "image_head.safetensors";
+/// Optional: embeddings of a sample of training captions (tensor `captions`, `[N, embed_dim]`, f16/f32,
+/// L2-normalised), from which `trainer publish` computes each gallery image's hubness. Outside `model_id`
+/// (derived from the text encoder); verified by `files_sha256`. The browser never downloads it.
+pub const HUBNESS_BANK_FILE: &str = "hubness_bank.safetensors";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -96,6 +100,50 @@ pub struct FileNames {
     /// `model_id` (the backbone is frozen: the id names the trained weights); verified by `files_sha256`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_encoder: Option<String>,
+    /// Optional caption bank for the hubness correction ([`HUBNESS_BANK_FILE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hubness_bank: Option<String>,
+}
+
+/// How a text query is scored against gallery images beyond the cosine of the two vectors (manifest
+/// `retrieval`; absent = plain cosine of single-view vectors).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retrieval {
+    /// Gallery vectors are the normalised mean of the embeddings of these views of each image
+    /// (`original`, `flipped`): test-time augmentation, paid once when the gallery is published.
+    pub image_views: Vec<String>,
+    /// Hubness correction (CSLS): a gallery image's `hubness` is its mean cosine to its `hubness_k` nearest
+    /// captions of the bank; a text query scores `cosine - hubness_weight * hubness`, so images that are close
+    /// to every caption ("hubs") stop crowding the top of every result list.
+    pub hubness_k: usize,
+    pub hubness_weight: f32,
+}
+
+impl Retrieval {
+    /// What `trainer export` writes when it has the training captions (measured on Flickr8k val:
+    /// docs/runs.md, "Scoring").
+    pub fn recommended() -> Self {
+        Retrieval { image_views: vec!["original".into(), "flipped".into()], hubness_k: 10, hubness_weight: 0.5 }
+    }
+
+    pub fn uses_flipped_view(&self) -> bool {
+        self.image_views.iter().any(|v| v == "flipped")
+    }
+}
+
+/// Reads a hubness bank (tensor `captions`, `[N, dim]`, f16 or f32) into row-major f32 rows.
+pub fn parse_hubness_bank(bytes: &[u8], dim: usize) -> Result<Vec<f32>, ModelError> {
+    let bad = |problem: String| ModelError::Field { field: format!("files.hubness_bank ({HUBNESS_BANK_FILE})"), problem };
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(format!("is not a safetensors file: {e}")))?;
+    let t = st.tensor("captions").map_err(|_| bad("has no tensor `captions`".into()))?;
+    if t.shape().len() != 2 || t.shape()[1] != dim || t.shape()[0] == 0 {
+        return Err(bad(format!("`captions` has shape {:?}, expected [N > 0, {dim}]", t.shape())));
+    }
+    Ok(match t.dtype() {
+        safetensors::Dtype::F32 => t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        safetensors::Dtype::F16 => t.data().chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        other => return Err(bad(format!("`captions` has dtype {other:?}, expected F16 or F32"))),
+    })
 }
 
 /// `manifest.json`, field for field.
@@ -115,6 +163,8 @@ pub struct Manifest {
     #[serde(default)]
     pub metrics: serde_json::Value,
     pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<Retrieval>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -294,11 +344,13 @@ impl ModelDir {
                 text_encoder: TEXT_ENCODER_FILE.into(),
                 image_head: image_head.as_ref().map(|_| IMAGE_HEAD_FILE.into()),
                 image_encoder: None,
+                hubness_bank: None,
             },
             files_sha256,
             training,
             metrics,
             created,
+            retrieval: None,
         };
         let dir = Self { manifest, vocab: vocab.clone(), vocab_txt, text_encoder, image_head };
         dir.validate()?;
@@ -430,6 +482,34 @@ impl ModelDir {
         self.manifest.files.image_encoder = Some(name);
     }
 
+    /// Checks hubness-bank bytes against the manifest's `files_sha256` entry and returns its rows.
+    pub fn verify_hubness_bank(&self, bytes: &[u8]) -> Result<Vec<f32>, ModelError> {
+        let m = &self.manifest;
+        let name = m.files.hubness_bank.as_ref().ok_or_else(|| ModelError::Field {
+            field: "files.hubness_bank".into(),
+            problem: "is not set: this model has no hubness bank (re-export it with `trainer export`)".into(),
+        })?;
+        let expected = m.files_sha256.get(name).ok_or_else(|| ModelError::Field {
+            field: "files_sha256".into(),
+            problem: format!("has no entry for {name}"),
+        })?;
+        let actual = sha256_hex(bytes);
+        if *expected != actual {
+            return Err(ModelError::Checksum { file: name.clone(), expected: expected.clone(), actual });
+        }
+        parse_hubness_bank(bytes, m.embed_dim)
+    }
+
+    /// Names `bytes` as this directory's hubness bank and sets how retrieval uses it; `model_id` is unchanged.
+    pub fn set_hubness_bank(&mut self, bytes: &[u8], retrieval: Retrieval) -> Result<(), ModelError> {
+        parse_hubness_bank(bytes, self.manifest.embed_dim)?;
+        let name = HUBNESS_BANK_FILE.to_string();
+        self.manifest.files_sha256.insert(name.clone(), sha256_hex(bytes));
+        self.manifest.files.hubness_bank = Some(name);
+        self.manifest.retrieval = Some(retrieval);
+        Ok(())
+    }
+
     /// The manifest as pretty JSON (what `manifest.json` holds).
     pub fn manifest_json(&self) -> String {
         serde_json::to_string_pretty(&self.manifest).expect("a manifest always serialises") + "\n"
@@ -506,6 +586,29 @@ mod native {
             let bytes = read(&dir.as_ref().join(plain_name(name)?))?;
             self.verify_image_encoder(&bytes)?;
             Ok(Some(bytes))
+        }
+
+        /// The hubness bank rows of the directory at `dir`, checked against the manifest; `None` when the
+        /// manifest names none.
+        pub fn load_hubness_bank(&self, dir: impl AsRef<Path>) -> Result<Option<Vec<f32>>, ModelError> {
+            let Some(name) = &self.manifest.files.hubness_bank else { return Ok(None) };
+            let bytes = read(&dir.as_ref().join(plain_name(name)?))?;
+            Ok(Some(self.verify_hubness_bank(&bytes)?))
+        }
+
+        /// Adds the hubness bank to the model directory at `dir` (file first, then the manifest atomically).
+        pub fn add_hubness_bank(dir: impl AsRef<Path>, bytes: &[u8], retrieval: Retrieval) -> Result<ModelDir, ModelError> {
+            let dir = dir.as_ref();
+            let mut model = ModelDir::load(dir)?;
+            model.set_hubness_bank(bytes, retrieval)?;
+            let file = dir.join(HUBNESS_BANK_FILE);
+            std::fs::write(&file, bytes).map_err(|source| ModelError::Io { path: file.display().to_string(), source })?;
+            let path = dir.join(MANIFEST_FILE);
+            let tmp = dir.join(".manifest.json.tmp");
+            std::fs::write(&tmp, model.manifest_json())
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
+            Ok(model)
         }
 
         /// Adds `image_encoder.safetensors` to the model directory at `dir` and rewrites its manifest
@@ -690,5 +793,32 @@ mod tests {
         assert!(e.contains("vocab.txt"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(ModelDir::load(&dir).unwrap_err().to_string().contains("manifest.json"));
+    }
+
+    /// The hubness bank: named with its checksum and the retrieval settings, outside `model_id`; wrong bytes,
+    /// shapes or dtypes are named errors; the manifest round-trips.
+    #[test]
+    fn hubness_bank_is_checked_and_outside_model_id() {
+        let mut m = random_model(small_config(), 6, 1, false);
+        let id = m.model_id().to_owned();
+        let bank = |rows: usize, cols: usize| {
+            let bytes: Vec<u8> = (0..rows * cols).flat_map(|i| half::f16::from_f32(i as f32 / 10.0).to_le_bytes()).collect();
+            let t = safetensors::tensor::TensorView::new(safetensors::Dtype::F16, vec![rows, cols], &bytes).unwrap();
+            safetensors::serialize([("captions", t)], None).unwrap()
+        };
+        let e = m.set_hubness_bank(&bank(3, 5), Retrieval::recommended()).unwrap_err().to_string();
+        assert!(e.contains("[N > 0, 6]"), "{e}");
+        let good = bank(3, 6);
+        m.set_hubness_bank(&good, Retrieval::recommended()).unwrap();
+        assert_eq!(m.model_id(), id, "the bank is not part of model_id");
+        let rows = m.verify_hubness_bank(&good).unwrap();
+        assert_eq!(rows.len(), 18);
+        assert!((rows[7] - 0.7).abs() < 1e-3);
+        let mut other = good.clone();
+        *other.last_mut().unwrap() ^= 1;
+        assert!(matches!(m.verify_hubness_bank(&other), Err(ModelError::Checksum { .. })));
+        let back = ModelDir::from_bytes(&m.manifest_json(), &m.vocab_txt, &m.text_encoder, None).unwrap();
+        assert_eq!(back.manifest.retrieval, Some(Retrieval::recommended()));
+        assert_eq!(back.manifest.files.hubness_bank.as_deref(), Some(HUBNESS_BANK_FILE));
     }
 }

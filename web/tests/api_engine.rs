@@ -23,6 +23,7 @@ fn engine() -> Engine {
             source: "unit test".into(),
             licence: "CC0-1.0".into(),
             url: Some(format!("https://example.org/{i}")),
+            hubness: None,
         })
         .collect();
     let index = GalleryIndex::new(model.model_id(), items);
