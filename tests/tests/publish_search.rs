@@ -18,33 +18,47 @@ fn tmp(tag: &str) -> PathBuf {
     d
 }
 
-#[test]
-fn publish_then_search_and_republish_incrementally() {
+/// A temp folder with `images/` holding the first `n` asset photos: (root, asset photo dir, images, sorted asset
+/// names); None (test skipped) without the installed assets.
+fn photo_folder(tag: &str, n: usize) -> Option<(PathBuf, PathBuf, PathBuf, Vec<String>)> {
     let photos = trainer::backbone::assets_dir().join("photos");
     if !photos.is_dir() || !trainer::backbone::assets_dir().join("efficientnet_lite0.safetensors").is_file() {
         eprintln!("SKIPPED: assets not installed (scripts/setup.sh)");
-        return;
+        return None;
     }
-    let root = tmp("flow");
+    let root = tmp(tag);
     let images = root.join("images");
     std::fs::create_dir_all(&images).unwrap();
     let mut names: Vec<String> = std::fs::read_dir(&photos).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
-    for n in names.iter().take(4) {
-        std::fs::copy(photos.join(n), images.join(n)).unwrap();
+    for name in names.iter().take(n) {
+        std::fs::copy(photos.join(name), images.join(name)).unwrap();
     }
-    std::fs::write(images.join("broken.jpg"), b"\xff\xd8 not really a jpeg").unwrap();
+    Some((root, photos, images, names))
+}
 
-    // a random-init model is enough to test the plumbing
-    tch::manual_seed(3);
-    let vocab = trainer::text::build_vocab(["a cat on a sofa", "a dog on the beach"], &[], 1, 100);
+/// A random-init model (enough to test the plumbing) exported to `root/model`: (its variables, vocabulary, model,
+/// directory).
+fn random_model_dir(root: &std::path::Path, seed: i64, texts: &[&str], f16: bool) -> (nn::VarStore, trainer::text::Vocab, JointModel, PathBuf) {
+    tch::manual_seed(seed);
+    let vocab = trainer::text::build_vocab(texts.iter().copied(), &[], 1, 100);
     let vs = nn::VarStore::new(Device::Cpu);
     let tc = TextConfig { vocab_size: vocab.len() as i64, word_dim: 50, hidden_dim: 16, layers: 1, bidirectional: true, pooling: Pooling::Mean };
     let model = JointModel::new(&vs, &tc, 1280, 24);
     let state = RunState { config: Config::default(), epochs_done: 0, step: 0, best_epoch: None, best_rsum: 0.0, history: vec![] };
-    let md = build_model_dir(&state, &vocab, &vs, &model, None, true).unwrap();
+    let md = build_model_dir(&state, &vocab, &vs, &model, None, f16).unwrap();
     let model_dir = root.join("model");
     write_model_dir(&md, &model_dir).unwrap();
+    (vs, vocab, model, model_dir)
+}
+
+#[test]
+fn publish_then_search_and_republish_incrementally() {
+    let Some((root, photos, images, names)) = photo_folder("flow", 4) else { return };
+    std::fs::write(images.join("broken.jpg"), b"\xff\xd8 not really a jpeg").unwrap();
+
+    // a random-init model is enough to test the plumbing
+    let (_vs, _vocab, _model, model_dir) = random_model_dir(&root, 3, &["a cat on a sofa", "a dog on the beach"], true);
 
     let out = root.join("gallery");
     let opts = PublishOptions {
@@ -120,29 +134,9 @@ fn publish_then_search_and_republish_incrementally() {
 /// text-query score is `cosine - 0.5 * hubness`; a gallery published before the bank existed is re-embedded.
 #[test]
 fn publish_with_retrieval_scoring() {
-    let photos = trainer::backbone::assets_dir().join("photos");
-    if !photos.is_dir() || !trainer::backbone::assets_dir().join("efficientnet_lite0.safetensors").is_file() {
-        eprintln!("SKIPPED: assets not installed (scripts/setup.sh)");
-        return;
-    }
-    let root = tmp("retrieval");
-    let images = root.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(&photos).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
-    for n in names.iter().take(3) {
-        std::fs::copy(photos.join(n), images.join(n)).unwrap();
-    }
-    tch::manual_seed(5);
+    let Some((root, _, images, _)) = photo_folder("retrieval", 3) else { return };
     let texts = ["a cat on a sofa", "a dog on the beach", "a red car", "two people walking", "a bowl of fruit"];
-    let vocab = trainer::text::build_vocab(texts, &[], 1, 100);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let tc = TextConfig { vocab_size: vocab.len() as i64, word_dim: 50, hidden_dim: 16, layers: 1, bidirectional: true, pooling: Pooling::Mean };
-    let model = JointModel::new(&vs, &tc, 1280, 24);
-    let state = RunState { config: Config::default(), epochs_done: 0, step: 0, best_epoch: None, best_rsum: 0.0, history: vec![] };
-    let md = build_model_dir(&state, &vocab, &vs, &model, None, false).unwrap();
-    let model_dir = root.join("model");
-    write_model_dir(&md, &model_dir).unwrap();
+    let (_vs, vocab, model, model_dir) = random_model_dir(&root, 5, &texts, false);
     let out = root.join("gallery");
     let opts = PublishOptions {
         model: model_dir.clone(),

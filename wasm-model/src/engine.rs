@@ -147,21 +147,8 @@ pub fn standalone_image_encoder(
     image_head: &[u8],
 ) -> Result<ImageEncoder, EngineError> {
     let m: Manifest = serde_json::from_str(manifest_json).map_err(|e| ModelError::ManifestJson(e.to_string()))?;
-    let check = |field: &str, name: Option<&String>, bytes: &[u8]| -> Result<(), ModelError> {
-        let name = name.ok_or_else(|| ModelError::Field {
-            field: format!("files.{field}"),
-            problem: "is not set: this model cannot embed photos (`trainer export-image-encoder` adds the encoder)".into(),
-        })?;
-        let expected = m.files_sha256.get(name).ok_or_else(|| ModelError::Field {
-            field: "files_sha256".into(),
-            problem: format!("has no entry for {name}"),
-        })?;
-        let actual = crate::model_dir::sha256_hex(bytes);
-        if *expected != actual {
-            return Err(ModelError::Checksum { file: name.clone(), expected: expected.clone(), actual });
-        }
-        Ok(())
-    };
+    let missing = "is not set: this model cannot embed photos (`trainer export-image-encoder` adds the encoder)";
+    let check = |field: &str, name: Option<&String>, bytes: &[u8]| crate::model_dir::verify_side_file(&m, field, name, missing, bytes);
     check("image_encoder", m.files.image_encoder.as_ref(), image_encoder)?;
     check("image_head", m.files.image_head.as_ref(), image_head)?;
     build_image_encoder(&m, image_encoder, image_head)

@@ -131,6 +131,21 @@ impl Retrieval {
     }
 }
 
+/// Checks an optional file outside `model_id` (`files.<field>` = `name`) against its `files_sha256` entry; the
+/// one check the engine's standalone image encoder also uses.
+pub fn verify_side_file(m: &Manifest, field: &str, name: Option<&String>, missing: &str, bytes: &[u8]) -> Result<(), ModelError> {
+    let name = name.ok_or_else(|| ModelError::Field { field: format!("files.{field}"), problem: missing.into() })?;
+    let expected = m
+        .files_sha256
+        .get(name)
+        .ok_or_else(|| ModelError::Field { field: "files_sha256".into(), problem: format!("has no entry for {name}") })?;
+    let actual = sha256_hex(bytes);
+    if *expected != actual {
+        return Err(ModelError::Checksum { file: name.clone(), expected: expected.clone(), actual });
+    }
+    Ok(())
+}
+
 /// Reads a hubness bank (tensor `captions`, `[N, dim]`, f16 or f32) into row-major f32 rows.
 pub fn parse_hubness_bank(bytes: &[u8], dim: usize) -> Result<Vec<f32>, ModelError> {
     let bad = |problem: String| ModelError::Field { field: format!("files.hubness_bank ({HUBNESS_BANK_FILE})"), problem };
@@ -458,20 +473,8 @@ impl ModelDir {
     /// Checks `image_encoder.safetensors` bytes against the manifest's `files_sha256` entry (the file is
     /// optional and outside `model_id`, so its checksum is what ties it to this directory).
     pub fn verify_image_encoder(&self, bytes: &[u8]) -> Result<(), ModelError> {
-        let m = &self.manifest;
-        let name = m.files.image_encoder.as_ref().ok_or_else(|| ModelError::Field {
-            field: "files.image_encoder".into(),
-            problem: "is not set: this model has no image encoder (add it with `trainer export-image-encoder`)".into(),
-        })?;
-        let expected = m.files_sha256.get(name).ok_or_else(|| ModelError::Field {
-            field: "files_sha256".into(),
-            problem: format!("has no entry for {name}"),
-        })?;
-        let actual = sha256_hex(bytes);
-        if *expected != actual {
-            return Err(ModelError::Checksum { file: name.clone(), expected: expected.clone(), actual });
-        }
-        Ok(())
+        let missing = "is not set: this model has no image encoder (add it with `trainer export-image-encoder`)";
+        verify_side_file(&self.manifest, "image_encoder", self.manifest.files.image_encoder.as_ref(), missing, bytes)
     }
 
     /// Names `bytes` as this directory's image encoder (sets `files.image_encoder` and its checksum).
@@ -485,18 +488,8 @@ impl ModelDir {
     /// Checks hubness-bank bytes against the manifest's `files_sha256` entry and returns its rows.
     pub fn verify_hubness_bank(&self, bytes: &[u8]) -> Result<Vec<f32>, ModelError> {
         let m = &self.manifest;
-        let name = m.files.hubness_bank.as_ref().ok_or_else(|| ModelError::Field {
-            field: "files.hubness_bank".into(),
-            problem: "is not set: this model has no hubness bank (re-export it with `trainer export`)".into(),
-        })?;
-        let expected = m.files_sha256.get(name).ok_or_else(|| ModelError::Field {
-            field: "files_sha256".into(),
-            problem: format!("has no entry for {name}"),
-        })?;
-        let actual = sha256_hex(bytes);
-        if *expected != actual {
-            return Err(ModelError::Checksum { file: name.clone(), expected: expected.clone(), actual });
-        }
+        let missing = "is not set: this model has no hubness bank (re-export it with `trainer export`)";
+        verify_side_file(m, "hubness_bank", m.files.hubness_bank.as_ref(), missing, bytes)?;
         parse_hubness_bank(bytes, m.embed_dim)
     }
 
@@ -563,6 +556,21 @@ mod native {
         Ok(name)
     }
 
+    /// Writes `bytes` as `name` into the model directory at `dir` after `set` named it in the manifest, then the
+    /// manifest (atomically): a reader never sees a manifest naming a file that is not there yet.
+    fn add_side_file(dir: &Path, name: &str, bytes: &[u8], set: impl FnOnce(&mut ModelDir) -> Result<(), ModelError>) -> Result<ModelDir, ModelError> {
+        let mut model = ModelDir::load(dir)?;
+        set(&mut model)?;
+        let file = dir.join(name);
+        std::fs::write(&file, bytes).map_err(|source| ModelError::Io { path: file.display().to_string(), source })?;
+        let path = dir.join(MANIFEST_FILE);
+        let tmp = dir.join(".manifest.json.tmp");
+        std::fs::write(&tmp, model.manifest_json())
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
+        Ok(model)
+    }
+
     impl ModelDir {
         /// Loads and validates the model directory at `dir`.
         pub fn load(dir: impl AsRef<Path>) -> Result<Self, ModelError> {
@@ -598,33 +606,16 @@ mod native {
 
         /// Adds the hubness bank to the model directory at `dir` (file first, then the manifest atomically).
         pub fn add_hubness_bank(dir: impl AsRef<Path>, bytes: &[u8], retrieval: Retrieval) -> Result<ModelDir, ModelError> {
-            let dir = dir.as_ref();
-            let mut model = ModelDir::load(dir)?;
-            model.set_hubness_bank(bytes, retrieval)?;
-            let file = dir.join(HUBNESS_BANK_FILE);
-            std::fs::write(&file, bytes).map_err(|source| ModelError::Io { path: file.display().to_string(), source })?;
-            let path = dir.join(MANIFEST_FILE);
-            let tmp = dir.join(".manifest.json.tmp");
-            std::fs::write(&tmp, model.manifest_json())
-                .and_then(|_| std::fs::rename(&tmp, &path))
-                .map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
-            Ok(model)
+            add_side_file(dir.as_ref(), HUBNESS_BANK_FILE, bytes, |m| m.set_hubness_bank(bytes, retrieval))
         }
 
         /// Adds `image_encoder.safetensors` to the model directory at `dir` and rewrites its manifest
         /// (file first, then the manifest atomically); the other files and `model_id` stay as they are.
         pub fn add_image_encoder(dir: impl AsRef<Path>, bytes: &[u8]) -> Result<ModelDir, ModelError> {
-            let dir = dir.as_ref();
-            let mut model = ModelDir::load(dir)?;
-            model.set_image_encoder(bytes);
-            let file = dir.join(crate::image_encoder::IMAGE_ENCODER_FILE);
-            std::fs::write(&file, bytes).map_err(|source| ModelError::Io { path: file.display().to_string(), source })?;
-            let path = dir.join(MANIFEST_FILE);
-            let tmp = dir.join(".manifest.json.tmp");
-            std::fs::write(&tmp, model.manifest_json())
-                .and_then(|_| std::fs::rename(&tmp, &path))
-                .map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
-            Ok(model)
+            add_side_file(dir.as_ref(), crate::image_encoder::IMAGE_ENCODER_FILE, bytes, |m| {
+                m.set_image_encoder(bytes);
+                Ok(())
+            })
         }
 
         /// Writes the directory's files into `dir` (created if missing).
