@@ -193,5 +193,16 @@ fn publish_with_retrieval_scoring() {
         let hub = engine.index().items[hit.id as usize].hubness.unwrap();
         assert!((hit.score - (cos - 0.5 * hub)).abs() < 1e-5, "score = cosine - 0.5 × hubness");
     }
+    // --plain: one view, no hubness (how the page embeds the user's own photos)
+    let plain_out = root.join("plain");
+    publish(&PublishOptions { out: plain_out.clone(), plain: true, ..opts }).unwrap();
+    let plain = Engine::open(&model_dir, &plain_out).unwrap();
+    for (i, item) in plain.index().items.iter().enumerate() {
+        assert!(item.hubness.is_none(), "{}: no hubness with --plain", item.file);
+        let x = prep.load(&images.join(&item.file)).unwrap().unsqueeze(0);
+        let want = tch::no_grad(|| loaded.model.embed_images(Some(stock.as_ref()), &x));
+        let got = tch::Tensor::from_slice(&plain.gallery().row(i).unwrap()).unsqueeze(0);
+        assert!((&want - &got).abs().max().double_value(&[]) < 1e-5, "{}: the original view alone", item.file);
+    }
     let _ = std::fs::remove_dir_all(&root);
 }
