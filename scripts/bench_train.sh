@@ -4,7 +4,7 @@
 # tch (cargo bench --bench train_step, the trainer's own model/loss code) vs PyTorch
 # (scripts/bench_train_step_torch.py, the same model op for op, plus idiomatic packed nn.LSTM), back to back,
 # ROUNDS times (default 2; the machine is shared, so compare within a round). Prints a markdown table.
-# `tch` uses train::Adam's update as written; `tch in-place Adam` the same maths with in-place ops (a candidate fix).
+# `tch` runs the trainer's own code: build_model, contrastive loss, train::Adam (clipping + update).
 # PyTorch needs a full torch install (the project's slim venv cannot import torch):
 #   python3 -m venv /tmp/tv-venv && /tmp/tv-venv/bin/pip install torch==2.11.0
 #   TORCH_PYTHON=/tmp/tv-venv/bin/python scripts/bench_train.sh
@@ -26,7 +26,7 @@ ROWS=()
 for round in $(seq 1 "$ROUNDS"); do
     cargo bench -p trainer --bench train_step -- --noplot >&2
     tch_s=""
-    for fn in tch tch_inplace_adam; do
+    for fn in tch; do
         est="$TARGET_DIR/criterion/train_step_b${BATCH}_t${THREADS}/$fn/new/estimates.json"
         [ -f "$est" ] || { echo "missing $est: did the bench run? (trainer/Cargo.toml needs [[bench]] name = \"train_step\")" >&2; exit 1; }
         tch_s="$tch_s $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["median"]["point_estimate"] * 1e-9)' "$est")"
@@ -44,16 +44,16 @@ batch, threads, have_torch, rows = int(sys.argv[1]), int(sys.argv[2]), sys.argv[
 print(f"Training step, shipped config, batch {batch}, {threads} threads (median step; higher is better)")
 if have_torch:
     print("| round | tch steps/s | tch captions/s | PyTorch steps/s | PyTorch captions/s | tch / PyTorch "
-          "| tch in-place Adam steps/s | in-place / PyTorch | PyTorch packed nn.LSTM steps/s | tch / packed |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| PyTorch packed nn.LSTM steps/s | tch / packed |")
+    print("|---|---|---|---|---|---|---|---|")
 else:
-    print("| round | tch steps/s | tch captions/s | tch in-place Adam steps/s |")
-    print("|---|---|---|---|")
+    print("| round | tch steps/s | tch captions/s |")
+    print("|---|---|---|")
 for row in rows:
     rnd, tch_s, torch_json = row.split("|", 2)
-    tch, inp = (1 / float(x) for x in tch_s.split())
+    tch = 1 / float(tch_s.split()[0])
     if not have_torch:
-        print(f"| {rnd} | {tch:.2f} | {tch * batch:.0f} | {inp:.2f} |")
+        print(f"| {rnd} | {tch:.2f} | {tch * batch:.0f} |")
         continue
     dec = json.JSONDecoder()
     res, s = {}, torch_json.strip()
@@ -62,7 +62,7 @@ for row in rows:
         res[obj["variant"]] = obj["steps_per_s"]
         s = s[end:].strip()
     mir, pk = res["mirror"], res["packed"]
-    print(f"| {rnd} | {tch:.2f} | {tch * batch:.0f} | {mir:.2f} | {mir * batch:.0f} | {tch / mir:.2f} | {inp:.2f} | {inp / mir:.2f} | {pk:.2f} | {tch / pk:.2f} |")
+    print(f"| {rnd} | {tch:.2f} | {tch * batch:.0f} | {mir:.2f} | {mir * batch:.0f} | {tch / mir:.2f} | {pk:.2f} | {tch / pk:.2f} |")
 if not have_torch:
     print("\nPyTorch column: set TORCH_PYTHON to a python with full torch, e.g.\n"
           "  python3 -m venv /tmp/tv-venv && /tmp/tv-venv/bin/pip install torch==2.11.0\n"

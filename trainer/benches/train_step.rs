@@ -13,10 +13,10 @@
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 use trainer::loss::{contrastive, Loss};
 use trainer::model::pad_batch;
-use trainer::train::{build_model, lr_scale, Config};
+use trainer::train::{build_model, Adam, Config};
 
 /// Flickr8k captions_train.json: how many of the 30000 captions have 1, 2, …, 15, ≥16 words.
 /// Shared with scripts/bench_train_step_torch.py (keep in sync).
@@ -73,81 +73,6 @@ fn shipped_config() -> Result<(Config, i64), String> {
     Ok((cfg, vocab))
 }
 
-/// The trainer's Adam (`train::Adam` is crate-private): same update, same per-group lr scale, same
-/// global-norm clipping, so the optimizer work matches `trainer fit` step for step.
-struct Adam {
-    params: Vec<(Tensor, f64)>,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
-    t: i32,
-    /// false: `train::Adam`'s update as written (≈7 temporaries per tensor); true: the same maths with
-    /// in-place `lerp_`/`addcdiv_` (2 temporaries), as torch.optim.Adam does it — the candidate fix.
-    in_place: bool,
-}
-
-impl Adam {
-    fn new(vs: &nn::VarStore, embedding_lr_scale: f64, backbone_lr_scale: f64, in_place: bool) -> Self {
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let params: Vec<(Tensor, f64)> = vars
-            .into_iter()
-            .map(|(n, t)| {
-                let scale = lr_scale(&n, embedding_lr_scale, backbone_lr_scale);
-                (t, scale)
-            })
-            .collect();
-        let m = params.iter().map(|(t, _)| t.zeros_like()).collect();
-        let v = params.iter().map(|(t, _)| t.zeros_like()).collect();
-        Adam { params, m, v, t: 0, in_place }
-    }
-
-    fn zero_grad(&self) {
-        for (p, _) in &self.params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.detach_().zero_();
-            }
-        }
-    }
-
-    fn clip(&self, max_norm: f64) {
-        let grads: Vec<Tensor> = self.params.iter().map(|(p, _)| p.grad()).filter(|g| g.defined()).collect();
-        let norm = grads.iter().map(|g| g.pow_tensor_scalar(2).sum(Kind::Float).double_value(&[])).sum::<f64>().sqrt();
-        if max_norm > 0.0 && norm > max_norm {
-            let s = max_norm / (norm + 1e-6);
-            tch::no_grad(|| grads.iter().for_each(|g| drop(g.shallow_clone().g_mul_scalar_(s))));
-        }
-    }
-
-    fn step(&mut self, lr: f64) {
-        self.t += 1;
-        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
-        let (bc1, bc2) = (1.0 - b1.powi(self.t), 1.0 - b2.powi(self.t));
-        tch::no_grad(|| {
-            for (i, (p, scale)) in self.params.iter().enumerate() {
-                let g = p.grad();
-                if !g.defined() || *scale == 0.0 {
-                    continue;
-                }
-                if self.in_place {
-                    let _ = self.m[i].lerp_(&g, 1.0 - b1);
-                    let _ = self.v[i].lerp_(&(&g * &g), 1.0 - b2);
-                    let mut denom = self.v[i].sqrt();
-                    let _ = denom.g_div_scalar_(bc2.sqrt()).g_add_scalar_(eps);
-                    // addcdiv_ has no `value`: fold -lr/bc1 into the denominator
-                    let _ = denom.g_mul_scalar_(-bc1 / (lr * scale));
-                    let _ = p.shallow_clone().addcdiv_(&self.m[i], &denom);
-                    continue;
-                }
-                let _ = self.m[i].g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
-                let _ = self.v[i].g_mul_scalar_(b2).g_add_(&(&g * &g * (1.0 - b2)));
-                let update = (&self.m[i] / bc1) / ((&self.v[i] / bc2).sqrt() + eps);
-                let _ = p.shallow_clone().g_add_(&(update * -(lr * scale)));
-            }
-        });
-    }
-}
-
 fn train_step(c: &mut Criterion) {
     let (cfg, vocab) = match shipped_config() {
         Ok(x) => x,
@@ -175,10 +100,13 @@ fn train_step(c: &mut Criterion) {
     group.throughput(Throughput::Elements(batch as u64));
     group.sampling_mode(SamplingMode::Flat);
     group.sample_size(20);
-    for (name, in_place) in [("tch", false), ("tch_inplace_adam", true)] {
+    {
+        let name = "tch";
         tch::manual_seed(0);
         let (vs, model) = build_model(&cfg, vocab as usize, Device::Cpu).expect("the shipped config builds (Lite0 weights: scripts/setup.sh)");
-        let mut adam = Adam::new(&vs, cfg.embedding_lr_scale, cfg.backbone_lr_scale, in_place);
+        // the trainer's own optimizer: per-group lr scales, one-sync global-norm clipping, in-place Adam
+        let mut adam = Adam::new(&vs, cfg.embedding_lr_scale, cfg.backbone_lr_scale);
+        let mut t = 0;
         // What the cache holds, one row per caption: pooled features (non-negative, post-ReLU6 average), or
         // with a fine-tuned tail the stage-K activations (f16 in the cache, as `fit` reads them).
         let feats = match &model.tail {
@@ -203,7 +131,8 @@ fn train_step(c: &mut Criterion) {
                 loss.backward();
                 let t2 = std::time::Instant::now();
                 adam.clip(cfg.grad_clip);
-                adam.step(cfg.lr);
+                t += 1;
+                adam.step(cfg.lr, cfg.weight_decay, t);
                 let _ = loss.double_value(&[]);
                 let t3 = std::time::Instant::now();
                 if i >= 5 {
@@ -228,7 +157,8 @@ fn train_step(c: &mut Criterion) {
             adam.zero_grad();
             loss.backward();
             adam.clip(cfg.grad_clip);
-            adam.step(cfg.lr);
+            t += 1;
+            adam.step(cfg.lr, cfg.weight_decay, t);
             loss.double_value(&[])
         };
         let first = step();

@@ -350,7 +350,8 @@ pub fn lr_scale(name: &str, embedding_lr_scale: f64, backbone_lr_scale: f64) -> 
 }
 
 /// Adam with decoupled weight decay, state saved in checkpoints (tch's optimizer state cannot be saved).
-pub(crate) struct Adam {
+/// Public for the train-step bench, which times exactly this update.
+pub struct Adam {
     params: Vec<(String, Tensor, f64)>, // name, variable, lr scale
     m: Vec<Tensor>,
     v: Vec<Tensor>,
@@ -360,7 +361,7 @@ pub(crate) struct Adam {
 }
 
 impl Adam {
-    fn new(vs: &nn::VarStore, embedding_lr_scale: f64, backbone_lr_scale: f64) -> Self {
+    pub fn new(vs: &nn::VarStore, embedding_lr_scale: f64, backbone_lr_scale: f64) -> Self {
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let params: Vec<(String, Tensor, f64)> = vars
@@ -375,7 +376,7 @@ impl Adam {
         Adam { params, m, v, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
     }
 
-    fn zero_grad(&self) {
+    pub fn zero_grad(&self) {
         for (_, p, _) in &self.params {
             let mut g = p.grad();
             if g.defined() {
@@ -385,7 +386,7 @@ impl Adam {
     }
 
     /// Clips gradients to a global L2 norm; returns the norm before clipping.
-    fn clip(&self, max_norm: f64) -> f64 {
+    pub fn clip(&self, max_norm: f64) -> f64 {
         let grads: Vec<Tensor> = self.params.iter().map(|(_, p, _)| p.grad()).filter(|g| g.defined()).collect();
         if grads.is_empty() {
             return 0.0;
@@ -404,7 +405,7 @@ impl Adam {
         norm
     }
 
-    fn step(&mut self, lr: f64, weight_decay: f64, t: usize) {
+    pub fn step(&mut self, lr: f64, weight_decay: f64, t: usize) {
         let (b1, b2) = (self.beta1, self.beta2);
         let bc1 = 1.0 - b1.powi(t as i32);
         let bc2 = 1.0 - b2.powi(t as i32);
