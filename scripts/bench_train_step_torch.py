@@ -151,6 +151,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--variant", nargs="+", default=["mirror", "packed"], choices=["mirror", "packed"])
+    ap.add_argument("--phases", action="store_true", help="also print where a step goes (median ms per phase), as "
+                    "IMGPICK_BENCH_PHASES=1 does for the Rust bench")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with open(args.manifest) as f:
@@ -198,6 +200,26 @@ def main():
             opt.step()
             return loss.item()
 
+        if args.phases:
+            ph = [[], [], []]
+            for i in range(args.warmup + 20):
+                t0 = time.perf_counter()
+                ids, lens = pad_batch(caps)
+                loss = info_nce(image_side(), text(ids, lens), image_ids, cfg["tau"])
+                t1 = time.perf_counter()
+                opt.zero_grad()
+                loss.backward()
+                t2 = time.perf_counter()
+                nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
+                opt.step()
+                loss.item()
+                t3 = time.perf_counter()
+                if i >= args.warmup:
+                    for v, d in zip(ph, (t1 - t0, t2 - t1, t3 - t2)):
+                        v.append(d * 1e3)
+            f, b, o = (sorted(v)[len(v) // 2] for v in ph)
+            print(f"pytorch {variant} phases (median ms): forward {f:.1f}, zero_grad+backward {b:.1f}, clip+adam {o:.1f}",
+                  file=sys.stderr)
         for _ in range(args.warmup):
             step()
         times = []
