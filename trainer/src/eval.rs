@@ -160,7 +160,12 @@ pub fn evaluate_model_dir(
         }
     }
     let caps = crate::model::encode_texts(&loaded.model.text, &seqs, 256, device);
-    let penalty = match (&retrieval, loaded.dir.load_hubness_bank(model)?) {
+    // the bank is read only when the scoring uses it (not with `plain`)
+    let bank = match &retrieval {
+        Some(_) => loaded.dir.load_hubness_bank(model)?,
+        None => None,
+    };
+    let penalty = match (&retrieval, bank) {
         (Some(r), Some(bank)) => {
             let bank = Tensor::from_slice(&bank).view([-1, loaded.dir.manifest.embed_dim as i64]);
             Some(hubness(&imgs, &bank, r.hubness_k).into_iter().map(|h| r.hubness_weight * h).collect::<Vec<f32>>())

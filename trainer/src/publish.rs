@@ -135,7 +135,10 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
     let retrieval = if opts.plain { None } else { loaded.dir.manifest.retrieval.clone() };
     let views: Vec<String> = retrieval.as_ref().map(|r| r.image_views.clone()).unwrap_or_default();
     let flipped_too = retrieval.as_ref().is_some_and(|r| r.uses_flipped_view());
-    let bank = loaded.dir.load_hubness_bank(&opts.model)?;
+    let bank = match &retrieval {
+        Some(_) => loaded.dir.load_hubness_bank(&opts.model)?, // not read with --plain
+        None => None,
+    };
     let list = entries(opts)?;
     if list.is_empty() {
         bail!("no images found in {} (extensions: {})", opts.images.display(), IMAGE_EXTENSIONS.join(", "));

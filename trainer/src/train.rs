@@ -339,7 +339,7 @@ pub fn validate(model: &JointModel, data: &PairData, device: Device) -> Metrics 
 
 /// The learning-rate multiplier of variable `name`: the GloVe embedding and the fine-tuned backbone layers learn
 /// slower than the rest.
-pub fn lr_scale(name: &str, embedding_lr_scale: f64, backbone_lr_scale: f64) -> f64 {
+fn lr_scale(name: &str, embedding_lr_scale: f64, backbone_lr_scale: f64) -> f64 {
     if name == "text.embedding.weight" {
         embedding_lr_scale
     } else if name.starts_with("image.backbone.") {
