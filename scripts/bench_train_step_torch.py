@@ -34,6 +34,9 @@ SEED = 0x1D92026
 TRAIN_IMAGES = 6000
 MASK64 = (1 << 64) - 1
 PAD_ID = 0
+# The trainer's `run_direction` passes train=true (cuDNN cannot backpropagate an inference-mode LSTM);
+# --lstm-train 0 times the inference-mode call instead.
+LSTM_TRAIN = True
 
 
 def splitmix64(state):
@@ -100,7 +103,7 @@ class TextEncoder(nn.Module):
                 params = [getattr(self.lstm, f"{n}_l0{sfx}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
                 z = v.new_zeros(1, b, self.h)
                 # has_biases, num_layers, dropout, train, bidirectional, batch_first: the Rust call's arguments
-                return torch.lstm(v, (z, z), params, True, 1, 0.0, False, False, True)[0]
+                return torch.lstm(v, (z, z), params, True, 1, 0.0, LSTM_TRAIN, False, True)[0]
 
             out = torch.cat([run(x, ""), gather(run(gather(x), "_reverse"))], 2)
         pooled = (out * mask[:, :, None].to(out.dtype)).sum(1) / lens[:, None].to(out.dtype)
@@ -151,9 +154,12 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--variant", nargs="+", default=["mirror", "packed"], choices=["mirror", "packed"])
+    ap.add_argument("--lstm-train", type=int, default=1, help="the `train` flag of torch.lstm (1, as the trainer)")
     ap.add_argument("--phases", action="store_true", help="also print where a step goes (median ms per phase), as "
                     "IMGPICK_BENCH_PHASES=1 does for the Rust bench")
     args = ap.parse_args()
+    global LSTM_TRAIN
+    LSTM_TRAIN = bool(args.lstm_train)
     torch.set_num_threads(args.threads)
     with open(args.manifest) as f:
         m = json.load(f)

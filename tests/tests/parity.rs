@@ -124,7 +124,7 @@ fn val_gallery(model_dir: &Path, f8k: &Path) -> (Tensor, Vec<String>, Vec<String
         // a fine-tuned model starts from the cached input of its first fine-tuned stage
         split: loaded.model.tail.as_ref().map(|t| t.from),
     };
-    let feats = trainer::features::extract(&repo_root().join("data-cache/features"), &spec, trainer::features::View::Original, &files, Device::Cpu).unwrap();
+    let feats = trainer::features::extract(&repo_root().join("data-cache/features"), &spec, trainer::features::View::ORIGINAL, &files, Device::Cpu).unwrap();
     let input = feats.act.as_ref().filter(|_| loaded.model.tail.is_some()).unwrap_or(&feats.pooled);
     let imgs = tch::no_grad(|| loaded.model.embed_cached(input));
     let caps: Vec<String> = ds.images.iter().flat_map(|im| im.captions.clone()).collect();

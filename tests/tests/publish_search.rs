@@ -130,7 +130,7 @@ fn publish_then_search_and_republish_incrementally() {
 }
 
 /// A model with `retrieval` (averaged views + hubness bank): publish stores each image's vector as the
-/// normalised mean of its original and mirrored embeddings and its hubness against the bank; the engine's
+/// normalised mean of the embeddings of its views (original, mirrored, zoomed) and its hubness against the bank; the engine's
 /// text-query score is `cosine - 0.5 * hubness`; a gallery published before the bank existed is re-embedded.
 #[test]
 fn publish_with_retrieval_scoring() {
@@ -177,12 +177,23 @@ fn publish_with_retrieval_scoring() {
     .unwrap();
     let prep = trainer::backbone::preprocess::Preprocess::for_backbone(trainer::backbone::BackboneKind::EfficientnetLite0);
     for (i, item) in engine.index().items.iter().enumerate() {
-        let x = prep.load(&images.join(&item.file)).unwrap().unsqueeze(0);
-        let both = tch::no_grad(|| loaded.model.embed_images(Some(stock.as_ref()), &tch::Tensor::cat(&[x.shallow_clone(), x.flip([3])], 0)));
-        let want = trainer::model::l2_normalize(&both.sum_dim_intlist(0, true, tch::Kind::Float));
+        let img = trainer::backbone::preprocess::open_image(&images.join(&item.file)).unwrap();
+        let views = retrieval.views().unwrap();
+        assert!(views.len() > 2, "the recommended views include zooms");
+        let inputs: Vec<tch::Tensor> = views
+            .iter()
+            .map(|&v| {
+                let x = prep.image_to_input(&trainer::features::crop_view(v, img.clone()));
+                if v.flipped { x.flip([2]) } else { x }
+            })
+            .collect();
+        let each = tch::no_grad(|| loaded.model.embed_images(Some(stock.as_ref()), &tch::Tensor::stack(&inputs, 0)));
+        let want = trainer::model::l2_normalize(&each.sum_dim_intlist(0, true, tch::Kind::Float));
         let got = tch::Tensor::from_slice(&engine.gallery().row(i).unwrap()).unsqueeze(0);
         let d = (&want - &got).abs().max().double_value(&[]);
-        assert!(d < 1e-5, "{}: stored vector is the mean of both views (max diff {d})", item.file);
+        assert!(d < 1e-5, "{}: stored vector is the mean of the {} views (max diff {d})", item.file, views.len());
+        let original = tch::no_grad(|| loaded.model.embed_images(Some(stock.as_ref()), &prep.image_to_input(&img).unsqueeze(0)));
+        assert!((&original - &got).abs().max().double_value(&[]) > 1e-4, "{}: the views change the vector", item.file);
         let h = trainer::eval::hubness(&got, &bank_t, retrieval.hubness_k)[0];
         assert!((item.hubness.unwrap() - h).abs() < 1e-5, "{}: hubness {:?} vs {h}", item.file, item.hubness);
     }

@@ -29,8 +29,8 @@ fn main() -> anyhow::Result<()> {
         let input = f.act.as_ref().unwrap_or(&f.pooled);
         Ok(tch::no_grad(|| loaded.model.embed_cached(&input.to_kind(Kind::Float).to_device(device))).to_device(tch::Device::Cpu))
     };
-    let single = embed(View::Original)?;
-    let views = trainer::model::l2_normalize(&(&single + embed(View::Flipped)?));
+    let single = embed(View::ORIGINAL)?;
+    let views = trainer::model::l2_normalize(&(&single + embed(View::FLIPPED)?));
     let mut seqs = Vec::new();
     let mut owner = Vec::new();
     for (i, im) in ds.images.iter().enumerate() {

@@ -129,10 +129,10 @@ pub fn evaluate_model_dir(
     // A fine-tuned model runs its own stages on the cached input of its first fine-tuned stage.
     let split = loaded.model.tail.as_ref().map(|t| t.from);
     let spec = crate::features::CacheSpec { backbone: loaded.backbone, weights, split };
-    let mut views = vec![crate::features::View::Original];
-    if retrieval.as_ref().is_some_and(|r| r.uses_flipped_view()) {
-        views.push(crate::features::View::Flipped);
-    }
+    let views = match &retrieval {
+        Some(r) => r.views()?,
+        None => vec![crate::features::View::ORIGINAL],
+    };
     let feats = views
         .iter()
         .map(|&v| crate::features::extract(cache, &spec, v, &files, device))

@@ -21,19 +21,25 @@ pub const PART: usize = 256;
 /// Images per forward pass.
 const BATCH: usize = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
-    Original,
-    Flipped,
+/// How an image is shown to the backbone: the usual input, mirrored, or zoomed (the contract's definition).
+pub use wasm_model::model_dir::{ImageView as View, Zoom};
+
+/// The view's part of a cache folder name (`orig` / `flip` kept from before zoomed views existed).
+fn cache_name(view: View) -> String {
+    match (view.zoom, view.flipped) {
+        (None, false) => "orig".into(),
+        (None, true) => "flip".into(),
+        _ => view.name(),
+    }
 }
 
-impl View {
-    pub fn name(self) -> &'static str {
-        match self {
-            View::Original => "orig",
-            View::Flipped => "flip",
-        }
+/// The image region `view` shows, cropped out of `img` (the usual centre crop is left to the preprocessing).
+pub fn crop_view(view: View, img: image::DynamicImage) -> image::DynamicImage {
+    if view.zoom.is_none() {
+        return img;
     }
+    let (x, y, side) = view.crop_rect(img.width(), img.height());
+    img.crop_imm(x, y, side, side)
 }
 
 /// What to extract.
@@ -59,7 +65,7 @@ fn cache_key(spec: &CacheSpec, view: View, files: &[PathBuf]) -> Result<String> 
     let meta = std::fs::metadata(&spec.weights)
         .with_context(|| format!("cannot read backbone weights {} (run scripts/setup.sh or pass --weights)", spec.weights.display()))?;
     let mut h = Sha256::new();
-    h.update(format!("{}|{}|{:?}|{}|", spec.backbone.as_str(), meta.len(), spec.split, view.name()));
+    h.update(format!("{}|{}|{:?}|{}|", spec.backbone.as_str(), meta.len(), spec.split, cache_name(view)));
     for f in files {
         // canonical, so `../shared/x.jpg` and `/work/shared/x.jpg` share one cache
         let f = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
@@ -72,7 +78,7 @@ fn cache_key(spec: &CacheSpec, view: View, files: &[PathBuf]) -> Result<String> 
 /// The folder that holds (or will hold) the cache of `files` under `cache_dir`.
 pub fn cache_folder(cache_dir: &Path, spec: &CacheSpec, view: View, files: &[PathBuf]) -> Result<PathBuf> {
     let split = spec.split.map(|k| format!("-k{k}")).unwrap_or_default();
-    Ok(cache_dir.join(format!("{}{}-{}-{}", spec.backbone.as_str(), split, view.name(), cache_key(spec, view, files)?)))
+    Ok(cache_dir.join(format!("{}{}-{}-{}", spec.backbone.as_str(), split, cache_name(view), cache_key(spec, view, files)?)))
 }
 
 fn part_path(folder: &Path, i: usize) -> PathBuf {
@@ -99,7 +105,7 @@ pub fn extract(cache_dir: &Path, spec: &CacheSpec, view: View, files: &[PathBuf]
         let bar = ProgressBar::new((missing.len() * PART).min(files.len()) as u64).with_style(
             ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} images {per_sec} eta {eta}").unwrap(),
         );
-        bar.set_message(format!("features {} {}", spec.backbone.as_str(), view.name()));
+        bar.set_message(format!("features {} {}", spec.backbone.as_str(), cache_name(view)));
         for &i in &missing {
             let chunk = &files[i * PART..((i + 1) * PART).min(files.len())];
             let tensors = extract_part(net.as_ref(), spec.split, view, chunk, device, &bar)?;
@@ -129,7 +135,7 @@ fn extract_part(
     for chunk in files.chunks(BATCH) {
         let inputs: Vec<Tensor> = chunk
             .iter()
-            .map(|p| match prep.load(p) {
+            .map(|p| match preprocess::open_image(p).map(|img| prep.image_to_input(&crop_view(view, img))) {
                 Ok(t) => {
                     ok.push(1u8);
                     t
@@ -142,7 +148,7 @@ fn extract_part(
             })
             .collect();
         let mut x = Tensor::stack(&inputs, 0).to_device(device);
-        if view == View::Flipped {
+        if view.flipped {
             x = x.flip([3]);
         }
         tch::no_grad(|| {
@@ -218,7 +224,7 @@ mod tests {
         files.truncate(2);
         files.push(broken);
         let spec = CacheSpec { backbone: BackboneKind::EfficientnetLite0, weights, split: Some(6) };
-        let a = extract(&dir, &spec, View::Original, &files, tch::Device::Cpu).unwrap();
+        let a = extract(&dir, &spec, View::ORIGINAL, &files, tch::Device::Cpu).unwrap();
         assert_eq!(a.ok, vec![true, true, false]);
         assert_eq!(a.pooled.size(), vec![3, 1280]);
         assert_eq!(a.act.as_ref().unwrap().size(), vec![3, 192, 7, 7]);
@@ -228,11 +234,11 @@ mod tests {
         let d = (&re - &a.pooled).abs().max().double_value(&[]);
         assert!(d < 0.05, "recomputed pooled differs by {d}");
         // losing the part file re-extracts it with the same result
-        let folder = cache_folder(&dir, &spec, View::Original, &files).unwrap();
+        let folder = cache_folder(&dir, &spec, View::ORIGINAL, &files).unwrap();
         std::fs::remove_file(part_path(&folder, 0)).unwrap();
-        let b = extract(&dir, &spec, View::Original, &files, tch::Device::Cpu).unwrap();
+        let b = extract(&dir, &spec, View::ORIGINAL, &files, tch::Device::Cpu).unwrap();
         assert!((&a.pooled - &b.pooled).abs().max().double_value(&[]) < 1e-6);
-        let flip = extract(&dir, &spec, View::Flipped, &files, tch::Device::Cpu).unwrap();
+        let flip = extract(&dir, &spec, View::FLIPPED, &files, tch::Device::Cpu).unwrap();
         assert!((&a.pooled - &flip.pooled).abs().max().double_value(&[]) > 1e-3, "flipped view differs");
         let _ = std::fs::remove_dir_all(&dir);
     }

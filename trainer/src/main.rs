@@ -288,6 +288,11 @@ struct FitArgs {
     /// image side (e.g. 0.7), anywhere in the image; 1 = centre crops only.
     #[arg(long, default_value_t = 1.0, requires = "finetune")]
     crop_scale: f64,
+    /// Train on these cached views of each image, one drawn at random per pair and step (comma-separated:
+    /// original, flipped, zoom-tl, zoom-tr, zoom-bl, zoom-br, zoom-c, each zoom optionally -flipped; a zoom is
+    /// 80 % of the picture, scaled up). Replaces --flips; each view is one more feature extraction.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["flips", "finetune"])]
+    train_views: Vec<String>,
 }
 
 impl FitArgs {
@@ -325,6 +330,7 @@ impl FitArgs {
             backbone_lr_scale: self.backbone_lr_scale,
             image_pooling: self.image_pooling,
             crop_scale: self.crop_scale,
+            train_views: self.train_views.clone(),
         }
     }
 }
@@ -448,9 +454,9 @@ fn run(cli: Cli) -> Result<()> {
             let files = ds.image_paths(&images);
             let spec = CacheSpec { backbone: backbone.backbone, weights: backbone.weights(), split };
             let device = trainer::default_device();
-            let mut views = vec![View::Original];
+            let mut views = vec![View::ORIGINAL];
             if flip {
-                views.push(View::Flipped);
+                views.push(View::FLIPPED);
             }
             for view in views {
                 let f = features::extract(&cache, &spec, view, &files, device)?;

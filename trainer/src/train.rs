@@ -65,6 +65,10 @@ pub struct Config {
     /// side, at a random position; 1 = the usual centre crop only.
     #[serde(default = "default_crop_scale")]
     pub crop_scale: f64,
+    /// Cached training views (manifest view names, e.g. `zoom-tl`); each pair is shown one at random per
+    /// step. Empty: `original`, plus `flipped` with `use_flips`.
+    #[serde(default)]
+    pub train_views: Vec<String>,
 }
 
 fn default_backbone_lr_scale() -> f64 {
@@ -112,7 +116,21 @@ impl Default for Config {
             backbone_lr_scale: default_backbone_lr_scale(),
             image_pooling: ImagePooling::Avg,
             crop_scale: default_crop_scale(),
+            train_views: Vec::new(),
         }
+    }
+}
+
+impl Config {
+    /// The cached views training draws from (see `train_views`).
+    pub fn views(&self) -> Result<Vec<View>> {
+        if self.train_views.is_empty() {
+            return Ok(if self.use_flips { vec![View::ORIGINAL, View::FLIPPED] } else { vec![View::ORIGINAL] });
+        }
+        self.train_views
+            .iter()
+            .map(|name| View::parse(name).with_context(|| format!("--train-views: {name:?} is not a view (original, flipped, zoom-tl, zoom-tr, zoom-bl, zoom-br, zoom-c, each optionally with -flipped)")))
+            .collect()
     }
 }
 
@@ -156,14 +174,10 @@ pub struct PairData {
 }
 
 impl PairData {
-    pub fn load(cfg: &Config, captions: &[PathBuf], vocab: &Vocab, flips: bool, device: Device) -> Result<Self> {
+    pub fn load(cfg: &Config, captions: &[PathBuf], vocab: &Vocab, views: &[View], device: Device) -> Result<Self> {
         let ds = Dataset::load(captions)?.with_captions()?;
         let files = ds.image_paths(&cfg.images);
         let spec = CacheSpec { backbone: cfg.backbone, weights: cfg.backbone_weights.clone(), split: cfg.finetune_from };
-        let mut views = vec![View::Original];
-        if flips {
-            views.push(View::Flipped);
-        }
         let mut feats = Vec::new();
         let mut ok = vec![true; files.len()];
         let decode = cfg.finetune_from == Some(0);
@@ -177,7 +191,7 @@ impl PairData {
                 }
             }
         }
-        for v in views.into_iter().filter(|_| !decode) {
+        for &v in views.iter().filter(|_| !decode) {
             let f = features::extract(&cfg.cache_dir, &spec, v, &files, device)?;
             for (o, fo) in ok.iter_mut().zip(&f.ok) {
                 *o &= *fo;
@@ -226,7 +240,7 @@ impl PairData {
             "annotations": ds.images.iter().flat_map(|im| im.captions.iter().map(move |c| serde_json::json!({"image_id": im.id, "caption": c}))).collect::<Vec<_>>(),
         });
         std::fs::write(&tmp, serde_json::to_vec(&json)?)?;
-        let r = Self::load(cfg, &[tmp.clone()], vocab, false, device);
+        let r = Self::load(cfg, &[tmp.clone()], vocab, &[View::ORIGINAL], device);
         let _ = std::fs::remove_file(&tmp);
         r
     }
@@ -268,6 +282,29 @@ impl Augment {
         let x = ((w - s) as f32 * px) as u32;
         let y = ((h - s) as f32 * py) as u32;
         img.crop_imm(x, y, s, s)
+    }
+}
+
+/// Rows `img_idx` of the cached views, each from one view drawn at random (libtorch's generator, so a
+/// seeded run replays). Two views keep the coin flip of runs made before zoomed views existed.
+pub fn random_views(views: &[Tensor], img_idx: &Tensor) -> Tensor {
+    let device = img_idx.device();
+    let mut shape = vec![1i64; views[0].dim()];
+    shape[0] = img_idx.size()[0];
+    match views.len() {
+        1 => views[0].index_select(0, img_idx),
+        2 => {
+            let pick = Tensor::rand(shape.as_slice(), (Kind::Float, device)).lt(0.5);
+            views[0].index_select(0, img_idx).where_self(&pick, &views[1].index_select(0, img_idx))
+        }
+        n => {
+            let pick = Tensor::randint(n as i64, shape.as_slice(), (Kind::Int64, device));
+            let mut rows = views[0].index_select(0, img_idx);
+            for (v, view) in views.iter().enumerate().skip(1) {
+                rows = view.index_select(0, img_idx).where_self(&pick.eq(v as i64), &rows);
+            }
+            rows
+        }
     }
 }
 
@@ -550,6 +587,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 /// Trains into `out` (a run folder). With `resume`, continues from `out/state.json` + `last.safetensors`.
 /// `stop_after_epoch` ends the run early as if killed right after that epoch's checkpoint (tests, budgets).
 pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize>) -> Result<RunState> {
+    cfg.views()?; // a bad view name fails before anything is written
     let device = crate::default_device();
     tracing::info!("device: {device:?}");
     std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
@@ -584,7 +622,7 @@ pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize
     };
     tracing::info!("vocabulary: {} tokens", vocab.len());
 
-    let train = PairData::load(&cfg, &cfg.train_captions, &vocab, cfg.use_flips, device)?;
+    let train = PairData::load(&cfg, &cfg.train_captions, &vocab, &cfg.views()?, device)?;
     let val = PairData::load_val(&cfg, &vocab, device)?;
     tracing::info!("train: {} captions of {} images ({} views); val: {} captions", train.captions.len(), train.image_ids.len(), train.views.len(), val.captions.len());
 
@@ -640,16 +678,7 @@ pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize
                     let x = rx.recv().context("the image decoder thread stopped")??;
                     model.embed_images(None, &x.to_device(device))
                 } else {
-                    // a random view per pair (original or flipped)
-                    let feats = if train.views.len() > 1 {
-                        let mut shape = vec![1i64; train.views[0].dim()];
-                        shape[0] = batch.len() as i64;
-                        let pick = Tensor::rand(shape.as_slice(), (Kind::Float, device)).lt(0.5);
-                        train.views[0].index_select(0, &img_idx).where_self(&pick, &train.views[1].index_select(0, &img_idx))
-                    } else {
-                        train.views[0].index_select(0, &img_idx)
-                    };
-                    model.embed_cached(&feats)
+                    model.embed_cached(&random_views(&train.views, &img_idx))
                 };
                 let txt = model.text.forward(&ids, &lens, cfg.word_dropout);
                 let loss = contrastive(&img, &txt, &image_ids.index_select(0, &img_idx), loss_kind);
@@ -753,6 +782,7 @@ pub(crate) mod tests {
             backbone_lr_scale: 0.1,
             image_pooling: ImagePooling::Avg,
             crop_scale: 1.0,
+            train_views: Vec::new(),
         }
     }
 
@@ -893,6 +923,44 @@ pub(crate) mod tests {
             assert!(d < 1e-5, "{name} differs by {d} after resume");
         }
         assert!(full.history[1].val.rsum > 250.0, "{}", full.history[1].val);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// Every drawn row is a whole row of one view, and every view gets drawn.
+    #[test]
+    fn random_views_draw_whole_rows_of_every_view() {
+        tch::manual_seed(1);
+        let views: Vec<Tensor> = (0..4).map(|v| Tensor::full([10, 3, 2, 2], v as f64, (Kind::Float, Device::Cpu)) + Tensor::arange(10, (Kind::Float, Device::Cpu)).view([10, 1, 1, 1]) * 10.0).collect();
+        let idx = Tensor::from_slice(&(0..200).map(|i| i % 10).collect::<Vec<i64>>());
+        let rows = random_views(&views, &idx);
+        let mut seen = [0usize; 4];
+        for r in 0..200 {
+            let row = rows.get(r);
+            let v = (row.get(0).get(0).get(0).double_value(&[]) - 10.0 * (r % 10) as f64).round() as usize;
+            assert!((row - (v as f64 + 10.0 * (r % 10) as f64)).abs().max().double_value(&[]) == 0.0, "row {r} mixes views");
+            seen[v] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 20), "views drawn {seen:?}");
+    }
+
+    /// `--train-views`: zoomed views are cached like the others and trained on; a bad name is refused first.
+    #[test]
+    fn zoomed_training_views() {
+        let _serial = training_lock();
+        let Some((root, mut cfg)) = photo_run("imgpick-train-views") else { return };
+        cfg.epochs = 1;
+        cfg.train_views = vec!["zoom-x".into()];
+        let e = format!("{:#}", fit(cfg.clone(), &root.join("bad"), false, None).unwrap_err());
+        assert!(e.contains("zoom-x") && e.contains("--train-views"), "{e}");
+        assert!(!root.join("bad").exists(), "nothing written for a refused config");
+        cfg.train_views = vec!["original".into(), "flipped".into(), "zoom-c".into()];
+        let state = fit(cfg.clone(), &root.join("run"), false, None).unwrap();
+        assert_eq!(state.config.train_views, cfg.train_views);
+        let cached: Vec<String> = std::fs::read_dir(&cfg.cache_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        for view in ["-orig-", "-flip-", "-zoom-c-"] {
+            assert!(cached.iter().any(|c| c.contains(view)), "{view} cached: {cached:?}");
+        }
+        assert!(state.history[0].train_loss.is_finite() && state.history[0].val.rsum > 0.0);
         let _ = std::fs::remove_dir_all(&root);
     }
 
