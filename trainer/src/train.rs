@@ -929,6 +929,7 @@ pub(crate) mod tests {
     /// Every drawn row is a whole row of one view, and every view gets drawn.
     #[test]
     fn random_views_draw_whole_rows_of_every_view() {
+        let _serial = training_lock(); // libtorch's generator is global: seeding it here would break replays
         tch::manual_seed(1);
         let views: Vec<Tensor> = (0..4).map(|v| Tensor::full([10, 3, 2, 2], v as f64, (Kind::Float, Device::Cpu)) + Tensor::arange(10, (Kind::Float, Device::Cpu)).view([10, 1, 1, 1]) * 10.0).collect();
         let idx = Tensor::from_slice(&(0..200).map(|i| i % 10).collect::<Vec<i64>>());
