@@ -21,7 +21,7 @@ fn main() {
         let t2 = std::time::Instant::now();
         if i >= 5 { f.push((t1 - t0).as_secs_f64() * 1e3); fb.push((t2 - t0).as_secs_f64() * 1e3); }
     }
-    println!("tch image side: forward {:.1} ms, forward+backward {:.1} ms", med(f.clone()), med(fb.clone()));
+    println!("tch image side: forward {:.1} ms, forward+backward {:.1} ms", med(f), med(fb));
     // text side: 128 captions of the bench's lengths (mean 10.5, max 16), random ids
     let lens: Vec<i64> = (0..128).map(|i| 5 + (i * 7919 % 12) as i64).collect();
     let seqs: Vec<Vec<i64>> = lens.iter().enumerate().map(|(i, &l)| (0..l).map(|j| 2 + ((i as i64 * 31 + j * 17) % 15000)).collect()).collect();

@@ -18,8 +18,7 @@ fn main() -> anyhow::Result<()> {
     let train = [f8k.join("captions_train.json"), f8k.join("captions_train_extra.json")];
     let train = trainer::data::Dataset::load(&train)?.with_captions()?;
     let pairs = train.pairs();
-    let mut views = vec![View::ORIGINAL, View::FLIPPED];
-    views.extend(Zoom::ALL.iter().flat_map(|&z| [View::zoomed(z, false), View::zoomed(z, true)]));
+    let views = View::all();
     // per run: one [N, D] embedding per view, captions, caption bank
     let mut per_run = Vec::new();
     let mut owner = Vec::new();

@@ -129,10 +129,7 @@ pub fn evaluate_model_dir(
     // A fine-tuned model runs its own stages on the cached input of its first fine-tuned stage.
     let split = loaded.model.tail.as_ref().map(|t| t.from);
     let spec = crate::features::CacheSpec { backbone: loaded.backbone, weights, split };
-    let views = match &retrieval {
-        Some(r) => r.views()?,
-        None => vec![crate::features::View::ORIGINAL],
-    };
+    let views = crate::features::views_of(retrieval.as_ref())?;
     let feats = views
         .iter()
         .map(|&v| crate::features::extract(cache, &spec, v, &files, device))

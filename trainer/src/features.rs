@@ -42,6 +42,24 @@ pub fn crop_view(view: View, img: image::DynamicImage) -> image::DynamicImage {
     img.crop_imm(x, y, side, side)
 }
 
+/// Network input `[3, S, S]` of one view of a decoded image (crop, preprocess, mirror).
+pub fn view_input(prep: &preprocess::Preprocess, view: View, img: image::DynamicImage) -> Tensor {
+    let x = prep.image_to_input(&crop_view(view, img));
+    if view.flipped {
+        x.flip([2])
+    } else {
+        x
+    }
+}
+
+/// The views a model's gallery vectors average (manifest `retrieval`; without it, the original only).
+pub fn views_of(retrieval: Option<&wasm_model::model_dir::Retrieval>) -> Result<Vec<View>> {
+    Ok(match retrieval {
+        Some(r) => r.views()?,
+        None => vec![View::ORIGINAL],
+    })
+}
+
 /// What to extract.
 #[derive(Debug, Clone)]
 pub struct CacheSpec {
@@ -135,7 +153,7 @@ fn extract_part(
     for chunk in files.chunks(BATCH) {
         let inputs: Vec<Tensor> = chunk
             .iter()
-            .map(|p| match preprocess::open_image(p).map(|img| prep.image_to_input(&crop_view(view, img))) {
+            .map(|p| match preprocess::open_image(p).map(|img| view_input(&prep, view, img)) {
                 Ok(t) => {
                     ok.push(1u8);
                     t
@@ -147,10 +165,7 @@ fn extract_part(
                 }
             })
             .collect();
-        let mut x = Tensor::stack(&inputs, 0).to_device(device);
-        if view.flipped {
-            x = x.flip([3]);
-        }
+        let x = Tensor::stack(&inputs, 0).to_device(device);
         tch::no_grad(|| {
             let k = split.unwrap_or(0);
             let a = net.stem_to(&x, k, false);

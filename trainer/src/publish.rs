@@ -124,16 +124,6 @@ fn write_thumb(img: &image::DynamicImage, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Network input `[3, S, S]` of one view of a decoded image.
-fn view_input(prep: &Preprocess, view: crate::features::View, img: &image::DynamicImage) -> Tensor {
-    let x = prep.image_to_input(&crate::features::crop_view(view, img.clone()));
-    if view.flipped {
-        x.flip([2])
-    } else {
-        x
-    }
-}
-
 pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
     let device = crate::default_device();
     let weights = opts.weights.clone();
@@ -144,10 +134,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
     let model_id = loaded.dir.model_id().to_string();
     let retrieval = if opts.plain { None } else { loaded.dir.manifest.retrieval.clone() };
     let views: Vec<String> = retrieval.as_ref().map(|r| r.image_views.clone()).unwrap_or_default();
-    let image_views = match &retrieval {
-        Some(r) => r.views()?,
-        None => vec![crate::features::View::ORIGINAL],
-    };
+    let image_views = crate::features::views_of(retrieval.as_ref())?;
     let bank = match &retrieval {
         Some(_) => loaded.dir.load_hubness_bank(&opts.model)?, // not read with --plain
         None => None,
@@ -201,7 +188,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
                     net = Some((vs, b));
                 }
                 let stock = net.as_ref().map(|(_, b)| b.as_ref());
-                let x = Tensor::stack(&image_views.iter().map(|&view| view_input(&prep, view, &img)).collect::<Vec<_>>(), 0);
+                let x = Tensor::stack(&image_views.iter().map(|&view| crate::features::view_input(&prep, view, img.clone())).collect::<Vec<_>>(), 0);
                 let v: Vec<f32> = tch::no_grad(|| {
                     // the views' embeddings averaged, then normalised (test-time augmentation)
                     let v = loaded.model.embed_images(stock, &x.to_device(device)).sum_dim_intlist(0, true, Kind::Float);

@@ -129,7 +129,7 @@ impl Config {
         }
         self.train_views
             .iter()
-            .map(|name| View::parse(name).with_context(|| format!("--train-views: {name:?} is not a view (original, flipped, zoom-tl, zoom-tr, zoom-bl, zoom-br, zoom-c, each optionally with -flipped)")))
+            .map(|name| View::parse(name).with_context(|| format!("--train-views: {name:?} is not a view ({})", View::NAMES)))
             .collect()
     }
 }

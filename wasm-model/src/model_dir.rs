@@ -138,7 +138,7 @@ impl Retrieval {
             .map(|name| {
                 ImageView::parse(name).ok_or_else(|| ModelError::Field {
                     field: "retrieval.image_views".into(),
-                    problem: format!("has {name:?}, which is not a view this build knows (original, flipped, zoom-tl, zoom-tr, zoom-bl, zoom-br, zoom-c, each optionally with -flipped)"),
+                    problem: format!("has {name:?}, which is not a view this build knows ({})", ImageView::NAMES),
                 })
             })
             .collect()
@@ -182,6 +182,8 @@ pub struct ImageView {
 impl ImageView {
     pub const ORIGINAL: ImageView = ImageView { zoom: None, flipped: false };
     pub const FLIPPED: ImageView = ImageView { zoom: None, flipped: true };
+    /// The valid names, for error messages.
+    pub const NAMES: &'static str = "original, flipped, zoom-tl, zoom-tr, zoom-bl, zoom-br, zoom-c, each optionally with -flipped";
     /// Side of a zoomed crop as a fraction of the centred square's side.
     pub const ZOOM_SIDE: f32 = 0.8;
 
@@ -198,10 +200,15 @@ impl ImageView {
         }
     }
 
-    pub fn parse(name: &str) -> Option<Self> {
+    /// Every view: original, flipped, then each zoom and its mirror.
+    pub fn all() -> Vec<ImageView> {
         let mut all = vec![ImageView::ORIGINAL, ImageView::FLIPPED];
         all.extend(Zoom::ALL.iter().flat_map(|&z| [ImageView::zoomed(z, false), ImageView::zoomed(z, true)]));
-        all.into_iter().find(|v| v.name() == name)
+        all
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::all().into_iter().find(|v| v.name() == name)
     }
 
     /// The region `(x, y, side)` of a `w`×`h` image this view shows the network, before the usual resize to
@@ -913,8 +920,7 @@ mod tests {
     /// Every view name round-trips; crops are squares inside the centred square, at the right corner.
     #[test]
     fn image_views_name_and_crop() {
-        let mut all = vec![ImageView::ORIGINAL, ImageView::FLIPPED];
-        all.extend(Zoom::ALL.iter().flat_map(|&z| [ImageView::zoomed(z, false), ImageView::zoomed(z, true)]));
+        let all = ImageView::all();
         let names: std::collections::BTreeSet<String> = all.iter().map(ImageView::name).collect();
         assert_eq!(names.len(), 12, "{names:?}");
         for v in &all {
