@@ -127,12 +127,11 @@ fn train_step(c: &mut Criterion) {
                 let txt = model.text.forward(&ids, &lens, cfg.word_dropout);
                 let loss = contrastive(&img, &txt, &image_ids, loss_kind);
                 let t1 = std::time::Instant::now();
-                adam.zero_grad();
-                loss.backward();
+                let mut grads = adam.gradients(&loss);
                 let t2 = std::time::Instant::now();
-                adam.clip(cfg.grad_clip);
+                adam.clip(&mut grads, cfg.grad_clip);
                 t += 1;
-                adam.step(cfg.lr, cfg.weight_decay, t);
+                adam.step(&grads, cfg.lr, cfg.weight_decay, t);
                 let _ = loss.double_value(&[]);
                 let t3 = std::time::Instant::now();
                 if i >= 5 {
@@ -146,7 +145,7 @@ fn train_step(c: &mut Criterion) {
                 v[v.len() / 2]
             };
             let [f, b, o] = &mut ph;
-            eprintln!("{name} phases (median ms): forward {:.1}, zero_grad+backward {:.1}, clip+adam {:.1}", med(f), med(b), med(o));
+            eprintln!("{name} phases (median ms): forward {:.1}, backward {:.1}, clip+adam {:.1}", med(f), med(b), med(o));
         }
         let mut step = || {
             // as in train::fit: pad, forward both encoders, loss, backward, clip, Adam, read the loss
@@ -154,11 +153,10 @@ fn train_step(c: &mut Criterion) {
             let img = model.embed_cached(&feats);
             let txt = model.text.forward(&ids, &lens, cfg.word_dropout);
             let loss = contrastive(&img, &txt, &image_ids, loss_kind);
-            adam.zero_grad();
-            loss.backward();
-            adam.clip(cfg.grad_clip);
+            let mut grads = adam.gradients(&loss);
+            adam.clip(&mut grads, cfg.grad_clip);
             t += 1;
-            adam.step(cfg.lr, cfg.weight_decay, t);
+            adam.step(&grads, cfg.lr, cfg.weight_decay, t);
             loss.double_value(&[])
         };
         let first = step();

@@ -413,50 +413,49 @@ impl Adam {
         Adam { params, m, v, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
     }
 
-    pub fn zero_grad(&self) {
-        for (_, p, _) in &self.params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.detach_().zero_();
-            }
-        }
+    /// Gradients of `loss` for every parameter, in `params` order (undefined where the loss does not reach
+    /// it). They come straight from the autograd engine instead of accumulating into zeroed `.grad`
+    /// tensors: that zeroing pass cost tch ~12 % of a training step against PyTorch, which sets
+    /// gradients to None (docs/benchmarks.md).
+    pub fn gradients(&self, loss: &Tensor) -> Vec<Tensor> {
+        let params: Vec<&Tensor> = self.params.iter().map(|(_, p, _)| p).collect();
+        Tensor::run_backward(&[loss], &params, false, false)
     }
 
     /// Clips gradients to a global L2 norm; returns the norm before clipping.
-    pub fn clip(&self, max_norm: f64) -> f64 {
-        let grads: Vec<Tensor> = self.params.iter().map(|(_, p, _)| p.grad()).filter(|g| g.defined()).collect();
-        if grads.is_empty() {
+    pub fn clip(&self, grads: &mut [Tensor], max_norm: f64) -> f64 {
+        let squares: Vec<Tensor> = grads.iter().filter(|g| g.defined()).map(|g| g.pow_tensor_scalar(2).sum(Kind::Float)).collect();
+        if squares.is_empty() {
             return 0.0;
         }
         // One device-to-host read per step, not one per tensor (each is a sync on a GPU).
-        let squares: Vec<Tensor> = grads.iter().map(|g| g.pow_tensor_scalar(2).sum(Kind::Float)).collect();
         let norm = Tensor::stack(&squares, 0).sum(Kind::Double).double_value(&[]).sqrt();
         if max_norm > 0.0 && norm > max_norm {
             let s = max_norm / (norm + 1e-6);
+            // Out of place: the engine may hand the same tensor to two parameters.
             tch::no_grad(|| {
-                for g in &grads {
-                    let _ = g.shallow_clone().g_mul_scalar_(s);
+                for g in grads.iter_mut().filter(|g| g.defined()) {
+                    *g = &*g * s;
                 }
             });
         }
         norm
     }
 
-    pub fn step(&mut self, lr: f64, weight_decay: f64, t: usize) {
+    pub fn step(&mut self, grads: &[Tensor], lr: f64, weight_decay: f64, t: usize) {
         let (b1, b2) = (self.beta1, self.beta2);
         let bc1 = 1.0 - b1.powi(t as i32);
         let bc2 = 1.0 - b2.powi(t as i32);
         tch::no_grad(|| {
-            for (i, (_, p, scale)) in self.params.iter().enumerate() {
-                let g = p.grad();
+            for (i, ((_, p, scale), g)) in self.params.iter().zip(grads).enumerate() {
                 if !g.defined() || *scale == 0.0 {
                     continue;
                 }
                 let lr = lr * scale;
                 // In place, as torch.optim.Adam does it: the temporaries of the textbook form cost ~4 ms
                 // a step on 2 cores (trainer/benches/train_step.rs).
-                let _ = self.m[i].lerp_(&g, 1.0 - b1);
-                let _ = self.v[i].lerp_(&(&g * &g), 1.0 - b2);
+                let _ = self.m[i].lerp_(g, 1.0 - b1);
+                let _ = self.v[i].lerp_(&(g * g), 1.0 - b2);
                 let mut denom = self.v[i].sqrt();
                 let _ = denom.g_div_scalar_(bc2.sqrt()).g_add_scalar_(self.eps);
                 // addcdiv_ has no `value` argument: fold -lr / bc1 into the denominator.
@@ -682,11 +681,10 @@ pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize
                 };
                 let txt = model.text.forward(&ids, &lens, cfg.word_dropout);
                 let loss = contrastive(&img, &txt, &image_ids.index_select(0, &img_idx), loss_kind);
-                adam.zero_grad();
-                loss.backward();
-                adam.clip(cfg.grad_clip);
+                let mut grads = adam.gradients(&loss);
+                adam.clip(&mut grads, cfg.grad_clip);
                 state.step += 1;
-                adam.step(lr_at(&cfg, state.step - 1, total_steps), cfg.weight_decay, state.step);
+                adam.step(&grads, lr_at(&cfg, state.step - 1, total_steps), cfg.weight_decay, state.step);
                 loss_sum += loss.double_value(&[]);
                 bar.inc(1);
                 // Logs (nohup, CI) get no progress bar: a line every 50 steps instead.
@@ -852,6 +850,45 @@ pub(crate) mod tests {
         assert!(lr_at(&c, 100, 100) >= 0.05 * c.lr - 1e-12);
     }
 
+
+    /// Engine gradients equal `backward()`'s, clipping scales a gradient the engine shares between two
+    /// parameters once, and a parameter the loss does not reach gets no gradient and does not move.
+    #[test]
+    fn gradients_clip_and_step_match_backward() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let root = vs.root();
+        let a = root.var("a", &[3], nn::Init::Const(1.0));
+        let b = root.var("b", &[3], nn::Init::Const(2.0));
+        let unused = root.var("unused", &[2], nn::Init::Const(5.0));
+        let w = Tensor::from_slice(&[1.0f32, -2.0, 3.0]);
+        // d/da = d/db = w: AddBackward passes one gradient tensor to both inputs.
+        let loss = || ((&a + &b) * &w).sum(Kind::Float);
+        let mut adam = Adam::new(&vs, 1.0, 1.0);
+        let mut grads = adam.gradients(&loss());
+        let names: Vec<&str> = adam.params.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "b", "unused"]);
+        assert!(!grads[2].defined(), "a parameter the loss does not reach has no gradient");
+        loss().backward();
+        for (g, p) in grads.iter().zip([&a, &b]) {
+            assert_eq!(Vec::<f32>::try_from(g).unwrap(), Vec::<f32>::try_from(p.grad()).unwrap());
+        }
+        let norm = adam.clip(&mut grads, 1.0);
+        assert!((norm - (2.0f64 * 14.0).sqrt()).abs() < 1e-5, "norm {norm}");
+        for g in &grads[..2] {
+            let scaled = Vec::<f32>::try_from(g).unwrap();
+            let want: Vec<f32> = [1.0f32, -2.0, 3.0].iter().map(|x| x / norm as f32).collect();
+            for (s, w) in scaled.iter().zip(&want) {
+                assert!((s - w).abs() < 1e-5, "clipped {scaled:?}, want {want:?} (scaled twice?)");
+            }
+        }
+        adam.step(&grads, 0.1, 0.0, 1);
+        // The first Adam step moves each weight by lr against the sign of its gradient.
+        let moved = Vec::<f32>::try_from(&a).unwrap();
+        for (m, want) in moved.iter().zip([0.9f32, 1.1, 0.9]) {
+            assert!((m - want).abs() < 1e-4, "a after one step: {moved:?}");
+        }
+        assert_eq!(Vec::<f32>::try_from(&unused).unwrap(), vec![5.0, 5.0]);
+    }
     #[test]
     fn permutation_is_deterministic_and_complete() {
         let a = permutation(100, 3, 1);
