@@ -176,17 +176,11 @@ fn publish_with_retrieval_scoring() {
     )
     .unwrap();
     let prep = trainer::backbone::preprocess::Preprocess::for_backbone(trainer::backbone::BackboneKind::EfficientnetLite0);
+    let views = retrieval.views().unwrap();
+    assert!(views.len() > 2, "the recommended views include zooms");
     for (i, item) in engine.index().items.iter().enumerate() {
         let img = trainer::backbone::preprocess::open_image(&images.join(&item.file)).unwrap();
-        let views = retrieval.views().unwrap();
-        assert!(views.len() > 2, "the recommended views include zooms");
-        let inputs: Vec<tch::Tensor> = views
-            .iter()
-            .map(|&v| {
-                let x = prep.image_to_input(&trainer::features::crop_view(v, img.clone()));
-                if v.flipped { x.flip([2]) } else { x }
-            })
-            .collect();
+        let inputs: Vec<tch::Tensor> = views.iter().map(|&v| trainer::features::view_input(&prep, v, img.clone())).collect();
         let each = tch::no_grad(|| loaded.model.embed_images(Some(stock.as_ref()), &tch::Tensor::stack(&inputs, 0)));
         let want = trainer::model::l2_normalize(&each.sum_dim_intlist(0, true, tch::Kind::Float));
         let got = tch::Tensor::from_slice(&engine.gallery().row(i).unwrap()).unsqueeze(0);

@@ -45,27 +45,27 @@ fn main() -> anyhow::Result<()> {
         let bank = trainer::model::encode_texts(&model.text, &bank, 256, device);
         per_run.push((embs, caps, bank));
     }
-    let idx = |name: &str| views.iter().position(|v| v.name() == name).unwrap();
-    let zooms: Vec<String> = Zoom::ALL.iter().map(|&z| View::zoomed(z, false).name()).collect();
-    let corners: Vec<String> = zooms[..4].to_vec();
-    let flipped = |names: &[String]| names.iter().map(|n| format!("{n}-flipped")).collect::<Vec<_>>();
-    let base = vec!["original".to_string(), "flipped".to_string()];
-    let sets: Vec<(&str, Vec<String>)> = vec![
-        ("original", vec!["original".into()]),
+    let idx = |view: &View| views.iter().position(|v| v == view).unwrap();
+    let zooms: Vec<View> = Zoom::ALL.iter().map(|&z| View::zoomed(z, false)).collect();
+    let corners: Vec<View> = zooms[..4].to_vec();
+    let mirrored = |vs: &[View]| vs.iter().map(|&v| View { flipped: true, ..v }).collect::<Vec<_>>();
+    let base = vec![View::ORIGINAL, View::FLIPPED];
+    let sets: Vec<(&str, Vec<View>)> = vec![
+        ("original", vec![View::ORIGINAL]),
         ("original + flipped (session 3)", base.clone()),
-        ("+ zoom tl, br", [base.clone(), vec!["zoom-tl".into(), "zoom-br".into()]].concat()),
+        ("+ zoom tl, br", [base.clone(), vec![View::zoomed(Zoom::TopLeft, false), View::zoomed(Zoom::BottomRight, false)]].concat()),
         ("+ 4 corner zooms", [base.clone(), corners.clone()].concat()),
         ("+ 5 zooms", [base.clone(), zooms.clone()].concat()),
-        ("+ 4 corner zooms, both mirrors", [base.clone(), corners.clone(), flipped(&corners)].concat()),
-        ("+ 5 zooms, both mirrors", [base.clone(), zooms.clone(), flipped(&zooms)].concat()),
-        ("5 zooms, both mirrors, no full view", [zooms.clone(), flipped(&zooms)].concat()),
+        ("+ 4 corner zooms, both mirrors", [base.clone(), corners.clone(), mirrored(&corners)].concat()),
+        ("+ 5 zooms, both mirrors", [base.clone(), zooms.clone(), mirrored(&zooms)].concat()),
+        ("5 zooms, both mirrors, no full view", [zooms.clone(), mirrored(&zooms)].concat()),
     ];
     for (label, names) in sets {
         let s = (runs.len() as f64).sqrt();
         let mut imgs = Vec::new();
         let (mut caps, mut banks) = (Vec::new(), Vec::new());
         for (embs, c, b) in &per_run {
-            let sum = names.iter().map(|n| embs[idx(n)].shallow_clone()).reduce(|a, b| a + b).unwrap();
+            let sum = names.iter().map(|v| embs[idx(v)].shallow_clone()).reduce(|a, b| a + b).unwrap();
             imgs.push(trainer::model::l2_normalize(&sum) / s);
             caps.push(c / s);
             banks.push(b / s);

@@ -850,7 +850,6 @@ pub(crate) mod tests {
         assert!(lr_at(&c, 100, 100) >= 0.05 * c.lr - 1e-12);
     }
 
-
     /// Engine gradients equal `backward()`'s, clipping scales a gradient the engine shares between two
     /// parameters once, and a parameter the loss does not reach gets no gradient and does not move.
     #[test]
@@ -889,6 +888,7 @@ pub(crate) mod tests {
         }
         assert_eq!(Vec::<f32>::try_from(&unused).unwrap(), vec![5.0, 5.0]);
     }
+
     #[test]
     fn permutation_is_deterministic_and_complete() {
         let a = permutation(100, 3, 1);
