@@ -111,11 +111,11 @@ impl MbConv {
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut h = match &self.expand {
-            Some((conv, bn)) => relu6(&bn.forward_t(&conv.forward(x), train)),
+            Some((conv, bn)) => relu6(&conv.forward_bn(bn, x, train)),
             None => x.shallow_clone(),
         };
-        h = relu6(&self.bn1.forward_t(&self.depthwise.forward(&h), train));
-        h = self.bn2.forward_t(&self.project.forward(&h), train);
+        h = relu6(&self.depthwise.forward_bn(&self.bn1, &h, train));
+        h = self.project.forward_bn(&self.bn2, &h, train);
         if self.skip {
             h + x
         } else {
@@ -209,7 +209,7 @@ impl Backbone for EfficientNetLite {
 
     fn stem_to(&self, images: &Tensor, k: usize, train: bool) -> Tensor {
         let x = self.layout(images);
-        let mut x = relu6(&self.bn0.forward_t(&self.stem.forward(&x), train));
+        let mut x = relu6(&self.stem.forward_bn(&self.bn0, &x, train));
         for block in self.stages[..k.min(self.stages.len())].iter().flatten() {
             x = block.forward_t(&x, train);
         }
@@ -221,7 +221,7 @@ impl Backbone for EfficientNetLite {
         for block in self.stages[k.min(self.stages.len())..].iter().flatten() {
             x = block.forward_t(&x, train);
         }
-        relu6(&self.bn1.forward_t(&self.head.forward(&x), train))
+        relu6(&self.head.forward_bn(&self.bn1, &x, train))
     }
 
     fn params_from(&self, k: usize) -> Vec<Tensor> {

@@ -25,28 +25,35 @@ pub(crate) struct Conv {
 
 impl Conv {
     pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_with(x, &self.weight, None)
+    }
+
+    /// This conv followed by `bn`. In eval mode (running statistics) the norm is folded into the conv's weight
+    /// and bias: one pass over the activations instead of two, forward and backward (~10 % of a fine-tuning
+    /// step on CPU). Gradients still reach the conv weight and the norm's affine parameters.
+    pub fn forward_bn(&self, bn: &BatchNorm, x: &Tensor, train: bool) -> Tensor {
+        if train {
+            return bn.forward_t(&self.forward(x), true);
+        }
+        let scale = &bn.weight * (&bn.running_var + bn.eps).rsqrt();
+        let shift = &bn.bias - &bn.running_mean * &scale;
+        self.forward_with(x, &(&self.weight * scale.view([-1, 1, 1, 1])), Some(&shift))
+    }
+
+    fn forward_with(&self, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
         let s = [self.stride, self.stride];
         match self.padding {
-            Padding::Fixed(p) => {
-                x.conv2d(&self.weight, None::<Tensor>, s, [p, p], [1, 1], self.groups)
-            }
+            Padding::Fixed(p) => x.conv2d(weight, bias, s, [p, p], [1, 1], self.groups),
             Padding::TfSame => {
-                let k = self.weight.size()[2];
+                let k = weight.size()[2];
                 let size = x.size();
                 let (top, bottom) = tf_same_pad(size[2], k, self.stride);
                 let (left, right) = tf_same_pad(size[3], k, self.stride);
                 if top == bottom && left == right {
-                    x.conv2d(
-                        &self.weight,
-                        None::<Tensor>,
-                        s,
-                        [top, left],
-                        [1, 1],
-                        self.groups,
-                    )
+                    x.conv2d(weight, bias, s, [top, left], [1, 1], self.groups)
                 } else {
                     let padded = x.constant_pad_nd([left, right, top, bottom]);
-                    padded.conv2d(&self.weight, None::<Tensor>, s, [0, 0], [1, 1], self.groups)
+                    padded.conv2d(weight, bias, s, [0, 0], [1, 1], self.groups)
                 }
             }
         }
@@ -176,4 +183,45 @@ impl BatchNorm {
 /// Linear layer on pooled features (kept here so both backbones' classifiers read the same).
 pub(crate) fn linear(l: &nn::Linear, x: &Tensor) -> Tensor {
     l.forward_t(x, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// Eval-mode `forward_bn` (norm folded into the conv) = conv then batch norm, in value and in the gradients
+    /// of the conv weight, the norm's affine parameters and the input; for a plain, a depthwise and an
+    /// asymmetric TF-"same" (stride 2) conv.
+    #[test]
+    fn folded_batch_norm_matches_conv_then_norm() {
+        tch::manual_seed(5);
+        let opts = (Kind::Float, Device::Cpu);
+        for (cin, cout, k, stride, groups) in [(6, 8, 1, 1, 1), (8, 8, 3, 1, 8), (4, 6, 3, 2, 1)] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let root = vs.root();
+            let mut reg = Registry::new(&root);
+            let conv = reg.conv("c", cin, cout, k, stride, groups, Padding::TfSame);
+            let bn = reg.batch_norm("bn", cout, 1e-3, 0.1);
+            tch::no_grad(|| {
+                for (t, lo, hi) in [(&conv.weight, -1.0, 1.0), (&bn.weight, 0.5, 1.5), (&bn.bias, -0.5, 0.5),
+                    (&bn.running_mean, -0.5, 0.5), (&bn.running_var, 0.2, 2.0)] {
+                    let _ = t.shallow_clone().uniform_(lo, hi);
+                }
+            });
+            let x = Tensor::randn([2, cin, 8, 8], opts).set_requires_grad(true);
+            let folded = conv.forward_bn(&bn, &x, false);
+            let reference = bn.forward_t(&conv.forward(&x), false);
+            let diff = (&folded - &reference).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "k{k} s{stride} g{groups}: values differ by {diff}");
+            let g = Tensor::randn(folded.size().as_slice(), opts);
+            let wrt = [&x, &conv.weight, &bn.weight, &bn.bias];
+            let a = Tensor::run_backward(&[(&folded * &g).sum(Kind::Float)], &wrt, false, false);
+            let b = Tensor::run_backward(&[(&reference * &g).sum(Kind::Float)], &wrt, false, false);
+            for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+                let diff = (a - b).abs().max().double_value(&[]);
+                assert!(diff < 1e-4, "k{k} s{stride} g{groups}: gradient {i} differs by {diff}");
+            }
+        }
+    }
 }
