@@ -7,16 +7,23 @@ InfoNCE with same-image pairs masked, backward, global-norm clipping (clip_grad_
 embedding's lr scaled by embedding_lr_scale (torch.optim.Adam param groups), loss.item().
 
 Variants (one JSON line each, steps/s = 1 / median step time after warm-up):
-  mirror  the Rust model op for op: each LSTM direction is one fused unidirectional torch.lstm call over the
-          right-padded batch; the backward direction reads each caption reversed within its own length (a gather),
-          so padding is computed but never reaches a valid output; mean pooling over the valid positions.
-  packed  idiomatic PyTorch: nn.LSTM(bidirectional=True) on pack_padded_sequence (skips the padded steps; same
-          outputs on valid positions). Informational: less work than the Rust model does.
+  reference  the same model, written the PyTorch way: nn.BatchNorm2d (eval mode) after each conv, GPO with
+             torch.sort, and the trainer's text side op for op (each LSTM direction one fused unidirectional
+             torch.lstm call over the right-padded batch; the backward direction reads each caption reversed within
+             its own length, a gather, so padding is computed but never reaches a valid output; mean pooling over the
+             valid positions).
+  folded     reference with the trainer's batch-norm folding (conv weight x gamma/sqrt(var+eps), bias = the shift).
+             scripts/bench_train.sh runs it with glibc's allocator set as trainer::keep_freed_memory sets it
+             (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_): the trainer's speed-ups PyTorch code can copy. What is
+             left between it and tch is the binding and the trainer's Rust-side GPO sort (model::descending_order),
+             which PyTorch has no op for.
+  packed     reference with idiomatic nn.LSTM(bidirectional=True) on pack_padded_sequence (skips the padded
+             steps; same outputs on valid positions; not faster on CPU, where packed input leaves oneDNN's LSTM).
 The batch (caption lengths from the Flickr8k histogram, token ids, image ids) comes from the same splitmix64
 stream as the Rust bench, so both time the very same batch.
 
 Needs full torch (the project's slim venv cannot `import torch`):
-    /tmp/tv-venv/bin/python scripts/bench_train_step_torch.py [--threads 2] [--iters 30] [--variant mirror packed]
+    /tmp/tv-venv/bin/python scripts/bench_train_step_torch.py [--threads 2] [--iters 30] [--variant reference folded packed]
 """
 import argparse
 import json
@@ -113,22 +120,32 @@ class TextEncoder(nn.Module):
 class Lite0Tail(nn.Module):
     """Lite0 from stage 6 (one MBConv 192 -> 1152 -> 320, 3x3 depthwise) + head conv 320 -> 1280, BN in eval mode
     (eps 1e-3; the trainer keeps running statistics frozen), ReLU6, then average or GPO pooling: the trainer's
-    `--finetune-from 6` image side. Channels-last, as the trainer runs it."""
+    `--finetune-from 6` image side. Channels-last, as the trainer runs it. `fold`: each BN folded into its conv,
+    as the trainer's `Conv::forward_bn` does."""
 
-    def __init__(self, pooling):
+    def __init__(self, pooling, fold):
         super().__init__()
 
         def conv_bn(cin, cout, k=1, groups=1):
             return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout, eps=1e-3))
 
+        self.fold = fold
         self.expand, self.depthwise = conv_bn(192, 1152), conv_bn(1152, 1152, 3, groups=1152)
         self.project, self.head = conv_bn(1152, 320), conv_bn(320, 1280)
         self.gpo = nn.Parameter(torch.zeros(49)) if pooling == "gpo" else None
 
+    def conv_bn(self, block, x):
+        if not self.fold:
+            return block(x)
+        conv, bn = block
+        scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
+        return F.conv2d(x, conv.weight * scale[:, None, None, None], bn.bias - bn.running_mean * scale,
+                        padding=conv.padding, groups=conv.groups)
+
     def forward(self, x):
-        x = F.relu6(self.expand(x))
-        x = F.relu6(self.depthwise(x))
-        x = F.relu6(self.head(self.project(x)))
+        x = F.relu6(self.conv_bn(self.expand, x))
+        x = F.relu6(self.conv_bn(self.depthwise, x))
+        x = F.relu6(self.conv_bn(self.head, self.conv_bn(self.project, x)))
         if self.gpo is None:
             return x.mean((2, 3))
         sorted_, _ = x.flatten(2).sort(2, descending=True)
@@ -153,7 +170,8 @@ def main():
     ap.add_argument("--max-len", type=int, default=16)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--iters", type=int, default=30)
-    ap.add_argument("--variant", nargs="+", default=["mirror", "packed"], choices=["mirror", "packed"])
+    ap.add_argument("--variant", nargs="+", default=["reference", "folded", "packed"],
+                    choices=["reference", "folded", "packed"])
     ap.add_argument("--lstm-train", type=int, default=1, help="the `train` flag of torch.lstm (1, as the trainer)")
     ap.add_argument("--phases", action="store_true", help="also print where a step goes (median ms per phase), as "
                     "IMGPICK_BENCH_PHASES=1 does for the Rust bench")
@@ -177,7 +195,7 @@ def main():
         image = nn.Linear(m["image"]["feature_dim"], m["embed_dim"])
         finetune = cfg.get("finetune_from")
         assert finetune in (None, 6), "the bench implements the frozen backbone and --finetune-from 6 only"
-        tail = Lite0Tail(cfg.get("image_pooling", "avg")).eval().to(memory_format=torch.channels_last) if finetune else None
+        tail = Lite0Tail(cfg.get("image_pooling", "avg"), variant == "folded").eval().to(memory_format=torch.channels_last) if finetune else None
         if tail is None:
             feats = torch.rand(batch, m["image"]["feature_dim"]) * 2.0
         else:  # cached stage-6 activations, stored f16 (the trainer converts each batch to f32)

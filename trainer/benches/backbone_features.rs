@@ -26,6 +26,7 @@ fn lite0_features(c: &mut Criterion) {
         env_or("IMGPICK_BENCH_BATCH", 32),
         env_or("IMGPICK_BENCH_THREADS", 2),
     );
+    trainer::keep_freed_memory(); // as the trainer CLI does
     tch::set_num_threads(threads as i32);
     let vs = nn::VarStore::new(Device::Cpu);
     let mut net = EfficientNetLite::load_lite0(&vs.root(), &weights).expect("Lite0 weights load");
@@ -61,6 +62,7 @@ fn lite0_partial_finetune_step(c: &mut Criterion) {
         env_or("IMGPICK_BENCH_BATCH", 32),
         env_or("IMGPICK_BENCH_THREADS", 2),
     );
+    trainer::keep_freed_memory(); // as the trainer CLI does
     tch::set_num_threads(threads as i32);
     let vs = nn::VarStore::new(Device::Cpu);
     let mut net = EfficientNetLite::load_lite0(&vs.root(), &weights).expect("Lite0 weights load");

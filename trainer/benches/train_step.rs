@@ -88,6 +88,7 @@ fn train_step(c: &mut Criterion) {
     let batch = env_or("IMGPICK_BENCH_BATCH", cfg.batch_size);
     let threads = env_or("IMGPICK_BENCH_THREADS", 2);
     let max_len = env_or("IMGPICK_BENCH_MAX_LEN", 16);
+    trainer::keep_freed_memory(); // as the trainer CLI does
     tch::set_num_threads(threads as i32);
     let (caps, images) = synthetic_batch(batch, vocab as u64, max_len);
     // Same line as the Python twin prints: equal lines = equal batches.

@@ -5,6 +5,7 @@
 //!   cargo run --release -p trainer --example encoder_timing
 use tch::{Device, Kind, Tensor};
 fn main() {
+    trainer::keep_freed_memory(); // as the trainer CLI does
     tch::set_num_threads(2);
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read("static/model/manifest.json").unwrap()).unwrap();
     let cfg: trainer::train::Config = serde_json::from_value(m["training"]["config"].clone()).unwrap();

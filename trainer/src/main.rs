@@ -345,6 +345,7 @@ fn parse_dtype(s: &str) -> Result<GalleryDtype> {
 }
 
 fn main() {
+    trainer::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
