@@ -235,10 +235,10 @@ impl ImageHead {
 /// gather that uses it is cheaper to differentiate than `sort`). Other devices use `sort`.
 pub fn descending_order(values: &Tensor) -> Tensor {
     let (b, c, n) = values.size3().expect("descending_order takes [B, C, n]");
-    if values.device() != tch::Device::Cpu || n > 256 {
+    if values.device() != tch::Device::Cpu {
         return values.sort(2, true).1;
     }
-    // [B, n, C] in memory: a no-op for channels-last grids, one copy otherwise.
+    // [B, n, C] in memory: a no-op for channels-last f32 grids, one copy otherwise.
     let cells_major = values.detach().to_kind(Kind::Float).permute([0, 2, 1]).contiguous();
     let order = Tensor::empty([b, c, n], (Kind::Int64, tch::Device::Cpu));
     let (b, c, n) = (b as usize, c as usize, n as usize);
