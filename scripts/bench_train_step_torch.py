@@ -18,7 +18,7 @@ Variants (one JSON line each, steps/s = 1 / median step time after warm-up):
              left between it and tch is the binding and the trainer's Rust-side GPO sort (model::descending_order),
              which PyTorch has no op for.
   packed     reference with idiomatic nn.LSTM(bidirectional=True) on pack_padded_sequence (skips the padded
-             steps; same outputs on valid positions; not faster on CPU, where packed input leaves oneDNN's LSTM).
+             steps; same outputs on valid positions; measured slower than reference on this CPU).
 The batch (caption lengths from the Flickr8k histogram, token ids, image ids) comes from the same splitmix64
 stream as the Rust bench, so both time the very same batch.
 
