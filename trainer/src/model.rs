@@ -214,8 +214,7 @@ impl ImageHead {
             Some(logits) => {
                 let cells = grid.size()[2] * grid.size()[3];
                 assert_eq!(cells, GRID_CELLS, "GPO was trained on a {GRID_CELLS}-cell grid; this image gives {cells}");
-                let cells_flat = grid.flatten(2, 3);
-                let sorted = cells_flat.gather(2, &descending_order(&cells_flat), false);
+                let sorted = sort_rows_descending(&grid.flatten(2, 3));
                 let w = logits.softmax(0, grid.kind());
                 (sorted * w).sum_dim_intlist([2i64].as_slice(), false, grid.kind())
             }
@@ -228,16 +227,24 @@ impl ImageHead {
     }
 }
 
-/// For `[B, C, n]` values, the indices that sort each row high → low (ties by index): `[B, C, n]` int64.
+/// Each row of `[B, C, n]` sorted high → low, differentiable: on CPU a `gather` by [`descending_order`],
+/// elsewhere libtorch's `sort`.
+fn sort_rows_descending(values: &Tensor) -> Tensor {
+    if values.device() == tch::Device::Cpu {
+        values.gather(2, &descending_order(values), false)
+    } else {
+        values.sort(2, true).0
+    }
+}
+
+/// For `[B, C, n]` CPU values, the indices that sort each row high → low (ties by index): `[B, C, n]` int64.
 ///
-/// On CPU the rows are sorted here, in Rust: libtorch's CPU `sort` of 163,840 rows of 49 cells (batch 128 ×
-/// 1280 channels) took 65–110 ms forward, the costliest op of a fine-tuning step; this takes 15–30 ms (and the
-/// gather that uses it is cheaper to differentiate than `sort`). Other devices use `sort`.
+/// The rows are sorted here, in Rust: libtorch's CPU `sort` of 163,840 rows of 49 cells (batch 128 × 1280
+/// channels) took 65–110 ms forward, the costliest op of a fine-tuning step; this takes 15–30 ms (and the
+/// gather that uses it is cheaper to differentiate than `sort`).
 pub fn descending_order(values: &Tensor) -> Tensor {
     let (b, c, n) = values.size3().expect("descending_order takes [B, C, n]");
-    if values.device() != tch::Device::Cpu {
-        return values.sort(2, true).1;
-    }
+    assert_eq!(values.device(), tch::Device::Cpu, "descending_order sorts CPU tensors");
     // [B, n, C] in memory: a no-op for channels-last f32 grids, one copy otherwise.
     let cells_major = values.detach().to_kind(Kind::Float).permute([0, 2, 1]).contiguous();
     let order = Tensor::empty([b, c, n], (Kind::Int64, tch::Device::Cpu));
