@@ -183,6 +183,22 @@ link_repo() {
   } >"$IMGPICK_HOME/installed.txt"
 }
 
+# A first `make test` fills ~6 GB (torch venv and assets ~1.7 GB, native target/ ~3 GB, wasm target/ ~1 GB, cargo's
+# caches). A disk that fills up mid-build shows up as a linker "Bus error", so warn now instead.
+check_disk() {
+  local dir free_gb
+  for dir in "$ROOT" "$IMGPICK_HOME"; do
+    free_gb="$(df -Pk "$dir" | awk 'NR == 2 { printf "%d", $4 / 1048576 }')"
+    if [ "${free_gb:-0}" -lt 8 ]; then
+      printf '\033[1;33msetup: WARNING:\033[0m only %s GB free on the disk holding %s; a first build needs about 6 GB.\n' \
+        "$free_gb" "$dir" >&2
+      printf '  Free space (e.g. `cargo clean` in old clones) if the build fails with "No space left" or a linker "Bus error".\n' >&2
+      return 0
+    fi
+  done
+}
+
+check_disk
 step_python
 step_assets
 step_test_photos

@@ -64,5 +64,8 @@ for f in "${STATIC_FILES[@]}" model gallery; do [ "$f" = pkg ] || ln -sfn "$E2E/
 
 echo "test-e2e: running the browser tests"
 mkdir -p tests/artifacts
-timeout 600 node --test --test-concurrency=1 --test-reporter=spec tests/e2e/
+# Chromium's scratch files (profiles of a killed browser included) go to a TMPDIR removed afterwards.
+browser_tmp="$(mktemp -d -t imgpick-e2e-XXXXXX)"
+trap 'rm -rf "$browser_tmp"' EXIT
+TMPDIR="$browser_tmp" timeout 600 node --test --test-concurrency=1 --test-reporter=spec tests/e2e/
 echo "test-e2e: passed (screenshots in tests/artifacts/)"

@@ -37,8 +37,11 @@ if [ "$mode" != node ]; then
   [ -x /usr/bin/chromedriver ] || die "/usr/bin/chromedriver is missing: run scripts/setup.sh (Debian chromium-driver)"
   echo "test-wasm: headless Chromium ($(/usr/bin/chromium --version 2>/dev/null | head -1))"
   # The runner starts chromedriver and asks for headless Chrome with --no-sandbox (needed as root);
-  # wasm-model/webdriver.json adds the binary and the flags this machine needs.
-  WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver \
+  # wasm-model/webdriver.json adds the binary and the flags this machine needs. chromedriver's Chrome profiles
+  # (~110 MB each) are left behind in TMPDIR when the runner stops it, so they get a TMPDIR of their own.
+  browser_tmp="$(mktemp -d -t imgpick-wasm-chromium-XXXXXX)"
+  trap 'rm -rf "$browser_tmp"' EXIT
+  TMPDIR="$browser_tmp" WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver \
     WASM_BINDGEN_TEST_WEBDRIVER_JSON="$ROOT/wasm-model/webdriver.json" "${cargo_test[@]}" \
     || die "wasm tests failed in headless Chromium"
 fi

@@ -193,9 +193,8 @@ fn f16_image_encoder_keeps_parity_on_the_asset_photos() {
 #[test]
 fn image_encoder_file_is_added_without_changing_the_model_id() {
     let src = repo_root().join("static/model");
-    let dir = std::env::temp_dir().join(format!("imgpick-image-encoder-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     for e in std::fs::read_dir(&src).unwrap() {
         let p = e.unwrap().path();
         if p.is_file() {
@@ -215,7 +214,6 @@ fn image_encoder_file_is_added_without_changing_the_model_id() {
     std::fs::write(dir.join(wasm_model::image_encoder::IMAGE_ENCODER_FILE), &bad).unwrap();
     let e = after.load_image_encoder(&dir).unwrap_err().to_string();
     assert!(e.contains("image_encoder.safetensors") && e.contains("SHA-256"), "{e}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A fine-tuned backbone tail (stage 6 + head conv, changed weights and BN parameters) with GPO pooling,
@@ -251,7 +249,8 @@ fn fine_tuned_tail_with_gpo_keeps_parity() {
     let stock = image_encoder_safetensors(&reference, false).unwrap();
     let stock_f16 = image_encoder_safetensors(&reference, true).unwrap();
     for f16 in [false, true] {
-        let dir = std::env::temp_dir().join(format!("imgpick-finetuned-{}-{f16}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("model");
         let md = build_model_dir(&state, &vocab, &vs, &model, None, f16).unwrap();
         write_model_dir(&md, &dir).unwrap();
         let man = &md.manifest;
@@ -279,6 +278,5 @@ fn fine_tuned_tail_with_gpo_keeps_parity() {
         lying.finetuned_from = None;
         let e = ImageEncoder::new(&lying, man.embed_dim, &stock, head).err().expect("refused");
         assert!(e.to_string().contains("finetuned_from"), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

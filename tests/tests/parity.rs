@@ -52,12 +52,6 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-fn tmp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("imgpick-parity-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
 /// Text vectors of `caps` from tch (model loaded back from `dir`) and from candle; returns the worst diff.
 fn compare_text(dir: &Path, caps: &[String]) -> f32 {
     let loaded = load_model_dir(dir, Device::Cpu).unwrap();
@@ -95,11 +89,11 @@ fn random_models_candle_matches_tch() {
         });
         let state = RunState { config: Config::default(), epochs_done: 0, step: 0, best_epoch: None, best_rsum: 0.0, history: vec![] };
         let md = build_model_dir(&state, &vocab, &vs, &model, None, f16).unwrap();
-        let dir = tmp(&format!("random{k}"));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("model");
         write_model_dir(&md, &dir).unwrap();
         let worst = compare_text(&dir, &caps);
         println!("shape {k} (bi={bi}, {pooling:?}, layers={layers}, f16={f16}): max |diff| {worst:e} over {} captions", caps.len());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 

@@ -11,23 +11,16 @@ use trainer::publish::{publish, PublishOptions};
 use trainer::train::{Config, RunState};
 use wasm_model::{Engine, GalleryDtype};
 
-fn tmp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("imgpick-publish-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A temp folder with `images/` holding the first `n` asset photos: (root, asset photo dir, images, sorted asset
-/// names); None (test skipped) without the installed assets.
-fn photo_folder(tag: &str, n: usize) -> Option<(PathBuf, PathBuf, PathBuf, Vec<String>)> {
+/// A temp folder (deleted when dropped) with `images/` holding the first `n` asset photos: (root, asset photo
+/// dir, images, sorted asset names); None (test skipped) without the installed assets.
+fn photo_folder(tag: &str, n: usize) -> Option<(tempfile::TempDir, PathBuf, PathBuf, Vec<String>)> {
     let photos = trainer::backbone::assets_dir().join("photos");
     if !photos.is_dir() || !trainer::backbone::assets_dir().join("efficientnet_lite0.safetensors").is_file() {
         eprintln!("SKIPPED: assets not installed (scripts/setup.sh)");
         return None;
     }
-    let root = tmp(tag);
-    let images = root.join("images");
+    let root = tempfile::Builder::new().prefix(&format!("imgpick-publish-{tag}-")).tempdir().unwrap();
+    let images = root.path().join("images");
     std::fs::create_dir_all(&images).unwrap();
     let mut names: Vec<String> = std::fs::read_dir(&photos).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
@@ -54,7 +47,8 @@ fn random_model_dir(root: &std::path::Path, seed: i64, texts: &[&str], f16: bool
 
 #[test]
 fn publish_then_search_and_republish_incrementally() {
-    let Some((root, photos, images, names)) = photo_folder("flow", 4) else { return };
+    let Some((tmp, photos, images, names)) = photo_folder("flow", 4) else { return };
+    let root = tmp.path();
     std::fs::write(images.join("broken.jpg"), b"\xff\xd8 not really a jpeg").unwrap();
 
     // a random-init model is enough to test the plumbing
@@ -126,7 +120,6 @@ fn publish_then_search_and_republish_incrementally() {
     assert!(e.contains("vocab.txt") || e.contains("SHA-256"), "{e}");
     assert!(!root.join("gallery2").join("gallery.bin").exists());
     let _ = repo_root();
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// A model with `retrieval` (averaged views + hubness bank): publish stores each image's vector as the
@@ -134,7 +127,8 @@ fn publish_then_search_and_republish_incrementally() {
 /// text-query score is `cosine - 0.5 * hubness`; a gallery published before the bank existed is re-embedded.
 #[test]
 fn publish_with_retrieval_scoring() {
-    let Some((root, _, images, _)) = photo_folder("retrieval", 3) else { return };
+    let Some((tmp, _, images, _)) = photo_folder("retrieval", 3) else { return };
+    let root = tmp.path();
     let texts = ["a cat on a sofa", "a dog on the beach", "a red car", "two people walking", "a bowl of fruit"];
     let (_vs, vocab, model, model_dir) = random_model_dir(&root, 5, &texts, false);
     let out = root.join("gallery");
@@ -209,5 +203,4 @@ fn publish_with_retrieval_scoring() {
         let got = tch::Tensor::from_slice(&plain.gallery().row(i).unwrap()).unsqueeze(0);
         assert!((&want - &got).abs().max().double_value(&[]) < 1e-5, "{}: the original view alone", item.file);
     }
-    let _ = std::fs::remove_dir_all(&root);
 }

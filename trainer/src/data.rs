@@ -174,15 +174,10 @@ mod tests {
         p
     }
 
-    fn tmpdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("imgpick-data-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     #[test]
     fn merges_files_and_keeps_metadata() {
-        let d = tmpdir("merge");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let a = write(&d, "a.json", r#"{"images":[{"id":1,"file_name":"a.jpg","license":4,"url":"http://x"}],
             "annotations":[{"id":1,"image_id":1,"caption":"A dog ."},{"id":2,"image_id":1,"caption":"dog"}]}"#);
         let b = write(&d, "b.json", r#"{"images":[{"id":2,"file_name":"b.jpg","source":"s","licence":"CC0"},
@@ -200,7 +195,8 @@ mod tests {
 
     #[test]
     fn clear_errors_on_bad_input() {
-        let d = tmpdir("bad");
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let missing = d.join("nope.json");
         let e = Dataset::load(&[missing]).unwrap_err().to_string();
         assert!(e.contains("cannot read captions file") && e.contains("nope.json"), "{e}");

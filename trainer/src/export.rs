@@ -379,8 +379,8 @@ mod tests {
             best_rsum: 0.0,
             history: vec![],
         };
-        let dir = std::env::temp_dir().join(format!("imgpick-export-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("model");
         let ids = vec![crate::text::encode(&vocab, "a dog runs"), crate::text::encode(&vocab, "cat on grass")];
         let want = crate::model::encode_texts(&model.text, &ids, 8, tch::Device::Cpu);
         let feats = Tensor::randn([3, 16], (Kind::Float, tch::Device::Cpu));
@@ -409,6 +409,5 @@ mod tests {
         std::fs::write(dir.join("text_encoder.safetensors"), b"garbage").unwrap();
         let e = format!("{:#}", load_model_dir(&dir, tch::Device::Cpu).err().unwrap());
         assert!(e.contains("text_encoder.safetensors"), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

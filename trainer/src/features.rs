@@ -229,9 +229,8 @@ mod tests {
             eprintln!("skipping: Lite0 weights / photos not installed (scripts/setup.sh)");
             return;
         }
-        let dir = std::env::temp_dir().join(format!("imgpick-features-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let broken = dir.join("broken.jpg");
         std::fs::write(&broken, b"not a jpeg").unwrap();
         let mut files: Vec<PathBuf> = std::fs::read_dir(&photos).unwrap().map(|e| e.unwrap().path()).collect();
@@ -239,7 +238,7 @@ mod tests {
         files.truncate(2);
         files.push(broken);
         let spec = CacheSpec { backbone: BackboneKind::EfficientnetLite0, weights, split: Some(6) };
-        let a = extract(&dir, &spec, View::ORIGINAL, &files, tch::Device::Cpu).unwrap();
+        let a = extract(dir, &spec, View::ORIGINAL, &files, tch::Device::Cpu).unwrap();
         assert_eq!(a.ok, vec![true, true, false]);
         assert_eq!(a.pooled.size(), vec![3, 1280]);
         assert_eq!(a.act.as_ref().unwrap().size(), vec![3, 192, 7, 7]);
@@ -249,12 +248,11 @@ mod tests {
         let d = (&re - &a.pooled).abs().max().double_value(&[]);
         assert!(d < 0.05, "recomputed pooled differs by {d}");
         // losing the part file re-extracts it with the same result
-        let folder = cache_folder(&dir, &spec, View::ORIGINAL, &files).unwrap();
+        let folder = cache_folder(dir, &spec, View::ORIGINAL, &files).unwrap();
         std::fs::remove_file(part_path(&folder, 0)).unwrap();
-        let b = extract(&dir, &spec, View::ORIGINAL, &files, tch::Device::Cpu).unwrap();
+        let b = extract(dir, &spec, View::ORIGINAL, &files, tch::Device::Cpu).unwrap();
         assert!((&a.pooled - &b.pooled).abs().max().double_value(&[]) < 1e-6);
-        let flip = extract(&dir, &spec, View::FLIPPED, &files, tch::Device::Cpu).unwrap();
+        let flip = extract(dir, &spec, View::FLIPPED, &files, tch::Device::Cpu).unwrap();
         assert!((&a.pooled - &flip.pooled).abs().max().double_value(&[]) > 1e-3, "flipped view differs");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

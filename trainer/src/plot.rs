@@ -83,7 +83,8 @@ mod tests {
                 seconds: 1.0,
             })
             .collect();
-        let path = std::env::temp_dir().join(format!("imgpick-curve-{}.svg", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("curve.svg");
         training_curve(&history, &path).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("t2i R@1") && svg.contains("rsum / 6"));

@@ -167,7 +167,8 @@ mod tests {
     #[test]
     fn vocab_file_round_trip() {
         let v = build_vocab(["one two two"], &[], 1, 10);
-        let d = std::env::temp_dir().join(format!("imgpick-vocab-{}.txt", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("vocab.txt");
         std::fs::write(&d, v.to_text()).unwrap();
         assert_eq!(read_vocab(&d).unwrap().tokens(), v.tokens());
         std::fs::write(&d, "a\nb\n").unwrap();
@@ -194,8 +195,8 @@ mod tests {
 
     #[test]
     fn glove_loads_f16_and_refuses_other_dtypes() {
-        let dir = std::env::temp_dir().join(format!("imgpick-glove16-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let write = |dtype: safetensors::Dtype, bytes: Vec<u8>| {
             let t = safetensors::tensor::TensorView::new(dtype, vec![2, 2], &bytes).unwrap();
             safetensors::serialize_to_file([("vectors", t)], None, &dir.join("g.safetensors")).unwrap();
@@ -209,7 +210,6 @@ mod tests {
         write(safetensors::Dtype::I32, vec![0; 16]);
         let e = Glove::load(&dir.join("g.safetensors")).err().unwrap().to_string();
         assert!(e.contains("must be f32 or f16"), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -809,19 +809,17 @@ pub(crate) mod tests {
 
     /// A temp folder and the tiny config training on the asset photos (`None`, with a message, when the assets
     /// are not installed).
-    fn photo_run(name: &str) -> Option<(PathBuf, Config)> {
+    fn photo_run(name: &str) -> Option<(tempfile::TempDir, Config)> {
         let mut cfg = tiny_config();
         if !cfg.backbone_weights.is_file() || !cfg.glove.is_file() {
             eprintln!("skipping: assets not installed (scripts/setup.sh)");
             return None;
         }
-        let root = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let caps = photo_captions(&root)?;
+        let root = tempfile::Builder::new().prefix(name).tempdir().unwrap();
+        let caps = photo_captions(root.path())?;
         cfg.train_captions = vec![caps.clone()];
         cfg.val_captions = caps;
-        cfg.cache_dir = root.join("cache");
+        cfg.cache_dir = root.path().join("cache");
         Some((root, cfg))
     }
 
@@ -903,7 +901,8 @@ pub(crate) mod tests {
     #[test]
     fn resume_after_kill_matches_uninterrupted_run() {
         let _serial = training_lock();
-        let Some((root, cfg)) = photo_run("imgpick-resume") else { return };
+        let Some((tmp, cfg)) = photo_run("imgpick-resume") else { return };
+        let root = tmp.path();
 
         let full = fit(cfg.clone(), &root.join("full"), false, None).unwrap();
         assert_eq!(full.epochs_done, 3);
@@ -924,7 +923,6 @@ pub(crate) mod tests {
         assert!(root.join("full").join("curve.svg").is_file());
         // fitting 15 photos must beat chance clearly (chance rsum ≈ 200: t2i 7/33/67, i2t 7/31/56)
         assert!(full.history[2].val.rsum > 300.0, "{}", full.history[2].val);
-        let _ = std::fs::remove_dir_all(&root);
     }
 
     /// Fine-tuning from stage 6 with GPO pooling: only stage 6, the head conv, GPO and the projections move;
@@ -932,7 +930,8 @@ pub(crate) mod tests {
     #[test]
     fn finetune_trains_only_the_tail_and_resumes() {
         let _serial = training_lock();
-        let Some((root, mut cfg)) = photo_run("imgpick-finetune") else { return };
+        let Some((tmp, mut cfg)) = photo_run("imgpick-finetune") else { return };
+        let root = tmp.path();
         cfg.finetune_from = Some(6);
         cfg.image_pooling = ImagePooling::Gpo;
         cfg.backbone_lr_scale = 1.0;
@@ -960,7 +959,6 @@ pub(crate) mod tests {
             assert!(d < 1e-5, "{name} differs by {d} after resume");
         }
         assert!(full.history[1].val.rsum > 250.0, "{}", full.history[1].val);
-        let _ = std::fs::remove_dir_all(&root);
     }
 
     /// Every drawn row is a whole row of one view, and every view gets drawn.
@@ -985,7 +983,8 @@ pub(crate) mod tests {
     #[test]
     fn zoomed_training_views() {
         let _serial = training_lock();
-        let Some((root, mut cfg)) = photo_run("imgpick-train-views") else { return };
+        let Some((tmp, mut cfg)) = photo_run("imgpick-train-views") else { return };
+        let root = tmp.path();
         cfg.epochs = 1;
         cfg.train_views = vec!["zoom-x".into()];
         let e = format!("{:#}", fit(cfg.clone(), &root.join("bad"), false, None).unwrap_err());
@@ -999,14 +998,14 @@ pub(crate) mod tests {
             assert!(cached.iter().any(|c| c.contains(view)), "{view} cached: {cached:?}");
         }
         assert!(state.history[0].train_loss.is_finite() && state.history[0].val.rsum > 0.0);
-        let _ = std::fs::remove_dir_all(&root);
     }
 
     /// `--finetune` (from stage 0): batches decoded from the files, the stem learns too, val works.
     #[test]
     fn end_to_end_finetune_trains_the_stem() {
         let _serial = training_lock();
-        let Some((root, mut cfg)) = photo_run("imgpick-e2e-finetune") else { return };
+        let Some((tmp, mut cfg)) = photo_run("imgpick-e2e-finetune") else { return };
+        let root = tmp.path();
         cfg.finetune_from = Some(0);
         cfg.use_flips = true;
         cfg.epochs = 1;
@@ -1017,6 +1016,5 @@ pub(crate) mod tests {
         assert!(moved("image.backbone._blocks.0._depthwise_conv.weight"));
         assert!(!moved("image.backbone._fc.weight"), "the ImageNet classifier is not part of the model");
         assert!(state.history[0].val.rsum > 0.0);
-        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -3,7 +3,7 @@
 //! torchvision computed for the same weights and input (fixture made by scripts/densenet_fixture.py).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tch::{nn, Device, Kind, Tensor};
 use trainer::backbone::{self, densenet::DenseNet, Backbone, BackboneError, BackboneKind};
@@ -68,10 +68,9 @@ fn read_fixture() -> Fixture {
     }
 }
 
-fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("imgpick-densenet-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A scratch file ending in `name`, deleted when dropped (also when the test fails).
+fn temp_path(name: &str) -> tempfile::TempPath {
+    tempfile::Builder::new().prefix("imgpick-").suffix(name).tempfile().unwrap().into_temp_path()
 }
 
 /// Writes the formula weights under the given key names (a torchvision state dict file).

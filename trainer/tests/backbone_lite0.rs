@@ -178,10 +178,9 @@ fn load_dispatches_on_kind() {
 
 // ---- bad weight files: no assets needed ----
 
-fn write_weights(name: &str, tensors: &[(&str, Tensor)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("imgpick-backbone-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+/// Writes `tensors` to a scratch file ending in `name`, deleted when dropped (also when the test fails).
+fn write_weights(name: &str, tensors: &[(&str, Tensor)]) -> tempfile::TempPath {
+    let path = tempfile::Builder::new().prefix("imgpick-").suffix(name).tempfile().unwrap().into_temp_path();
     let named: Vec<(String, Tensor)> = tensors
         .iter()
         .map(|(n, t)| (n.to_string(), t.shallow_clone()))

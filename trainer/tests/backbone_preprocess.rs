@@ -5,10 +5,9 @@ use image::{DynamicImage, Rgb, RgbImage, Rgba, RgbaImage};
 use trainer::backbone::preprocess::{self, Preprocess};
 use trainer::backbone::{BackboneError, BackboneKind};
 
-fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("imgpick-preprocess-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+/// A scratch file ending in `name` holding `bytes`, deleted when dropped (also when the test fails).
+fn temp_file(name: &str, bytes: &[u8]) -> tempfile::TempPath {
+    let path = tempfile::Builder::new().prefix("imgpick-").suffix(name).tempfile().unwrap().into_temp_path();
     std::fs::write(&path, bytes).unwrap();
     path
 }
@@ -22,8 +21,8 @@ fn broken_and_missing_images_are_errors_naming_the_file() {
     );
     let not_image = temp_file("notes.png", b"just text");
     for path in [
-        truncated,
-        not_image,
+        truncated.to_path_buf(),
+        not_image.to_path_buf(),
         std::path::PathBuf::from("/nonexistent/imgpick/photo.jpg"),
     ] {
         match prep.load(&path) {
@@ -47,7 +46,7 @@ fn broken_and_missing_images_are_errors_naming_the_file() {
         &png_bytes(&DynamicImage::ImageRgb8(RgbImage::new(4, 4))),
     );
     let bad = temp_file("bad.png", b"\x89PNG\r\n\x1a\nnope");
-    let msg = prep.load_batch(&[good, bad]).unwrap_err().to_string();
+    let msg = prep.load_batch(&[good.to_path_buf(), bad.to_path_buf()]).unwrap_err().to_string();
     assert!(msg.contains("bad.png"), "{msg}");
 }
 

@@ -10,13 +10,6 @@ fn trainer(args: &[&str]) -> (bool, String) {
     (o.status.success(), err)
 }
 
-fn tmp(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("imgpick-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[test]
 fn help_explains_every_command() {
     let o = Command::new(env!("CARGO_BIN_EXE_trainer")).arg("--help").output().unwrap();
@@ -28,7 +21,8 @@ fn help_explains_every_command() {
 
 #[test]
 fn missing_model_directory() {
-    let d = tmp("nomodel");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
     let (ok, err) = trainer(&["eval", "--model", d.join("nope").to_str().unwrap(), "--captions", "x.json", "--images", "."]);
     assert!(!ok);
     assert!(err.contains("cannot load model directory") && err.contains("manifest.json"), "{err}");
@@ -36,7 +30,8 @@ fn missing_model_directory() {
 
 #[test]
 fn captions_with_wrong_fields() {
-    let d = tmp("badcaps");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
     let caps = d.join("caps.json");
     std::fs::write(&caps, r#"{"images": [{"id": 1}], "annotations": []}"#).unwrap();
     let out = d.join("run");
@@ -51,7 +46,8 @@ fn captions_with_wrong_fields() {
 
 #[test]
 fn missing_glove_file() {
-    let d = tmp("noglove");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
     let caps = d.join("caps.json");
     std::fs::write(&caps, r#"{"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 1, "caption": "a dog"}]}"#).unwrap();
     let (ok, err) = trainer(&[
@@ -64,7 +60,8 @@ fn missing_glove_file() {
 
 #[test]
 fn export_of_a_folder_that_is_not_a_run() {
-    let d = tmp("norun");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
     let (ok, err) = trainer(&["export", "--run", d.to_str().unwrap(), "--out", d.join("model").to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("not a run folder"), "{err}");

@@ -874,7 +874,8 @@ mod tests {
     #[test]
     fn writes_and_loads_a_directory() {
         let m = random_model(small_config(), 6, 4, true);
-        let dir = std::env::temp_dir().join(format!("imgpick-model-dir-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("model");
         m.write(&dir).unwrap();
         let back = ModelDir::load(&dir).unwrap();
         assert_eq!(back.manifest, m.manifest);

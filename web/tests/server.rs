@@ -11,10 +11,11 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 use web::{Config, Hit, Searcher};
 
-/// A static folder with one file of each kind the page serves.
+/// A temp folder whose `site/` is a static folder with one file of each kind the page serves, and beside it a
+/// file that path traversal must not reach.
 fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path();
+    let p = &site(&dir);
     std::fs::create_dir_all(p.join("pkg")).unwrap();
     std::fs::create_dir_all(p.join("gallery/thumbs")).unwrap();
     std::fs::create_dir_all(p.join("model")).unwrap();
@@ -27,9 +28,12 @@ fn fixture() -> tempfile::TempDir {
     std::fs::write(p.join("gallery/gallery.bin"), vec![7u8; 4096]).unwrap();
     std::fs::write(p.join("gallery/thumbs/0.jpg"), [0xffu8, 0xd8, 0xff]).unwrap();
     std::fs::write(p.join(".git/config"), "secret").unwrap();
-    // A file beside the served folder that traversal must not reach.
-    std::fs::write(dir.path().parent().unwrap().join("imgpick-outside.txt"), "outside").ok();
+    std::fs::write(dir.path().join("imgpick-outside.txt"), "outside").unwrap();
     dir
+}
+
+fn site(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("site")
 }
 
 struct FakeSearcher;
@@ -57,7 +61,7 @@ impl Searcher for FakeSearcher {
 }
 
 fn app(dir: &tempfile::TempDir, searcher: Result<Arc<dyn Searcher>, String>) -> Router {
-    web::router(Config { static_dir: dir.path().to_path_buf(), searcher })
+    web::router(Config { static_dir: site(dir), searcher })
 }
 
 async fn get(app: &Router, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
@@ -153,7 +157,7 @@ async fn etag_turns_a_repeat_request_into_304() {
     assert_eq!((status, body.len()), (StatusCode::OK, 4096));
     // Touching the file changes the tag.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    std::fs::write(dir.path().join("gallery/gallery.bin"), vec![8u8; 4097]).unwrap();
+    std::fs::write(site(&dir).join("gallery/gallery.bin"), vec![8u8; 4097]).unwrap();
     let (status, h, _) = get(&app, "/gallery/gallery.bin", &[("if-none-match", &etag)]).await;
     assert_eq!(status, StatusCode::OK);
     assert_ne!(h[header::ETAG], etag.as_str());
