@@ -201,18 +201,18 @@ fn image_encoder_file_is_added_without_changing_the_model_id() {
             std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
         }
     }
-    let before = wasm_model::ModelDir::load(&dir).unwrap();
+    let before = wasm_model::ModelDir::load(dir).unwrap();
     let reference = std::fs::read(backbone::assets_dir().join("efficientnet_lite0.safetensors")).unwrap();
     let bytes = image_encoder_safetensors(&reference, true).unwrap();
-    wasm_model::ModelDir::add_image_encoder(&dir, &bytes).unwrap();
-    let after = wasm_model::ModelDir::load(&dir).unwrap();
+    wasm_model::ModelDir::add_image_encoder(dir, &bytes).unwrap();
+    let after = wasm_model::ModelDir::load(dir).unwrap();
     assert_eq!(after.model_id(), before.model_id());
-    assert_eq!(after.load_image_encoder(&dir).unwrap().as_deref(), Some(&bytes[..]));
+    assert_eq!(after.load_image_encoder(dir).unwrap().as_deref(), Some(&bytes[..]));
     let mut bad = bytes.clone();
     let n = bad.len();
     bad[n - 1] ^= 1;
     std::fs::write(dir.join(wasm_model::image_encoder::IMAGE_ENCODER_FILE), &bad).unwrap();
-    let e = after.load_image_encoder(&dir).unwrap_err().to_string();
+    let e = after.load_image_encoder(dir).unwrap_err().to_string();
     assert!(e.contains("image_encoder.safetensors") && e.contains("SHA-256"), "{e}");
 }
 
@@ -276,7 +276,7 @@ fn fine_tuned_tail_with_gpo_keeps_parity() {
         // A manifest that does not say so must not silently use the tail (and vice versa).
         let mut lying = man.image.clone();
         lying.finetuned_from = None;
-        let e = ImageEncoder::new(&lying, man.embed_dim, &stock, head).err().expect("refused");
+        let e = ImageEncoder::new(&lying, man.embed_dim, &stock, head).expect_err("refused");
         assert!(e.to_string().contains("finetuned_from"), "{e}");
     }
 }

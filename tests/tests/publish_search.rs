@@ -52,7 +52,7 @@ fn publish_then_search_and_republish_incrementally() {
     std::fs::write(images.join("broken.jpg"), b"\xff\xd8 not really a jpeg").unwrap();
 
     // a random-init model is enough to test the plumbing
-    let (_vs, _vocab, _model, model_dir) = random_model_dir(&root, 3, &["a cat on a sofa", "a dog on the beach"], true);
+    let (_vs, _vocab, _model, model_dir) = random_model_dir(root, 3, &["a cat on a sofa", "a dog on the beach"], true);
 
     let out = root.join("gallery");
     let opts = PublishOptions {
@@ -130,7 +130,7 @@ fn publish_with_retrieval_scoring() {
     let Some((tmp, _, images, _)) = photo_folder("retrieval", 3) else { return };
     let root = tmp.path();
     let texts = ["a cat on a sofa", "a dog on the beach", "a red car", "two people walking", "a bowl of fruit"];
-    let (_vs, vocab, model, model_dir) = random_model_dir(&root, 5, &texts, false);
+    let (_vs, vocab, model, model_dir) = random_model_dir(root, 5, &texts, false);
     let out = root.join("gallery");
     let opts = PublishOptions {
         model: model_dir.clone(),

@@ -178,9 +178,9 @@ mod tests {
     fn merges_files_and_keeps_metadata() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
-        let a = write(&d, "a.json", r#"{"images":[{"id":1,"file_name":"a.jpg","license":4,"url":"http://x"}],
+        let a = write(d, "a.json", r#"{"images":[{"id":1,"file_name":"a.jpg","license":4,"url":"http://x"}],
             "annotations":[{"id":1,"image_id":1,"caption":"A dog ."},{"id":2,"image_id":1,"caption":"dog"}]}"#);
-        let b = write(&d, "b.json", r#"{"images":[{"id":2,"file_name":"b.jpg","source":"s","licence":"CC0"},
+        let b = write(d, "b.json", r#"{"images":[{"id":2,"file_name":"b.jpg","source":"s","licence":"CC0"},
             {"id":3,"file_name":"c.jpg"}], "annotations":[{"id":3,"image_id":2,"caption":"A cat"}]}"#);
         let ds = Dataset::load(&[a, b]).unwrap();
         assert_eq!(ds.images.len(), 3);
@@ -201,20 +201,20 @@ mod tests {
         let e = Dataset::load(&[missing]).unwrap_err().to_string();
         assert!(e.contains("cannot read captions file") && e.contains("nope.json"), "{e}");
 
-        let wrong = write(&d, "wrong.json", r#"{"pictures":[]}"#);
+        let wrong = write(d, "wrong.json", r#"{"pictures":[]}"#);
         let e = Dataset::load(&[wrong]).unwrap_err().to_string();
         assert!(e.contains("not valid COCO captions JSON") && e.contains("images"), "{e}");
 
-        let no_name = write(&d, "noname.json", r#"{"images":[{"id":1}],"annotations":[]}"#);
+        let no_name = write(d, "noname.json", r#"{"images":[{"id":1}],"annotations":[]}"#);
         assert!(Dataset::load(&[no_name]).unwrap_err().to_string().contains("file_name"));
 
-        let orphan = write(&d, "orphan.json", r#"{"images":[{"id":1,"file_name":"a.jpg"}],
+        let orphan = write(d, "orphan.json", r#"{"images":[{"id":1,"file_name":"a.jpg"}],
             "annotations":[{"image_id":9,"caption":"x"}]}"#);
         let e = Dataset::load(&[orphan]).unwrap_err().to_string();
         assert!(e.contains("image id 9"), "{e}");
 
-        let a = write(&d, "dup1.json", r#"{"images":[{"id":1,"file_name":"a.jpg"}]}"#);
-        let b = write(&d, "dup2.json", r#"{"images":[{"id":1,"file_name":"b.jpg"}]}"#);
+        let a = write(d, "dup1.json", r#"{"images":[{"id":1,"file_name":"a.jpg"}]}"#);
+        let b = write(d, "dup2.json", r#"{"images":[{"id":1,"file_name":"b.jpg"}]}"#);
         let e = Dataset::load(&[a.clone(), b]).unwrap_err().to_string();
         assert!(e.contains("appears twice") && e.contains("dup1.json"), "{e}");
 

@@ -41,7 +41,8 @@ pub fn training_curve(history: &[EpochLog], path: &Path) -> Result<()> {
             .build_cartesian_2d(x_range, 0.0..100.0)
             .map_err(|e| anyhow!("{e}"))?;
         chart.configure_mesh().x_desc("epoch").draw().map_err(|e| anyhow!("{e}"))?;
-        let series: [(&str, RGBColor, fn(&EpochLog) -> f64); 5] = [
+        type Series = (&'static str, RGBColor, fn(&EpochLog) -> f64);
+        let series: [Series; 5] = [
             ("t2i R@1", RED, |h| h.val.t2i_r1),
             ("t2i R@10", MAGENTA, |h| h.val.t2i_r10),
             ("i2t R@1", BLUE, |h| h.val.i2t_r1),

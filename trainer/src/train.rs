@@ -240,7 +240,7 @@ impl PairData {
             "annotations": ds.images.iter().flat_map(|im| im.captions.iter().map(move |c| serde_json::json!({"image_id": im.id, "caption": c}))).collect::<Vec<_>>(),
         });
         std::fs::write(&tmp, serde_json::to_vec(&json)?)?;
-        let r = Self::load(cfg, &[tmp.clone()], vocab, &[View::ORIGINAL], device);
+        let r = Self::load(cfg, std::slice::from_ref(&tmp), vocab, &[View::ORIGINAL], device);
         let _ = std::fs::remove_file(&tmp);
         r
     }
@@ -571,7 +571,7 @@ pub fn build_model(cfg: &Config, vocab_len: usize, device: Device) -> Result<(nn
     let tail = cfg.finetune_from.map(|k| (cfg.backbone, k, cfg.backbone_weights.as_path()));
     let model = JointModel::with_image(&vs, &tc, cfg.backbone.feature_dim(), cfg.embed_dim, cfg.image_pooling, tail)?;
     if let Some(t) = &model.tail {
-        if t.from >= t.net.num_stages() + 1 {
+        if t.from > t.net.num_stages() {
             bail!("--finetune-from {}: {} has stages 0..{} (the head is {})", t.from, cfg.backbone, t.net.num_stages() - 1, t.net.num_stages());
         }
     }
@@ -688,7 +688,7 @@ pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize
                 loss_sum += loss.double_value(&[]);
                 bar.inc(1);
                 // Logs (nohup, CI) get no progress bar: a line every 50 steps instead.
-                if bar.is_hidden() && bar.position() % 50 == 0 {
+                if bar.is_hidden() && bar.position().is_multiple_of(50) {
                     let secs = started.elapsed().as_secs_f64();
                     tracing::info!(
                         "epoch {}/{} step {}/{steps_per_epoch}: loss {:.3}, {:.2} s/step ({:.0} pairs/s)",
