@@ -265,10 +265,13 @@ pub fn rank_model_dir(
     let split = loaded.model.tail.as_ref().map(|t| t.from);
     let spec = crate::features::CacheSpec { backbone: loaded.backbone, weights, split };
     let views = crate::features::views_of(retrieval.as_ref())?;
-    let feats = views
-        .iter()
-        .map(|&v| crate::features::extract(cache, &spec, v, &files, device))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut feats = Vec::with_capacity(views.len());
+    for &view in &views {
+        feats.push(crate::features::extract(cache, &spec, view, &files, device)?);
+        if feats[0].ok.iter().all(|&ok| !ok) {
+            anyhow::bail!("none of the {} images of {} could be read from {}", ds.images.len(), captions.display(), images.display());
+        }
+    }
     let keep: Vec<usize> = (0..ds.images.len()).filter(|&i| feats.iter().all(|f| f.ok[i])).collect();
     if keep.len() < ds.images.len() {
         tracing::warn!("{} unreadable images left out of the evaluation", ds.images.len() - keep.len());

@@ -82,6 +82,30 @@ fn eval_prints_metrics_intervals_and_a_paired_comparison() {
 }
 
 #[test]
+fn an_image_folder_without_the_images_is_one_clear_error() {
+    let assets = repo_root().join("assets");
+    if !assets.join("efficientnet_lite0.safetensors").is_file() {
+        eprintln!("SKIPPED: assets not installed (scripts/setup.sh)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let captions = tmp.path().join("caps.json");
+    std::fs::write(&captions, r#"{"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
+        "annotations": [{"image_id": 1, "caption": "a dog"}, {"image_id": 2, "caption": "a cat"}]}"#).unwrap();
+    let model = repo_root().join("static/model");
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["eval", "--model", model.to_str().unwrap(), "--captions", captions.to_str().unwrap()])
+        .args(["--images", tmp.path().to_str().unwrap(), "--cache", tmp.path().join("cache").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("none of the 2 images") && !err.contains("panicked"), "{err}");
+    // each missing file is named once (a.jpg again in the summary), not once per image view, and the other six
+    // views are not even tried
+    assert_eq!(err.matches("b.jpg").count(), 1, "{err}");
+}
+
+#[test]
 fn zero_bootstrap_resamples_is_a_clear_error() {
     let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
         .args(["eval", "--model", "x", "--captions", "x.json", "--images", ".", "--bootstrap", "0"])
