@@ -229,21 +229,10 @@ pub fn hubness(images: &Tensor, bank: &Tensor, k: usize) -> Vec<f32> {
     Vec::<f32>::try_from(r.to_device(tch::Device::Cpu)).expect("f32 hubness")
 }
 
-/// `trainer eval`: a model directory on a captions file + image folder (features cached under `cache`).
-/// Scored as the product scores (manifest `retrieval`: averaged image views, hubness correction of text
-/// queries) unless `plain` (cosine of single-view vectors).
-pub fn evaluate_model_dir(
-    model: &std::path::Path,
-    captions: &std::path::Path,
-    images: &std::path::Path,
-    cache: &std::path::Path,
-    weights: Option<std::path::PathBuf>,
-    plain: bool,
-) -> anyhow::Result<Metrics> {
-    Ok(rank_model_dir(model, captions, images, cache, weights, plain)?.metrics())
-}
-
-/// [`evaluate_model_dir`]'s per-query ranks (for intervals and paired comparisons).
+/// `trainer eval`: a model directory on a captions file + image folder (features cached under `cache`), as the
+/// per-query ranks behind [`Metrics`] (`.metrics()`), bootstrap intervals and paired comparisons. Scored as the
+/// product scores (manifest `retrieval`: averaged image views, hubness correction of text queries) unless
+/// `plain` (cosine of single-view vectors).
 pub fn rank_model_dir(
     model: &std::path::Path,
     captions: &std::path::Path,

@@ -228,7 +228,7 @@ pub fn export_run(run: &Path, which: &str, out: &Path, opts: &ExportOptions) -> 
         // The manifest's metrics are the product's scoring (views + hubness); plain cosine kept beside them.
         let cfg = &state.config;
         let cache = &cfg.cache_dir;
-        let scored = crate::eval::evaluate_model_dir(out, &cfg.val_captions, &cfg.images, cache, Some(cfg.backbone_weights.clone()), false)?;
+        let scored = crate::eval::rank_model_dir(out, &cfg.val_captions, &cfg.images, cache, Some(cfg.backbone_weights.clone()), false)?.metrics();
         tracing::info!("val with the retrieval scoring: {scored}");
         let mut value = serde_json::to_value(scored)?;
         value["cosine_single_view"] = serde_json::to_value(plain)?;
