@@ -3,18 +3,14 @@
 # profile wasm-release, SIMD128) → wasm-bindgen --target web → wasm-opt -O3. Fast when nothing changed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-ENV_FILE="${IMGPICK_HOME:-$HOME/.cache/imgpick}/wasm.env"
 OUT="$ROOT/static/pkg"
 die() { echo "build-wasm: FAILED: $*" >&2; exit 1; }
 
-[ -f "$ENV_FILE" ] || die "$ENV_FILE is missing: run scripts/setup.sh (it installs Debian's wasm32 Rust)"
-# shellcheck disable=SC1090
-source "$ENV_FILE"; export PATH
+# shellcheck source=wasm-env.sh
+source "$ROOT/scripts/wasm-env.sh"
 for tool in wasm-bindgen wasm-opt; do
   [ -x "$ROOT/.tools/$tool" ] || die "$ROOT/.tools/$tool is missing: run scripts/setup.sh"
 done
-export CARGO_TARGET_DIR="$ROOT/target/wasm"
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128"
 cd "$ROOT"
 cargo build -q -p wasm-model --lib --no-default-features --profile wasm-release --target wasm32-unknown-unknown \
   || die "cargo build for wasm32 failed (see the errors above)"

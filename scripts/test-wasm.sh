@@ -3,23 +3,17 @@
 # in Node and in headless Chromium.   Usage: scripts/test-wasm.sh [node|chromium|all]   (default all)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-ENV_FILE="${IMGPICK_HOME:-$HOME/.cache/imgpick}/wasm.env"
 die() { echo "test-wasm: FAILED: $*" >&2; exit 1; }
 mode="${1:-all}"
 case "$mode" in node|chromium|all) ;; *) die "unknown mode '$mode' (use node, chromium or all)";; esac
 
-[ -f "$ENV_FILE" ] || die "$ENV_FILE is missing: run scripts/setup.sh (it installs Debian's wasm32 Rust)"
-# Debian's cargo/rustc 1.96 (the only compiler here with a wasm32 std) first on PATH.
-# shellcheck disable=SC1090
-source "$ENV_FILE"; export PATH
+# shellcheck source=wasm-env.sh
+source "$ROOT/scripts/wasm-env.sh"
 RUNNER="$ROOT/.tools/wasm-bindgen-test-runner"
 [ -x "$RUNNER" ] || die "$RUNNER is missing: run scripts/setup.sh"
 command -v node >/dev/null || die "node is not installed"
 
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$RUNNER"
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128"
-# A separate target dir: the native workspace build uses the rustup compiler.
-export CARGO_TARGET_DIR="$ROOT/target/wasm"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
 cd "$ROOT"
 # --no-default-features: the browser build must not need the `native` (file path) feature.
