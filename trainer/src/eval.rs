@@ -195,12 +195,10 @@ fn bootstrap(n: usize, resamples: usize, seed: u64, metrics: impl Fn(&[usize]) -
             column.push(value);
         }
     }
+    columns.iter_mut().for_each(|c| c.sort_by(f64::total_cmp));
     let quantile = |q: f64| {
-        Metrics::from_array(std::array::from_fn(|k| {
-            let mut c = columns[k].clone();
-            c.sort_by(f64::total_cmp);
-            c[((q * (resamples - 1) as f64).round() as usize).min(resamples - 1)]
-        }))
+        let at = ((q * (resamples - 1) as f64).round() as usize).min(resamples - 1);
+        Metrics::from_array(std::array::from_fn(|k| columns[k][at]))
     };
     Interval { level: 0.95, resamples, lo: quantile(0.025), hi: quantile(0.975) }
 }
@@ -257,7 +255,8 @@ pub fn rank_model_dir(
     let mut feats = Vec::with_capacity(views.len());
     for &view in &views {
         feats.push(crate::features::extract(cache, &spec, view, &files, device)?);
-        if feats[0].ok.iter().all(|&ok| !ok) {
+        // nothing readable in the first view: stop before the other views
+        if feats.len() == 1 && feats[0].ok.iter().all(|&ok| !ok) {
             anyhow::bail!("none of the {} images of {} could be read from {}", ds.images.len(), captions.display(), images.display());
         }
     }
