@@ -14,17 +14,17 @@ step "search latency: native vs wasm (Node) on static/model + static/gallery"
 scripts/build-wasm.sh
 GALLERY="" scripts/ensure-gallery.sh
 cargo run -q --release -p wasm-model --example bench_native
-node scripts/bench-wasm.mjs
+node scripts/bench/wasm.mjs
 
 step "trainer: EfficientNet-Lite0 feature extraction, tch vs PyTorch"
-scripts/bench_backbone.sh
+scripts/bench/backbone.sh
 
 step "trainer: one training step, tch vs PyTorch"
-scripts/bench_train.sh
+scripts/bench/train-step.sh
 
 step "my photos: embedding images/s in Chromium vs native candle vs tch; memory for 1,000 added photos"
-scripts/bench-embed.sh
+scripts/bench/embed.sh
 
 step "page in headless Chromium: ready time, query latency, bytes per visit"
 cargo build -q -p web
-node scripts/bench-page.mjs
+node scripts/bench/page.mjs

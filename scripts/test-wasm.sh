@@ -7,8 +7,8 @@ die() { echo "test-wasm: FAILED: $*" >&2; exit 1; }
 mode="${1:-all}"
 case "$mode" in node|chromium|all) ;; *) die "unknown mode '$mode' (use node, chromium or all)";; esac
 
-# shellcheck source=wasm-env.sh
-source "$ROOT/scripts/wasm-env.sh"
+# shellcheck source=lib/wasm-env.sh
+source "$ROOT/scripts/lib/wasm-env.sh"
 RUNNER="$ROOT/.tools/wasm-bindgen-test-runner"
 [ -x "$RUNNER" ] || die "$RUNNER is missing: run scripts/setup.sh"
 command -v node >/dev/null || die "node is not installed"

@@ -111,7 +111,7 @@ function onReady({ items, modelId, bytes, timings, mine, canEmbed }) {
   ui.loading.hidden = true;
   ui.modelInfo.textContent = `${items.length} pictures · model ${String(modelId || '').slice(0, 8)} · ${mb(bytes)} loaded in ${Math.round(timings.downloadMs + timings.initMs)} ms`;
   document.documentElement.dataset.state = 'ready';
-  window.imgpickReady = { ...timings, at: performance.now(), bytes }; // read by scripts/bench-page.mjs
+  window.imgpickReady = { ...timings, at: performance.now(), bytes }; // read by scripts/bench/page.mjs
   run();
 }
 
@@ -502,7 +502,7 @@ document.addEventListener('drop', async (e) => {
   addFiles(out);
 });
 
-// A small hook for tools (scripts/bench-page.mjs): query the worker directly and time the round trip.
+// A small hook for tools (scripts/bench/page.mjs): query the worker directly and time the round trip.
 window.imgpick = {
   async search(query, k = K) {
     const t = performance.now();

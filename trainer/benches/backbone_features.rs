@@ -1,5 +1,5 @@
 //! Feature-extraction throughput of the backbones (eval, no grad, 224 px): images/s, channels-last vs
-//! NCHW. `scripts/bench_backbone.sh` runs this and the PyTorch reference and prints a table with the
+//! NCHW. `scripts/bench/backbone.sh` runs this and the PyTorch reference and prints a table with the
 //! ratio. Knobs: IMGPICK_BENCH_BATCH (default 32), IMGPICK_BENCH_THREADS (default 2).
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};

@@ -1,8 +1,8 @@
 //! One training step of the shipped configuration (read from `static/model/manifest.json` → `training.config`):
 //! GloVe-50 embedding (vocab 16000) → bi-LSTM 256 → mean pooling → 512-d, image head on 1280-d cached
 //! features (or, for a model fine-tuned from stage K, the backbone tail + pooling on cached stage-K activations), symmetric InfoNCE (τ 0.05), backward, global-norm clipping and the trainer's Adam step, on the
-//! trainer's own `model`, `loss` and `train::build_model` code. `scripts/bench_train.sh` runs this and the
-//! PyTorch twin (`scripts/bench_train_step_torch.py`) and prints steps/s and the ratio.
+//! trainer's own `model`, `loss` and `train::build_model` code. `scripts/bench/train-step.sh` runs this and the
+//! PyTorch twin (`scripts/bench/train_step_torch.py`) and prints steps/s and the ratio.
 //!
 //! The batch is synthetic but realistic: caption lengths follow the Flickr8k train histogram (capped at
 //! `IMGPICK_BENCH_MAX_LEN`, default 16), token ids and image ids come from a fixed-seed splitmix64 that the
@@ -19,7 +19,7 @@ use trainer::model::pad_batch;
 use trainer::train::{build_model, Adam, Config};
 
 /// Flickr8k captions_train.json: how many of the 30000 captions have 1, 2, …, 15, ≥16 words.
-/// Shared with scripts/bench_train_step_torch.py (keep in sync).
+/// Shared with scripts/bench/train_step_torch.py (keep in sync).
 const LEN_HIST: [u64; 16] = [0, 15, 125, 340, 854, 1948, 2501, 2917, 3318, 3310, 3134, 2772, 2332, 1864, 1338, 3232];
 const SEED: u64 = 0x1d9_2026;
 /// Images in the Flickr8k train split: the range of image ids in a batch.

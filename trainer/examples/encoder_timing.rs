@@ -1,6 +1,6 @@
 //! Where the train-step gap to PyTorch is not: forward and forward + backward of the image side (stage-6 tail +
 //! GPO + projection on 128 cached f16 activations) and of the text side (bi-LSTM on 128 captions) alone, median
-//! ms of 20 after 5. `scripts/bench_encoders_torch.py` times the same on PyTorch (run both back to back, 2 threads,
+//! ms of 20 after 5. `scripts/bench/encoders_torch.py` times the same on PyTorch (run both back to back, 2 threads,
 //! `OMP_WAIT_POLICY=PASSIVE`). Needs the shipped manifest and the Lite0 weights.
 //!   cargo run --release -p trainer --example encoder_timing
 use tch::{Device, Kind, Tensor};

@@ -1,6 +1,6 @@
 //! DenseNet-121 must reproduce torchvision: weights defined by a formula (no download), saved as a
 //! torchvision-keyed safetensors state dict, loaded like a user's file, compared with logits that
-//! torchvision computed for the same weights and input (fixture made by scripts/densenet_fixture.py).
+//! torchvision computed for the same weights and input (fixture made by scripts/lib/densenet_fixture.py).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,7 +13,7 @@ const FIXTURE: &str = concat!(
     "/tests/fixtures/backbone/densenet121_reference.safetensors"
 );
 
-/// Same formula as `formula_tensor` in scripts/densenet_fixture.py (f64 libm sin/cos, then f32).
+/// Same formula as `formula_tensor` in scripts/lib/densenet_fixture.py (f64 libm sin/cos, then f32).
 fn formula_tensor(name: &str, shape: &[i64]) -> Tensor {
     let n: i64 = shape.iter().product();
     let hash = name.bytes().fold(0x811C_9DC5u32, |h, b| {

@@ -1,4 +1,4 @@
-//! Native candle image-encoder throughput (the "native candle" column of scripts/bench-embed.sh):
+//! Native candle image-encoder throughput (the "native candle" column of scripts/bench/embed.sh):
 //! decode + preprocess and the Lite0 forward timed separately, per photo, single-threaded by default.
 //!   RAYON_NUM_THREADS=1 cargo run --release -p wasm-model --example bench_embed [model_dir] [photos_dir] [rounds]
 //! (defaults: static/model, assets/photos, 3). The model needs image_encoder.safetensors

@@ -1,7 +1,7 @@
 //! Writes the benchmark's shipped-like random model and an 8000 × 256 gallery (same seeds as
-//! benches/search.rs) to `target/bench-model/`, so scripts/bench-wasm.mjs measures wasm on the very model
+//! benches/search.rs) to `target/bench-model/`, so scripts/bench/wasm.mjs measures wasm on the very model
 //! the native criterion bench uses:
-//!   cargo run --release -p wasm-model --example bench_model && node scripts/bench-wasm.mjs target/bench-model target/bench-model
+//!   cargo run --release -p wasm-model --example bench_model && node scripts/bench/wasm.mjs target/bench-model target/bench-model
 
 use std::path::Path;
 

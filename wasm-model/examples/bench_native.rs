@@ -1,4 +1,4 @@
-//! The native twin of scripts/bench-wasm.mjs (same prompts, same call counts), for the wasm/native ratio:
+//! The native twin of scripts/bench/wasm.mjs (same prompts, same call counts), for the wasm/native ratio:
 //!   cargo run --release -p wasm-model --example bench_native [model_dir] [gallery_dir]
 //! (defaults: static/model + static/gallery).
 

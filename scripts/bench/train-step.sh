@@ -3,16 +3,16 @@
 # -> mean -> 512; image side as configured: the shipped fine-tune is Lite0 stage 6 + head conv + GPO on cached
 # stage-6 activations; InfoNCE, clipping + Adam), batch 128, 2 threads:
 # tch (cargo bench --bench train_step, the trainer's own model/loss code) vs PyTorch
-# (scripts/bench_train_step_torch.py: the same model written the PyTorch way; the same with idiomatic packed nn.LSTM;
+# (scripts/bench/train_step_torch.py: the same model written the PyTorch way; the same with idiomatic packed nn.LSTM;
 # the same with the trainer's batch-norm folding and glibc allocator settings), back to back,
 # ROUNDS times (default 2; the machine is shared, so compare within a round). Prints a markdown table.
 # `tch` runs the trainer's own code: build_model, contrastive loss, train::Adam (clipping + update).
 # PyTorch needs a full torch install (the project's slim venv cannot import torch):
 #   python3 -m venv /tmp/tv-venv && /tmp/tv-venv/bin/pip install torch==2.11.0
-#   TORCH_PYTHON=/tmp/tv-venv/bin/python scripts/bench_train.sh
+#   TORCH_PYTHON=/tmp/tv-venv/bin/python scripts/bench/train-step.sh
 # Without it, only the tch column is printed.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 THREADS="${IMGPICK_BENCH_THREADS:-2}"
 ROUNDS="${ROUNDS:-2}"
 BATCH="${IMGPICK_BENCH_BATCH:-$(python3 -c 'import json; print(json.load(open("static/model/manifest.json"))["training"]["config"]["batch_size"])')}"
@@ -35,12 +35,12 @@ for round in $(seq 1 "$ROUNDS"); do
     done
     torch_json=""
     if [ "$HAVE_TORCH" = 1 ]; then
-        torch_json="$("$TORCH_PYTHON" scripts/bench_train_step_torch.py --batch "$BATCH" --threads "$THREADS" \
+        torch_json="$("$TORCH_PYTHON" scripts/bench/train_step_torch.py --batch "$BATCH" --threads "$THREADS" \
             --variant reference packed | tr '\n' ' ')"
         # PyTorch given the trainer's other two speed-ups: batch norm folded, and glibc told what
         # trainer::keep_freed_memory tells it (heap blocks up to 32 MiB, no trimming).
         torch_json="$torch_json $(MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2147483647 "$TORCH_PYTHON" \
-            scripts/bench_train_step_torch.py --batch "$BATCH" --threads "$THREADS" --variant folded | tr '\n' ' ')"
+            scripts/bench/train_step_torch.py --batch "$BATCH" --threads "$THREADS" --variant folded | tr '\n' ' ')"
     fi
     ROWS+=("$round|$tch_s|$torch_json")
 done
@@ -74,5 +74,5 @@ for row in rows:
 if not have_torch:
     print("\nPyTorch column: set TORCH_PYTHON to a python with full torch, e.g.\n"
           "  python3 -m venv /tmp/tv-venv && /tmp/tv-venv/bin/pip install torch==2.11.0\n"
-          "  TORCH_PYTHON=/tmp/tv-venv/bin/python scripts/bench_train.sh")
+          "  TORCH_PYTHON=/tmp/tv-venv/bin/python scripts/bench/train-step.sh")
 PY

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch twin of trainer/benches/train_step.rs (scripts/bench_train.sh runs both and prints the ratio).
+"""PyTorch twin of trainer/benches/train_step.rs (scripts/bench/train-step.sh runs both and prints the ratio).
 
 One training step of the shipped configuration (static/model/manifest.json -> text, embed_dim, image.feature_dim,
 training.config): embedding (padding_idx 0) -> LSTM -> pooling -> proj -> L2, image head proj -> L2, symmetric
@@ -13,7 +13,7 @@ Variants (one JSON line each, steps/s = 1 / median step time after warm-up):
              its own length, a gather, so padding is computed but never reaches a valid output; mean pooling over the
              valid positions).
   folded     reference with the trainer's batch-norm folding (conv weight x gamma/sqrt(var+eps), bias = the shift).
-             scripts/bench_train.sh runs it with glibc's allocator set as trainer::keep_freed_memory sets it
+             scripts/bench/train-step.sh runs it with glibc's allocator set as trainer::keep_freed_memory sets it
              (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_): the trainer's speed-ups PyTorch code can copy. What is
              left between it and tch is the binding and the trainer's Rust-side GPO sort (model::descending_order),
              which PyTorch has no op for.
@@ -23,7 +23,7 @@ The batch (caption lengths from the Flickr8k histogram, token ids, image ids) co
 stream as the Rust bench, so both time the very same batch.
 
 Needs full torch (the project's slim venv cannot `import torch`):
-    /tmp/tv-venv/bin/python scripts/bench_train_step_torch.py [--threads 2] [--iters 30] [--variant reference folded packed]
+    /tmp/tv-venv/bin/python scripts/bench/train_step_torch.py [--threads 2] [--iters 30] [--variant reference folded packed]
 """
 import argparse
 import json
@@ -163,7 +163,7 @@ def info_nce(img, txt, image_ids, tau):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
     ap.add_argument("--manifest", default=os.path.join(root, "static", "model", "manifest.json"))
     ap.add_argument("--batch", type=int, default=0, help="0: the shipped batch size")
     ap.add_argument("--threads", type=int, default=2)

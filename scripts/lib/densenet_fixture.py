@@ -9,7 +9,7 @@ through the trainer's DenseNet loader, and compares.
 
 Needs a full torch + torchvision, which the project's slim venv cannot import; use a throwaway venv:
     python3 -m venv /tmp/tv-venv && /tmp/tv-venv/bin/pip install torch==2.11.0 torchvision safetensors
-    /tmp/tv-venv/bin/python scripts/densenet_fixture.py trainer/tests/fixtures/backbone/densenet121_reference.safetensors
+    /tmp/tv-venv/bin/python scripts/lib/densenet_fixture.py trainer/tests/fixtures/backbone/densenet121_reference.safetensors
 
 The formula must stay identical to `formula_tensor` in trainer/tests/backbone_densenet.rs. It uses
 Python's math.sin/cos (the platform libm, as Rust's f64::sin/cos do) in float64, then casts to float32.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch twin of trainer/examples/encoder_timing.rs: image side and text side alone, forward and
 forward + backward, median ms of 20 after 5. Run from the repository root with a full torch:
-/tmp/tv-venv/bin/python scripts/bench_encoders_torch.py"""
+/tmp/tv-venv/bin/python scripts/bench/encoders_torch.py"""
 import json
 import os
 import sys
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_train_step_torch import Lite0Tail, TextEncoder, l2, pad_batch  # noqa: E402
+from train_step_torch import Lite0Tail, TextEncoder, l2, pad_batch  # noqa: E402
 
 
 def timed(forward):

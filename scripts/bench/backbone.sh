@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Lite0 feature extraction (batch 32, 224 px, 2 threads): tch (this repo) vs PyTorch, images/s.
-# Runs `cargo bench --bench backbone_features` and scripts/bench_backbone_torch.py in one go and prints
+# Runs `cargo bench --bench backbone_features` and scripts/bench/backbone_torch.py in one go and prints
 # a table. PyTorch needs a full torch install (the project's slim venv cannot import torch):
 #   python3 -m venv /tmp/tv-venv && /tmp/tv-venv/bin/pip install torch==2.11.0 safetensors pillow
-#   TORCH_PYTHON=/tmp/tv-venv/bin/python scripts/bench_backbone.sh
+#   TORCH_PYTHON=/tmp/tv-venv/bin/python scripts/bench/backbone.sh
 # Without it, only the tch rows are printed.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BATCH="${IMGPICK_BENCH_BATCH:-32}"
 THREADS="${IMGPICK_BENCH_THREADS:-2}"
 TORCH_PYTHON="${TORCH_PYTHON:-/tmp/tv-venv/bin/python}"
@@ -17,7 +17,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo bench -p trainer --bench backbone_features -- --noplot >&2
 TORCH_JSON=""
 if [ -x "$TORCH_PYTHON" ] && "$TORCH_PYTHON" -c "import torch" 2>/dev/null; then
-    TORCH_JSON="$("$TORCH_PYTHON" scripts/bench_backbone_torch.py --batch "$BATCH" --threads "$THREADS")"
+    TORCH_JSON="$("$TORCH_PYTHON" scripts/bench/backbone_torch.py --batch "$BATCH" --threads "$THREADS")"
 else
     echo "note: no importable torch at $TORCH_PYTHON; skipping the PyTorch reference" >&2
 fi

@@ -4,9 +4,9 @@
 # (copied to make a batch), each counting file → vector + thumbnail where the tool makes one; plus the wasm
 # package size, the lazily downloaded encoder file, and the memory 1,000 added photos cost in the page.
 # Part of `make bench`; results are recorded in docs/benchmarks.md.
-#   COPIES=4 scripts/bench-embed.sh
+#   COPIES=4 scripts/bench/embed.sh
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 COPIES="${COPIES:-4}"
 WORK="$ROOT/target/bench-embed"
@@ -36,14 +36,14 @@ done
 # start-up (libtorch, model load).
 tch=()
 for t in 1 2; do
-  export OMP_WAIT_POLICY=PASSIVE  # as scripts/bench_backbone.sh: no spinning threads on a shared machine
+  export OMP_WAIT_POLICY=PASSIVE  # as scripts/bench/backbone.sh: no spinning threads on a shared machine
   s0=$(date +%s.%N); $TRAINER publish --model static/model --images "$WORK/one" --out "$WORK/g1-$t" --threads "$t" >/dev/null 2>&1
   s1=$(date +%s.%N); $TRAINER publish --model static/model --images "$WORK/photos" --out "$WORK/gN-$t" --threads "$t" >/dev/null 2>&1
   s2=$(date +%s.%N)
   tch+=("$(python3 -c "print(($N - 1) / (($s2 - $s1) - ($s1 - $s0)))")")
 done
 
-node scripts/bench-embed.mjs --copies "$COPIES" | tee "$WORK/chromium.txt"
+node scripts/bench/embed.mjs --copies "$COPIES" | tee "$WORK/chromium.txt"
 python3 - "$N" "${native[0]}" "${native[1]}" "${tch[0]}" "${tch[1]}" "$(tail -1 "$WORK/chromium.txt")" <<'PY'
 import json, os, sys
 n = int(sys.argv[1])

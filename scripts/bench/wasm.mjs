@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // Latency of the wasm Engine (static/pkg, built by scripts/build-wasm.sh) in Node: construction, then
 // search(prompt, 10) for a fixed prompt set; prints a table (median / p90 / max, ms).
-// Usage: node scripts/bench-wasm.mjs [model_dir] [gallery_dir]
+// Usage: node scripts/bench/wasm.mjs [model_dir] [gallery_dir]
 //   defaults: static/model + static/gallery, else the tiny test fixture.
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const fixture = path.join(root, "wasm-model/tests/fixtures/tiny");
 const exists = (d, f) => fs.existsSync(path.join(d, f));
 let modelDir = process.argv[2] ?? path.join(root, "static/model");

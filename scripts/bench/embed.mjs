@@ -3,9 +3,9 @@
 // (file → vector + thumbnail, in the page's embedding workers) with 1 and 2 workers, on the asset photos and on
 // 12-megapixel phone-sized JPEGs; then the memory and storage that 1,000 added photos cost (restored from
 // IndexedDB, measured with performance.measureUserAgentSpecificMemory against the same page with none).
-// Prints a table and one JSON line (scripts/bench-embed.sh joins it with the native numbers).
+// Prints a table and one JSON line (scripts/bench/embed.sh joins it with the native numbers).
 //
-//   node scripts/bench-embed.mjs [--static static] [--copies 4] [--workers 1,2] [--big 4] [--memory 1000]
+//   node scripts/bench/embed.mjs [--static static] [--copies 4] [--workers 1,2] [--big 4] [--memory 1000]
 // Needs static/pkg, static/model with image_encoder.safetensors (scripts/build-image-encoder.sh),
 // static/gallery, and target/debug/web (or IMGPICK_WEB_BIN).
 import { readFileSync, readdirSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { ROOT, startServer, pageState, CHROMIUM, CHROMIUM_FLAGS } from '../tests/e2e/harness.mjs';
+import { ROOT, startServer, pageState, CHROMIUM, CHROMIUM_FLAGS } from '../../tests/e2e/harness.mjs';
 
 const { chromium } = createRequire(path.join(ROOT, 'tests/node_modules/'))('playwright-core');
 const { values: opts } = parseArgs({ options: {

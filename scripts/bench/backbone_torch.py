@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch reference for the Lite0 feature-extraction benchmark (scripts/bench_backbone.sh runs it).
+"""PyTorch reference for the Lite0 feature-extraction benchmark (scripts/bench/backbone.sh runs it).
 
 The same EfficientNet-Lite0 as trainer/src/backbone/efficientnet_lite.rs (TF-SAME padding, BN eps 1e-3,
 ReLU6, no SE), loading the same safetensors weights, timed the same way: batch B at 224 px, eval,
@@ -8,7 +8,7 @@ no grad, T threads, NCHW and channels-last. Prints one JSON line per layout:
 Also checks that the port classifies the coffee photo as espresso (so the timing is of a working net).
 
 Needs full torch (the project's slim venv cannot `import torch`):
-    /tmp/tv-venv/bin/python scripts/bench_backbone_torch.py [--batch 32] [--threads 2] [--iters 5]
+    /tmp/tv-venv/bin/python scripts/bench/backbone_torch.py [--batch 32] [--threads 2] [--iters 5]
 """
 import argparse
 import json

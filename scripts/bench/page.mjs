@@ -2,13 +2,13 @@
 // Page benchmark in headless Chromium: page-ready time on localhost, query latency over 100 prompts (inside the
 // worker and page <-> worker round trip), bytes downloaded on the first and the second visit. Prints a table.
 //
-//   node scripts/bench-page.mjs [--static static] [--prompts 100] [--runs 3]
+//   node scripts/bench/page.mjs [--static static] [--prompts 100] [--runs 3]
 // Needs static/pkg (scripts/build-wasm.sh), static/model, static/gallery (make demo) and target/debug/web
 // (or IMGPICK_WEB_BIN). Targets (issue 5): ready <= 1 s, median query <= 3 ms on the default gallery.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ROOT, startServer, launchBrowser, pageState } from '../tests/e2e/harness.mjs';
+import { ROOT, startServer, launchBrowser, pageState } from '../../tests/e2e/harness.mjs';
 
 const { values: opts } = parseArgs({ options: {
   static: { type: 'string', default: path.join(ROOT, 'static') },
