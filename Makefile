@@ -24,12 +24,12 @@ wasm: setup
 	@scripts/build-wasm.sh
 
 gallery: setup
-	@GALLERY="$(GALLERY)" scripts/ensure-gallery.sh
+	@GALLERY="$(GALLERY)" scripts/gallery/ensure-gallery.sh
 
 demo:
 	@scripts/setup.sh demo
 	@scripts/build-wasm.sh
-	@GALLERY="$(GALLERY)" scripts/ensure-gallery.sh
+	@GALLERY="$(GALLERY)" scripts/gallery/ensure-gallery.sh
 	@scripts/build-image-encoder.sh  # "My photos": the image encoder the page downloads lazily (generated, git-ignored)
 	@cargo build -q -p web  # dev profile: dependencies are optimised (Cargo.toml), and it shares the test build
 	@target/debug/web --host $(HOST) --port $(PORT) --static-dir static

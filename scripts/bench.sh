@@ -12,7 +12,7 @@ cargo bench -q -p wasm-model --bench search
 
 step "search latency: native vs wasm (Node) on static/model + static/gallery"
 scripts/build-wasm.sh
-GALLERY="" scripts/ensure-gallery.sh
+GALLERY="" scripts/gallery/ensure-gallery.sh
 cargo run -q --release -p wasm-model --example bench_native
 node scripts/bench/wasm.mjs
 

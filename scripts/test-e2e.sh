@@ -34,7 +34,7 @@ TRAINER="$IMGPICK_TRAINER_BIN" scripts/build-image-encoder.sh "$MODEL"
 export IMGPICK_WEB_BIN="${IMGPICK_WEB_BIN:-$ROOT/target/debug/web}" IMGPICK_E2E_DIR="$E2E"
 
 # The page, served from a folder of links to static/ with a gallery of the test photos (re-runs reuse embeddings).
-python3 scripts/demo_gallery.py --no-stamps --photos assets/photos --photo-captions scripts/demo-photos.json --staging "$E2E/photos"
+python3 scripts/gallery/demo_gallery.py --no-stamps --photos assets/photos --photo-captions scripts/gallery/demo-photos.json --staging "$E2E/photos"
 mkdir -p "$E2E/static"
 STATIC_FILES=(index.html app.js worker.js embed-worker.js sw.js style.css pkg)
 for f in "${STATIC_FILES[@]}"; do ln -sfn "$ROOT/static/$f" "$E2E/static/$f"; done

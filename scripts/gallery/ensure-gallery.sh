@@ -2,7 +2,7 @@
 # Makes sure static/ holds a model and a gallery made with it (what `make demo` serves).
 #   GALLERY=dir [GALLERY_CAPTIONS=captions.json]  publish that folder of images instead of the default demo gallery
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 if [ ! -f static/model/manifest.json ]; then
   echo "ensure-gallery: static/model/manifest.json is missing — train and export a model first (see README: Retrain)" >&2
@@ -13,7 +13,7 @@ if [ -n "${GALLERY:-}" ]; then
   rm -f static/gallery/.default-demo
   args=()
   [ -n "${GALLERY_CAPTIONS:-}" ] && args+=(--captions "$GALLERY_CAPTIONS")
-  exec scripts/build-demo-gallery.sh "${args[@]}" "$GALLERY"
+  exec scripts/gallery/build-demo-gallery.sh "${args[@]}" "$GALLERY"
 fi
 
 # The default demo gallery is rebuilt only when the model or its retrieval scoring changed (publish itself is
@@ -26,5 +26,5 @@ if [ -f static/gallery/.default-demo ] && [ "$(cat static/gallery/.default-demo)
   echo "ensure-gallery: default demo gallery is up to date (model $model_id, same scoring)"
   exit 0
 fi
-scripts/build-demo-gallery.sh
+scripts/gallery/build-demo-gallery.sh
 echo "$stamp" >static/gallery/.default-demo

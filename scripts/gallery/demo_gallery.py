@@ -72,7 +72,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--stamps", type=Path, default=Path("/usr/share/tuxpaint/stamps"))
     ap.add_argument("--photos", type=Path, required=True, help="assets/photos")
-    ap.add_argument("--photo-captions", type=Path, required=True, help="scripts/demo-photos.json")
+    ap.add_argument("--photo-captions", type=Path, required=True, help="scripts/gallery/demo-photos.json")
     ap.add_argument("--staging", type=Path, required=True)
     ap.add_argument("--max-stamps", type=int, default=600)
     ap.add_argument("--no-stamps", action="store_true", help="only the photos (the browser tests' gallery)")
