@@ -8,6 +8,7 @@ pub mod image_encoder;
 pub mod model_dir;
 pub mod query;
 pub mod rank;
+pub mod tensors;
 pub mod text_encoder;
 pub mod tokenizer;
 pub mod vocab;
