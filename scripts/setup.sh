@@ -204,6 +204,7 @@ step_assets
 step_test_photos
 step_wasm_toolchain
 step_node
+"$ROOT/scripts/lib/install-pg.sh"  # PostgreSQL + pgvector for the database tier (scripts/pg.sh)
 [ "${1:-}" = demo ] && step_demo_gallery
 link_repo
 say "ready — installed versions: $IMGPICK_HOME/installed.txt"
