@@ -36,7 +36,7 @@ export IMGPICK_WEB_BIN="${IMGPICK_WEB_BIN:-$ROOT/target/debug/web}" IMGPICK_E2E_
 # The page, served from a folder of links to static/ with a gallery of the test photos (re-runs reuse embeddings).
 python3 scripts/gallery/demo_gallery.py --no-stamps --photos assets/photos --photo-captions scripts/gallery/demo-photos.json --staging "$E2E/photos"
 mkdir -p "$E2E/static"
-STATIC_FILES=(index.html app.js worker.js embed-worker.js sw.js style.css pkg)
+STATIC_FILES=(index.html style.css app.js protocol.js page worker sw.js pkg)  # everything in static/ but model/ and gallery/
 for f in "${STATIC_FILES[@]}"; do ln -sfn "$ROOT/static/$f" "$E2E/static/$f"; done
 ln -sfn "$MODEL" "$E2E/static/model"
 "$IMGPICK_TRAINER_BIN" publish --model "$MODEL" --images "$E2E/photos/images" --captions "$E2E/photos/captions.json" \

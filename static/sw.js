@@ -1,6 +1,7 @@
 // Service worker: makes revisits work offline. Network first (so a republished page is used at once), the
-// last good copy when the network fails. The model, wasm and gallery files are cached by worker.js itself
-// (keyed by content hash where known), so they are left alone here.
+// last good copy when the network fails. The model, wasm and gallery files are cached by the search worker itself
+// (worker/downloads.js; keyed by content hash where known), so they are left alone here. Nothing is precached:
+// every file the page and its workers load (app.js, page/, worker/, protocol.js, pkg/…) is kept as it is fetched.
 const CACHE = 'imgpick-shell-v1';
 const OWNED_BY_WORKER = /^\/(pkg\/wasm_model_bg\.wasm|model\/|gallery\/gallery\.(bin|json))/;
 

@@ -1,16 +1,16 @@
 // One embedding worker: turns the user's photo files into vectors (wasm ImageEmbedder, the candle
 // EfficientNet-Lite0) and small thumbnails (from the same decode, OffscreenCanvas → JPEG). Started by
-// worker.js only when photos are added; it gets the compiled wasm module and the weights from there, so it
-// downloads nothing itself. The files never leave this machine: they are read here and only the vector and
-// the thumbnail go back.
+// the search worker's pool (embed-pool.js) only when photos are added; it gets the compiled wasm module and the
+// weights from there, so it downloads nothing itself. The files never leave this machine: they are read here and
+// only the vector and the thumbnail go back. Messages: EmbedRequest / EmbedEvent in protocol.js.
+import { EmbedRequest, EmbedEvent, checkHandlers, errorText } from '../protocol.js';
+
 let embedder = null;
 
 const THUMB_SIDE = 320; // longest side of a thumbnail, in pixels
 
-const errorText = (e) => (e && e.message) ? e.message : String(e);
-
 async function init({ module, manifestJson, imageEncoder, imageHead }) {
-  const wasm = await import('./pkg/wasm_model.js');
+  const wasm = await import('../pkg/wasm_model.js');
   await wasm.default({ module_or_path: module });
   embedder = new wasm.ImageEmbedder(manifestJson, imageEncoder, imageHead);
 }
@@ -42,16 +42,24 @@ async function embed({ file }) {
   return { vector: out.vector, thumb, ms: { read: tRead - t0, embed: tEmbed - tRead, thumb: performance.now() - tEmbed } };
 }
 
-onmessage = async ({ data: msg }) => {
-  try {
-    if (msg.type === 'init') {
+const handlers = checkHandlers(EmbedRequest, {
+  async [EmbedRequest.init](msg) {
+    try {
       await init(msg);
-      postMessage({ type: 'ready' });
-    } else if (msg.type === 'embed') {
-      const out = await embed(msg);
-      postMessage({ type: 'embedded', job: msg.job, ...out }, out.vector ? [out.vector.buffer] : []);
+      postMessage({ type: EmbedEvent.started });
+    } catch (e) {
+      postMessage({ type: EmbedEvent.failed, error: errorText(e) });
     }
-  } catch (e) {
-    postMessage({ type: msg.type === 'init' ? 'failed' : 'embedded', job: msg.job, error: errorText(e) });
-  }
-};
+  },
+  async [EmbedRequest.embed](msg) {
+    let out;
+    try {
+      out = await embed(msg);
+    } catch (e) {
+      out = { error: errorText(e) };
+    }
+    postMessage({ type: EmbedEvent.embedded, job: msg.job, ...out }, out.vector ? [out.vector.buffer] : []);
+  },
+}, 'embed-worker');
+
+onmessage = ({ data: msg }) => handlers[msg.type](msg);

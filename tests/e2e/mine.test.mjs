@@ -299,7 +299,7 @@ test('a folder (webkitdirectory) and a drop add photos too, with their paths', {
 test('privacy: no request carries the photos (no uploads, only GETs of the page\'s own files)', { skip: !canEmbed && 'no image encoder' }, () => {
   assert.ok(requests.length > 0, 'requests were recorded');
   const origin = new URL(server.url).origin;
-  const allowed = /^\/(|index\.html|app\.js|worker\.js|embed-worker\.js|sw\.js|style\.css|pkg\/[\w.-]+|model\/[\w.-]+|gallery\/[\w./-]+)(\?.*)?$/;
+  const allowed = /^\/(|index\.html|app\.js|protocol\.js|(page|worker)\/[\w-]+\.js|sw\.js|style\.css|pkg\/[\w.-]+|model\/[\w.-]+|gallery\/[\w./-]+)(\?.*)?$/;
   const local = requests.filter((r) => r.url.startsWith('blob:'));
   assert.ok(local.length > 0, 'the thumbnails of my photos are blob: URLs made in the page');
   for (const r of local) assert.ok(r.url.startsWith(`blob:${origin}/`), r.url);
@@ -311,11 +311,11 @@ test('privacy: no request carries the photos (no uploads, only GETs of the page\
     assert.match(u.pathname + u.search, allowed, `unexpected request ${r.url} (${r.phase})`);
     assert.ok(!/drawn-|notes\.txt|huge-50mp|truncated/.test(r.url), `a file name went out: ${r.url}`);
   }
-  // While adding, only the lazy image encoder and image head, the embedding worker's script and the wasm glue it
-  // imports, and the demo gallery's thumbnails were fetched.
+  // While adding, only the lazy image encoder and image head, the embedding worker's script with the protocol and
+  // the wasm glue it imports, and the demo gallery's thumbnails were fetched.
   for (const r of requests.filter((x) => x.phase === 'add' && !x.url.startsWith('blob:'))) {
     const p = new URL(r.url).pathname;
-    assert.match(p, /^\/(model\/image_(encoder|head)\.safetensors|embed-worker\.js|pkg\/wasm_model\.js|gallery\/thumbs\/.+)$/, `${r.phase}: ${r.url}`);
+    assert.match(p, /^\/(model\/image_(encoder|head)\.safetensors|worker\/embed-worker\.js|protocol\.js|pkg\/wasm_model\.js|gallery\/thumbs\/.+)$/, `${r.phase}: ${r.url}`);
   }
 });
 

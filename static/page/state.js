@@ -1,0 +1,17 @@
+// What the page shows, in one object: every module reads and writes `state`, and the URL mirrors part of it
+// (url.js).
+
+/** Which pictures a search ranks (URL parameter `in`). */
+export const SCOPES = ['all', 'mine', 'gallery'];
+
+export const state = {
+  items: [],           // gallery.json items; index = gallery row id
+  ready: false,
+  query: '',           // text in the box
+  like: null,          // picture id for "more like this", or null
+  shown: [],           // [{id, score}] currently rendered
+  viewing: null,       // picture id open in the viewer
+  scope: 'all',        // one of SCOPES
+  myPhotos: new Map(), // the user's photos: id (after the gallery's ids) -> { name, path, thumbUrl }
+  canEmbed: false,     // the model ships an image encoder
+};

@@ -1,0 +1,32 @@
+// The shareable URL ↔ `state`: `?q=` the prompt, `like=` a picture id for "more like this", `in=` the scope.
+import { state, SCOPES } from './state.js';
+import { ui } from './ui.js';
+
+/** Sets `state` (and the search box and scope radios) from the address bar. */
+export function readUrl() {
+  const p = new URLSearchParams(location.search);
+  state.query = p.get('q') || '';
+  const like = p.get('like');
+  state.like = like !== null && /^\d+$/.test(like) ? Number(like) : null;
+  const scope = p.get('in');
+  state.scope = SCOPES.includes(scope) ? scope : 'all';
+  ui.input.value = state.query;
+  for (const r of ui.scope.querySelectorAll('input')) r.checked = r.value === state.scope;
+}
+
+/** The page's URL for the current `state`. */
+export function urlFor() {
+  const p = new URLSearchParams();
+  if (state.query) p.set('q', state.query);
+  if (state.like !== null) p.set('like', String(state.like));
+  if (state.scope !== 'all') p.set('in', state.scope);
+  const qs = p.toString();
+  return `${location.pathname}${qs ? `?${qs}` : ''}`;
+}
+
+/** Puts the current `state` in the address bar: a new history entry when `push`, else replacing this one. */
+export function writeUrl(push) {
+  const url = urlFor();
+  if (url === `${location.pathname}${location.search}`) return;
+  history[push ? 'pushState' : 'replaceState'](null, '', url);
+}

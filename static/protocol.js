@@ -1,0 +1,92 @@
+// Every message between the page's threads, in one place: the page ↔ the search worker (worker/search-worker.js)
+// and the search worker ↔ its embedding workers (worker/embed-worker.js). Each side dispatches on these names
+// through a handler table checked with `checkHandlers`, so a message added here without a handler (or the other
+// way round) fails at start-up instead of being silently ignored. A message's wire name is its key.
+
+/** Requests, page → search worker: `{ type, seq?, ...fields }`. A request the page awaits (`ask`) carries a
+ *  `seq`, and the worker answers it with one `answer` event of the same `seq`. Until `ready`, every request but
+ *  `load` and `resources` is answered `{ error: 'still loading' }`. */
+export const Request = Object.freeze({
+  /** Download and start everything. No fields; no answer: `progress` events, then `ready` or `fatal`. Sent
+   *  again after a `fatal`, it tries again. */
+  load: 'load',
+  /** `{ query, k, scope: 'all' | 'mine' | 'gallery' }` → answer `{ kind, results: [{ id, score }] best first, ms }`. */
+  search: 'search',
+  /** `{ id, k }`: pictures like picture `id` → answer `{ kind, results: [{ id, score }], ms }`. */
+  similar: 'similar',
+  /** `{ query, id }`: how much each word of `query` adds to picture `id`'s score → answer
+   *  `{ kind, score, words: [{ token, known, delta }], ms }`. */
+  explain: 'explain',
+  /** No fields → answer `{ entries: [{ name, transferSize, encodedBodySize, decodedBodySize }] }`: the worker's
+   *  resource timings (its downloads; for tools). */
+  resources: 'resources',
+  /** `{ files: [{ file: File, path }] }`: index the user's photos. No answer: `myPhotosProgress` events, then
+   *  `myPhotosDone`. Photos already indexed are counted as skipped. */
+  addPhotos: 'addPhotos',
+  /** No fields: drop the photos not yet started; the add in progress ends with `myPhotosDone`. No answer. */
+  cancelAdding: 'cancelAdding',
+  /** No fields: forget all the user's photos (page session and IndexedDB) → answer `{}` or `{ error }`. */
+  clearPhotos: 'clearPhotos',
+  /** `{ count }`: how many embedding workers to run (1–8; for benchmarks) → answer `{ count }` as applied. */
+  embedWorkers: 'embedWorkers',
+  /** No fields → answer `MyPhotosStats` (see `myPhotosDone`). */
+  myPhotosStats: 'myPhotosStats',
+});
+
+/** Events, search worker → page: `{ type, ...fields }`. */
+export const Event = Object.freeze({
+  /** `{ loaded, total, file }`: bytes of the first load so far (`total` null while some sizes are unknown). */
+  progress: 'progress',
+  /** `{ items, modelId, metrics, bytes, timings: { downloadMs, initMs, restoreMs }, canEmbed, restored }`: the engine
+   *  is up. `items` are gallery.json's items (index = picture id); `canEmbed`: the model can index photos;
+   *  `restored: { items: [MyPhoto], dropped, error }`: the user's photos brought back from IndexedDB, how many
+   *  were dropped (indexed with another model) and why nothing persists, if so. */
+  ready: 'ready',
+  /** `{ message }`: loading failed; the page shows its error state. */
+  fatal: 'fatal',
+  /** Adding photos. `{ phase: 'download', loaded, total }` while the image model downloads, then
+   *  `{ phase: 'embed', done, total, added, failed, skipped, items: [MyPhoto], errors: [{ file, message }],
+   *  elapsedMs, ...MyPhotosStats }` with the photos added and the files refused since the last event. */
+  myPhotosProgress: 'myPhotosProgress',
+  /** `{ total, added, failed, skipped, elapsedMs, perPhoto: { read, embed, thumb } (ms), ...MyPhotosStats }`: the
+   *  add ended. `MyPhotosStats` = `{ count, embedded, restored, workers, poolSize, adding, wasmMemoryBytes }`. */
+  myPhotosDone: 'myPhotosDone',
+  /** `{ message }`: something the user should know about their photos (e.g. they cannot be kept). */
+  myPhotosNote: 'myPhotosNote',
+  /** `{ seq, error?, ...answer }`: the answer to the request with this `seq`. */
+  answer: 'answer',
+});
+
+/** A user's photo as the page gets it: `{ id, name, path, thumb: Blob | null }` (`id` follows the gallery's ids). */
+
+/** Requests, search worker → one embedding worker. */
+export const EmbedRequest = Object.freeze({
+  /** `{ module: WebAssembly.Module, manifestJson, imageEncoder, imageHead }` (weights as bytes) → `started` or `failed`. */
+  init: 'init',
+  /** `{ job, file: File }` → `embedded` with the same `job`. */
+  embed: 'embed',
+});
+
+/** Events, embedding worker → search worker. */
+export const EmbedEvent = Object.freeze({
+  /** No fields: the worker holds the image encoder and takes `embed` requests. */
+  started: 'started',
+  /** `{ error }`: `init` failed (e.g. a weight file does not match the manifest's SHA-256). */
+  failed: 'failed',
+  /** `{ job, vector: Float32Array, thumb: Blob | null, ms: { read, embed, thumb } }`, or `{ job, error }`. */
+  embedded: 'embedded',
+});
+
+/** The text of a thrown value, as the `error` / `message` fields carry it. */
+export const errorText = (e) => (e && e.message) ? e.message : String(e);
+
+/** Throws unless `handlers` has exactly one handler per message of `messages` (one of the tables above). */
+export function checkHandlers(messages, handlers, where) {
+  const names = new Set(Object.values(messages));
+  const missing = [...names].filter((n) => typeof handlers[n] !== 'function');
+  const unknown = Object.keys(handlers).filter((n) => !names.has(n));
+  if (missing.length || unknown.length) {
+    throw new Error(`${where}: no handler for ${missing.join(', ') || '-'}; handlers for unknown messages ${unknown.join(', ') || '-'}`);
+  }
+  return handlers;
+}
