@@ -1,9 +1,7 @@
 //! Deterministic random models for tests, benchmarks and the fixture generator (not part of the contract).
 
-use safetensors::tensor::TensorView;
-use safetensors::Dtype;
-
 use crate::model_dir::{text_tensor_shapes, Backbone, ImageConfig, ModelDir, Pooling, TextConfig};
+use crate::tensors::{to_safetensors, FloatDtype};
 use crate::vocab::{Vocab, PAD, UNK};
 
 /// A tiny deterministic generator (SplitMix64), so fixtures do not depend on `rand`'s versions.
@@ -56,23 +54,7 @@ pub fn numbered_vocab(size: usize) -> Vocab {
 
 /// Serialises `(name, shape, values)` as a safetensors file in f32 or f16.
 pub fn safetensors_bytes(tensors: &[(&str, Vec<usize>, Vec<f32>)], f16: bool) -> Vec<u8> {
-    let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(n, s, v)| {
-            let bytes = if f16 {
-                v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect()
-            } else {
-                v.iter().flat_map(|x| x.to_le_bytes()).collect()
-            };
-            (n.to_string(), s.clone(), bytes)
-        })
-        .collect();
-    let dtype = if f16 { Dtype::F16 } else { Dtype::F32 };
-    let views: Vec<(String, TensorView)> = data
-        .iter()
-        .map(|(n, s, b)| (n.clone(), TensorView::new(dtype, s.clone(), b).expect("shape matches data")))
-        .collect();
-    safetensors::serialize(views, None).expect("serialising in memory cannot fail")
+    to_safetensors(tensors, FloatDtype::half_if(f16)).expect("test tensors match their shapes")
 }
 
 /// A model directory from explicit tensors (vocabulary `numbered_vocab(cfg.vocab_size)`).

@@ -1,8 +1,6 @@
 //! The text encoder in candle (README "Text encoder tensors"): embedding → LSTM layers (uni/bi) → pooling
 //! (last/mean/max) → projection → L2 normalisation. Weights may be f16 or f32; they are converted to f32.
 
-use std::collections::HashMap;
-
 use candle_core::{DType, Device, Tensor};
 
 use crate::model_dir::{ModelDir, ModelError, Pooling, TextConfig};
@@ -188,17 +186,6 @@ fn run_direction(xw: &[f32], w_hh: &[f32], h: usize, steps: usize, reverse: bool
     }
 }
 
-/// A tensor's shape and its values as f32.
-pub type F32Tensor = (Vec<usize>, Vec<f32>);
-
-/// Reads every tensor of a safetensors buffer as f32 (tests and tools).
-pub fn load_f32_tensors(bytes: &[u8]) -> candle_core::Result<HashMap<String, F32Tensor>> {
-    candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?
-        .into_iter()
-        .map(|(k, t)| Ok((k, (t.dims().to_vec(), t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?))))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,7 +193,7 @@ mod tests {
 
     /// An independent LSTM in f64, written the way PyTorch documents it (separate biases, full gate vectors).
     fn reference_encode(model: &ModelDir, ids: &[u32]) -> Vec<f64> {
-        let w = load_f32_tensors(&model.text_encoder).unwrap();
+        let w = crate::tensors::read_all_f32(&model.text_encoder).unwrap();
         let get = |n: &str| w[n].1.iter().map(|&x| x as f64).collect::<Vec<f64>>();
         let cfg = &model.manifest.text;
         let (h, dirs) = (cfg.hidden_dim, cfg.directions());

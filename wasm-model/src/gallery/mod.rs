@@ -1,19 +1,25 @@
-//! The gallery (README "Gallery"): `gallery.bin` (L2-normalised image embeddings, f32/f16/int8, CRC-32)
-//! and `gallery.json` (per-image metadata). Reader and writer; every refusal is a [`GalleryError`].
+//! The gallery (README "Gallery"): `gallery.bin` (L2-normalised image embeddings, f32/f16/int8, CRC-32),
+//! its reader and writer, here; `gallery.json` (per-image metadata) in `index`. Every refusal is a
+//! [`GalleryError`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::model_dir::is_model_id;
 use crate::rank::{dot_f32, scores_i8};
+use crate::tensors::{decode, encode, encode_f32, FloatDtype};
+
+mod index;
+
+pub use index::{GalleryIndex, GalleryItem, GALLERY_INDEX_FORMAT};
 
 pub const GALLERY_MAGIC: &[u8; 8] = b"IMGPGAL\0";
 pub const GALLERY_FORMAT_VERSION: u32 = 1;
-pub const GALLERY_INDEX_FORMAT: &str = "imgpick-gallery";
 pub const HEADER_LEN: usize = 64;
 /// Largest accepted dimension (bounds allocations and the int8 kernel's integer range).
 pub const MAX_DIM: usize = 8192;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum GalleryDtype {
     F32 = 1,
@@ -128,14 +134,16 @@ impl Gallery {
             return Err(GalleryError::ModelIdFormat);
         }
         let data = &bytes[HEADER_LEN..crc_at];
+        // The length check above makes every slice a whole number of values; the error cannot happen.
+        let floats = |b: &[u8], dtype: FloatDtype| {
+            decode(b, dtype).map_err(|_| GalleryError::Length { n, dim, expected: bytes.len(), actual: bytes.len() })
+        };
         let rows = match dtype {
-            GalleryDtype::F32 => Rows::F32(data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
-            GalleryDtype::F16 => Rows::F32(
-                data.chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f32()).collect(),
-            ),
+            GalleryDtype::F32 => Rows::F32(floats(data, FloatDtype::F32)?),
+            GalleryDtype::F16 => Rows::F32(floats(data, FloatDtype::F16)?),
             GalleryDtype::Int8 => {
                 let (s, v) = data.split_at(4 * n);
-                let scales: Vec<f32> = s.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+                let scales = floats(s, FloatDtype::F32)?;
                 if let Some(row) = scales.iter().position(|s| !s.is_finite() || *s < 0.0) {
                     return Err(GalleryError::NotFinite { row });
                 }
@@ -242,14 +250,11 @@ pub fn write_gallery_bin(model_id: &str, dim: usize, rows: &[f32], dtype: Galler
         })
         .collect();
     match dtype {
-        GalleryDtype::F32 => normalized.iter().flatten().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        GalleryDtype::F16 => normalized
-            .iter()
-            .flatten()
-            .for_each(|x| out.extend_from_slice(&half::f16::from_f32(*x).to_le_bytes())),
+        GalleryDtype::F32 => out.extend_from_slice(&encode(&normalized.concat(), FloatDtype::F32)),
+        GalleryDtype::F16 => out.extend_from_slice(&encode(&normalized.concat(), FloatDtype::F16)),
         GalleryDtype::Int8 => {
             let scales: Vec<f32> = normalized.iter().map(|r| r.iter().fold(0f32, |m, x| m.max(x.abs())) / 127.0).collect();
-            scales.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+            out.extend_from_slice(&encode_f32(&scales));
             for (r, s) in normalized.iter().zip(&scales) {
                 out.extend(r.iter().map(|x| if *s > 0.0 { (x / s).round().clamp(-127.0, 127.0) as i8 as u8 } else { 0 }));
             }
@@ -258,86 +263,6 @@ pub fn write_gallery_bin(model_id: &str, dim: usize, rows: &[f32], dtype: Galler
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     Ok(out)
-}
-
-/// `gallery.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GalleryIndex {
-    pub format: String,
-    pub format_version: u32,
-    pub model_id: String,
-    pub count: usize,
-    pub items: Vec<GalleryItem>,
-}
-
-/// Metadata of gallery row `id`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GalleryItem {
-    pub id: usize,
-    pub file: String,
-    pub thumb: String,
-    #[serde(default)]
-    pub caption: String,
-    #[serde(default)]
-    pub source: String,
-    #[serde(default)]
-    pub licence: String,
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Mean cosine to the nearest captions of the model's hubness bank (manifest `retrieval`); text queries
-    /// score `cosine - hubness_weight * hubness`. Absent: no correction for this image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hubness: Option<f32>,
-}
-
-impl GalleryIndex {
-    /// A new index; `items[i].id` is set to `i`.
-    pub fn new(model_id: &str, mut items: Vec<GalleryItem>) -> Self {
-        items.iter_mut().enumerate().for_each(|(i, it)| it.id = i);
-        Self {
-            format: GALLERY_INDEX_FORMAT.into(),
-            format_version: GALLERY_FORMAT_VERSION,
-            model_id: model_id.into(),
-            count: items.len(),
-            items,
-        }
-    }
-
-    /// Parses and checks `gallery.json` (format, version, count, ids in order).
-    pub fn from_json(json: &str) -> Result<Self, GalleryError> {
-        let idx: Self = serde_json::from_str(json).map_err(|e| GalleryError::IndexJson(e.to_string()))?;
-        if idx.format != GALLERY_INDEX_FORMAT {
-            return Err(GalleryError::Index(format!("`format` is {:?}, expected \"{GALLERY_INDEX_FORMAT}\"", idx.format)));
-        }
-        if idx.format_version != GALLERY_FORMAT_VERSION {
-            return Err(GalleryError::Index(format!("`format_version` is {}, this build reads 1", idx.format_version)));
-        }
-        if idx.count != idx.items.len() {
-            return Err(GalleryError::Index(format!("`count` is {} but there are {} items", idx.count, idx.items.len())));
-        }
-        if let Some((i, it)) = idx.items.iter().enumerate().find(|(i, it)| it.id != *i) {
-            return Err(GalleryError::Index(format!("item {i} has id {}, expected {i}", it.id)));
-        }
-        Ok(idx)
-    }
-
-    /// Refuses an index that does not describe `gallery` row for row.
-    pub fn check_gallery(&self, gallery: &Gallery) -> Result<(), GalleryError> {
-        if self.model_id != gallery.model_id {
-            return Err(GalleryError::Index(format!(
-                "model_id {} differs from gallery.bin's {} (the two files come from different publishes)",
-                self.model_id, gallery.model_id
-            )));
-        }
-        if self.count != gallery.len {
-            return Err(GalleryError::Index(format!("{} items but gallery.bin has {} rows", self.count, gallery.len)));
-        }
-        Ok(())
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("an index always serialises") + "\n"
-    }
 }
 
 #[cfg(test)]
@@ -438,39 +363,6 @@ mod tests {
         assert!(e.to_string().contains(other) && e.to_string().contains("republish"), "{e}");
     }
 
-    #[test]
-    fn index_round_trips_and_is_checked() {
-        let item = |f: &str| GalleryItem {
-            id: 99,
-            file: f.into(),
-            thumb: format!("thumbs/{f}"),
-            caption: "a cat".into(),
-            source: "test".into(),
-            licence: "CC0".into(),
-            url: None,
-            hubness: None,
-        };
-        let idx = GalleryIndex::new(ID, (0..5).map(|i| item(&format!("{i}.jpg"))).collect());
-        let parsed = GalleryIndex::from_json(&idx.to_json()).unwrap();
-        assert_eq!(parsed, idx);
-        assert_eq!(parsed.items[3].id, 3);
-        parsed.check_gallery(&Gallery::from_bytes(&bin(GalleryDtype::F32)).unwrap()).unwrap();
-        let short = GalleryIndex::new(ID, vec![item("a")]);
-        assert!(short.check_gallery(&Gallery::from_bytes(&bin(GalleryDtype::F32)).unwrap()).is_err());
-        for bad in [
-            "",
-            "[]",
-            r#"{"format":"x","format_version":1,"model_id":"","count":0,"items":[]}"#,
-            r#"{"format":"imgpick-gallery","format_version":2,"model_id":"","count":0,"items":[]}"#,
-            r#"{"format":"imgpick-gallery","format_version":1,"model_id":"","count":1,"items":[]}"#,
-        ] {
-            assert!(GalleryIndex::from_json(bad).is_err(), "{bad}");
-        }
-        let mut swapped = idx.clone();
-        swapped.items.swap(0, 1);
-        assert!(GalleryIndex::from_json(&serde_json::to_string(&swapped).unwrap()).is_err());
-    }
-
     proptest! {
         #[test]
         fn parser_never_panics_on_random_bytes(b in prop::collection::vec(any::<u8>(), 0..300)) {
@@ -488,11 +380,6 @@ mod tests {
                 let _ = g.scores(&[0.5; 8]);
                 let _ = g.row(0);
             }
-        }
-
-        #[test]
-        fn index_parser_never_panics(s in any::<String>()) {
-            let _ = GalleryIndex::from_json(&s);
         }
     }
 }

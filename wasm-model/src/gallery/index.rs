@@ -1,0 +1,143 @@
+//! `gallery.json` (README "Gallery"): per-image metadata (file, thumbnail, caption, licence, hubness) of the
+//! rows of `gallery.bin`, checked against it row for row.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Gallery, GalleryError, GALLERY_FORMAT_VERSION};
+
+pub const GALLERY_INDEX_FORMAT: &str = "imgpick-gallery";
+
+/// `gallery.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GalleryIndex {
+    pub format: String,
+    pub format_version: u32,
+    pub model_id: String,
+    pub count: usize,
+    pub items: Vec<GalleryItem>,
+}
+
+/// Metadata of gallery row `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GalleryItem {
+    pub id: usize,
+    pub file: String,
+    pub thumb: String,
+    #[serde(default)]
+    pub caption: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub licence: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Mean cosine to the nearest captions of the model's hubness bank (manifest `retrieval`); text queries
+    /// score `cosine - hubness_weight * hubness`. Absent: no correction for this image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hubness: Option<f32>,
+}
+
+impl GalleryIndex {
+    /// A new index; `items[i].id` is set to `i`.
+    pub fn new(model_id: &str, mut items: Vec<GalleryItem>) -> Self {
+        items.iter_mut().enumerate().for_each(|(i, it)| it.id = i);
+        Self {
+            format: GALLERY_INDEX_FORMAT.into(),
+            format_version: GALLERY_FORMAT_VERSION,
+            model_id: model_id.into(),
+            count: items.len(),
+            items,
+        }
+    }
+
+    /// Parses and checks `gallery.json` (format, version, count, ids in order).
+    pub fn from_json(json: &str) -> Result<Self, GalleryError> {
+        let idx: Self = serde_json::from_str(json).map_err(|e| GalleryError::IndexJson(e.to_string()))?;
+        if idx.format != GALLERY_INDEX_FORMAT {
+            return Err(GalleryError::Index(format!("`format` is {:?}, expected \"{GALLERY_INDEX_FORMAT}\"", idx.format)));
+        }
+        if idx.format_version != GALLERY_FORMAT_VERSION {
+            return Err(GalleryError::Index(format!("`format_version` is {}, this build reads 1", idx.format_version)));
+        }
+        if idx.count != idx.items.len() {
+            return Err(GalleryError::Index(format!("`count` is {} but there are {} items", idx.count, idx.items.len())));
+        }
+        if let Some((i, it)) = idx.items.iter().enumerate().find(|(i, it)| it.id != *i) {
+            return Err(GalleryError::Index(format!("item {i} has id {}, expected {i}", it.id)));
+        }
+        Ok(idx)
+    }
+
+    /// Refuses an index that does not describe `gallery` row for row.
+    pub fn check_gallery(&self, gallery: &Gallery) -> Result<(), GalleryError> {
+        if self.model_id != gallery.model_id() {
+            return Err(GalleryError::Index(format!(
+                "model_id {} differs from gallery.bin's {} (the two files come from different publishes)",
+                self.model_id,
+                gallery.model_id()
+            )));
+        }
+        if self.count != gallery.len() {
+            return Err(GalleryError::Index(format!("{} items but gallery.bin has {} rows", self.count, gallery.len())));
+        }
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("an index always serialises") + "\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gallery::{write_gallery_bin, GalleryDtype};
+    use crate::testutil::random_rows;
+    use proptest::prelude::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef";
+
+    fn bin(dtype: GalleryDtype) -> Vec<u8> {
+        write_gallery_bin(ID, 8, &random_rows(5, 8, 3), dtype).unwrap()
+    }
+
+    #[test]
+    fn index_round_trips_and_is_checked() {
+        let item = |f: &str| GalleryItem {
+            id: 99,
+            file: f.into(),
+            thumb: format!("thumbs/{f}"),
+            caption: "a cat".into(),
+            source: "test".into(),
+            licence: "CC0".into(),
+            url: None,
+            hubness: None,
+        };
+        let idx = GalleryIndex::new(ID, (0..5).map(|i| item(&format!("{i}.jpg"))).collect());
+        let parsed = GalleryIndex::from_json(&idx.to_json()).unwrap();
+        assert_eq!(parsed, idx);
+        assert_eq!(parsed.items[3].id, 3);
+        parsed.check_gallery(&Gallery::from_bytes(&bin(GalleryDtype::F32)).unwrap()).unwrap();
+        let short = GalleryIndex::new(ID, vec![item("a")]);
+        assert!(short.check_gallery(&Gallery::from_bytes(&bin(GalleryDtype::F32)).unwrap()).is_err());
+        for bad in [
+            "",
+            "[]",
+            r#"{"format":"x","format_version":1,"model_id":"","count":0,"items":[]}"#,
+            r#"{"format":"imgpick-gallery","format_version":2,"model_id":"","count":0,"items":[]}"#,
+            r#"{"format":"imgpick-gallery","format_version":1,"model_id":"","count":1,"items":[]}"#,
+        ] {
+            assert!(GalleryIndex::from_json(bad).is_err(), "{bad}");
+        }
+        let mut swapped = idx.clone();
+        swapped.items.swap(0, 1);
+        assert!(GalleryIndex::from_json(&serde_json::to_string(&swapped).unwrap()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn index_parser_never_panics(s in any::<String>()) {
+            let _ = GalleryIndex::from_json(&s);
+        }
+    }
+}

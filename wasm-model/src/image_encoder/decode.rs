@@ -1,0 +1,127 @@
+//! Encoded bytes (JPEG/PNG/WebP) → pixels. Every refusal that can be made from the header (format, zero or
+//! too many pixels) or the byte stream (a JPEG without its end marker) comes before any pixel is decoded.
+
+use std::io::Cursor;
+
+use image::{metadata::Orientation, DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+
+use super::{ImageError, MAX_PIXELS};
+
+/// Decodes JPEG/PNG/WebP bytes. The size limit is checked on the header before any pixel is decoded.
+pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
+    let (format, name) = checked_format(bytes)?;
+    let decode_err = |e: image::ImageError| ImageError::Decode { format: name.clone(), reason: e.to_string() };
+    ImageReader::with_format(Cursor::new(bytes), format).decode().map_err(decode_err)
+}
+
+/// Like [`decode_image`] (the same pixels), plus the EXIF orientation, which only thumbnails use: the vector is
+/// computed from the stored pixels, as the trainer does.
+pub fn decode_image_oriented(bytes: &[u8]) -> Result<(DynamicImage, Orientation), ImageError> {
+    let (format, name) = checked_format(bytes)?;
+    let decode_err = |e: image::ImageError| ImageError::Decode { format: name.clone(), reason: e.to_string() };
+    let mut decoder = ImageReader::with_format(Cursor::new(bytes), format).into_decoder().map_err(decode_err)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    Ok((DynamicImage::from_decoder(decoder).map_err(decode_err)?, orientation))
+}
+
+/// Every check `decode_image` makes before decoding: returns the format and its display name.
+fn checked_format(bytes: &[u8]) -> Result<(ImageFormat, String), ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    let format = image::guess_format(bytes).map_err(|e| ImageError::UnknownFormat(e.to_string()))?;
+    if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP) {
+        return Err(ImageError::UnknownFormat(format!("{format:?} is not supported")));
+    }
+    let name = format!("{format:?}").to_uppercase();
+    let decode_err = |e: image::ImageError| ImageError::Decode { format: name.clone(), reason: e.to_string() };
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(decode_err)?;
+    if width == 0 || height == 0 {
+        return Err(ImageError::ZeroSize);
+    }
+    if width as u64 * height as u64 > MAX_PIXELS {
+        return Err(ImageError::TooLarge { width, height });
+    }
+    // The JPEG decoder pads a truncated scan with grey instead of failing; refuse such files here.
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(ImageError::Decode {
+            format: name,
+            reason: "the file ends before the image data does (no end-of-image marker)".into(),
+        });
+    }
+    Ok((format, name))
+}
+
+/// Walks the JPEG's marker segments (skipping APPn/EXIF payloads by their lengths, scanning entropy-coded
+/// data for the next marker) and says whether the main image's end-of-image marker is reached. Data after
+/// it (e.g. a motion photo's video) is allowed.
+fn jpeg_is_complete(b: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while i + 1 < b.len() {
+        if b[i] != 0xFF {
+            return false;
+        }
+        let marker = b[i + 1];
+        match marker {
+            0xD9 => return true,
+            0xFF => i += 1, // fill byte
+            0x01 | 0xD0..=0xD7 => i += 2,
+            _ => {
+                if i + 3 >= b.len() {
+                    return false;
+                }
+                let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+                i += 2 + len;
+                if marker == 0xDA {
+                    // Entropy-coded data runs to the next marker other than a stuffed 0xFF00 or a restart.
+                    while i + 1 < b.len() && !(b[i] == 0xFF && b[i + 1] != 0 && !(0xD0..=0xD7).contains(&b[i + 1])) {
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use image::RgbImage;
+
+    /// A `w`×`h` PNG of a gradient.
+    pub fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 128]));
+        let mut out = Vec::new();
+        DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        out
+    }
+
+    #[test]
+    fn bad_bytes_are_named_errors() {
+        assert_eq!(decode_image(&[]).unwrap_err(), ImageError::Empty);
+        assert!(matches!(decode_image(b"hello, not an image").unwrap_err(), ImageError::UnknownFormat(_)));
+        let p = png(40, 30);
+        let e = decode_image(&p[..p.len() / 2]).unwrap_err();
+        assert!(matches!(e, ImageError::Decode { .. }), "{e:?}");
+        assert!(e.to_string().contains("PNG"), "{e}");
+        assert_eq!(decode_image(&p).unwrap().width(), 40);
+    }
+
+    #[test]
+    fn huge_image_is_refused_from_its_header() {
+        // A valid PNG header claiming 10000×5000 (50 MP) followed by no pixel data: refused as too large
+        // (a decoder that tried to allocate or decode first would fail differently).
+        let mut bytes = png(1, 1);
+        // IHDR: type + data at bytes 12..29 (width 16..20, height 20..24), its CRC-32 at 29..33.
+        bytes[16..20].copy_from_slice(&10000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&5000u32.to_be_bytes());
+        let crc = crc32fast::hash(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        let e = decode_image(&bytes).unwrap_err();
+        assert_eq!(e, ImageError::TooLarge { width: 10000, height: 5000 });
+        assert!(e.to_string().contains("50.0 megapixels"), "{e}");
+    }
+}

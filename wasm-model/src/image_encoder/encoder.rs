@@ -1,0 +1,217 @@
+//! [`ImageEncoder`]: Lite0's block list built from the weight files, and the forward pass from bytes to the
+//! L2-normalised joint-space vector (backbone → average or GPO pooling → image head).
+
+use image::{DynamicImage, RgbaImage};
+
+use super::decode::decode_image_oriented;
+use super::layers::{stem_patches, Act, Depthwise, MbConv, Pointwise};
+use super::preprocess::{input_from_rgb, into_rgb, preprocess, resize_triangle_crop};
+use super::weights::{Weights, OVERRIDE_PREFIX};
+use super::ImageEncoderError;
+use crate::model_dir::{Backbone, ImageConfig, ImagePooling, IMAGE_ENCODER_FILE, IMAGE_HEAD_FILE};
+
+/// Channels of Lite0's head conv: the pooled feature vector's length.
+const HEAD_CHANNELS: usize = 1280;
+
+/// `(repeats, kernel, stride, expand, in, out)` of Lite0's 7 stages (= EfficientNet-B0's block list).
+const LITE0_STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+];
+
+/// EfficientNet-Lite0 features + the image head: bytes → L2-normalised joint-space vector.
+pub struct ImageEncoder {
+    config: ImageConfig,
+    /// Stem 3×3 stride-2 conv (+ BN) as a matmul over 27-row im2col patches.
+    stem: Pointwise,
+    blocks: Vec<MbConv>,
+    head: Pointwise,
+    /// Image head `proj`: [D, 1280] and [D, 1].
+    proj: Pointwise,
+    /// GPO weights per sorted grid cell (`softmax(gpo.logits)`), when the manifest's pooling is `gpo`.
+    gpo: Option<Vec<f32>>,
+    embed_dim: usize,
+}
+
+impl ImageEncoder {
+    /// Builds the encoder from `image_encoder.safetensors` and `image_head.safetensors` (f32 or f16).
+    pub fn new(
+        config: &ImageConfig,
+        embed_dim: usize,
+        backbone: &[u8],
+        image_head: &[u8],
+    ) -> Result<Self, ImageEncoderError> {
+        if config.backbone != Backbone::EfficientnetLite0 {
+            return Err(ImageEncoderError::UnsupportedBackbone(config.backbone));
+        }
+        if config.feature_dim != HEAD_CHANNELS {
+            return Err(ImageEncoderError::Config {
+                field: "feature_dim",
+                found: config.feature_dim.to_string(),
+                expected: HEAD_CHANNELS.to_string(),
+            });
+        }
+        if config.image_size == 0 || config.image_size > 1024 {
+            return Err(ImageEncoderError::Config {
+                field: "image_size",
+                found: config.image_size.to_string(),
+                expected: "1..=1024 (224 for Lite0)".into(),
+            });
+        }
+        let h = Weights::parse(IMAGE_HEAD_FILE, image_head)?;
+        let fine_tuned = h.tensors.names().iter().any(|n| n.starts_with(OVERRIDE_PREFIX));
+        if fine_tuned != config.finetuned_from.is_some() {
+            return Err(ImageEncoderError::Config {
+                field: "finetuned_from",
+                found: format!("{:?}", config.finetuned_from),
+                expected: if fine_tuned {
+                    "a stage index: image_head.safetensors holds fine-tuned backbone tensors".into()
+                } else {
+                    "none: image_head.safetensors holds no fine-tuned backbone tensors".into()
+                },
+            });
+        }
+        let w = Weights::parse(IMAGE_ENCODER_FILE, backbone)?.with_overrides(&h);
+        let (sw, sb) = w.conv_bn("_conv_stem", "_bn0", [32, 3, 3, 3])?;
+        let stem = Pointwise::new(sw, sb, 32, 27, true)?;
+        let mut blocks = Vec::new();
+        let mut index = 0;
+        for (repeats, k, stride, expand, cin0, cout) in LITE0_STAGES {
+            for r in 0..repeats {
+                let (cin, stride) = if r == 0 { (cin0, stride) } else { (cout, 1) };
+                let key = |part: &str| format!("_blocks.{index}.{part}");
+                let mid = cin * expand;
+                let expand_conv = if expand != 1 {
+                    let (ew, eb) = w.conv_bn(&key("_expand_conv"), &key("_bn0"), [mid, cin, 1, 1])?;
+                    Some(Pointwise::new(ew, eb, mid, cin, true)?)
+                } else {
+                    None
+                };
+                let (dw, db) = w.conv_bn(&key("_depthwise_conv"), &key("_bn1"), [mid, 1, k, k])?;
+                let (pw, pb) = w.conv_bn(&key("_project_conv"), &key("_bn2"), [cout, mid, 1, 1])?;
+                blocks.push(MbConv {
+                    expand: expand_conv,
+                    depthwise: Depthwise { weight: dw, bias: db, k, stride },
+                    project: Pointwise::new(pw, pb, cout, mid, false)?,
+                    skip: stride == 1 && cin == cout,
+                });
+                index += 1;
+            }
+        }
+        let (hw, hb) = w.conv_bn("_conv_head", "_bn1", [HEAD_CHANNELS, 320, 1, 1])?;
+        let head = Pointwise::new(hw, hb, HEAD_CHANNELS, 320, true)?;
+        let pw = h.get("proj.weight", &[embed_dim, HEAD_CHANNELS])?;
+        let pb = h.get("proj.bias", &[embed_dim])?;
+        let proj = Pointwise::new(pw, pb, embed_dim, HEAD_CHANNELS, false)?;
+        let gpo = match config.pooling {
+            ImagePooling::Avg => None,
+            ImagePooling::Gpo => {
+                let cells = (config.image_size.div_ceil(32)).pow(2);
+                let logits = h.get("gpo.logits", &[cells])?;
+                let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+                let sum: f32 = e.iter().sum();
+                Some(e.into_iter().map(|x| x / sum).collect())
+            }
+        };
+        Ok(ImageEncoder { config: config.clone(), stem, blocks, head, proj, gpo, embed_dim })
+    }
+
+    pub fn embed_dim(&self) -> usize {
+        self.embed_dim
+    }
+
+    pub fn config(&self) -> &ImageConfig {
+        &self.config
+    }
+
+    /// Encoded image (JPEG/PNG/WebP) → L2-normalised vector.
+    pub fn embed(&self, bytes: &[u8]) -> Result<Vec<f32>, ImageEncoderError> {
+        let input = preprocess(bytes, &self.config)?;
+        self.embed_input(&input)
+    }
+
+    /// One decode for both the vector (exactly [`ImageEncoder::embed`]'s) and a thumbnail: longest side at
+    /// most `max_side` (never enlarged; the same antialiased resize as the network input), transparency on white,
+    /// EXIF orientation applied; RGBA for a canvas. What the page's embedding workers show.
+    pub fn embed_with_thumbnail(&self, bytes: &[u8], max_side: u32) -> Result<(Vec<f32>, RgbaImage), ImageEncoderError> {
+        let (img, orientation) = decode_image_oriented(bytes)?;
+        let rgb = into_rgb(img);
+        let (w, h) = rgb.dimensions();
+        let max_side = max_side.max(1);
+        let small = if w.max(h) > max_side {
+            let s = max_side as f64 / w.max(h) as f64;
+            let (tw, th) = (((w as f64 * s).round() as u32).clamp(1, max_side), ((h as f64 * s).round() as u32).clamp(1, max_side));
+            resize_triangle_crop(&rgb, (tw, th), (0, 0), (tw, th))
+        } else {
+            rgb.clone()
+        };
+        let mut thumb = DynamicImage::ImageRgb8(small);
+        thumb.apply_orientation(orientation);
+        let vector = self.embed_input(&input_from_rgb(&rgb, &self.config))?;
+        Ok((vector, thumb.to_rgba8()))
+    }
+
+    /// Preprocessed input `[3, size, size]` → L2-normalised vector.
+    pub fn embed_input(&self, input: &[f32]) -> Result<Vec<f32>, ImageEncoderError> {
+        let pooled = self.pooled_features(input)?;
+        let x = Act { data: pooled, c: HEAD_CHANNELS, h: 1, w: 1 };
+        let v = self.proj.forward(&x)?.data;
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        Ok(v.into_iter().map(|x| x / norm).collect())
+    }
+
+    /// Preprocessed input `[3, size, size]` → global-average-pooled backbone features (1280).
+    pub fn pooled_features(&self, input: &[f32]) -> Result<Vec<f32>, ImageEncoderError> {
+        let size = self.config.image_size;
+        if input.len() != 3 * size * size {
+            return Err(ImageEncoderError::Config {
+                field: "image_size",
+                found: format!("an input of {} values", input.len()),
+                expected: format!("3×{size}×{size}"),
+            });
+        }
+        let mut x = self.stem.forward(&stem_patches(input, size))?;
+        // The stem's output is [32, H/2·W/2] in a 1-row layout; restore the spatial shape.
+        let side = size.div_ceil(2);
+        x.h = side;
+        x.w = side;
+        for block in &self.blocks {
+            let mut h = match &block.expand {
+                Some(e) => e.forward(&x)?,
+                None => Act { data: x.data.clone(), c: x.c, h: x.h, w: x.w },
+            };
+            h = block.depthwise.forward(&h);
+            let mut out = block.project.forward(&h)?;
+            if block.skip {
+                out.data.iter_mut().zip(&x.data).for_each(|(o, i)| *o += i);
+            }
+            x = out;
+        }
+        let x = self.head.forward(&x)?;
+        let hw = x.h * x.w;
+        Ok(match &self.gpo {
+            None => x.data.chunks_exact(hw).map(|plane| plane.iter().sum::<f32>() / hw as f32).collect(),
+            Some(weights) => x
+                .data
+                .chunks_exact(hw)
+                .map(|plane| {
+                    let mut sorted = plane.to_vec();
+                    sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+                    sorted.iter().zip(weights).map(|(v, w)| v * w).sum::<f32>()
+                })
+                .collect(),
+        })
+    }
+}
+
+impl std::fmt::Debug for ImageEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ImageEncoder(D = {})", self.embed_dim())
+    }
+}

@@ -1,0 +1,70 @@
+//! The image side in candle: encoded bytes → preprocessing → EfficientNet-Lite0 → image head → L2-normalised
+//! vector, the same vector `trainer publish` computes with tch (see README "Image encoder").
+//!
+//! - `decode`: bytes → pixels, with every refusal (size from the header, truncated JPEGs) before decoding.
+//! - `preprocess`: mirrors `trainer::backbone::preprocess` step for step (same `image` crate, same filter):
+//!   alpha flattened onto white, shorter side resized to 224 (antialiased bilinear), centre crop,
+//!   `(pixel / 255 - mean) / std` with the manifest's mean/std (Lite0: `(pixel - 127) / 128`).
+//! - `weights`: the backbone is stored in the lukemelas EfficientNet-PyTorch layout (`image_encoder.safetensors`,
+//!   the reference state dict without `_fc`); batch norm (eps 1e-3) is folded into the conv weights at load.
+//! - `layers`: TF "SAME" padding (odd pixel bottom/right), ReLU6, no squeeze-excitation. 1×1 convolutions are
+//!   matmuls (candle's gemm); the depthwise k×k convolutions are a direct loop, because candle runs a grouped
+//!   conv as one conv per group (hundreds of tiny convs per layer).
+//! - `encoder`: Lite0's block list and [`ImageEncoder`] (forward, pooling, image head).
+//!
+//! This file: the limits and the two error types.
+
+mod decode;
+mod encoder;
+mod layers;
+mod preprocess;
+mod weights;
+
+pub use crate::model_dir::IMAGE_ENCODER_FILE;
+pub use decode::{decode_image, decode_image_oriented};
+pub use encoder::ImageEncoder;
+pub use layers::tf_same_pad;
+pub use preprocess::{flatten_onto_white, normalize, preprocess, resize_center_crop};
+pub use weights::image_encoder_safetensors;
+
+use crate::model_dir::Backbone;
+
+/// Images with more pixels are refused from their header, before decoding: a 40 MP RGBA decode alone
+/// takes 160 MB of wasm memory. (A 50-megapixel photo is refused with a message, not half-indexed.)
+pub const MAX_PIXELS: u64 = 40_000_000;
+/// Side of the square network input.
+pub const INPUT_SIZE: u32 = 224;
+
+/// Why one image could not be embedded (the caller skips it and goes on with the others).
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum ImageError {
+    #[error("the file is empty (0 bytes)")]
+    Empty,
+    #[error("not an image this encoder reads (JPEG, PNG or WebP): {0}")]
+    UnknownFormat(String),
+    #[error("image is {width}×{height} ({:.1} megapixels), more than the {} megapixels accepted: downscale it first", (*width as f64 * *height as f64) / 1e6, MAX_PIXELS / 1_000_000)]
+    TooLarge { width: u32, height: u32 },
+    #[error("image has zero width or height")]
+    ZeroSize,
+    #[error("cannot decode the {format} image (truncated or corrupt file?): {reason}")]
+    Decode { format: String, reason: String },
+}
+
+/// Errors building the encoder from weight files, or embedding.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageEncoderError {
+    #[error("{file}: not a readable safetensors file: {reason}")]
+    Safetensors { file: String, reason: String },
+    #[error("{file}: tensor `{name}` {problem} (is it the EfficientNet-Lite0 state dict of this model? re-run `trainer export-image-encoder`)")]
+    Tensor { file: String, name: String, problem: String },
+    #[error("the model's backbone is {0:?}: only efficientnet_lite0 runs in the browser")]
+    UnsupportedBackbone(Backbone),
+    #[error("the model has no image head (image_head.safetensors): it cannot embed images")]
+    NoImageHead,
+    #[error("manifest `image.{field}` is {found}, the image encoder needs {expected}")]
+    Config { field: &'static str, found: String, expected: String },
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("image encoder: {0}")]
+    Candle(#[from] candle_core::Error),
+}
