@@ -6,6 +6,10 @@ use crate::tokenizer::tokenize;
 
 /// Each term costs one text encoding, so a query holds at most this many (bounds server and page work).
 pub const MAX_TERMS: usize = 8;
+/// Words (tokens) a query encodes in all terms together; the text encoder runs one LSTM step per word and
+/// direction, so this bounds the work of one query: 8 terms x 28 words took 1–2.4 s of server CPU. Generous for
+/// real prompts (a long sentence is 20–30 words; one term keeps at most `tokenizer::MAX_TOKENS` = 48).
+pub const MAX_QUERY_WORDS: usize = 64;
 /// Largest accepted `W:` weight.
 pub const MAX_WEIGHT: f32 = 100.0;
 
@@ -24,6 +28,11 @@ pub enum QueryError {
     Empty,
     #[error("the query has {count} terms; at most {MAX_TERMS} are allowed")]
     TooManyTerms { count: usize },
+    #[error(
+        "the query has {count} words in all its terms; at most {MAX_QUERY_WORDS} are allowed (shorten it or use \
+         fewer terms)"
+    )]
+    TooManyWords { count: usize },
     #[error("weight `{text}` must be a number from 0 to {MAX_WEIGHT} (e.g. `2:cat`)")]
     Weight { text: String },
     #[error("the query's terms cancel out (e.g. `cat -cat`); change a weight or a word")]
@@ -77,6 +86,10 @@ pub fn parse_query(query: &str) -> Result<Vec<Term>, QueryError> {
     }
     if terms.len() > MAX_TERMS {
         return Err(QueryError::TooManyTerms { count: terms.len() });
+    }
+    let words = terms.iter().map(|t| t.tokens.len()).sum();
+    if words > MAX_QUERY_WORDS {
+        return Err(QueryError::TooManyWords { count: words });
     }
     if terms.is_empty() {
         return Err(QueryError::Empty);
@@ -180,11 +193,26 @@ mod tests {
         assert_eq!(w(&"x".repeat(10_000)).len(), 1);
     }
 
+    #[test]
+    fn bounds_the_words_a_query_encodes() {
+        let term = vec!["dog"; 28].join(" ");
+        let err = parse_query(&vec![term; 8].join(" + ")).unwrap_err();
+        assert_eq!(err, QueryError::TooManyWords { count: 224 });
+        let msg = err.to_string();
+        assert!(msg.contains("224 words") && msg.contains(&MAX_QUERY_WORDS.to_string()), "{msg}");
+        // Real prompts fit: eight terms of eight words, or one long sentence (cut at the tokenizer's limit).
+        let eight = vec!["a dog on a beach at the sea"; 8].join(" + ");
+        assert_eq!(parse_query(&eight).unwrap().len(), 8);
+        assert_eq!(parse_query(&"dog ".repeat(100)).unwrap()[0].tokens.len(), crate::MAX_TOKENS);
+        assert!(crate::MAX_TOKENS <= MAX_QUERY_WORDS, "one term never exceeds the query's budget");
+    }
+
     proptest! {
         #[test]
         fn never_panics_and_respects_limits(s in any::<String>()) {
             if let Ok(terms) = parse_query(&s) {
                 prop_assert!(!terms.is_empty() && terms.len() <= MAX_TERMS);
+                prop_assert!(terms.iter().map(|t| t.tokens.len()).sum::<usize>() <= MAX_QUERY_WORDS);
                 for t in terms {
                     prop_assert!(t.weight.is_finite() && t.weight != 0.0 && t.weight.abs() <= MAX_WEIGHT);
                     prop_assert!(!t.tokens.is_empty());

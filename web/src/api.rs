@@ -1,18 +1,24 @@
 //! `/api/search?q=…&k=…` and `/api/search?like=ID&k=…`: the same ranking as the page, computed natively,
-//! for clients without a browser (scripts, other services). Answers JSON; errors are JSON `{ "error": … }`.
+//! for clients without a browser (scripts, other services). Answers JSON; every error is JSON `{ "error": … }`.
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use axum::{
-    extract::{Query, State},
-    http::StatusCode,
+    error_handling::HandleErrorLayer,
+    extract::{RawQuery, State},
+    http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
-    Json, Router,
+    BoxError, Json, Router,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use tower::ServiceBuilder;
 
-/// Longest accepted prompt, in bytes (the tokenizer keeps 48 tokens anyway; this bounds the work per request).
+use crate::limits::{Limits, RETRY_AFTER_SECS};
+use crate::reload::SharedSearcher;
+use crate::search_pool::{PoolError, SearchPool};
+
+/// Longest accepted prompt, in bytes (the query parser also bounds its words; this bounds the parsing).
 pub const MAX_QUERY_BYTES: usize = 1000;
 /// Most results per request.
 pub const MAX_K: usize = 100;
@@ -39,27 +45,56 @@ pub trait Searcher: Send + Sync + 'static {
 }
 
 #[derive(Clone)]
-pub struct ApiState {
-    searcher: Result<Arc<dyn Searcher>, Arc<str>>,
+struct ApiState {
+    searcher: SharedSearcher,
+    pool: SearchPool,
+    timeout: Duration,
 }
 
-impl ApiState {
-    pub fn new(searcher: Result<Arc<dyn Searcher>, String>) -> Self {
-        Self { searcher: searcher.map_err(Arc::from) }
-    }
+/// `/api/*`. Searches beyond `limits.max_pending_searches` (running or waiting for one of the
+/// `search_workers`) are shed at once with 503 + Retry-After.
+pub fn routes(searcher: SharedSearcher, limits: &Limits) -> Router {
+    let state = ApiState { searcher, pool: SearchPool::new(limits.search_workers), timeout: limits.request_timeout };
+    let admission = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: BoxError| async {
+            ApiError::busy("the server is busy (too many searches at once); retry in a moment")
+        }))
+        .load_shed()
+        .concurrency_limit(limits.max_pending_searches.max(1));
+    let search_route = get(search).route_layer(admission).fallback(|| async {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "/api/search answers GET (and HEAD) only")
+    });
+    Router::new()
+        .route("/search", search_route)
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown API endpoint; try /api/search?q=a+dog&k=10")
+        })
+        .with_state(state)
 }
 
-pub fn routes(state: ApiState) -> Router {
-    Router::new().route("/search", get(search)).fallback(|| async {
-        ApiError(StatusCode::NOT_FOUND, "unknown API endpoint; try /api/search?q=a+dog&k=10".into())
-    }).with_state(state)
-}
-
-#[derive(Debug, Deserialize)]
-pub struct SearchParams {
+/// The parameters `/api/search` reads (others are ignored: shared page links carry page-only ones).
+#[derive(Debug, Default)]
+struct SearchParams {
     q: Option<String>,
     like: Option<String>,
     k: Option<String>,
+}
+
+impl SearchParams {
+    fn parse(raw: &str) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+            .map_err(|e| ApiError::bad(format!("cannot read the query string: {e}")))?;
+        let mut p = Self::default();
+        for (name, slot) in [("q", &mut p.q), ("like", &mut p.like), ("k", &mut p.k)] {
+            let mut values = pairs.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone());
+            *slot = values.next();
+            let extra = values.count();
+            if extra > 0 {
+                return Err(ApiError::bad(format!("{name} is given {} times; give it once", extra + 1)));
+            }
+        }
+        Ok(p)
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -71,48 +106,78 @@ struct SearchResponse {
     results: Vec<Hit>,
 }
 
-pub struct ApiError(pub StatusCode, pub String);
+/// An error answer: `{ "error": message }` with `status`; 503s add `Retry-After`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, msg.into())
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        res
+    }
 }
 
-async fn search(State(state): State<ApiState>, Query(p): Query<SearchParams>) -> Result<Json<SearchResponse>, ApiError> {
-    let searcher = state.searcher.clone().map_err(|why| {
-        ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("search API unavailable: {why}"))
-    })?;
+async fn search(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Result<Json<SearchResponse>, ApiError> {
+    let p = SearchParams::parse(raw.as_deref().unwrap_or(""))?;
+    let searcher = state
+        .searcher
+        .get()
+        .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("search API unavailable: {why}")))?;
     let k = match p.k.as_deref() {
         None | Some("") => DEFAULT_K,
         Some(s) => match s.parse::<usize>() {
             Ok(k) if (1..=MAX_K).contains(&k) => k,
-            _ => return Err(bad(format!("k must be an integer from 1 to {MAX_K}, got {s:?}"))),
+            _ => return Err(ApiError::bad(format!("k must be an integer from 1 to {MAX_K}, got {s:?}"))),
         },
     };
     let like = match p.like.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(s.parse::<usize>().map_err(|_| bad(format!("like must be a gallery item id, got {s:?}")))?),
+        Some(s) => {
+            let id = s.parse::<usize>();
+            Some(id.map_err(|_| ApiError::bad(format!("like must be a gallery item id, got {s:?}")))?)
+        }
     };
     let query = p.q.filter(|q| !q.trim().is_empty());
     if let Some(q) = &query {
         if q.len() > MAX_QUERY_BYTES {
-            return Err(bad(format!("q is {} bytes; at most {MAX_QUERY_BYTES} are accepted", q.len())));
+            return Err(ApiError::bad(format!("q is {} bytes; at most {MAX_QUERY_BYTES} are accepted", q.len())));
         }
     }
     let (q2, model_id) = (query.clone(), searcher.model_id());
-    // Text encoding and ranking are CPU work: keep them off the async executor.
-    let results = tokio::task::spawn_blocking(move || match (q2, like) {
-        (Some(_), Some(_)) => Err(bad("give either q or like, not both")),
-        (Some(q), None) => searcher.search(&q, k).map_err(bad),
-        (None, Some(id)) => searcher.similar(id, k).map_err(bad),
-        (None, None) => Err(bad("missing query: /api/search?q=a+dog+on+a+beach&k=10 (or like=ID)")),
-    })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("search failed: {e}")))??;
+    let job = state.pool.run(move || match (q2, like) {
+        (Some(_), Some(_)) => Err(ApiError::bad("give either q or like, not both")),
+        (Some(q), None) => searcher.search(&q, k).map_err(ApiError::bad),
+        (None, Some(id)) => searcher.similar(id, k).map_err(ApiError::bad),
+        (None, None) => Err(ApiError::bad("missing query: /api/search?q=a+dog+on+a+beach&k=10 (or like=ID)")),
+    });
+    let results = tokio::time::timeout(state.timeout, job)
+        .await
+        .map_err(|_| {
+            ApiError::busy(format!(
+                "the search took longer than {:.1} s (the server is busy); retry in a moment",
+                state.timeout.as_secs_f64()
+            ))
+        })?
+        .map_err(|PoolError::Panicked(why)| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("search failed: {why}"))
+        })??;
     Ok(Json(SearchResponse { model_id, query, like, k, results }))
 }

@@ -20,6 +20,16 @@ pub fn load(static_dir: &Path) -> Result<Arc<dyn Searcher>, String> {
         }
     }
     let engine = Engine::open(&model, &gallery).map_err(|e| format!("cannot load the model and gallery: {e}"))?;
+    // The index and vectors check each other (count, model id, CRC); the thumbnails the answers link to must
+    // exist too, or every result of a half-published gallery is a broken image.
+    if let Some(item) = engine.index().items.iter().find(|item| !gallery.join(&item.thumb).is_file()) {
+        return Err(format!(
+            "{} names the thumbnail {}, which is missing (a publish still running or interrupted? \
+             run `trainer publish` again)",
+            gallery.join("gallery.json").display(),
+            item.thumb
+        ));
+    }
     Ok(Arc::new(NativeSearcher(engine)))
 }
 

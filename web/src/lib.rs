@@ -2,11 +2,18 @@
 //! static deployment should have, and an optional native `/api/search` for non-browser clients.
 //!
 //! The page never needs this server at query time; any static host serving `static/` with the same
-//! headers works. The router is built by [`router`] so tests can drive it with `oneshot` (no network).
+//! headers works. The router is built by [`router`] so tests can drive it with `oneshot` (no network);
+//! [`serve`] runs it on a socket with the connection limits.
 
 pub mod api;
 pub mod engine;
+pub mod files;
 pub mod headers;
+pub mod limits;
+pub mod precompress;
+pub mod reload;
+pub mod search_pool;
+pub mod serve;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,37 +25,59 @@ use tower_http::{
         CompressionLayer,
     },
     services::ServeDir,
+    timeout::TimeoutLayer,
 };
 
-pub use api::{ApiState, Hit, Searcher};
+pub use api::{Hit, Searcher};
+pub use limits::Limits;
+pub use reload::SharedSearcher;
+pub use serve::serve;
 
 /// What the server serves.
 pub struct Config {
     /// The folder served at `/` (normally `static/`).
     pub static_dir: PathBuf,
-    /// The native search backend, or why there is none (the API then answers 503 with that reason).
-    pub searcher: Result<Arc<dyn Searcher>, String>,
+    /// The native search backend, or why there is none (the API then answers 503 with that reason); a
+    /// [`reload::Reloader`] may replace it while the server runs.
+    pub searcher: SharedSearcher,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// `static_dir` with `searcher` and the default limits.
+    pub fn new(static_dir: impl Into<PathBuf>, searcher: Result<Arc<dyn Searcher>, String>) -> Self {
+        Self { static_dir: static_dir.into(), searcher: SharedSearcher::new(searcher), limits: Limits::default() }
+    }
 }
 
 /// Builds the whole app: `/api/*` + the static folder, wrapped in cache, security and compression layers.
 pub fn router(config: Config) -> Router {
-    let files = ServeDir::new(&config.static_dir)
+    let serve_dir = ServeDir::new(&config.static_dir)
         .append_index_html_on_directories(true)
         .not_found_service(get(not_found).head(not_found));
+    let roots = Arc::new(files::ServedRoots::new(&config.static_dir));
+    let compressed = Arc::new(precompress::CompressedFiles::new(&config.static_dir));
+    // Innermost first: ServeDir sees only usable ranges; the ETag is computed on the plain file; compressed
+    // copies replace the body; nothing of a refused symlink is read.
+    let files = Router::new()
+        .fallback_service(serve_dir)
+        .layer(middleware::from_fn(files::ignore_unusable_ranges))
+        .layer(middleware::from_fn(headers::etag))
+        .layer(middleware::from_fn_with_state(compressed, precompress::serve_compressed))
+        .layer(middleware::from_fn_with_state(roots, files::refuse_escaping_symlinks))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.limits.request_timeout));
 
-    // Compress text and wasm; not images (already compressed) nor octet-stream (weights and embeddings are
-    // nearly incompressible, and an uncompressed response keeps its Content-Length, which the page's
-    // progress bar uses).
+    // On-the-fly compression for what `precompress` does not cache (API answers mostly). Not images (already
+    // compressed) nor octet-stream (weights and embeddings are nearly incompressible, and an uncompressed
+    // response keeps its Content-Length, which the page's progress bar uses).
     let compress = SizeAbove::new(256)
         .and(NotForContentType::IMAGES)
         .and(NotForContentType::const_new("application/octet-stream"))
         .and(NotForContentType::SSE);
 
     Router::new()
-        .nest("/api", api::routes(ApiState::new(config.searcher)))
+        .nest("/api", api::routes(config.searcher, &config.limits))
         .fallback_service(files)
-        // Order: the innermost layer (listed first) sees the uncompressed file response.
-        .layer(middleware::from_fn(headers::etag))
         .layer(middleware::from_fn(headers::cache_control))
         .layer(middleware::from_fn(headers::reject_hidden_paths))
         .layer(CompressionLayer::new().gzip(true).br(true).compress_when(compress))

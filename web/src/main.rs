@@ -1,9 +1,11 @@
-//! `web --port 8080 --static-dir static/`: serves imgpick's page and files; Ctrl-C stops it gracefully.
+//! `web --port 8080 --static-dir static/`: serves imgpick's page and files; Ctrl-C stops it gracefully, SIGHUP
+//! reloads the model and gallery for `/api/search`.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use web::{reload::Reloader, Limits, SharedSearcher};
 
 #[derive(Parser, Debug)]
 #[command(version, about = "Serve imgpick's static/ folder (page, wasm, model, gallery) and /api/search")]
@@ -20,10 +22,35 @@ struct Args {
     /// Do not load the native engine; /api/search then answers 503.
     #[arg(long)]
     no_api: bool,
+    /// Seconds between looks at model/ and gallery/ for a republish (reloaded once the files settle;
+    /// SIGHUP reloads at once); 0 turns watching off.
+    #[arg(long, default_value_t = 2.0)]
+    watch_interval_secs: f64,
+    /// Open connections at most; more get 503 + Retry-After.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Searches run at once (default: the number of CPU cores).
+    #[arg(long, default_value_t = Limits::default().search_workers)]
+    search_workers: usize,
+    /// Searches running or waiting at most; more get 503 + Retry-After at once.
+    #[arg(long, default_value_t = Limits::default().max_pending_searches)]
+    max_pending_searches: usize,
+    /// Seconds a client has to send a request's headers (and an idle keep-alive connection stays open).
+    #[arg(long, default_value_t = Limits::default().header_read_timeout.as_secs_f64())]
+    header_timeout_secs: f64,
+    /// Seconds to answer a request (a search's wait for a worker included); else 503.
+    #[arg(long, default_value_t = Limits::default().request_timeout.as_secs_f64())]
+    request_timeout_secs: f64,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn seconds(name: &str, s: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--{name} must be a positive number of seconds, got {s}"))
+}
+
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "web=info,tower_http=warn".into()),
@@ -36,16 +63,56 @@ async fn main() -> anyhow::Result<()> {
             args.static_dir.display()
         );
     }
-    let searcher = if args.no_api {
-        Err("the server was started with --no-api".to_string())
-    } else {
-        web::engine::load(&args.static_dir)
-    };
-    match &searcher {
-        Ok(s) => tracing::info!(model_id = %s.model_id(), "native /api/search ready"),
-        Err(why) => tracing::warn!("/api/search disabled: {why}"),
+    if args.max_connections == 0 || args.search_workers == 0 || args.max_pending_searches == 0 {
+        bail!("--max-connections, --search-workers and --max-pending-searches must be at least 1");
     }
-    let app = web::router(web::Config { static_dir: args.static_dir.clone(), searcher });
+    let limits = Limits {
+        header_read_timeout: seconds("header-timeout-secs", args.header_timeout_secs)?,
+        request_timeout: seconds("request-timeout-secs", args.request_timeout_secs)?,
+        max_connections: args.max_connections,
+        search_workers: args.search_workers,
+        max_pending_searches: args.max_pending_searches,
+    };
+    let watch = if args.watch_interval_secs == 0.0 {
+        None
+    } else {
+        Some(seconds("watch-interval-secs", args.watch_interval_secs)?)
+    };
+    // Searches take `search_workers` blocking threads at most; the rest serve file reads (tokio::fs).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(limits.search_workers + 32)
+        .build()?;
+    runtime.block_on(run(args, limits, watch))
+}
+
+async fn run(args: Args, limits: Limits, watch: Option<Duration>) -> anyhow::Result<()> {
+    let shared = SharedSearcher::new(Err("the server was started with --no-api".to_string()));
+    let watcher = if args.no_api {
+        None
+    } else {
+        // The reloader notes the files as they are before the first load, so a change during it is seen.
+        let mut reloader = Reloader::new(&args.static_dir, shared.clone());
+        reloader.reload();
+        match shared.get() {
+            Ok(s) => tracing::info!(model_id = %s.model_id(), "native /api/search ready"),
+            Err(why) => tracing::warn!("/api/search disabled for now (a publish there is picked up): {why}"),
+        }
+        Some(reloader.spawn(watch))
+    };
+    let config = web::Config { static_dir: args.static_dir.clone(), searcher: shared, limits: limits.clone() };
+    let app = web::router(config);
+    tokio::spawn(web::precompress::prewarm(app.clone(), args.static_dir.clone()));
+    #[cfg(unix)]
+    if let Some(watcher) = watcher {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the model and gallery");
+                watcher.reload();
+            }
+        });
+    }
 
     let addr = SocketAddr::new(args.host, args.port);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -54,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     // Tools (the e2e tests, the benchmark) read this line to find the port.
     println!("imgpick serving {} at http://{local}/", args.static_dir.display());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    web::serve(listener, app, &limits, shutdown_signal()).await?;
     println!("imgpick: stopped");
     Ok(())
 }

@@ -41,7 +41,7 @@ async fn get_json(app: &axum::Router, uri: &str) -> (StatusCode, serde_json::Val
 async fn api_returns_the_engines_ranking_with_metadata() {
     let reference = engine();
     let dir = tempfile::tempdir().unwrap();
-    let app = web::router(Config { static_dir: dir.path().into(), searcher: Ok(Arc::new(NativeSearcher(engine()))) });
+    let app = web::router(Config::new(dir.path(), Ok(Arc::new(NativeSearcher(engine())))));
 
     let (status, v) = get_json(&app, "/api/search?q=3+5+7&k=5").await;
     assert_eq!(status, StatusCode::OK, "{v}");
@@ -72,4 +72,20 @@ fn a_missing_model_folder_explains_itself() {
     let dir = tempfile::tempdir().unwrap();
     let why = web::engine::load(dir.path()).err().unwrap();
     assert!(why.contains("model") && why.contains("trainer export"), "{why}");
+}
+
+#[tokio::test]
+async fn a_query_of_too_many_words_is_refused_before_any_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = web::router(Config::new(dir.path(), Ok(Arc::new(NativeSearcher(engine())))));
+    // 8 terms of 28 words each: 224 LSTM steps (the issue measured 1–2.4 s of CPU for such a request).
+    let term = vec!["w3"; 28].join("+");
+    let q = vec![term; 8].join("%2B");
+    let (status, v) = get_json(&app, &format!("/api/search?q={q}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let why = v["error"].as_str().unwrap();
+    assert!(why.contains("224 words") && why.contains(&wasm_model::query::MAX_QUERY_WORDS.to_string()), "{why}");
+    // A long prompt of one term is cut at the tokenizer's limit, as before (not an error).
+    let (status, v) = get_json(&app, &format!("/api/search?q={}", vec!["w3"; 200].join("+"))).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
 }

@@ -61,7 +61,7 @@ impl Searcher for FakeSearcher {
 }
 
 fn app(dir: &tempfile::TempDir, searcher: Result<Arc<dyn Searcher>, String>) -> Router {
-    web::router(Config { static_dir: site(dir), searcher })
+    web::router(Config::new(site(dir), searcher))
 }
 
 async fn get(app: &Router, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
@@ -256,4 +256,200 @@ async fn api_answers_ranked_results_as_json() {
     assert_eq!(results.len(), 2);
     assert_eq!(results[0]["file"], "<b>dog-0.jpg");
     assert!(results[0]["score"].as_f64().unwrap() > results[1]["score"].as_f64().unwrap());
+}
+
+#[tokio::test]
+async fn api_errors_are_always_json() {
+    let dir = fixture();
+    let app = app(&dir, Ok(Arc::new(FakeSearcher)));
+    for (uri, status, needle) in [
+        ("/api/search?q=dog&q=cat", StatusCode::BAD_REQUEST, "q is given 2 times"),
+        ("/api/search?q=dog&k=1&k=2", StatusCode::BAD_REQUEST, "k is given 2 times"),
+        ("/api/search?q=dog&like=1&like=2", StatusCode::BAD_REQUEST, "like is given 2 times"),
+        ("/api/nope", StatusCode::NOT_FOUND, "unknown API endpoint"),
+    ] {
+        let (got, h, body) = get(&app, uri, &[]).await;
+        assert_eq!(got, status, "{uri}");
+        assert!(h[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"), "{uri}: {h:?}");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{uri}: {e}: {body:?}"));
+        assert!(v["error"].as_str().unwrap().contains(needle), "{uri}: {v}");
+    }
+    // Unknown parameters are ignored, as before (links may carry page-only state such as `in=mine`).
+    let (status, _, _) = get(&app, "/api/search?q=dog&in=mine", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let req = Request::builder().method("POST").uri("/api/search?q=dog").body(Body::empty()).unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("GET"), "{v}");
+}
+
+#[tokio::test]
+async fn range_requests_get_one_range_or_the_whole_file() {
+    let dir = fixture();
+    let app = app(&dir, no_api());
+    let file = std::fs::read(site(&dir).join("gallery/gallery.bin")).unwrap();
+    // One satisfiable range: 206 with those bytes.
+    for (range, want) in [("bytes=0-9", 0..10), ("bytes=4090-", 4090..4096), ("bytes=-6", 4090..4096)] {
+        let (status, h, body) = get(&app, "/gallery/gallery.bin", &[("range", range)]).await;
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(body, file[want.clone()], "{range}");
+        assert_eq!(h[header::CONTENT_RANGE], format!("bytes {}-{}/4096", want.start, want.end - 1).as_str());
+    }
+    // Several ranges, or a header that is not a valid byte range: the whole file (RFC 9110 §14.2 lets a server
+    // ignore Range; 416 is for a valid range that misses the file).
+    let unusable =
+        ["bytes=0-1,5-6", "bytes=0-1, 3-4, 100-200", "bytes=abc", "bytes=5-2", "bytes=", "items=0-1", "bytes=--1"];
+    for range in unusable {
+        let (status, h, body) = get(&app, "/gallery/gallery.bin", &[("range", range)]).await;
+        assert_eq!(status, StatusCode::OK, "{range}");
+        assert_eq!(body, file, "{range}");
+        assert!(h.get(header::CONTENT_RANGE).is_none(), "{range}");
+    }
+    let (status, h, _) = get(&app, "/gallery/gallery.bin", &[("range", "bytes=5000-")]).await;
+    assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(h[header::CONTENT_RANGE], "bytes */4096");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn symlinks_out_of_the_served_folders_are_refused() {
+    use std::os::unix::fs::symlink;
+    let dir = fixture();
+    let p = site(&dir);
+    let outside = dir.path().join("imgpick-outside.txt");
+    std::fs::create_dir_all(dir.path().join("elsewhere/model")).unwrap();
+    std::fs::write(dir.path().join("elsewhere/model/vocab.txt"), "a\nb\n").unwrap();
+    std::fs::write(dir.path().join("elsewhere/private.txt"), "outside").unwrap();
+    // Links below the top level that leave the folder: refused.
+    symlink(&outside, p.join("gallery/thumbs/leak.jpg")).unwrap();
+    symlink(dir.path(), p.join("pkg/up")).unwrap();
+    symlink("/etc", p.join("gallery/etc")).unwrap();
+    // Links that stay inside: served.
+    symlink(p.join("gallery/thumbs/0.jpg"), p.join("gallery/thumbs/alias.jpg")).unwrap();
+    symlink("../app.js", p.join("pkg/app-alias.js")).unwrap();
+    // A top-level link is part of how the site was assembled (scripts/test-e2e.sh links pkg/ and model/ into its
+    // folder): its target is served, but links inside it must stay inside it.
+    symlink(dir.path().join("elsewhere/model"), p.join("linked-model")).unwrap();
+    symlink(dir.path().join("elsewhere/private.txt"), dir.path().join("elsewhere/model/leak.txt")).unwrap();
+    let app = app(&dir, no_api());
+    let refused =
+        ["/gallery/thumbs/leak.jpg", "/pkg/up/imgpick-outside.txt", "/gallery/etc/passwd", "/linked-model/leak.txt"];
+    for uri in refused {
+        let (status, _, body) = get(&app, uri, &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("outside") && !text.contains("root:"), "{uri}: {text}");
+    }
+    for uri in ["/gallery/thumbs/alias.jpg", "/pkg/app-alias.js", "/linked-model/vocab.txt"] {
+        let (status, _, _) = get(&app, uri, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+    }
+}
+
+/// scripts/test-e2e.sh serves a folder of links into the repository's static/ (and a model elsewhere): it must keep
+/// working.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_folder_of_links_like_the_e2e_layout_is_served() {
+    use std::os::unix::fs::symlink;
+    let dir = fixture();
+    let e2e = dir.path().join("e2e/static");
+    std::fs::create_dir_all(e2e.join("gallery/thumbs")).unwrap();
+    for f in ["index.html", "app.js", "pkg", "model"] {
+        symlink(site(&dir).join(f), e2e.join(f)).unwrap();
+    }
+    std::fs::write(e2e.join("gallery/thumbs/1.jpg"), [0xffu8, 0xd8, 0xff]).unwrap();
+    // And a second folder linking to the first one's links (the corrupt-gallery variant of the e2e tests).
+    let corrupt = dir.path().join("e2e/static-corrupt");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    for f in ["index.html", "app.js", "pkg", "model"] {
+        symlink(e2e.join(f), corrupt.join(f)).unwrap();
+    }
+    for root in [&e2e, &corrupt] {
+        let app = web::router(Config::new(root.clone(), no_api()));
+        for uri in ["/", "/app.js", "/pkg/wasm_model_bg.wasm", "/model/manifest.json"] {
+            let (status, _, _) = get(&app, uri, &[]).await;
+            assert_eq!(status, StatusCode::OK, "{}{uri}", root.display());
+        }
+    }
+    let app = web::router(Config::new(e2e.clone(), no_api()));
+    let (status, _, _) = get(&app, "/gallery/thumbs/1.jpg", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+fn brotli_decode(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    brotli::BrotliDecompress(&mut std::io::Cursor::new(body), &mut out).unwrap();
+    out
+}
+
+fn gzip_decode(body: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body).read_to_end(&mut out).unwrap();
+    out
+}
+
+/// Text that compresses like code (repeated words in a shuffled order), `len` bytes.
+fn code_like(len: usize, seed: u64) -> Vec<u8> {
+    let words = ["function", "const", "return", "this", "wasm", "memory", "export", "import", "=>", "{", "}", ";"];
+    let mut x = seed;
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        out.extend_from_slice(words[(x >> 33) as usize % words.len()].as_bytes());
+        out.extend_from_slice(format!(" {} ", (x >> 50) % 1000).as_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[tokio::test]
+async fn compressed_files_are_the_files_and_never_stale() {
+    let dir = fixture();
+    let app = app(&dir, no_api());
+    let path = site(&dir).join("pkg/wasm_model_bg.wasm");
+    for round in 0..3u64 {
+        let content = code_like(300_000 + round as usize, round);
+        std::fs::write(&path, &content).unwrap();
+        for (enc, decode) in [("br", brotli_decode as fn(&[u8]) -> Vec<u8>), ("gzip", gzip_decode)] {
+            let (status, h, body) = get(&app, "/pkg/wasm_model_bg.wasm", &[("accept-encoding", enc)]).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(h[header::CONTENT_ENCODING], enc, "round {round}");
+            assert_eq!(h[header::CONTENT_LENGTH], body.len().to_string().as_str());
+            assert!(h[header::VARY].to_str().unwrap().to_ascii_lowercase().contains("accept-encoding"));
+            assert!(body.len() < content.len() / 2, "round {round}: {enc} body {} bytes", body.len());
+            assert!(decode(&body) == content, "round {round}: the {enc} body is not the file's current content");
+        }
+        let (_, h, body) = get(&app, "/pkg/wasm_model_bg.wasm", &[]).await;
+        assert!(h.get(header::CONTENT_ENCODING).is_none());
+        assert!(body == content);
+        // The mtime is part of the cache key; make sure the next write gets a new one even on coarse clocks.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn a_compressed_file_is_compressed_once_not_per_request() {
+    let dir = fixture();
+    let app = app(&dir, no_api());
+    std::fs::write(site(&dir).join("pkg/wasm_model_bg.wasm"), code_like(2_000_000, 9)).unwrap();
+    async fn median_ms(app: &Router, headers: &[(&str, &str)]) -> f64 {
+        let mut t = Vec::new();
+        for _ in 0..7 {
+            let start = std::time::Instant::now();
+            let (status, _, _) = get(app, "/pkg/wasm_model_bg.wasm", headers).await;
+            assert_eq!(status, StatusCode::OK);
+            t.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        t.sort_by(f64::total_cmp);
+        t[3]
+    }
+    let _warm = get(&app, "/pkg/wasm_model_bg.wasm", &[("accept-encoding", "br")]).await;
+    let plain = median_ms(&app, &[]).await;
+    let br = median_ms(&app, &[("accept-encoding", "br")]).await;
+    // Brotli over 2 MB costs tens of milliseconds; sending stored bytes costs about what sending the file does.
+    assert!(br < 3.0 * plain + 5.0, "br responses take {br:.1} ms (median), the uncompressed file {plain:.1} ms");
 }
