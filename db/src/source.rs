@@ -1,0 +1,210 @@
+//! A published gallery as the database stores it: read only through wasm-model's readers (`ModelDir`, `Gallery`,
+//! `GalleryIndex`), with the hubness correction folded into each vector so that one inner product is the shipped
+//! score (docs/scale.md): row `[v, −w·h]`, text query `[q, 1]` → `q·v − w·h`; "more like this" `[v_id, 0]` → `v_id·v`.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use wasm_model::{Gallery, GalleryIndex, GalleryItem, ModelDir};
+
+use crate::DbError;
+
+pub struct PublishedGallery {
+    model_id: String,
+    embed_dim: usize,
+    hubness_weight: f32,
+    mean_hubness: f32,
+    gallery: Gallery,
+    index: GalleryIndex,
+    checksum: String,
+}
+
+impl std::fmt::Debug for PublishedGallery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishedGallery")
+            .field("model_id", &self.model_id)
+            .field("len", &self.len())
+            .field("embed_dim", &self.embed_dim)
+            .field("hubness_weight", &self.hubness_weight)
+            .finish()
+    }
+}
+
+impl PublishedGallery {
+    /// `model_dir/` (manifest.json …, validated) and `gallery_dir/gallery.{bin,json}` as published.
+    pub fn open(model_dir: impl AsRef<Path>, gallery_dir: impl AsRef<Path>) -> Result<Self, DbError> {
+        let model = ModelDir::load(model_dir)?;
+        let dir = gallery_dir.as_ref();
+        let read = |name: &str| {
+            std::fs::read(dir.join(name)).map_err(|e| {
+                DbError::Gallery(format!("{}: {e} (publish a gallery there with `trainer publish`)", dir.join(name).display()))
+            })
+        };
+        let bin = read("gallery.bin")?;
+        let json = String::from_utf8(read("gallery.json")?)
+            .map_err(|_| DbError::Gallery(format!("{}: not UTF-8 text", dir.join("gallery.json").display())))?;
+        Self::from_bytes(&model, &bin, &json)
+    }
+
+    /// The gallery files' contents, checked against `model` (the same checks as `Engine::new`).
+    pub fn from_bytes(model: &ModelDir, gallery_bin: &[u8], gallery_json: &str) -> Result<Self, DbError> {
+        let gallery = Gallery::from_bytes(gallery_bin)?;
+        gallery.check_model(model.model_id(), model.manifest.embed_dim)?;
+        let index = GalleryIndex::from_json(gallery_json)?;
+        index.check_gallery(&gallery)?;
+        let mut h = Sha256::new();
+        h.update(gallery_bin);
+        h.update(gallery_json.as_bytes());
+        let checksum = wasm_model::model_dir::hex(&h.finalize());
+        let hubness_weight = model.manifest.retrieval.as_ref().map_or(0.0, |r| r.hubness_weight);
+        Ok(Self {
+            model_id: model.model_id().to_string(),
+            embed_dim: gallery.dim(),
+            hubness_weight,
+            mean_hubness: mean_known_hubness(&index.items),
+            gallery,
+            index,
+            checksum,
+        })
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+    pub fn embed_dim(&self) -> usize {
+        self.embed_dim
+    }
+    pub fn len(&self) -> usize {
+        self.gallery.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.gallery.is_empty()
+    }
+    pub fn hubness_weight(&self) -> f32 {
+        self.hubness_weight
+    }
+    pub fn mean_hubness(&self) -> f32 {
+        self.mean_hubness
+    }
+    /// SHA-256 (hex) of `gallery.bin` followed by `gallery.json`.
+    pub fn checksum(&self) -> &str {
+        &self.checksum
+    }
+    pub fn items(&self) -> &[GalleryItem] {
+        &self.index.items
+    }
+
+    /// What a text query loses on image `id`: `hubness_weight × hubness`, the gallery's mean hubness for an image
+    /// without a (finite) one — exactly `Engine`'s correction.
+    pub fn penalty(&self, id: usize) -> f32 {
+        let h = self.index.items[id].hubness.filter(|h| h.is_finite()).unwrap_or(self.mean_hubness);
+        self.hubness_weight * h
+    }
+
+    /// The stored vector of image `id`: its gallery row (as `Gallery::row` reads it) and `−penalty`.
+    pub fn folded_row(&self, id: usize) -> Vec<f32> {
+        let mut v = self.gallery.row(id).expect("id < len");
+        v.push(-self.penalty(id));
+        v
+    }
+}
+
+/// The text-query vector the database is searched with: `[q, 1]`.
+pub fn text_query_vector(q: &[f32]) -> Vec<f32> {
+    let mut v = q.to_vec();
+    v.push(1.0);
+    v
+}
+
+/// The "more like this" vector for a stored row `[v, −p]`: `[v, 0]` (plain cosine, as `Engine::similar`).
+pub fn similar_query_vector(stored: &[f32]) -> Vec<f32> {
+    let mut v = stored.to_vec();
+    if let Some(last) = v.last_mut() {
+        *last = 0.0;
+    }
+    v
+}
+
+/// The mean of the finite hubness values (0 when there are none), as `Engine::new` computes it.
+fn mean_known_hubness(items: &[GalleryItem]) -> f32 {
+    let known: Vec<f32> = items.iter().filter_map(|it| it.hubness).filter(|h| h.is_finite()).collect();
+    if known.is_empty() {
+        0.0
+    } else {
+        known.iter().sum::<f32>() / known.len() as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_model::model_dir::Retrieval;
+    use wasm_model::testutil::{random_model, random_rows, small_config};
+    use wasm_model::{write_gallery_bin, Engine, GalleryDtype};
+
+    fn items(n: usize) -> Vec<GalleryItem> {
+        (0..n)
+            .map(|i| GalleryItem {
+                id: i,
+                file: format!("img{i}.jpg"),
+                thumb: format!("thumbs/{i}.webp"),
+                caption: format!("caption {i}"),
+                source: "test".into(),
+                licence: "CC0".into(),
+                url: None,
+                // Unknown (None) and non-finite hubness both get the mean, as in Engine.
+                hubness: match i % 7 {
+                    3 => None,
+                    5 => Some(f32::NAN),
+                    _ => Some(0.1 + 0.02 * (i % 11) as f32),
+                },
+            })
+            .collect()
+    }
+
+    /// The inner product of the folded row and `[q, 1]` is the engine's score of every image, for every dtype.
+    #[test]
+    fn folded_inner_product_is_the_engine_score() {
+        for dtype in [GalleryDtype::F32, GalleryDtype::F16, GalleryDtype::Int8] {
+            let mut model = random_model(small_config(), 6, 9, false);
+            model.manifest.retrieval = Some(Retrieval { image_views: vec!["original".into()], hubness_k: 10, hubness_weight: 0.5 });
+            let id = model.model_id().to_string();
+            let bin = write_gallery_bin(&id, 6, &random_rows(40, 6, 3), dtype).unwrap();
+            let json = GalleryIndex::new(&id, items(40)).to_json();
+            let published = PublishedGallery::from_bytes(&model, &bin, &json).unwrap();
+            let engine = Engine::new(model, &bin, &json).unwrap();
+            let q = engine.query_vector("w2 w5 -w3").unwrap();
+            let hits = engine.search("w2 w5 -w3", 40).unwrap();
+            assert_eq!(hits.len(), 40);
+            let query = text_query_vector(&q);
+            for h in &hits {
+                let row = published.folded_row(h.id as usize);
+                let ip = wasm_model::rank::dot_f32(&row, &query);
+                assert!((ip - h.score).abs() < 1e-5, "{dtype:?} id {}: {ip} vs engine {}", h.id, h.score);
+            }
+            // "more like this": [v, 0] against [v', −p'] is the plain cosine Engine::similar ranks by.
+            let like = similar_query_vector(&published.folded_row(4));
+            for h in engine.similar(4, 10).unwrap() {
+                let ip = wasm_model::rank::dot_f32(&published.folded_row(h.id as usize), &like);
+                assert!((ip - h.score).abs() < 1e-5, "{dtype:?} similar id {}: {ip} vs {}", h.id, h.score);
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_a_gallery_of_another_model_and_checksums_both_files() {
+        let model = random_model(small_config(), 6, 9, false);
+        let other = random_model(small_config(), 6, 10, false);
+        let bin = write_gallery_bin(other.model_id(), 6, &random_rows(3, 6, 2), GalleryDtype::F32).unwrap();
+        let json = GalleryIndex::new(other.model_id(), items(3)).to_json();
+        let err = PublishedGallery::from_bytes(&model, &bin, &json).unwrap_err().to_string();
+        assert!(err.contains(other.model_id()) && err.contains(model.model_id()), "{err}");
+        let a = PublishedGallery::from_bytes(&other, &bin, &json).unwrap();
+        let b = PublishedGallery::from_bytes(&other, &bin, &json.replace("caption 1", "caption one")).unwrap();
+        assert_ne!(a.checksum(), b.checksum());
+        assert_eq!(a.checksum().len(), 64);
+        assert_eq!((a.hubness_weight(), a.penalty(0)), (0.0, 0.0), "no retrieval in the manifest: no correction");
+        let missing = PublishedGallery::open(std::path::Path::new("/nonexistent-model"), "/nonexistent").unwrap_err();
+        assert!(missing.to_string().contains("nonexistent-model"), "{missing}");
+    }
+}
