@@ -1,4 +1,5 @@
-//! One training step of the shipped configuration (read from `static/model/manifest.json` → `training.config`):
+//! One training step of the shipped configuration (read from `static/model/manifest.json` → `training.config`;
+//! the Lite0 weights are the installed ones, checked against the manifest's SHA-256):
 //! GloVe-50 embedding (vocab 16000) → bi-LSTM 256 → mean pooling → 512-d, image head on 1280-d cached
 //! features (or, for a model fine-tuned from stage K, the backbone tail + pooling on cached stage-K activations), symmetric InfoNCE (τ 0.05), backward, global-norm clipping and the trainer's Adam step, on the
 //! trainer's own `model`, `loss` and `train::build_model` code. `scripts/bench/train-step.sh` runs this and the
@@ -14,9 +15,11 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use tch::{Device, Kind, Tensor};
-use trainer::loss::{contrastive, Loss};
+use trainer::config::Config;
+use trainer::loss::contrastive;
 use trainer::model::pad_batch;
-use trainer::train::{build_model, Adam, Config};
+use trainer::optim::Adam;
+use trainer::run::build_model;
 
 /// Flickr8k captions_train.json: how many of the 30000 captions have 1, 2, …, 15, ≥16 words.
 /// Shared with scripts/bench/train_step_torch.py (keep in sync).
@@ -25,6 +28,8 @@ const SEED: u64 = 0x1d9_2026;
 /// Images in the Flickr8k train split: the range of image ids in a batch.
 const TRAIN_IMAGES: u64 = 6000;
 
+/// splitmix64, not a `rand` generator: scripts/bench/train_step_torch.py reimplements it to time the very same
+/// batch, and a Python twin of a `rand` algorithm would be far longer.
 struct SplitMix64(u64);
 
 impl SplitMix64 {
@@ -62,14 +67,14 @@ fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// The shipped run's config and vocabulary size.
-fn shipped_config() -> Result<(Config, i64), String> {
+/// The shipped run's config (with the installed backbone weights, checked) and vocabulary size.
+fn shipped_config() -> anyhow::Result<(Config, i64)> {
+    use anyhow::Context;
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../static/model/manifest.json");
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let m: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let cfg: Config = serde_json::from_value(m["training"]["config"].clone())
-        .map_err(|e| format!("{}: training.config: {e}", path.display()))?;
-    let vocab = m["text"]["vocab_size"].as_i64().ok_or_else(|| format!("{}: no text.vocab_size", path.display()))?;
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let m: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))?;
+    let cfg = trainer::record::recorded_config(&m["training"]).with_context(|| format!("{}: training", path.display()))?;
+    let vocab = m["text"]["vocab_size"].as_i64().with_context(|| format!("{}: no text.vocab_size", path.display()))?;
     Ok((cfg, vocab))
 }
 
@@ -77,15 +82,14 @@ fn train_step(c: &mut Criterion) {
     let (cfg, vocab) = match shipped_config() {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("SKIP: cannot read the shipped config ({e})");
+            eprintln!("SKIP: cannot read the shipped config ({e:#})");
             return;
         }
     };
-    let loss_kind = match cfg.loss.as_str() {
-        "infonce" => Loss::InfoNce { tau: cfg.tau },
-        _ => Loss::Vse { margin: cfg.margin, hardest: true },
-    };
-    let batch = env_or("IMGPICK_BENCH_BATCH", cfg.batch_size);
+    // the loss after the warm-up epochs (VSE++: hardest negative)
+    let loss_kind = cfg.objective.at_epoch(cfg.objective.warmup_epochs);
+    let (opt, word_dropout) = (&cfg.optimiser, cfg.text.word_dropout);
+    let batch = env_or("IMGPICK_BENCH_BATCH", opt.batch_size);
     let threads = env_or("IMGPICK_BENCH_THREADS", 2);
     let max_len = env_or("IMGPICK_BENCH_MAX_LEN", 16);
     trainer::keep_freed_memory(); // as the trainer CLI does
@@ -106,7 +110,7 @@ fn train_step(c: &mut Criterion) {
         tch::manual_seed(0);
         let (vs, model) = build_model(&cfg, vocab as usize, Device::Cpu).expect("the shipped config builds (Lite0 weights: scripts/setup.sh)");
         // the trainer's own optimizer: per-group lr scales, one-sync global-norm clipping, in-place Adam
-        let mut adam = Adam::new(&vs, cfg.embedding_lr_scale, cfg.backbone_lr_scale);
+        let mut adam = Adam::new(&vs, cfg.text.embedding_lr_scale, cfg.image.backbone_lr_scale);
         let mut t = 0;
         // What the cache holds, one row per caption: pooled features (non-negative, post-ReLU6 average), or
         // with a fine-tuned tail the stage-K activations (f16 in the cache, as `fit` reads them).
@@ -125,14 +129,14 @@ fn train_step(c: &mut Criterion) {
                 let t0 = std::time::Instant::now();
                 let (ids, lens) = pad_batch(&seqs, Device::Cpu);
                 let img = model.embed_cached(&feats);
-                let txt = model.text.forward(&ids, &lens, cfg.word_dropout);
+                let txt = model.text.forward(&ids, &lens, word_dropout);
                 let loss = contrastive(&img, &txt, &image_ids, loss_kind);
                 let t1 = std::time::Instant::now();
                 let mut grads = adam.gradients(&loss);
                 let t2 = std::time::Instant::now();
-                adam.clip(&mut grads, cfg.grad_clip);
+                adam.clip(&mut grads, opt.grad_clip);
                 t += 1;
-                adam.step(&grads, cfg.lr, cfg.weight_decay, t);
+                adam.step(&grads, opt.lr, opt.weight_decay, t);
                 let _ = loss.double_value(&[]);
                 let t3 = std::time::Instant::now();
                 if i >= 5 {
@@ -152,12 +156,12 @@ fn train_step(c: &mut Criterion) {
             // as in train::fit: pad, forward both encoders, loss, backward, clip, Adam, read the loss
             let (ids, lens) = pad_batch(&seqs, Device::Cpu);
             let img = model.embed_cached(&feats);
-            let txt = model.text.forward(&ids, &lens, cfg.word_dropout);
+            let txt = model.text.forward(&ids, &lens, word_dropout);
             let loss = contrastive(&img, &txt, &image_ids, loss_kind);
             let mut grads = adam.gradients(&loss);
-            adam.clip(&mut grads, cfg.grad_clip);
+            adam.clip(&mut grads, opt.grad_clip);
             t += 1;
-            adam.step(&grads, cfg.lr, cfg.weight_decay, t);
+            adam.step(&grads, opt.lr, opt.weight_decay, t);
             loss.double_value(&[])
         };
         let first = step();

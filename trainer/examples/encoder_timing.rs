@@ -8,9 +8,9 @@ fn main() {
     trainer::keep_freed_memory(); // as the trainer CLI does
     tch::set_num_threads(2);
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read("static/model/manifest.json").unwrap()).unwrap();
-    let cfg: trainer::train::Config = serde_json::from_value(m["training"]["config"].clone()).unwrap();
+    let cfg = trainer::record::recorded_config(&m["training"]).unwrap();
     let vocab_size = m["text"]["vocab_size"].as_u64().expect("manifest text.vocab_size") as usize;
-    let (_vs, model) = trainer::train::build_model(&cfg, vocab_size, Device::Cpu).unwrap();
+    let (_vs, model) = trainer::run::build_model(&cfg, vocab_size, Device::Cpu).unwrap();
     tch::manual_seed(0);
     let x = Tensor::randn([128, 192, 7, 7], (Kind::Float, Device::Cpu)).to_kind(Kind::Half);
     let med = |mut v: Vec<f64>| { v.sort_by(f64::total_cmp); v[v.len() / 2] };

@@ -8,17 +8,18 @@ use std::path::PathBuf;
 
 use tch::{Kind, Tensor};
 use trainer::eval::{evaluate, evaluate_scored, hubness};
+use trainer::backbone::BackboneKindExt;
 use trainer::features::{extract, CacheSpec, View};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let model = PathBuf::from(args.get(1).map_or("static/model", String::as_str));
-    let f8k = PathBuf::from(args.get(2).map_or("../shared/data/flickr8k", String::as_str));
+    let f8k = args.get(2).map_or_else(trainer::data::flickr8k_location, PathBuf::from);
     let device = trainer::default_device();
-    let loaded = trainer::export::load_model_dir(&model, device)?;
+    let loaded = trainer::load::load_model_dir(&model, device)?;
     let spec = CacheSpec {
         backbone: loaded.backbone,
-        weights: trainer::backbone::assets_dir().join(loaded.backbone.default_weights_file()),
+        weights: loaded.backbone.installed_weights(),
         split: loaded.model.tail.as_ref().map(|t| t.from),
     };
     let cache = PathBuf::from("data-cache/features");

@@ -1,6 +1,7 @@
 //! How the shipped image views (manifest `retrieval.image_views`) were chosen: VSE metrics on Flickr8k val of a
 //! run (or several, as an ensemble of mean cosines) with different sets of averaged test-time views, plain and
 //! with the hubness correction (bank 2,048, k 10, weight 0.5). Features of each view are cached.
+//! Flickr8k is read from `$IMGPICK_FLICKR8K`, else `../shared/data/flickr8k`.
 //!   cargo run --release -p trainer --example view_sweep -- RUN [RUN…]
 use std::path::PathBuf;
 use tch::{Kind, Tensor};
@@ -10,7 +11,7 @@ use trainer::features::{extract, CacheSpec, View, Zoom};
 fn main() -> anyhow::Result<()> {
     let runs: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
     anyhow::ensure!(!runs.is_empty(), "usage: view_sweep RUN [RUN…]");
-    let f8k = PathBuf::from(std::env::var("FLICKR8K").unwrap_or_else(|_| "../shared/data/flickr8k".into()));
+    let f8k = trainer::data::flickr8k_location();
     let device = trainer::default_device();
     let cache = PathBuf::from("data-cache/features");
     let ds = trainer::data::Dataset::load(&[f8k.join("captions_val.json")])?.with_captions()?.truncate_captions(5);
@@ -23,8 +24,9 @@ fn main() -> anyhow::Result<()> {
     let mut per_run = Vec::new();
     let mut owner = Vec::new();
     for run in &runs {
-        let (state, vocab, _vs, model) = trainer::train::load_run(run, "best")?;
-        let spec = CacheSpec { backbone: state.config.backbone, weights: state.config.backbone_weights.clone(), split: state.config.finetune_from };
+        let (state, vocab, _vs, model) = trainer::run::load_run(run, trainer::run::Checkpoint::Best)?;
+        let image = &state.config.image;
+        let spec = CacheSpec { backbone: image.backbone.backbone, weights: image.backbone.weights(), split: image.finetune_from };
         let mut embs = Vec::new();
         for &view in &views {
             let f = extract(&cache, &spec, view, &files, device)?;

@@ -11,10 +11,11 @@ use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read captions file {path}: {source} (check the path; COCO captions JSON expected)")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("captions file {path} is not valid COCO captions JSON: {source} (expected {{\"images\": [{{\"id\", \"file_name\"}}], \"annotations\": [{{\"image_id\", \"caption\"}}]}})")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    // The cause is part of the message, not a `source`: `{:#}` chains would print it twice.
+    #[error("cannot read captions file {path}: {cause} (check the path; COCO captions JSON expected)")]
+    Read { path: PathBuf, cause: std::io::Error },
+    #[error("captions file {path} is not valid COCO captions JSON: {cause} (expected {{\"images\": [{{\"id\", \"file_name\"}}], \"annotations\": [{{\"image_id\", \"caption\"}}]}})")]
+    Parse { path: PathBuf, cause: serde_json::Error },
     #[error("{path}: image id {id} appears twice (also in {first}); ids must be unique across merged files")]
     DuplicateImage { path: PathBuf, id: u64, first: PathBuf },
     #[error("{path}: annotation {index} refers to image id {image_id}, which no loaded file lists under \"images\"")]
@@ -84,9 +85,9 @@ impl Dataset {
         let mut index: HashMap<u64, (usize, PathBuf)> = HashMap::new();
         for path in paths {
             let text = std::fs::read_to_string(path)
-                .map_err(|source| DataError::Read { path: path.clone(), source })?;
+                .map_err(|cause| DataError::Read { path: path.clone(), cause })?;
             let file: CocoFile = serde_json::from_str(&text)
-                .map_err(|source| DataError::Parse { path: path.clone(), source })?;
+                .map_err(|cause| DataError::Parse { path: path.clone(), cause })?;
             for im in file.images {
                 if im.file_name.trim().is_empty() {
                     return Err(DataError::EmptyFileName { path: path.clone(), id: im.id });
@@ -155,12 +156,18 @@ impl Dataset {
     }
 }
 
-/// `<repo>/../shared/data/flickr8k`, or `$IMGPICK_FLICKR8K`; `None` when absent (tests then skip).
-pub fn flickr8k_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("IMGPICK_FLICKR8K") {
+/// Where Flickr8k is expected: `$IMGPICK_FLICKR8K`, else `../shared/data/flickr8k` beside the repository (the
+/// one place the trainer looks; `fit`'s defaults, the tests and the examples all ask here).
+pub fn flickr8k_location() -> PathBuf {
+    match std::env::var_os("IMGPICK_FLICKR8K") {
         Some(d) => PathBuf::from(d),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/flickr8k"),
-    };
+    }
+}
+
+/// [`flickr8k_location`] when it holds the captions; `None` when absent (tests then skip).
+pub fn flickr8k_dir() -> Option<PathBuf> {
+    let dir = flickr8k_location();
     dir.join("captions_val.json").is_file().then_some(dir)
 }
 
@@ -198,8 +205,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
         let missing = d.join("nope.json");
-        let e = Dataset::load(&[missing]).unwrap_err().to_string();
+        let e = format!("{:#}", anyhow::Error::from(Dataset::load(&[missing]).unwrap_err()));
         assert!(e.contains("cannot read captions file") && e.contains("nope.json"), "{e}");
+        assert_eq!(e.matches("os error").count(), 1, "the cause is printed once: {e}");
 
         let wrong = write(d, "wrong.json", r#"{"pictures":[]}"#);
         let e = Dataset::load(&[wrong]).unwrap_err().to_string();

@@ -1,53 +1,19 @@
 //! The VSE evaluation protocol: every caption ranks all images (t2i), every image ranks all captions (i2t,
-//! the rank of its best ground-truth caption). Recalls are percentages; median ranks are 1-based
-//! (`floor(median(0-based ranks)) + 1`, as in the VSE++ code).
+//! the rank of its best ground-truth caption), and `trainer eval` (a model directory on a captions file, with
+//! bootstrap intervals and a paired comparison). The numbers themselves are [`crate::metrics`]'.
 
-use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
-pub struct Metrics {
-    pub t2i_r1: f64,
-    pub t2i_r5: f64,
-    pub t2i_r10: f64,
-    pub i2t_r1: f64,
-    pub i2t_r5: f64,
-    pub i2t_r10: f64,
-    pub t2i_medr: f64,
-    pub i2t_medr: f64,
-    pub rsum: f64,
-}
-
-impl std::fmt::Display for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "t2i R@1/5/10 {:.1}/{:.1}/{:.1} medr {} | i2t R@1/5/10 {:.1}/{:.1}/{:.1} medr {} | rsum {:.1}",
-            self.t2i_r1, self.t2i_r5, self.t2i_r10, self.t2i_medr, self.i2t_r1, self.i2t_r5, self.i2t_r10,
-            self.i2t_medr, self.rsum
-        )
-    }
-}
+use crate::backbone::BackboneKindExt;
+use crate::metrics::{ImageRanks, Interval, Metrics, Ranks};
 
 /// 0-based rank of the target among `scores` (how many score strictly higher; ties favour the target).
 fn rank_of(scores: &[f32], target: usize) -> usize {
     let s = scores[target];
     scores.iter().filter(|&&x| x > s).count()
-}
-
-fn summarise(ranks: &[usize]) -> (f64, f64, f64, f64) {
-    let n = ranks.len().max(1) as f64;
-    let r = |k: usize| 100.0 * ranks.iter().filter(|&&x| x < k).count() as f64 / n;
-    let mut sorted = ranks.to_vec();
-    sorted.sort_unstable();
-    let median = if sorted.is_empty() {
-        0.0
-    } else if sorted.len() % 2 == 1 {
-        sorted[sorted.len() / 2] as f64
-    } else {
-        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) as f64 / 2.0
-    };
-    (r(1), r(5), r(10), median.floor() + 1.0)
 }
 
 /// `images`: [N, D], `captions`: [M, D] (both L2-normalised), `caption_image[j]` = index of caption j's image.
@@ -59,30 +25,6 @@ pub fn evaluate(images: &Tensor, captions: &Tensor, caption_image: &[usize]) -> 
 /// applies to text queries); image-to-text stays plain cosine.
 pub fn evaluate_scored(images: &Tensor, captions: &Tensor, caption_image: &[usize], t2i_penalty: Option<&[f32]>) -> Metrics {
     rank_queries(images, captions, caption_image, t2i_penalty).metrics()
-}
-
-/// The ranks behind one image's queries: its captions' t2i ranks and its own i2t rank (0-based).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageRanks {
-    pub caption_ranks: Vec<usize>,
-    pub best_caption_rank: usize,
-}
-
-/// Every query's rank, grouped by image (images without captions are left out). [`Metrics`] summarise them;
-/// [`Ranks::bootstrap`] says how much they would move on another evaluation set of the same size.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Ranks {
-    pub images: Vec<ImageRanks>,
-}
-
-/// A percentile bootstrap interval for every metric: `lo` and `hi` hold the 2.5th and 97.5th percentiles of
-/// each field over `resamples` resampled evaluation sets.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
-    pub level: f64,
-    pub resamples: usize,
-    pub lo: Metrics,
-    pub hi: Metrics,
 }
 
 /// Ranks every caption's image (t2i) and every image's best caption (i2t); see [`evaluate_scored`].
@@ -116,109 +58,6 @@ pub fn rank_queries(images: &Tensor, captions: &Tensor, caption_image: &[usize],
     Ranks { images }
 }
 
-impl Metrics {
-    const FIELDS: usize = 9;
-
-    fn to_array(self) -> [f64; Self::FIELDS] {
-        [self.t2i_r1, self.t2i_r5, self.t2i_r10, self.i2t_r1, self.i2t_r5, self.i2t_r10, self.t2i_medr, self.i2t_medr, self.rsum]
-    }
-
-    fn from_array(a: [f64; Self::FIELDS]) -> Self {
-        let [t2i_r1, t2i_r5, t2i_r10, i2t_r1, i2t_r5, i2t_r10, t2i_medr, i2t_medr, rsum] = a;
-        Metrics { t2i_r1, t2i_r5, t2i_r10, i2t_r1, i2t_r5, i2t_r10, t2i_medr, i2t_medr, rsum }
-    }
-
-    /// Field by field `self - other`.
-    pub fn minus(&self, other: &Metrics) -> Metrics {
-        let (a, b) = (self.to_array(), other.to_array());
-        Metrics::from_array(std::array::from_fn(|k| a[k] - b[k]))
-    }
-}
-
-impl Ranks {
-    pub fn metrics(&self) -> Metrics {
-        self.metrics_of(0..self.images.len())
-    }
-
-    /// Metrics of the images at `picks` (repeats count again: a bootstrap resample).
-    fn metrics_of(&self, picks: impl Iterator<Item = usize> + Clone) -> Metrics {
-        let t2i: Vec<usize> = picks.clone().flat_map(|i| self.images[i].caption_ranks.iter().copied()).collect();
-        let i2t: Vec<usize> = picks.map(|i| self.images[i].best_caption_rank).collect();
-        let (t1, t5, t10, tmed) = summarise(&t2i);
-        let (i1, i5, i10, imed) = summarise(&i2t);
-        Metrics {
-            t2i_r1: t1,
-            t2i_r5: t5,
-            t2i_r10: t10,
-            i2t_r1: i1,
-            i2t_r5: i5,
-            i2t_r10: i10,
-            t2i_medr: tmed,
-            i2t_medr: imed,
-            rsum: t1 + t5 + t10 + i1 + i5 + i10,
-        }
-    }
-
-    /// 95 % interval of every metric: the evaluation images are resampled with replacement `resamples` times
-    /// (each with all its captions, so the 5 queries of an image stay together). Deterministic for a `seed`.
-    pub fn bootstrap(&self, resamples: usize, seed: u64) -> Interval {
-        bootstrap(self.images.len(), resamples, seed, |picks| self.metrics_of(picks.iter().copied()))
-    }
-
-    /// 95 % interval of `self - other` on the same queries (a paired bootstrap: both models are scored on the
-    /// same resampled images), the way to tell whether one model really beats another on this set.
-    pub fn paired_bootstrap(&self, other: &Ranks, resamples: usize, seed: u64) -> anyhow::Result<Interval> {
-        let same_queries = self.images.len() == other.images.len()
-            && self.images.iter().zip(&other.images).all(|(a, b)| a.caption_ranks.len() == b.caption_ranks.len());
-        if !same_queries {
-            anyhow::bail!(
-                "the two models were not evaluated on the same queries ({} vs {} images): compare them on one captions file and image folder",
-                self.images.len(),
-                other.images.len()
-            );
-        }
-        Ok(bootstrap(self.images.len(), resamples, seed, |picks| {
-            self.metrics_of(picks.iter().copied()).minus(&other.metrics_of(picks.iter().copied()))
-        }))
-    }
-}
-
-fn bootstrap(n: usize, resamples: usize, seed: u64, metrics: impl Fn(&[usize]) -> Metrics) -> Interval {
-    use rand::{Rng, SeedableRng};
-    assert!(n > 0 && resamples > 0, "bootstrap needs images and at least one resample");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut picks = vec![0usize; n];
-    let mut columns: Vec<Vec<f64>> = (0..Metrics::FIELDS).map(|_| Vec::with_capacity(resamples)).collect();
-    for _ in 0..resamples {
-        picks.iter_mut().for_each(|p| *p = rng.random_range(0..n));
-        for (column, value) in columns.iter_mut().zip(metrics(&picks).to_array()) {
-            column.push(value);
-        }
-    }
-    columns.iter_mut().for_each(|c| c.sort_by(f64::total_cmp));
-    let quantile = |q: f64| {
-        let at = ((q * (resamples - 1) as f64).round() as usize).min(resamples - 1);
-        Metrics::from_array(std::array::from_fn(|k| columns[k][at]))
-    };
-    Interval { level: 0.95, resamples, lo: quantile(0.025), hi: quantile(0.975) }
-}
-
-impl std::fmt::Display for Interval {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (lo, hi) = (self.lo, self.hi);
-        write!(
-            f,
-            "{:.0} % interval ({} resamples): t2i R@1 {:.1}–{:.1}, R@5 {:.1}–{:.1}, R@10 {:.1}–{:.1} | i2t R@1 {:.1}–{:.1}, \
-             R@5 {:.1}–{:.1}, R@10 {:.1}–{:.1} | rsum {:.1}–{:.1}",
-            100.0 * self.level,
-            self.resamples,
-            lo.t2i_r1, hi.t2i_r1, lo.t2i_r5, hi.t2i_r5, lo.t2i_r10, hi.t2i_r10,
-            lo.i2t_r1, hi.i2t_r1, lo.i2t_r5, hi.i2t_r5, lo.i2t_r10, hi.i2t_r10,
-            lo.rsum, hi.rsum
-        )
-    }
-}
-
 /// Mean cosine of each image (`[N, D]`) to its `k` nearest rows of `bank` (`[B, D]`): CSLS's hubness.
 pub fn hubness(images: &Tensor, bank: &Tensor, k: usize) -> Vec<f32> {
     let k = (k as i64).clamp(1, bank.size()[0].max(1));
@@ -231,23 +70,16 @@ pub fn hubness(images: &Tensor, bank: &Tensor, k: usize) -> Vec<f32> {
 /// per-query ranks behind [`Metrics`] (`.metrics()`), bootstrap intervals and paired comparisons. Scored as the
 /// product scores (manifest `retrieval`: averaged image views, hubness correction of text queries) unless
 /// `plain` (cosine of single-view vectors).
-pub fn rank_model_dir(
-    model: &std::path::Path,
-    captions: &std::path::Path,
-    images: &std::path::Path,
-    cache: &std::path::Path,
-    weights: Option<std::path::PathBuf>,
-    plain: bool,
-) -> anyhow::Result<Ranks> {
+pub fn rank_model_dir(model: &Path, captions: &Path, images: &Path, cache: &Path, weights: Option<PathBuf>, plain: bool) -> Result<Ranks> {
     let device = crate::default_device();
-    let loaded = crate::export::load_model_dir_with(model, weights.as_deref(), device)?;
+    let loaded = crate::load::load_model_dir_with_backbone_weights(model, weights.as_deref(), device)?;
     if loaded.dir.image_head.is_none() {
-        anyhow::bail!("{} has no image head; eval needs image_head.safetensors", model.display());
+        bail!("{} has no image head; eval needs image_head.safetensors", model.display());
     }
     let retrieval = if plain { None } else { loaded.dir.manifest.retrieval.clone() };
     let ds = crate::data::Dataset::load(&[captions.to_path_buf()])?.with_captions()?.truncate_captions(5);
     let files = ds.image_paths(images);
-    let weights = weights.unwrap_or_else(|| crate::backbone::assets_dir().join(loaded.backbone.default_weights_file()));
+    let weights = weights.unwrap_or_else(|| loaded.backbone.installed_weights());
     // A fine-tuned model runs its own stages on the cached input of its first fine-tuned stage.
     let split = loaded.model.tail.as_ref().map(|t| t.from);
     let spec = crate::features::CacheSpec { backbone: loaded.backbone, weights, split };
@@ -257,7 +89,7 @@ pub fn rank_model_dir(
         feats.push(crate::features::extract(cache, &spec, view, &files, device)?);
         // nothing readable in the first view: stop before the other views
         if feats.len() == 1 && feats[0].ok.iter().all(|&ok| !ok) {
-            anyhow::bail!("none of the {} images of {} could be read from {}", ds.images.len(), captions.display(), images.display());
+            bail!("none of the {} images of {} could be read from {}", ds.images.len(), captions.display(), images.display());
         }
     }
     let keep: Vec<usize> = (0..ds.images.len()).filter(|&i| feats.iter().all(|f| f.ok[i])).collect();
@@ -296,6 +128,112 @@ pub fn rank_model_dir(
         _ => None,
     };
     Ok(rank_queries(&imgs, &caps, &owner, penalty.as_deref()))
+}
+
+/// `trainer eval`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// Model directory (manifest.json, weights, vocab.txt).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// COCO captions JSON of the evaluation set.
+    #[arg(long)]
+    pub captions: PathBuf,
+    /// Folder with its images.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Feature cache folder.
+    #[arg(long, default_value = "data-cache/features")]
+    pub cache: PathBuf,
+    /// Backbone weights; default: the installed ones for the model's backbone.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Print one JSON object (t2i_r1 … rsum) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Plain cosine of single-view image vectors, ignoring the manifest's `retrieval` scoring (averaged
+    /// original + mirrored views, hubness correction of text queries).
+    #[arg(long)]
+    pub plain: bool,
+    /// Also give a 95 % interval for every metric: the evaluation images are resampled with replacement
+    /// N times (default 1000), with their captions. It says how far the numbers could move on another
+    /// evaluation set of this size.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1000")]
+    pub bootstrap: Option<usize>,
+    /// Another model directory to compare with on the same queries: prints its metrics and the difference
+    /// (this model − that one) with a paired 95 % bootstrap interval; an interval that excludes 0 is
+    /// unlikely to be luck of this evaluation set.
+    #[arg(long, value_name = "DIR")]
+    pub compare: Option<PathBuf>,
+    /// Seed of the bootstrap resampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// What `trainer eval` prints: the model's metrics, with `--bootstrap` their interval, with `--compare` the
+/// other model's metrics and the paired difference.
+#[derive(Debug, Clone)]
+pub struct EvalReport {
+    pub metrics: Metrics,
+    pub interval: Option<Interval>,
+    pub comparison: Option<Comparison>,
+}
+
+/// The `--compare` part of an [`EvalReport`].
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    pub model: PathBuf,
+    pub metrics: Metrics,
+    /// 95 % paired bootstrap interval of (this model − that one).
+    pub difference: Interval,
+}
+
+/// Runs `trainer eval`.
+pub fn eval_report(args: &EvalArgs) -> Result<EvalReport> {
+    if args.bootstrap == Some(0) {
+        bail!("--bootstrap 0: give at least 1 resample (1000 is usual)");
+    }
+    let rank = |model: &Path| rank_model_dir(model, &args.captions, &args.images, &args.cache, args.weights.clone(), args.plain);
+    let ranks = rank(&args.model)?;
+    let comparison = match &args.compare {
+        Some(dir) => {
+            let other = rank(dir)?;
+            let difference = ranks.paired_bootstrap(&other, args.bootstrap.unwrap_or(1000), args.seed)?;
+            Some(Comparison { model: dir.clone(), metrics: other.metrics(), difference })
+        }
+        None => None,
+    };
+    Ok(EvalReport { metrics: ranks.metrics(), interval: args.bootstrap.map(|n| ranks.bootstrap(n, args.seed)), comparison })
+}
+
+impl EvalReport {
+    /// `--json`: the metrics' keys, plus `ci95` and `compare` {model, metrics, difference, difference_ci95}.
+    pub fn to_json(&self) -> Result<serde_json::Value> {
+        let mut out = serde_json::to_value(self.metrics)?;
+        if let Some(i) = &self.interval {
+            out["ci95"] = serde_json::to_value(i)?;
+        }
+        if let Some(c) = &self.comparison {
+            out["compare"] = serde_json::json!({
+                "model": c.model, "metrics": c.metrics, "difference": self.metrics.minus(&c.metrics), "difference_ci95": c.difference,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl std::fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.metrics)?;
+        if let Some(i) = &self.interval {
+            write!(f, "\n  {i}")?;
+        }
+        if let Some(c) = &self.comparison {
+            write!(f, "\ncompared with {}:\n{}", c.model.display(), c.metrics)?;
+            write!(f, "\ndifference (this − that): {}\n  its {}", self.metrics.minus(&c.metrics), c.difference)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -374,60 +312,5 @@ mod tests {
         let scored = evaluate_scored(&images, &caps, &owner, Some(&penalty));
         assert_eq!(scored.t2i_r1, 100.0);
         assert_eq!((scored.i2t_r1, scored.i2t_r5), (plain.i2t_r1, plain.i2t_r5));
-    }
-
-    /// Ranks of `n` images with 5 captions each, spread over 0..40 by a fixed pattern.
-    fn spread_ranks(n: usize) -> Ranks {
-        let rank = |i: usize, k: usize| (i * 7 + k * 13) % 41 / (1 + (i + k) % 3);
-        Ranks {
-            images: (0..n)
-                .map(|i| ImageRanks { caption_ranks: (0..5).map(|k| rank(i, k)).collect(), best_caption_rank: rank(i, 5) })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn bootstrap_interval_holds_the_estimate_and_narrows_with_more_queries() {
-        let ranks = spread_ranks(200);
-        let (m, ci) = (ranks.metrics(), ranks.bootstrap(500, 1));
-        for ((lo, x), hi) in ci.lo.to_array().into_iter().zip(m.to_array()).zip(ci.hi.to_array()) {
-            assert!(lo <= x && x <= hi, "{lo} <= {x} <= {hi}");
-        }
-        assert!(ci.hi.t2i_r1 - ci.lo.t2i_r1 > 1.0, "200 images leave real uncertainty: {ci}");
-        assert_eq!(ci, ranks.bootstrap(500, 1), "deterministic for a seed");
-        // four times the queries, half the width (1/sqrt(n))
-        let big = Ranks { images: ranks.images.iter().cycle().take(800).cloned().collect() };
-        let (w, w4) = (ci.hi.i2t_r10 - ci.lo.i2t_r10, big.bootstrap(500, 1).hi.i2t_r10 - big.bootstrap(500, 1).lo.i2t_r10);
-        assert!((0.35..0.65).contains(&(w4 / w)), "width {w} -> {w4}");
-        let perfect = Ranks { images: (0..50).map(|_| ImageRanks { caption_ranks: vec![0; 5], best_caption_rank: 0 }).collect() };
-        let ci = perfect.bootstrap(100, 0);
-        assert_eq!((ci.lo.rsum, ci.hi.rsum, ci.lo.t2i_medr, ci.hi.i2t_medr), (600.0, 600.0, 1.0, 1.0));
-    }
-
-    #[test]
-    fn paired_bootstrap_sees_a_real_difference_and_refuses_other_queries() {
-        let a = spread_ranks(300);
-        let same = a.paired_bootstrap(&a, 200, 0).unwrap();
-        assert_eq!((same.lo, same.hi), (Metrics::default(), Metrics::default()));
-        // b is a everywhere except 30 % of the images, whose i2t hit moves from rank 0 to rank 3
-        let mut b = a.clone();
-        for (i, im) in b.images.iter_mut().enumerate() {
-            if i % 10 < 3 {
-                im.best_caption_rank += 3;
-            }
-        }
-        let d = a.paired_bootstrap(&b, 500, 0).unwrap();
-        let point = a.metrics().minus(&b.metrics());
-        assert!(point.i2t_r1 > 0.0 && d.lo.i2t_r1 > 0.0, "a is better on i2t R@1 and the interval says so: {d}");
-        assert_eq!((d.lo.t2i_r1, d.hi.t2i_r1), (0.0, 0.0), "t2i is unchanged");
-        let e = a.paired_bootstrap(&spread_ranks(299), 10, 0).unwrap_err().to_string();
-        assert!(e.contains("same queries") && e.contains("300 vs 299"), "{e}");
-    }
-
-    #[test]
-    fn summarise_median_is_vse_style() {
-        assert_eq!(summarise(&[0, 1, 2, 3]).3, 2.0); // median 1.5 -> floor 1 -> +1
-        assert_eq!(summarise(&[4]).3, 5.0);
-        assert_eq!(summarise(&[0, 9]).0, 50.0);
     }
 }

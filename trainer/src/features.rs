@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use tch::{Kind, Tensor};
 
-use crate::backbone::{self, preprocess, Backbone, BackboneKind};
+use crate::backbone::{self, preprocess, Backbone, BackboneKind, BackboneKindExt};
 
 /// Images per part file.
 pub const PART: usize = 256;
@@ -83,7 +83,7 @@ fn cache_key(spec: &CacheSpec, view: View, files: &[PathBuf]) -> Result<String> 
     let meta = std::fs::metadata(&spec.weights)
         .with_context(|| format!("cannot read backbone weights {} (run scripts/setup.sh or pass --weights)", spec.weights.display()))?;
     let mut h = Sha256::new();
-    h.update(format!("{}|{}|{:?}|{}|", spec.backbone.as_str(), meta.len(), spec.split, cache_name(view)));
+    h.update(format!("{}|{}|{:?}|{}|", spec.backbone.name(), meta.len(), spec.split, cache_name(view)));
     for f in files {
         // canonical, so `../shared/x.jpg` and `/work/shared/x.jpg` share one cache
         let f = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
@@ -96,7 +96,7 @@ fn cache_key(spec: &CacheSpec, view: View, files: &[PathBuf]) -> Result<String> 
 /// The folder that holds (or will hold) the cache of `files` under `cache_dir`.
 pub fn cache_folder(cache_dir: &Path, spec: &CacheSpec, view: View, files: &[PathBuf]) -> Result<PathBuf> {
     let split = spec.split.map(|k| format!("-k{k}")).unwrap_or_default();
-    Ok(cache_dir.join(format!("{}{}-{}-{}", spec.backbone.as_str(), split, cache_name(view), cache_key(spec, view, files)?)))
+    Ok(cache_dir.join(format!("{}{}-{}-{}", spec.backbone.name(), split, cache_name(view), cache_key(spec, view, files)?)))
 }
 
 fn part_path(folder: &Path, i: usize) -> PathBuf {
@@ -123,7 +123,7 @@ pub fn extract(cache_dir: &Path, spec: &CacheSpec, view: View, files: &[PathBuf]
         let bar = ProgressBar::new((missing.len() * PART).min(files.len()) as u64).with_style(
             ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} images {per_sec} eta {eta}").unwrap(),
         );
-        bar.set_message(format!("features {} {}", spec.backbone.as_str(), cache_name(view)));
+        bar.set_message(format!("features {} {}", spec.backbone.name(), cache_name(view)));
         for &i in &missing {
             let chunk = &files[i * PART..((i + 1) * PART).min(files.len())];
             let tensors = extract_part(net.as_ref(), spec.split, view, chunk, device, &bar)?;

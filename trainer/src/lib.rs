@@ -1,17 +1,27 @@
 //! imgpick trainer library: data, text, backbones, model, training, evaluation, export, publishing.
 //!
-//! The flow: [`data`] (COCO captions) → [`features`] (frozen backbone, cached on disk) → [`train`] ([`model`],
-//! [`loss`]) → [`eval`] (VSE recall) → [`export`] (model directory for the browser) → [`publish`] (gallery).
+//! The flow: [`data`] (COCO captions) → [`features`] (frozen backbone, cached on disk) → [`train`] (the loop:
+//! [`config`], [`pairs`], [`model`], [`loss`], [`optim`], a [`run`] folder) → [`eval`] ([`metrics`]) →
+//! [`export`] (model directory for the browser; [`record`] of the training) → [`publish`] (gallery), with
+//! [`load`] reading a model directory back. Dependencies run one way: `data`, `loss` and `metrics` are leaves,
+//! `eval` reads models through `load` (never `export`), and `run` holds what `train`, `export` and `plot` share.
 //! Formats (tokenizer, model directory, gallery) are `wasm_model`'s: one definition for trainer and browser.
 pub mod backbone;
+pub mod config;
 pub mod data;
 pub mod eval;
 pub mod export;
 pub mod features;
+pub mod load;
 pub mod loss;
+pub mod metrics;
 pub mod model;
+pub mod optim;
+pub mod pairs;
 pub mod plot;
 pub mod publish;
+pub mod record;
+pub mod run;
 pub mod text;
 pub mod train;
 

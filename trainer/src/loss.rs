@@ -6,6 +6,17 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+/// Which loss a run trains with (`--loss`; `loss` in a run's config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// VSE++ hinge: sum over negatives for the warm-up epochs, then the hardest negative.
+    Vse,
+    /// Symmetric InfoNCE.
+    Infonce,
+}
+
+/// A loss with its parameters, as one step computes it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Loss {

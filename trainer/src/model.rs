@@ -10,23 +10,9 @@ use tch::{nn, Kind, Tensor};
 
 use crate::text::{PAD_ID, UNK_ID};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Pooling {
-    Last,
-    Mean,
-    Max,
-}
-
-impl Pooling {
-    pub fn name(self) -> &'static str {
-        match self {
-            Pooling::Last => "last",
-            Pooling::Mean => "mean",
-            Pooling::Max => "max",
-        }
-    }
-}
+/// How the text encoder pools LSTM outputs and the image head the feature grid: the model-directory
+/// contract's enums, so the trainer and the browser cannot disagree on them.
+pub use wasm_model::model_dir::{ImagePooling, Pooling};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TextConfig {
@@ -167,18 +153,6 @@ pub fn l2_normalize(x: &Tensor) -> Tensor {
     x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
 }
 
-/// How the backbone's feature grid becomes one vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ImagePooling {
-    /// Global average (what ImageNet training used).
-    #[default]
-    Avg,
-    /// Generalised pooling (VSE∞'s GPO with a fixed grid): per channel, the grid values sorted high → low,
-    /// weighted by `softmax(gpo.logits)`; zero logits = average pooling, so training starts from it.
-    Gpo,
-}
-
 /// Cells of the backbone's feature grid at the trained input size (7 × 7 at 224 px); GPO learns one weight each.
 pub const GRID_CELLS: i64 = 49;
 
@@ -194,6 +168,8 @@ impl ImageHead {
         Self::with_pooling(path, feature_dim, embed_dim, ImagePooling::Avg)
     }
 
+    /// With `Gpo` (VSE∞'s generalised pooling on a fixed grid), `gpo.logits` start at zero: the softmax weights
+    /// are then uniform, i.e. average pooling, and training starts from there.
     pub fn with_pooling(path: &nn::Path, feature_dim: i64, embed_dim: i64, pooling: ImagePooling) -> Self {
         let gpo_logits = (pooling == ImagePooling::Gpo).then(|| path.sub("gpo").var("logits", &[GRID_CELLS], nn::Init::Const(0.)));
         ImageHead { proj: nn::linear(path.sub("proj"), feature_dim, embed_dim, Default::default()), gpo_logits }

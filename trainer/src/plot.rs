@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use plotters::prelude::*;
 
-use crate::train::EpochLog;
+use crate::run::EpochLog;
 
 /// Draws loss (left) and val R@1/R@10/rsum/6 (right) per epoch into `path` (written atomically).
 pub fn training_curve(history: &[EpochLog], path: &Path) -> Result<()> {
@@ -15,7 +15,7 @@ pub fn training_curve(history: &[EpochLog], path: &Path) -> Result<()> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (960, 400)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        root.fill(&WHITE)?;
         let (left, right) = root.split_horizontally(480);
         let epochs = history.len() as f64;
         let x_range = 0.5..epochs + 0.5;
@@ -26,21 +26,17 @@ pub fn training_curve(history: &[EpochLog], path: &Path) -> Result<()> {
             .margin(12)
             .x_label_area_size(30)
             .y_label_area_size(50)
-            .build_cartesian_2d(x_range.clone(), 0.0..max_loss)
-            .map_err(|e| anyhow!("{e}"))?;
-        chart.configure_mesh().x_desc("epoch").draw().map_err(|e| anyhow!("{e}"))?;
-        chart
-            .draw_series(LineSeries::new(history.iter().map(|h| (h.epoch as f64, h.train_loss)), &BLUE))
-            .map_err(|e| anyhow!("{e}"))?;
+            .build_cartesian_2d(x_range.clone(), 0.0..max_loss)?;
+        chart.configure_mesh().x_desc("epoch").draw()?;
+        chart.draw_series(LineSeries::new(history.iter().map(|h| (h.epoch as f64, h.train_loss)), &BLUE))?;
 
         let mut chart = ChartBuilder::on(&right)
             .caption("val recall (%)", ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(30)
             .y_label_area_size(40)
-            .build_cartesian_2d(x_range, 0.0..100.0)
-            .map_err(|e| anyhow!("{e}"))?;
-        chart.configure_mesh().x_desc("epoch").draw().map_err(|e| anyhow!("{e}"))?;
+            .build_cartesian_2d(x_range, 0.0..100.0)?;
+        chart.configure_mesh().x_desc("epoch").draw()?;
         type Series = (&'static str, RGBColor, fn(&EpochLog) -> f64);
         let series: [Series; 5] = [
             ("t2i R@1", RED, |h| h.val.t2i_r1),
@@ -51,8 +47,7 @@ pub fn training_curve(history: &[EpochLog], path: &Path) -> Result<()> {
         ];
         for (name, color, f) in series {
             chart
-                .draw_series(LineSeries::new(history.iter().map(|h| (h.epoch as f64, f(h))), color))
-                .map_err(|e| anyhow!("{e}"))?
+                .draw_series(LineSeries::new(history.iter().map(|h| (h.epoch as f64, f(h))), color))?
                 .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
         }
@@ -61,9 +56,8 @@ pub fn training_curve(history: &[EpochLog], path: &Path) -> Result<()> {
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
-        root.present().map_err(|e| anyhow!("{e}"))?;
+            .draw()?;
+        root.present()?;
     }
     crate::write_atomic(path, svg.as_bytes())?;
     Ok(())
@@ -72,7 +66,7 @@ pub fn training_curve(history: &[EpochLog], path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::Metrics;
+    use crate::metrics::Metrics;
 
     #[test]
     fn draws_an_svg_with_every_series() {

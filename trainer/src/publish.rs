@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 use wasm_model::gallery::{write_gallery_bin, GalleryDtype, GalleryIndex, GalleryItem};
 
-use crate::backbone::{self, preprocess::Preprocess};
+use crate::backbone::{self, preprocess::Preprocess, BackboneKindExt};
 use crate::data::Dataset;
 
 pub const CACHE_FILE: &str = ".publish-cache.json";
@@ -127,7 +127,7 @@ fn write_thumb(img: &image::DynamicImage, path: &Path) -> Result<()> {
 pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
     let device = crate::default_device();
     let weights = opts.weights.clone();
-    let loaded = crate::export::load_model_dir_with(&opts.model, weights.as_deref(), device)?;
+    let loaded = crate::load::load_model_dir_with_backbone_weights(&opts.model, weights.as_deref(), device)?;
     if loaded.dir.image_head.is_none() {
         bail!("model {} has no image_head.safetensors: it cannot embed images (export it with `trainer export`)", opts.model.display());
     }
@@ -151,7 +151,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
         .filter(|c: &EmbedCache| c.model_id == model_id && c.views == views)
         .unwrap_or_else(|| EmbedCache { model_id: model_id.clone(), views: views.clone(), ..Default::default() });
 
-    let weights = weights.unwrap_or_else(|| backbone::assets_dir().join(loaded.backbone.default_weights_file()));
+    let weights = weights.unwrap_or_else(|| loaded.backbone.installed_weights());
     let mut net: Option<(tch::nn::VarStore, Box<dyn backbone::Backbone>)> = None;
     let prep = Preprocess::for_backbone(loaded.backbone);
     let bar = ProgressBar::new(list.len() as u64)

@@ -91,10 +91,9 @@ impl Glove {
         let t = st
             .tensor("vectors")
             .with_context(|| format!("{} has no tensor `vectors` ({fix})", path.display()))?;
-        let vectors: Vec<f32> = match (t.dtype(), t.shape().len()) {
-            (safetensors::Dtype::F32, 2) => t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            // f16 halves the file (e.g. a trimmed copy carried to another machine)
-            (safetensors::Dtype::F16, 2) => t.data().chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        // f16 halves the file (e.g. a trimmed copy carried to another machine)
+        let vectors = match wasm_model::tensors::view_to_f32(&t) {
+            Ok(v) if t.shape().len() == 2 => v,
             _ => bail!("{}: `vectors` must be f32 or f16 [N, dim], found {:?} {:?}", path.display(), t.dtype(), t.shape()),
         };
         let (n, dim) = (t.shape()[0], t.shape()[1]);

@@ -103,16 +103,24 @@ async fn run(args: Args, limits: Limits, watch: Option<Duration>) -> anyhow::Res
     let config = web::Config { static_dir: args.static_dir.clone(), searcher: shared, limits: limits.clone() };
     let app = web::router(config);
     tokio::spawn(web::precompress::prewarm(app.clone(), args.static_dir.clone()));
+    // SIGHUP reloads at once (and must not stop the server, its default action).
     #[cfg(unix)]
-    if let Some(watcher) = watcher {
+    {
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                tracing::info!("SIGHUP: reloading the model and gallery");
-                watcher.reload();
+                match &watcher {
+                    Some(watcher) => {
+                        tracing::info!("SIGHUP: reloading the model and gallery");
+                        watcher.reload();
+                    }
+                    None => tracing::info!("SIGHUP: nothing to reload (--no-api)"),
+                }
             }
         });
     }
+    #[cfg(not(unix))]
+    let _keep_watching = watcher;
 
     let addr = SocketAddr::new(args.host, args.port);
     let listener = tokio::net::TcpListener::bind(addr)

@@ -3,15 +3,16 @@
 //! the server to ~62 wasm requests/s (issue #16).
 //!
 //! The cache is keyed by the file and its size, modification time and inode, read before and after ServeDir
-//! reads the file: a changed file is compressed again, and one that changes while it is read is sent as read,
-//! uncompressed. So a stale compressed copy is never served (unlike `.br` files beside the originals, which a
-//! rebuild can leave behind). Everything not cached here (API answers, files over the size limits) is
-//! compressed on the fly by the outer `CompressionLayer`.
+//! reads the file: a changed file is compressed again, and one that changes while it is read is not stored.
+//! So a stale compressed copy is never served (unlike `.br` files beside the originals, which a rebuild can
+//! leave behind). Everything not stored here (API answers, files over the size limits, a file whose copy is
+//! still being compressed) is compressed on the fly by the outer `CompressionLayer`.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::{
     body::Body,
@@ -22,6 +23,7 @@ use axum::{
 };
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use tokio::sync::Semaphore;
 
 use crate::files::file_for;
 
@@ -31,9 +33,10 @@ const MAX_FILE_BYTES: u64 = 32 << 20;
 const MAX_CACHED_BYTES: usize = 64 << 20;
 /// Smaller files are sent as they are (compression would not pay for its header).
 const MIN_FILE_BYTES: u64 = 256;
-/// Brotli quality and window: paid once per file, so higher than on-the-fly compression would afford.
-/// Quality 9 took ~0.2 s for the 1.6 MB wasm; 11 took ~2.5 s for 3 % less.
-const BROTLI_QUALITY: u32 = 9;
+/// Brotli quality and window: paid once per file version, in the background, so the best there is. On the
+/// 1.6 MB wasm: quality 11 gives 404 kB in 2.4 s, 9 gives 457 kB in 0.33 s, and 4 (what on-the-fly compression
+/// used) 505 kB in 65 ms, paid on every request.
+const BROTLI_QUALITY: u32 = 11;
 const BROTLI_WINDOW: u32 = 22;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,22 +116,29 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some((m.len(), m.modified().ok()?, inode))
 }
 
-/// One compressed copy: what the file looked like, and its bytes once compressed (compressed by one request,
-/// awaited by the others).
+/// One compressed copy: what the file looked like, and its bytes once compressed.
 struct Slot {
     stamp: Stamp,
-    bytes: tokio::sync::OnceCell<Bytes>,
+    /// Set by the request that starts the compression (in the background).
+    started: AtomicBool,
+    bytes: OnceLock<Bytes>,
 }
 
 /// The compressed copies of the static folder's files.
 pub struct CompressedFiles {
     static_dir: PathBuf,
     slots: Mutex<HashMap<(PathBuf, Encoding), Arc<Slot>>>,
+    /// One file is compressed at a time: at startup every text file is queued at once (see [`prewarm`]).
+    compressing: Arc<Semaphore>,
 }
 
 impl CompressedFiles {
     pub fn new(static_dir: &Path) -> Self {
-        Self { static_dir: static_dir.into(), slots: Mutex::new(HashMap::new()) }
+        Self {
+            static_dir: static_dir.into(),
+            slots: Mutex::new(HashMap::new()),
+            compressing: Arc::new(Semaphore::new(1)),
+        }
     }
 
     /// The slot for `file` as it is now (a new one when the file changed), or `None` when memory is full.
@@ -143,17 +153,32 @@ impl CompressedFiles {
         if used >= MAX_CACHED_BYTES {
             return None;
         }
-        let slot = Arc::new(Slot { stamp, bytes: tokio::sync::OnceCell::new() });
+        let slot = Arc::new(Slot { stamp, started: AtomicBool::new(false), bytes: OnceLock::new() });
         slots.insert(key, slot.clone());
         Some(slot)
     }
 }
 
-/// Sends a cached compressed copy of a text file when the client accepts one (see the module comment).
+/// Extensions of the files worth compressing (ServeDir gives them a text, JSON, wasm or SVG content type).
+const TEXT_EXTENSIONS: [&str; 11] =
+    ["html", "htm", "js", "mjs", "css", "json", "wasm", "svg", "txt", "webmanifest", "xml"];
+
+/// Whether a URL path may name a text file (a folder serves its index.html); others skip the cache's `stat`.
+fn may_be_text(uri_path: &str) -> bool {
+    let last = uri_path.rsplit('/').next().unwrap_or("");
+    match last.rsplit_once('.') {
+        Some((_, ext)) => TEXT_EXTENSIONS.iter().any(|t| ext.eq_ignore_ascii_case(t)),
+        None => true,
+    }
+}
+
+/// Sends the stored compressed copy of a text file when the client accepts one (see the module comment). The
+/// first request for a file version starts compressing it in the background; until the copy is stored, the
+/// outer `CompressionLayer` compresses on the fly, so no request waits for the slow, once-only compression.
 pub async fn serve_compressed(State(cache): State<Arc<CompressedFiles>>, req: Request, next: Next) -> Response {
     let encoding = preferred(req.headers());
     let eligible = req.method() == Method::GET && !req.headers().contains_key(header::RANGE);
-    let file = file_for(&cache.static_dir, req.uri().path());
+    let file = file_for(&cache.static_dir, req.uri().path()).filter(|_| may_be_text(req.uri().path()));
     let (Some(encoding), true, Some(mut file)) = (encoding, eligible, file) else {
         return with_vary(next.run(req).await);
     };
@@ -179,34 +204,38 @@ pub async fn serve_compressed(State(cache): State<Arc<CompressedFiles>>, req: Re
     let Some(slot) = slot else { return with_vary(res) };
 
     let (mut parts, body) = res.into_parts();
-    let compressed = match slot.bytes.get() {
-        Some(hit) => hit.clone(),
-        None => {
-            // This request's body is the file as ServeDir read it.
-            let Ok(raw) = body.collect().await.map(|b| b.to_bytes()) else {
-                return error_response(StatusCode::INTERNAL_SERVER_ERROR);
-            };
-            let unchanged = tokio::task::spawn_blocking(move || stamp(&file) == Some(before)).await.unwrap_or(false);
-            if !unchanged || raw.len() as u64 != before.0 {
-                // Changed while it was read: send what was read, as it is.
-                return with_vary(Response::from_parts(parts, Body::from(raw)));
-            }
-            let init = slot.bytes.get_or_try_init(|| async move {
-                let job = tokio::task::spawn_blocking(move || encoding.compress(&raw).map(Bytes::from));
-                job.await.map_err(|_| ())?.map_err(|_| ())
-            });
-            match init.await {
-                Ok(bytes) => bytes.clone(),
-                Err(()) => return error_response(StatusCode::INTERNAL_SERVER_ERROR),
-            }
-        }
+    if let Some(stored) = slot.bytes.get() {
+        let h = &mut parts.headers;
+        h.insert(header::CONTENT_ENCODING, encoding.header());
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(stored.len()));
+        // Byte ranges would refer to the compressed bytes; ranged requests get the plain file instead.
+        h.remove(header::ACCEPT_RANGES);
+        return with_vary(Response::from_parts(parts, Body::from(stored.clone())));
+    }
+    if slot.started.swap(true, Ordering::AcqRel) {
+        return with_vary(Response::from_parts(parts, body));
+    }
+    // This request starts the compression; its body is the file as ServeDir read it.
+    let Ok(raw) = body.collect().await.map(|b| b.to_bytes()) else {
+        slot.started.store(false, Ordering::Release);
+        return error_response(StatusCode::INTERNAL_SERVER_ERROR);
     };
-    let h = &mut parts.headers;
-    h.insert(header::CONTENT_ENCODING, encoding.header());
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(compressed.len()));
-    // Byte ranges would refer to the compressed bytes; ranged requests get the plain file instead.
-    h.remove(header::ACCEPT_RANGES);
-    with_vary(Response::from_parts(parts, Body::from(compressed)))
+    let unchanged = tokio::task::spawn_blocking(move || stamp(&file) == Some(before)).await.unwrap_or(false);
+    // A file that changed while it was read is sent as read and not stored (its next version gets a new slot).
+    if unchanged && raw.len() as u64 == before.0 {
+        let (raw, compressing) = (raw.clone(), cache.compressing.clone());
+        tokio::spawn(async move {
+            let Ok(_turn) = compressing.acquire_owned().await else { return };
+            let job = tokio::task::spawn_blocking(move || encoding.compress(&raw));
+            match job.await {
+                Ok(Ok(bytes)) => {
+                    let _ = slot.bytes.set(Bytes::from(bytes));
+                }
+                _ => slot.started.store(false, Ordering::Release),
+            }
+        });
+    }
+    with_vary(Response::from_parts(parts, Body::from(raw)))
 }
 
 /// Caches must keep the compressed and plain copies apart.
@@ -223,8 +252,8 @@ fn error_response(status: StatusCode) -> Response {
     res
 }
 
-/// Compresses the static folder's text files in the background at startup, so the first visitor gets stored
-/// bytes too: sends `app` one GET per file and encoding, as a browser would.
+/// Starts compressing the static folder's text files at startup, so the first visitors get stored copies too:
+/// sends `app` one GET per file and encoding, as a browser would (the copies are made one at a time).
 pub async fn prewarm(app: axum::Router, static_dir: PathBuf) {
     use tower::ServiceExt;
     let files = tokio::task::spawn_blocking(move || {
@@ -246,7 +275,6 @@ pub async fn prewarm(app: axum::Router, static_dir: PathBuf) {
 
 /// URL paths of the text files under `dir` (four levels deep at most; dot-entries and thumbnails skipped).
 fn collect_text_files(root: &Path, dir: &Path, depth: usize, out: &mut Vec<String>) {
-    const TEXT: [&str; 9] = ["html", "js", "mjs", "css", "json", "wasm", "svg", "txt", "webmanifest"];
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
@@ -256,7 +284,7 @@ fn collect_text_files(root: &Path, dir: &Path, depth: usize, out: &mut Vec<Strin
         }
         if path.is_dir() && depth < 4 {
             collect_text_files(root, &path, depth + 1, out);
-        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| TEXT.contains(&e)) {
+        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| TEXT_EXTENSIONS.contains(&e)) {
             if let Ok(rel) = path.strip_prefix(root) {
                 let parts: Vec<String> = rel
                     .components()

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use tch::{nn, Kind, Tensor};
 
-use super::{preprocess, Backbone, BackboneError, BackboneKind};
+use super::{preprocess, Backbone, BackboneError, BackboneKind, BackboneKindExt};
 
 /// The 1000 class names in index order (torchvision's `_IMAGENET_CATEGORIES`).
 pub const CLASSES_TXT: &str = include_str!("imagenet_classes.txt");
@@ -75,7 +75,7 @@ pub fn classify_cli(
 ) -> anyhow::Result<()> {
     let weights = weights
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| super::assets_dir().join(kind.default_weights_file()));
+        .unwrap_or_else(|| kind.installed_weights());
     let vs = nn::VarStore::new(tch::Device::Cpu);
     let backbone = super::load(kind, &weights, &vs.root())?;
     let results = classify_files(backbone.as_ref(), images, top.clamp(1, 1000));

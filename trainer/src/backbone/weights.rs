@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 use tch::{Kind, Tensor};
 
-use super::{BackboneError, BackboneKind};
+use super::{BackboneError, BackboneKind, BackboneKindExt};
 
 /// One variable to fill: its key in the weight file and the (shared) variable tensor.
 pub(crate) struct Slot {
