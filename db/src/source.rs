@@ -101,6 +101,19 @@ impl PublishedGallery {
         self.hubness_weight * h
     }
 
+    /// The gallery's rows as wasm-model reads them.
+    pub fn gallery(&self) -> &Gallery {
+        &self.gallery
+    }
+
+    /// Every image's score for the text-query vector `q` (L2-normalised, `embed_dim` values), computed as
+    /// `Engine::search` does: the exact ranking the database's index approximates.
+    pub fn text_scores(&self, q: &[f32]) -> Vec<f32> {
+        let mut scores = self.gallery.scores(q);
+        scores.iter_mut().enumerate().for_each(|(id, s)| *s -= self.penalty(id));
+        scores
+    }
+
     /// The stored vector of image `id`: its gallery row (as `Gallery::row` reads it) and `−penalty`.
     pub fn folded_row(&self, id: usize) -> Vec<f32> {
         let mut v = self.gallery.row(id).expect("id < len");
@@ -177,10 +190,12 @@ mod tests {
             let hits = engine.search("w2 w5 -w3", 40).unwrap();
             assert_eq!(hits.len(), 40);
             let query = text_query_vector(&q);
+            let scores = published.text_scores(&q);
             for h in &hits {
                 let row = published.folded_row(h.id as usize);
                 let ip = wasm_model::rank::dot_f32(&row, &query);
                 assert!((ip - h.score).abs() < 1e-5, "{dtype:?} id {}: {ip} vs engine {}", h.id, h.score);
+                assert!((scores[h.id as usize] - h.score).abs() < 1e-6, "{dtype:?} id {}: text_scores", h.id);
             }
             // "more like this": [v, 0] against [v', −p'] is the plain cosine Engine::similar ranks by.
             let like = similar_query_vector(&published.folded_row(4));
