@@ -25,6 +25,26 @@ pub mod run;
 pub mod text;
 pub mod train;
 
+/// What a seeded random stream is for; each use draws from its own ChaCha8 stream, so none shares draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RandomUse {
+    /// Rows of words GloVe does not know.
+    WordVectors = 0,
+    /// The order of an epoch's pairs.
+    Order = 1,
+    /// The crops and flips of an epoch's pairs (end-to-end fine-tuning).
+    Augment = 2,
+}
+
+/// The seeded generator of `purpose` for `index` (an epoch; 0 for word vectors): ChaCha8, which replays on every
+/// platform and `rand` version (`StdRng` promises neither), keyed by the run's seed, one stream per use and index.
+pub fn random_stream(seed: u64, purpose: RandomUse, index: u64) -> rand_chacha::ChaCha8Rng {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(index.wrapping_mul(3).wrapping_add(purpose as u64));
+    rng
+}
+
 /// CUDA when libtorch sees a GPU, else CPU.
 pub fn default_device() -> tch::Device {
     if tch::Cuda::is_available() {

@@ -113,18 +113,17 @@ pub struct Augment {
 }
 
 impl Augment {
+    /// 32-bit words of random stream per pair: four draws (flip, crop side, x, y) of one word each.
+    const WORDS_PER_PAIR: u128 = 4;
+
     /// The augmentation of the `position`-th pair of `epoch`: a pure function of (seed, epoch, position), so a
-    /// resumed run sees the same images and a decoder thread needs no shared random generator.
+    /// resumed run sees the same images and a decoder thread needs no shared random generator. Each pair owns
+    /// [`Self::WORDS_PER_PAIR`] words of the epoch's augmentation stream (ChaCha seeks there directly).
     pub fn for_pair(cfg: &Config, epoch: usize, position: usize) -> Self {
-        let mut s = cfg.optimiser.seed ^ (epoch as u64).wrapping_mul(0xA24BAED4963EE407) ^ (position as u64).wrapping_mul(0x9FB21C651E98DF25);
-        let mut next = || {
-            // splitmix64 -> uniform in [0, 1)
-            s = s.wrapping_add(0x9E3779B97F4A7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-        };
+        use rand::Rng;
+        let mut rng = crate::random_stream(cfg.optimiser.seed, crate::RandomUse::Augment, epoch as u64);
+        rng.set_word_pos(position as u128 * Self::WORDS_PER_PAIR);
+        let mut next = || rng.random::<f32>();
         let flip = cfg.image.use_flips && next() < 0.5;
         let crop_scale = cfg.image.crop_scale;
         let crop = (crop_scale < 1.0).then(|| {
@@ -236,6 +235,24 @@ pub fn validate(model: &JointModel, data: &PairData, device: Device) -> Metrics 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pair's augmentation depends on (seed, epoch, position) only; flips are fair coins and crops stay in
+    /// range.
+    #[test]
+    fn augmentation_is_a_pure_function_of_the_pair() {
+        let cfg = Config::from_fit_flags(&["--finetune", "--flips", "--crop-scale", "0.7", "--seed", "3"]).unwrap();
+        let all: Vec<Augment> = (0..2000).map(|p| Augment::for_pair(&cfg, 1, p)).collect();
+        assert_eq!(Augment::for_pair(&cfg, 1, 1234), all[1234], "the same pair, the same augmentation");
+        assert_ne!(Augment::for_pair(&cfg, 2, 1234), all[1234], "another epoch, another one");
+        let flips = all.iter().filter(|a| a.flip).count();
+        assert!((900..1100).contains(&flips), "{flips} of 2000 flipped");
+        for a in &all {
+            let (side, x, y) = a.crop.unwrap();
+            assert!((0.7..=1.0).contains(&side) && (0.0..1.0).contains(&x) && (0.0..1.0).contains(&y), "{a:?}");
+        }
+        let plain = Config::from_fit_flags(&["--finetune"]).unwrap();
+        assert_eq!(Augment::for_pair(&plain, 0, 5), Augment::default(), "no --flips, no --crop-scale: the image as it is");
+    }
 
     /// Every drawn row is a whole row of one view, and every view gets drawn.
     #[test]

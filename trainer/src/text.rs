@@ -116,8 +116,9 @@ impl Glove {
     /// Embedding matrix [vocab, dim] (row-major): GloVe rows where known, small random rows otherwise, zero for
     /// `<pad>`. Returns the matrix and how many tokens GloVe covered.
     pub fn embedding_for(&self, vocab: &Vocab, seed: u64) -> (Vec<f32>, usize) {
+        use rand::Rng;
         let index = self.index();
-        let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut rng = crate::random_stream(seed, crate::RandomUse::WordVectors, 0);
         let mut out = vec![0f32; vocab.len() * self.dim];
         let mut covered = 0;
         for (i, tok) in vocab.tokens().iter().enumerate() {
@@ -129,13 +130,8 @@ impl Glove {
                 row.copy_from_slice(&self.vectors[g * self.dim..(g + 1) * self.dim]);
                 covered += 1;
             } else {
-                for v in row.iter_mut() {
-                    // xorshift: deterministic small init (GloVe rows have std ≈ 0.4)
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    *v = ((rng >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.6;
-                }
+                // small uniform init (GloVe rows have std ≈ 0.4)
+                row.iter_mut().for_each(|v| *v = rng.random_range(-0.3..0.3));
             }
         }
         (out, covered)

@@ -167,14 +167,9 @@ pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize
 
 /// Deterministic permutation for (seed, epoch): resuming at an epoch boundary replays the same order.
 fn permutation(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    use rand::seq::SliceRandom;
     let mut idx: Vec<usize> = (0..n).collect();
-    let mut s = seed ^ (epoch as u64).wrapping_mul(0x9E3779B97F4A7C15) ^ 0xD1B54A32D192ED03;
-    for i in (1..n).rev() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        idx.swap(i, (s % (i as u64 + 1)) as usize);
-    }
+    idx.shuffle(&mut crate::random_stream(seed, crate::RandomUse::Order, epoch as u64));
     idx
 }
 
