@@ -6,7 +6,7 @@
 # (scripts/bench/train_step_torch.py: the same model written the PyTorch way; the same with idiomatic packed nn.LSTM;
 # the same with the trainer's batch-norm folding and glibc allocator settings), back to back,
 # ROUNDS times (default 2; the machine is shared, so compare within a round). Prints a markdown table.
-# `tch` runs the trainer's own code: build_model, contrastive loss, train::Adam (clipping + update).
+# `tch` runs the trainer's own code: run::build_model, contrastive loss, optim::Adam (clipping + update).
 # PyTorch needs a full torch install (the project's slim venv cannot import torch):
 #   python3 -m venv /tmp/tv-venv && /tmp/tv-venv/bin/pip install torch==2.11.0
 #   TORCH_PYTHON=/tmp/tv-venv/bin/python scripts/bench/train-step.sh

@@ -2,7 +2,7 @@
 //! the Lite0 weights are the installed ones, checked against the manifest's SHA-256):
 //! GloVe-50 embedding (vocab 16000) → bi-LSTM 256 → mean pooling → 512-d, image head on 1280-d cached
 //! features (or, for a model fine-tuned from stage K, the backbone tail + pooling on cached stage-K activations), symmetric InfoNCE (τ 0.05), backward, global-norm clipping and the trainer's Adam step, on the
-//! trainer's own `model`, `loss` and `train::build_model` code. `scripts/bench/train-step.sh` runs this and the
+//! trainer's own `model`, `loss`, `run::build_model` and `optim::Adam` code. `scripts/bench/train-step.sh` runs this and the
 //! PyTorch twin (`scripts/bench/train_step_torch.py`) and prints steps/s and the ratio.
 //!
 //! The batch is synthetic but realistic: caption lengths follow the Flickr8k train histogram (capped at
