@@ -7,11 +7,12 @@ HOST ?= 127.0.0.1
 # GALLERY=path/to/images publishes that folder instead of the default demo gallery.
 GALLERY ?=
 
-.PHONY: setup test demo wasm gallery serve bench help
+.PHONY: setup test test-fast demo wasm gallery serve bench help
 
 help:
 	@echo "make demo [GALLERY=dir] [PORT=8080]  - build and serve the page on http://$(HOST):$(PORT)/"
 	@echo "make test                           - install what is missing, run every test"
+	@echo "make test-fast                      - the unit tests of every crate and the fast integration tests (minutes)"
 	@echo "make bench                          - run the benchmarks and print their tables"
 
 setup:
@@ -19,6 +20,9 @@ setup:
 
 test: setup
 	@scripts/test.sh
+
+test-fast: setup
+	@scripts/test-fast.sh
 
 wasm: setup
 	@scripts/build-wasm.sh

@@ -3,7 +3,7 @@
 // with the same model. Issue 6's proof, on the f32 path (the image encoder exported with --f32): cosine ≥ 0.999
 // for every photo and the same top-10 for 50 prompts. The shipped f16 file: cosine ≥ 0.999 and ≥ 95 % of the
 // top-10 in common (f16 rounding swaps near-ties).
-// Skipped with a message when ../shared/data/flickr8k is absent (IMGPICK_FLICKR8K overrides the path).
+// Reported as skipped when ../shared/data/flickr8k is absent (IMGPICK_FLICKR8K overrides the path).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync, mkdtempSync, mkdirSync, symlinkSync, rmSync, cpSync } from 'node:fs';
@@ -17,7 +17,8 @@ const FLICKR = process.env.IMGPICK_FLICKR8K || path.join(ROOT, '../shared/data/f
 const N = 200, PROMPTS = 50;
 
 const manifest = JSON.parse(readFileSync(path.join(MODEL, 'manifest.json'), 'utf8'));
-const skip = !existsSync(path.join(FLICKR, 'captions_val.json')) ? `no Flickr8k at ${FLICKR}`
+// A string `skip` makes node:test report the test as skipped, with this reason, in the summary.
+const skip = !existsSync(path.join(FLICKR, 'captions_val.json')) ? `needs Flickr8k: none at ${FLICKR} (set IMGPICK_FLICKR8K)`
   : !manifest.files?.image_encoder ? 'the model has no image encoder' : false;
 
 test(`wasm ImageEmbedder vs tch on ${N} Flickr8k val photos: cosine ≥ 0.999, same top-10 for ${PROMPTS} prompts (f32)`, { skip }, async () => {

@@ -7,16 +7,22 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The Flickr8k folder (`IMGPICK_FLICKR8K`, else `../shared/data/flickr8k` beside the repo), or `None`
-/// with a message on stderr saying why the calling test is skipped.
-pub fn flickr8k_or_skip(test: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("IMGPICK_FLICKR8K")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/data/flickr8k"));
-    if dir.join("captions_val.json").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED {test}: Flickr8k not found at {} (set IMGPICK_FLICKR8K)", dir.display());
-        None
-    }
+/// Where Flickr8k is expected: `IMGPICK_FLICKR8K`, else `../shared/data/flickr8k` beside the repo.
+/// scripts/test.sh checks the same place to decide whether the Flickr8k tests run.
+pub fn flickr8k_location() -> PathBuf {
+    std::env::var_os("IMGPICK_FLICKR8K").map(PathBuf::from).unwrap_or_else(|| repo_root().join("../shared/data/flickr8k"))
+}
+
+/// The Flickr8k folder for a test that needs it. Such tests are `#[ignore = "needs Flickr8k …"]` with
+/// `flickr8k` in their name: scripts/test.sh runs them (`--ignored flickr8k`) only when the data is there
+/// and prints them as skipped otherwise, so reaching this without the data is a setup error, not a skip.
+pub fn flickr8k_dir() -> PathBuf {
+    let dir = flickr8k_location();
+    assert!(
+        dir.join("captions_val.json").is_file(),
+        "this test needs Flickr8k, and {} has no captions_val.json: set IMGPICK_FLICKR8K to the folder \
+         (scripts/test.sh skips the Flickr8k tests when the data is absent)",
+        dir.display()
+    );
+    dir
 }

@@ -8,7 +8,8 @@ use tch::{nn, Device};
 use trainer::export::{build_model_dir, write_model_dir};
 use trainer::model::{JointModel, Pooling, TextConfig};
 use trainer::publish::{publish, PublishOptions};
-use trainer::train::{Config, RunState};
+use trainer::config::Config;
+use trainer::run::RunState;
 use wasm_model::{Engine, GalleryDtype};
 
 /// A temp folder (deleted when dropped) with `images/` holding the first `n` asset photos: (root, asset photo
@@ -159,7 +160,7 @@ fn publish_with_retrieval_scoring() {
     assert_eq!((r.embedded, r.reused), (3, 0), "vectors of another view set are not reused");
 
     let engine = Engine::open(&model_dir, &out).unwrap();
-    let loaded = trainer::export::load_model_dir(&model_dir, Device::Cpu).unwrap();
+    let loaded = trainer::load::load_model_dir(&model_dir, Device::Cpu).unwrap();
     let bank_rows = loaded.dir.load_hubness_bank(&model_dir).unwrap().unwrap();
     assert_eq!(bank_rows.len(), 4 * 24);
     let bank_t = tch::Tensor::from_slice(&bank_rows).view([4, 24]);
