@@ -7,11 +7,9 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Where Flickr8k is expected: `IMGPICK_FLICKR8K`, else `../shared/data/flickr8k` beside the repo.
-/// scripts/test.sh checks the same place to decide whether the Flickr8k tests run.
-pub fn flickr8k_location() -> PathBuf {
-    std::env::var_os("IMGPICK_FLICKR8K").map(PathBuf::from).unwrap_or_else(|| repo_root().join("../shared/data/flickr8k"))
-}
+/// Where Flickr8k is expected: `IMGPICK_FLICKR8K`, else `../shared/data/flickr8k` beside the repo (the trainer's
+/// one definition; scripts/test.sh checks the same place to decide whether the Flickr8k tests run).
+pub use trainer::data::flickr8k_location;
 
 /// The Flickr8k folder for a test that needs it. Such tests are `#[ignore = "needs Flickr8k …"]` with
 /// `flickr8k` in their name: scripts/test.sh runs them (`--ignored flickr8k`) only when the data is there
