@@ -161,7 +161,6 @@ step_node() {
 }
 
 step_demo_gallery() {
-  apt_install $DEMO_GALLERY_PACKAGES
   "$ROOT/scripts/gallery/fetch-sources.sh" || die "could not fetch the demo gallery's Debian packages (see above)"
 }
 

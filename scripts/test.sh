@@ -24,6 +24,9 @@ else
   done
 fi
 
+step "default gallery: captions file, package readers, reproducible staging (Python)"
+python3 -m unittest discover -s scripts/gallery -p 'test_*.py'
+
 step "page modules (Node)"
 node --no-warnings --experimental-vm-modules --test tests/page/
 
