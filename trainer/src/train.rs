@@ -15,10 +15,10 @@ use crate::loss::contrastive;
 use crate::model::pad_batch;
 use crate::optim::{learning_rate, Adam};
 use crate::pairs::{decode_batch, random_views, validate, Augment, PairData};
-use crate::run::{build_model, load_checkpoint, save_checkpoint, write_json, EpochLog, RunState, BEST_CKPT, LAST_CKPT, STATE_FILE, VOCAB_FILE};
+use crate::run::{build_model, load_checkpoint, remove_stale_checkpoints, save_checkpoint, write_json, Checkpoint, EpochLog, RunState, STATE_FILE, VOCAB_FILE};
 use crate::text::{self, Glove};
 
-/// Trains into `out` (a run folder). With `resume`, continues from `out/state.json` + `last.safetensors`.
+/// Trains into `out` (a run folder). With `resume`, continues from `out/state.json` and the checkpoint it names.
 /// `stop_after_epoch` ends the run early as if killed right after that epoch's checkpoint (tests, budgets).
 pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize>) -> Result<RunState> {
     cfg.image.views()?; // a bad view name fails before anything is written
@@ -63,8 +63,10 @@ pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize
 
     let (mut vs, mut model) = build_model(&cfg, vocab.len(), device)?;
     let mut adam = Adam::new(&vs, text_cfg.embedding_lr_scale, cfg.image.backbone_lr_scale);
-    if state.epochs_done > 0 {
-        load_checkpoint(&mut vs, &out.join(LAST_CKPT), Some(&mut adam))?;
+    if let Some(last) = state.checkpoint_path(out, Checkpoint::Last) {
+        load_checkpoint(&mut vs, &last, Some(&mut adam))?;
+        // what a kill left beside the committed state (an unfinished next epoch's files)
+        remove_stale_checkpoints(out, &state)?;
     } else {
         let (rows, covered) = glove.embedding_for(&vocab, opt.seed);
         model.text.init_embedding(&rows);
@@ -147,13 +149,20 @@ pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize
         state.history.push(EpochLog { epoch: epoch + 1, train_loss, val: metrics, seconds });
         state.epochs_done = epoch + 1;
         // Checkpoints first, then the state that points at them: a kill between the two only repeats an epoch.
-        save_checkpoint(&vs, Some(&adam), &out.join(LAST_CKPT))?;
+        // The commit: epoch-numbered checkpoints first, then the state naming them (one atomic rename), then
+        // what it no longer names goes. A kill anywhere leaves a state whose checkpoints are its own epoch's.
+        save_checkpoint(&vs, Some(&adam), &out.join(Checkpoint::Last.epoch_file(epoch + 1)))?;
+        crate::crash::point("fit.checkpoint-written")?;
         if metrics.rsum > state.best_rsum {
             state.best_rsum = metrics.rsum;
             state.best_epoch = Some(epoch + 1);
-            save_checkpoint(&vs, None, &out.join(BEST_CKPT))?;
+            save_checkpoint(&vs, None, &out.join(Checkpoint::Best.epoch_file(epoch + 1)))?;
         }
+        crate::crash::point("fit.best-written")?;
         write_json(&state_path, &state)?;
+        crate::crash::point("fit.state-committed")?;
+        remove_stale_checkpoints(out, &state)?;
+        crate::crash::point("fit.old-checkpoints-removed")?;
         if let Err(e) = crate::plot::training_curve(&state.history, &out.join("curve.svg")) {
             tracing::warn!("could not draw the training curve: {e:#}");
         }
@@ -236,11 +245,14 @@ pub(crate) mod tests {
 
     /// Names of the variables whose values in `run`'s last checkpoint differ from a freshly built model's.
     fn moved_since_init(cfg: &Config, run: &Path) -> impl Fn(&str) -> bool {
-        let after: std::collections::HashMap<_, _> = Tensor::read_safetensors(run.join(LAST_CKPT)).unwrap().into_iter().collect();
+        let after = resume_weights(run);
         let (vs0, _m) = build_model(cfg, 10, Device::Cpu).unwrap();
         let before = vs0.variables();
         move |name: &str| (&after[name] - &before[name]).abs().max().double_value(&[]) > 0.0
     }
+
+    /// Every crash point of an epoch's commit, in order.
+    const COMMIT_STEPS: [&str; 4] = ["fit.checkpoint-written", "fit.best-written", "fit.state-committed", "fit.old-checkpoints-removed"];
 
     /// Training tests seed libtorch's global RNG: run them one at a time so they replay exactly.
     static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -274,8 +286,8 @@ pub(crate) mod tests {
         assert!(fit(cfg.clone(), &root.join("part"), false, None).unwrap_err().to_string().contains("--resume"));
         let resumed = fit(cfg.clone(), &root.join("part"), true, None).unwrap();
         assert_eq!(resumed.epochs_done, 3);
-        let a = Tensor::read_safetensors(root.join("full").join(LAST_CKPT)).unwrap();
-        let b: std::collections::HashMap<_, _> = Tensor::read_safetensors(root.join("part").join(LAST_CKPT)).unwrap().into_iter().collect();
+        let a = resume_weights(&root.join("full"));
+        let b = resume_weights(&root.join("part"));
         for (name, t) in a {
             let d = (&t - &b[&name]).abs().max().double_value(&[]);
             assert!(d < 1e-5, "{name} differs by {d} after resume");
@@ -285,6 +297,49 @@ pub(crate) mod tests {
         assert!(root.join("full").join("curve.svg").is_file());
         // fitting 15 photos must beat chance clearly (chance rsum ≈ 200: t2i 7/33/67, i2t 7/31/56)
         assert!(full.history[2].val.rsum > 300.0, "{}", full.history[2].val);
+    }
+
+    /// The weights (with the Adam state) a run folder's `--resume` continues from.
+    fn resume_weights(run: &Path) -> std::collections::HashMap<String, Tensor> {
+        let state: RunState = serde_json::from_slice(&std::fs::read(run.join(STATE_FILE)).unwrap()).unwrap();
+        Tensor::read_safetensors(state.checkpoint_path(run, Checkpoint::Last).unwrap()).unwrap().into_iter().collect()
+    }
+
+    /// A kill at any step of an epoch's commit (checkpoint written, best written, state.json written, old
+    /// checkpoints removed) resumes to exactly the uninterrupted run: same weights, Adam state and history.
+    #[test]
+    fn a_kill_at_any_commit_step_resumes_to_the_uninterrupted_run() {
+        let _serial = training_lock();
+        let Some((tmp, cfg)) = photo_run("imgpick-kill") else { return };
+        let root = tmp.path();
+        let full = fit(cfg.clone(), &root.join("full"), false, None).unwrap();
+        let want = resume_weights(&root.join("full"));
+        for step in COMMIT_STEPS {
+            let dir = root.join(step);
+            crate::crash::arm(step, 2); // epoch 2's commit
+            let e = fit(cfg.clone(), &dir, false, None).unwrap_err();
+            crate::crash::disarm();
+            assert!(e.is::<crate::crash::SimulatedCrash>(), "{step}: {e:#}");
+            let resumed = fit(cfg.clone(), &dir, true, None).unwrap();
+            let got = resume_weights(&dir);
+            assert_eq!(got.len(), want.len(), "{step}");
+            for (name, t) in &want {
+                let d = (t - &got[name]).abs().max().double_value(&[]);
+                assert!(d < 1e-5, "killed at {step}: {name} differs by {d} after resume");
+            }
+            let losses = |s: &RunState| s.history.iter().map(|h| (h.epoch, h.train_loss, h.val.rsum)).collect::<Vec<_>>();
+            assert_eq!(losses(&resumed).len(), 3, "{step}");
+            for (a, b) in losses(&full).iter().zip(losses(&resumed)) {
+                assert!(a.0 == b.0 && (a.1 - b.1).abs() < 1e-4 && (a.2 - b.2).abs() < 1e-6, "killed at {step}: {a:?} vs {b:?}");
+            }
+            assert_eq!((resumed.step, resumed.best_epoch), (full.step, full.best_epoch), "{step}");
+            let mut left: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.contains("safetensors")).collect();
+            left.sort();
+            let mut named = vec![Checkpoint::Last.epoch_file(3), Checkpoint::Best.epoch_file(full.best_epoch.unwrap())];
+            named.sort();
+            named.dedup();
+            assert_eq!(left, named, "killed at {step}: only the committed checkpoints are left");
+        }
     }
 
     /// Fine-tuning from stage 6 with GPO pooling: only stage 6, the head conv, GPO and the projections move;
@@ -301,7 +356,7 @@ pub(crate) mod tests {
         cfg.image.use_flips = true;
 
         let full = fit(cfg.clone(), &root.join("full"), false, None).unwrap();
-        let after: std::collections::HashMap<_, _> = Tensor::read_safetensors(root.join("full").join(LAST_CKPT)).unwrap().into_iter().collect();
+        let after = resume_weights(&root.join("full"));
         let moved = moved_since_init(&cfg, &root.join("full"));
         assert!(moved("image.backbone._blocks.15._expand_conv.weight"));
         assert!(moved("image.backbone._conv_head.weight"));
@@ -315,7 +370,7 @@ pub(crate) mod tests {
         let part = fit(cfg.clone(), &root.join("part"), false, Some(1)).unwrap();
         assert_eq!(part.epochs_done, 1);
         fit(cfg.clone(), &root.join("part"), true, None).unwrap();
-        let b: std::collections::HashMap<_, _> = Tensor::read_safetensors(root.join("part").join(LAST_CKPT)).unwrap().into_iter().collect();
+        let b = resume_weights(&root.join("part"));
         for (name, t) in &after {
             let d = (t - &b[name]).abs().max().double_value(&[]);
             assert!(d < 1e-5, "{name} differs by {d} after resume");
