@@ -10,10 +10,35 @@ use tch::{Kind, Tensor};
 use crate::backbone::BackboneKindExt;
 use crate::metrics::{ImageRanks, Interval, Metrics, Ranks};
 
-/// 0-based rank of the target among `scores` (how many score strictly higher; ties favour the target).
+/// 0-based rank of the target among `scores`: how many score higher, plus how many tie with it at a lower index
+/// (the engine's top-k order: ties go to the lower id). So a collapsed model, whose scores all tie, ranks as
+/// chance, not perfectly. A NaN never counts as a hit: a NaN target ranks last (`scores.len()`), a NaN rival
+/// beats nothing.
 fn rank_of(scores: &[f32], target: usize) -> usize {
     let s = scores[target];
-    scores.iter().filter(|&&x| x > s).count()
+    if s.is_nan() {
+        return scores.len();
+    }
+    scores.iter().enumerate().filter(|&(i, &x)| x > s || (x == s && i < target)).count()
+}
+
+/// Refuses vectors holding a NaN or an infinity (a diverged or corrupt model's): they are an error, never a
+/// score. `what` names them in the message.
+pub fn check_finite(x: &Tensor, what: &str) -> Result<()> {
+    let n = x.size().first().copied().unwrap_or(0);
+    if n == 0 {
+        return Ok(());
+    }
+    let bad_rows = x.isfinite().logical_not().view([n, -1]).any_dim(1, false).nonzero();
+    if bad_rows.size()[0] > 0 {
+        bail!(
+            "{what}: row {} (and {} more) is not finite (NaN or infinity): the model's weights are broken \
+             (a diverged training run?); refusing to score it",
+            bad_rows.int64_value(&[0, 0]),
+            bad_rows.size()[0] - 1
+        );
+    }
+    Ok(())
 }
 
 /// `images`: [N, D], `captions`: [M, D] (both L2-normalised), `caption_image[j]` = index of caption j's image.
@@ -106,6 +131,7 @@ pub fn rank_model_dir(model: &Path, captions: &Path, images: &Path, cache: &Path
     };
     let sum = feats.iter().map(embed).reduce(|a, b| a + b).expect("at least the original view");
     let imgs = crate::model::l2_normalize(&sum);
+    check_finite(&imgs, &format!("{}: image vectors", model.display()))?;
     let mut seqs = Vec::new();
     let mut owner = Vec::new();
     for (row, &i) in keep.iter().enumerate() {
@@ -115,6 +141,7 @@ pub fn rank_model_dir(model: &Path, captions: &Path, images: &Path, cache: &Path
         }
     }
     let caps = crate::model::encode_texts(&loaded.model.text, &seqs, 256, device);
+    check_finite(&caps, &format!("{}: caption vectors", model.display()))?;
     // the bank is read only when the scoring uses it (not with `plain`)
     let bank = match &retrieval {
         Some(_) => loaded.dir.load_hubness_bank(model)?,
@@ -276,7 +303,7 @@ mod tests {
         // i2t: each image's perfect caption (score 1.0) is beaten by the first captions of images > i that put
         // 2.0 / norm on it; norm of first caption of image k is sqrt(4k + 1), so 2/sqrt(4k+1) > 1 iff k < 0.75:
         // never for k ≥ 1 -> every image ranks its perfect caption first... except ties of equal score 1.0
-        // from image 0's first caption (= e_0): tie favours the target -> all ranks 0.
+        // from image 0's first caption (= e_0), which is image 0's own and the lower index -> all ranks 0.
         assert_eq!(m.i2t_r1, 100.0);
         assert!((m.rsum - (m.t2i_r1 + m.t2i_r5 + m.t2i_r10 + 300.0)).abs() < 1e-9);
     }
@@ -312,5 +339,46 @@ mod tests {
         let scored = evaluate_scored(&images, &caps, &owner, Some(&penalty));
         assert_eq!(scored.t2i_r1, 100.0);
         assert_eq!((scored.i2t_r1, scored.i2t_r5), (plain.i2t_r1, plain.i2t_r5));
+    }
+
+    /// A diverged model (every vector NaN) ranks nothing: NaN scores are never hits, so recall is 0, not 100.
+    #[test]
+    fn nan_scores_never_count_as_hits() {
+        let n = 10;
+        let nan = Tensor::full([n, 4], f64::NAN, (Kind::Float, tch::Device::Cpu));
+        let owner: Vec<usize> = (0..n as usize).collect();
+        let m = evaluate(&nan, &nan, &owner);
+        assert_eq!((m.t2i_r1, m.t2i_r10, m.i2t_r1, m.i2t_r10, m.rsum), (0.0, 0.0, 0.0, 0.0, 0.0), "{m}");
+        // one NaN image among good ones never outranks the right image
+        let good = crate::model::l2_normalize(&Tensor::eye(n, (Kind::Float, tch::Device::Cpu)));
+        let mut rows = Vec::<f32>::try_from(good.flatten(0, -1)).unwrap();
+        rows[..n as usize].iter_mut().for_each(|x| *x = f32::NAN); // image 0
+        let images = Tensor::from_slice(&rows).view([n, n]);
+        let m = evaluate(&images, &good, &owner);
+        assert!((m.t2i_r1 - 90.0).abs() < 1e-9, "image 0 is a miss, the other nine are hits: {m}");
+    }
+
+    /// `rank_model_dir`'s check: embeddings with a NaN or an infinity are an error naming what is wrong.
+    #[test]
+    fn non_finite_embeddings_are_an_error() {
+        let ok = Tensor::ones([3, 4], (Kind::Float, tch::Device::Cpu));
+        assert!(check_finite(&ok, "image vectors").is_ok());
+        let bad = Tensor::from_slice(&[1.0f32, f32::INFINITY, 0.0, 1.0]).view([2, 2]);
+        let e = check_finite(&bad, "image vectors").unwrap_err().to_string();
+        assert!(e.contains("image vectors") && e.contains("row 0") && e.contains("not finite"), "{e}");
+    }
+
+    /// A collapsed model (every vector the same, as after `--lr 1e30`: finite but saturated) ties every score:
+    /// ties are broken by index, as the engine's top-k does, so it scores as chance, not R@1 = 100.
+    #[test]
+    fn a_collapsed_model_scores_chance_not_perfect() {
+        let n = 20;
+        let same = Tensor::ones([n, 4], (Kind::Float, tch::Device::Cpu)) / 2.0;
+        let owner: Vec<usize> = (0..n as usize).collect();
+        let m = evaluate(&same, &same, &owner);
+        assert_eq!((m.t2i_r1, m.t2i_r5, m.t2i_r10), (5.0, 25.0, 50.0), "rank = index: {m}");
+        assert_eq!((m.i2t_r1, m.rsum), (5.0, 160.0), "{m}");
+        assert_eq!(rank_of(&[0.5, 0.5, 0.9, 0.5], 3), 3, "ties with lower ids rank first");
+        assert_eq!(rank_of(&[0.5, 0.5, 0.1], 0), 0);
     }
 }

@@ -83,6 +83,7 @@ pub fn build_model_dir(
     metrics: Option<&Metrics>,
     f16: bool,
 ) -> Result<ModelDir> {
+    check_weights_finite(vs)?;
     let backbone = state.config.image.backbone.backbone;
     let tc = &model.text.config;
     let text = model_dir::TextConfig {
@@ -117,6 +118,16 @@ pub fn build_model_dir(
         metrics,
         created,
     )?)
+}
+
+/// Refuses weights holding a NaN or an infinity (a diverged run): exported, they would score every image alike.
+pub fn check_weights_finite(vs: &nn::VarStore) -> Result<()> {
+    let mut vars: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some((name, _)) = vars.iter().find(|(_, t)| !bool::try_from(t.isfinite().all()).unwrap_or(false)) {
+        bail!("weight {name} is not finite (NaN or infinity): the run diverged; refusing to export it (train again with a lower --lr)");
+    }
+    Ok(())
 }
 
 /// Now as an RFC 3339 UTC timestamp to the second (`2026-11-29T14:03:07Z`), the manifest's `created`.
@@ -160,7 +171,7 @@ pub fn export_run(run: &Path, which: Checkpoint, out: &Path, opts: &ExportOption
     let metrics = if opts.evaluate {
         let device = crate::default_device();
         let val = PairData::load_val(&state.config, &vocab, device)?;
-        let m = validate(&model, &val, device);
+        let m = validate(&model, &val, device)?;
         tracing::info!("val of the exported weights: {m}");
         Some(m)
     } else {
@@ -282,6 +293,10 @@ mod tests {
         let e = format!("{:#}", load_model_dir(&dir, tch::Device::Cpu).err().unwrap());
         assert!(e.contains("preprocessing"), "{e}");
         std::fs::write(&manifest, good).unwrap();
+        // weights with a NaN (a diverged run) are refused, naming the tensor, and nothing is exported
+        tch::no_grad(|| vs.variables()["text.proj.bias"].shallow_clone().fill_(f64::NAN));
+        let e = format!("{:#}", build_model_dir(&state, &vocab, &vs, &model, None, false).unwrap_err());
+        assert!(e.contains("text.proj.bias") && e.contains("not finite") && e.contains("diverged"), "{e}");
         // a tampered weight file is refused with the file named
         std::fs::write(dir.join("text_encoder.safetensors"), b"garbage").unwrap();
         let e = format!("{:#}", load_model_dir(&dir, tch::Device::Cpu).err().unwrap());

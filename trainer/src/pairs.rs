@@ -225,11 +225,14 @@ pub fn embed_view(model: &JointModel, data: &PairData) -> Tensor {
     })
 }
 
-/// Metrics of `model` on `data` (first view): what picks the best epoch and what `export` records.
-pub fn validate(model: &JointModel, data: &PairData, device: Device) -> Metrics {
+/// Metrics of `model` on `data` (first view): what picks the best epoch and what `export` records. Vectors that
+/// are not finite (a diverged model) are an error, not a perfect score.
+pub fn validate(model: &JointModel, data: &PairData, device: Device) -> Result<Metrics> {
     let imgs = embed_view(model, data);
+    crate::eval::check_finite(&imgs, "validation image vectors")?;
     let caps = encode_texts(&model.text, &data.captions, 256, device);
-    evaluate(&imgs, &caps, &data.caption_image)
+    crate::eval::check_finite(&caps, "validation caption vectors")?;
+    Ok(evaluate(&imgs, &caps, &data.caption_image))
 }
 
 #[cfg(test)]

@@ -120,10 +120,15 @@ pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize
                 let txt = model.text.forward(&ids, &lens, text_cfg.word_dropout);
                 let loss = contrastive(&img, &txt, &image_ids.index_select(0, &img_idx), loss_kind);
                 let mut grads = adam.gradients(&loss);
-                adam.clip(&mut grads, opt.grad_clip);
+                let grad_norm = adam.clip(&mut grads, opt.grad_clip);
+                let loss_value = loss.double_value(&[]);
+                if !loss_value.is_finite() || !grad_norm.is_finite() {
+                    let at = format!("epoch {}/{}, step {}/{steps_per_epoch}", epoch + 1, opt.epochs, bar.position() + 1);
+                    return Err(diverged(&at, &format!("loss {loss_value}, gradient norm {grad_norm}"), opt.lr));
+                }
                 state.step += 1;
                 adam.step(&grads, learning_rate(opt, state.step - 1, total_steps), opt.weight_decay, state.step);
-                loss_sum += loss.double_value(&[]);
+                loss_sum += loss_value;
                 bar.inc(1);
                 // Logs (nohup, CI) get no progress bar: a line every 50 steps instead.
                 if bar.is_hidden() && bar.position().is_multiple_of(50) {
@@ -142,7 +147,11 @@ pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize
             Ok(())
         })?;
         bar.finish_and_clear();
-        let metrics = validate(&model, &val, device);
+        // the last step's update is checked here (its own loss and gradients were finite)
+        if let Err(e) = crate::export::check_weights_finite(&vs) {
+            return Err(diverged(&format!("epoch {}/{}, after its last step", epoch + 1, opt.epochs), &format!("{e}"), opt.lr));
+        }
+        let metrics = validate(&model, &val, device).with_context(|| format!("epoch {}/{}: validation", epoch + 1, opt.epochs))?;
         let seconds = started.elapsed().as_secs_f64();
         let train_loss = loss_sum / steps_per_epoch as f64;
         tracing::info!("epoch {}/{}: loss {train_loss:.3} ({seconds:.0} s) val {metrics}", epoch + 1, opt.epochs);
@@ -172,6 +181,15 @@ pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize
         }
     }
     Ok(state)
+}
+
+/// The error of a run whose numbers stopped being finite: where, what, and what to change. Nothing of the epoch
+/// is committed, so the run folder still holds the last good epoch.
+fn diverged(at: &str, detail: &str, lr: f64) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{at}: training diverged ({detail}); nothing of this epoch was saved. Lower --lr (it is {lr}) or raise \
+         --lr-warmup-steps / lower --grad-clip, then start a new run (or --resume from the last saved epoch)"
+    )
 }
 
 /// Deterministic permutation for (seed, epoch): resuming at an epoch boundary replays the same order.
@@ -340,6 +358,34 @@ pub(crate) mod tests {
             named.dedup();
             assert_eq!(left, named, "killed at {step}: only the committed checkpoints are left");
         }
+    }
+
+    /// A run whose numbers stop being finite (here a NaN in one image's cached features) stops with an error
+    /// naming the epoch and step, and commits nothing: no epoch of made-up scores.
+    #[test]
+    fn a_diverged_run_stops_naming_the_epoch_and_step() {
+        let _serial = training_lock();
+        let Some((tmp, mut cfg)) = photo_run("imgpick-diverge") else { return };
+        cfg.optimiser.epochs = 1;
+        fit(cfg.clone(), &tmp.path().join("healthy"), false, None).unwrap();
+        // poison the feature cache the healthy run made: image 0's pooled features become NaN
+        let folder = std::fs::read_dir(&cfg.data.cache_dir).unwrap().next().unwrap().unwrap().path();
+        let part = folder.join("part-00000.safetensors");
+        let tensors: Vec<(String, Tensor)> = Tensor::read_safetensors(&part).unwrap();
+        let tensors: Vec<(String, Tensor)> = tensors
+            .into_iter()
+            .map(|(n, t)| {
+                if n == "pooled" {
+                    let _ = t.get(0).fill_(f64::NAN);
+                }
+                (n, t)
+            })
+            .collect();
+        Tensor::write_safetensors(&tensors, &part).unwrap();
+        let run = tmp.path().join("run");
+        let e = format!("{:#}", fit(cfg, &run, false, None).unwrap_err());
+        assert!(e.contains("epoch 1/1, step ") && e.contains("diverged") && e.contains("loss NaN"), "{e}");
+        assert!(!run.join(STATE_FILE).exists(), "no epoch committed");
     }
 
     /// Fine-tuning from stage 6 with GPO pooling: only stage 6, the head conv, GPO and the projections move;

@@ -65,6 +65,10 @@ impl GalleryIndex {
         if let Some((i, it)) = idx.items.iter().enumerate().find(|(i, it)| it.id != *i) {
             return Err(GalleryError::Index(format!("item {i} has id {}, expected {i}", it.id)));
         }
+        // a mean of cosines: anything else would shift scores arbitrarily (1e30 scored an image 5e29)
+        if let Some((i, h)) = idx.items.iter().enumerate().find_map(|(i, it)| it.hubness.filter(|h| !(-1.0..=1.0).contains(h)).map(|h| (i, h))) {
+            return Err(GalleryError::Index(format!("item {i} has hubness {h}, expected a finite number in [-1, 1] (a mean cosine; republish the gallery)")));
+        }
         Ok(idx)
     }
 
@@ -132,6 +136,21 @@ mod tests {
         let mut swapped = idx.clone();
         swapped.items.swap(0, 1);
         assert!(GalleryIndex::from_json(&serde_json::to_string(&swapped).unwrap()).is_err());
+    }
+
+    /// `hubness` is a mean cosine: a value outside [-1, 1] or not finite is refused, naming the item (a
+    /// hubness of 1e30 scored an image 5e29).
+    #[test]
+    fn hubness_must_be_a_cosine() {
+        let item = |h: Option<f32>| GalleryItem { id: 0, file: "a.jpg".into(), thumb: "thumbs/a.jpg".into(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: h };
+        for ok in [None, Some(-1.0), Some(0.3), Some(1.0)] {
+            assert!(GalleryIndex::from_json(&GalleryIndex::new(ID, vec![item(ok)]).to_json()).is_ok(), "{ok:?}");
+        }
+        for bad in ["1e30", "-1.5", "1.001"] {
+            let json = GalleryIndex::new(ID, vec![item(Some(0.5))]).to_json().replace("0.5", bad);
+            let e = GalleryIndex::from_json(&json).unwrap_err().to_string();
+            assert!(e.contains("item 0") && e.contains("hubness") && e.contains("[-1, 1]"), "{bad}: {e}");
+        }
     }
 
     proptest! {

@@ -121,6 +121,35 @@ impl Retrieval {
         Retrieval { image_views: views.iter().map(ImageView::name).collect(), hubness_k: 10, hubness_weight: 0.5 }
     }
 
+    /// Largest `hubness_k` accepted (the shipped bank holds 2,048 captions; k = 10 is used).
+    pub const MAX_HUBNESS_K: usize = 1000;
+    /// Largest `hubness_weight` accepted (0.5 is used; the correction is a small shift of a cosine).
+    pub const MAX_HUBNESS_WEIGHT: f32 = 10.0;
+
+    /// Checks what a manifest may ask for: known views, each at most once (so at most every view: each is one
+    /// more CNN pass per published image), `hubness_k` in 1..=[`Self::MAX_HUBNESS_K`] and a finite
+    /// `hubness_weight` in 0..=[`Self::MAX_HUBNESS_WEIGHT`].
+    pub fn check(&self) -> Result<(), ModelError> {
+        let field = |f: &str, problem: String| ModelError::Field { field: format!("retrieval.{f}"), problem };
+        let all = ImageView::all().len();
+        if self.image_views.len() > all {
+            return Err(field("image_views", format!("lists {} views; there are {all} distinct ones", self.image_views.len())));
+        }
+        for (i, name) in self.image_views.iter().enumerate() {
+            if self.image_views[..i].contains(name) {
+                return Err(field("image_views", format!("lists {name:?} twice (each view once)")));
+            }
+        }
+        self.views()?;
+        if !(1..=Self::MAX_HUBNESS_K).contains(&self.hubness_k) {
+            return Err(field("hubness_k", format!("is {}, expected 1..={}", self.hubness_k, Self::MAX_HUBNESS_K)));
+        }
+        if !(self.hubness_weight.is_finite() && (0.0..=Self::MAX_HUBNESS_WEIGHT).contains(&self.hubness_weight)) {
+            return Err(field("hubness_weight", format!("is {}, expected a number in 0..={}", self.hubness_weight, Self::MAX_HUBNESS_WEIGHT)));
+        }
+        Ok(())
+    }
+
     /// The parsed `image_views`; an unknown name is an error naming it.
     pub fn views(&self) -> Result<Vec<ImageView>, ModelError> {
         if self.image_views.is_empty() {

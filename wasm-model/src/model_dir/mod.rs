@@ -59,6 +59,8 @@ pub enum ModelError {
     Safetensors { file: String, reason: String },
     #[error("{file}: tensor `{name}` {problem} (manifest.json `text`/`embed_dim` and the weights disagree; re-export)")]
     Tensor { file: String, name: String, problem: String },
+    #[error("{file}: tensor `{name}` holds a value that is not finite (NaN or infinity) at element {index}: the training diverged or the file is corrupt; export a healthy run")]
+    NotFinite { file: String, name: String, index: usize },
     #[error("{path}: {source} (pass the folder that holds manifest.json)")]
     Io { path: String, source: std::io::Error },
 }

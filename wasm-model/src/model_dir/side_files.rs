@@ -27,7 +27,11 @@ pub fn parse_hubness_bank(bytes: &[u8], dim: usize) -> Result<Vec<f32>, ModelErr
     if t.shape().len() != 2 || t.shape()[1] != dim || t.shape()[0] == 0 {
         return Err(bad(format!("`captions` has shape {:?}, expected [N > 0, {dim}]", t.shape())));
     }
-    view_to_f32(&t).map_err(|e| bad(format!("`captions` {e}")))
+    let rows = view_to_f32(&t).map_err(|e| bad(format!("`captions` {e}")))?;
+    if let Some(i) = rows.iter().position(|x| !x.is_finite()) {
+        return Err(bad(format!("`captions` row {} is not finite (NaN or infinity): re-export the model", i / dim)));
+    }
+    Ok(rows)
 }
 
 impl ModelDir {
@@ -60,7 +64,7 @@ impl ModelDir {
         let name = HUBNESS_BANK_FILE.to_string();
         self.manifest.files_sha256.insert(name.clone(), sha256_hex(bytes));
         self.manifest.files.hubness_bank = Some(name);
-        retrieval.views()?;
+        retrieval.check()?;
         self.manifest.retrieval = Some(retrieval);
         Ok(())
     }

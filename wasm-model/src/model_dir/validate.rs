@@ -56,16 +56,28 @@ impl ModelDir {
         }
         let t = &m.text;
         // Bounds keep a hostile manifest from asking for absurd allocations.
-        for (name, v, max) in [
-            ("embed_dim", m.embed_dim, 1 << 14),
-            ("text.word_dim", t.word_dim, 1 << 14),
-            ("text.hidden_dim", t.hidden_dim, 1 << 14),
-            ("text.layers", t.layers, 16),
-            ("text.vocab_size", t.vocab_size, 1 << 24),
+        for (name, v, min, max) in [
+            ("embed_dim", m.embed_dim, 1, 1 << 14),
+            ("text.word_dim", t.word_dim, 1, 1 << 14),
+            ("text.hidden_dim", t.hidden_dim, 1, 1 << 14),
+            ("text.layers", t.layers, 1, 16),
+            ("text.vocab_size", t.vocab_size, 1, 1 << 24),
+            ("image.feature_dim", m.image.feature_dim, 1, 1 << 14),
+            ("image.image_size", m.image.image_size, 32, 1024),
+            ("image.finetuned_from", m.image.finetuned_from.unwrap_or(0), 0, 16),
         ] {
-            if v == 0 || v > max {
-                return Err(field(name, format!("is {v}, expected 1..={max}")));
+            if v < min || v > max {
+                return Err(field(name, format!("is {v}, expected {min}..={max}")));
             }
+        }
+        if !m.image.mean.iter().all(|x| x.is_finite()) {
+            return Err(field("image.mean", format!("is {:?}: every channel must be a finite number", m.image.mean)));
+        }
+        if !m.image.std.iter().all(|x| x.is_finite() && *x > 0.0) {
+            return Err(field("image.std", format!("is {:?}: every channel must be a finite number above 0", m.image.std)));
+        }
+        if let Some(r) = &m.retrieval {
+            r.check()?;
         }
         if t.vocab_size != self.vocab.len() {
             return Err(field(
@@ -138,6 +150,19 @@ fn check_tensors(file: &str, bytes: &[u8], shapes: &[(String, Vec<usize>)], extr
     if let Some(extra) = st.names().into_iter().find(|n| !allowed(n)) {
         return Err(err(extra, "is not part of this architecture".into()));
     }
+    // Checksums prove the bytes are the exported ones, not that they are numbers: a diverged run exports NaN.
+    let mut names = st.names();
+    names.sort();
+    for name in names {
+        let view = st.tensor(name).map_err(|e| err(name, e.to_string()))?;
+        if !matches!(view.dtype(), Dtype::F32 | Dtype::F16) {
+            continue; // the image encoder checks the dtypes of `backbone.*` layers
+        }
+        let values = crate::tensors::view_to_f32(&view).map_err(|e| err(name, e.to_string()))?;
+        if let Some(index) = values.iter().position(|x| !x.is_finite()) {
+            return Err(ModelError::NotFinite { file: file.into(), name: name.into(), index });
+        }
+    }
     Ok(())
 }
 
@@ -193,5 +218,76 @@ mod tests {
         }
         // image_head named but not given.
         assert!(err(&edit(&|x| x["files"]["image_head"] = "image_head.safetensors".into()), &v, &t).contains("image_head"));
+    }
+
+    /// Weights with a NaN or an infinity are refused even when their checksums and model id are consistent (a
+    /// diverged run exported): the file and tensor are named. The same for the image head and the hubness bank.
+    #[test]
+    fn non_finite_weights_are_refused() {
+        use crate::testutil::{image_config, model_from_tensors, safetensors_bytes};
+        let cfg = small_config();
+        let shapes = text_tensor_shapes(&cfg, 6);
+        let tensors = |poison: f32| -> Vec<(&str, Vec<usize>, Vec<f32>)> {
+            shapes
+                .iter()
+                .map(|(n, s)| {
+                    let mut v = vec![0.1f32; s.iter().product()];
+                    if n == "proj.bias" {
+                        v[2] = poison;
+                    }
+                    (n.as_str(), s.clone(), v)
+                })
+                .collect()
+        };
+        let good = model_from_tensors(cfg.clone(), 6, image_config(), &tensors(0.5));
+        for poison in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let bytes = safetensors_bytes(&tensors(poison), false);
+            let mut mf = good.manifest.clone();
+            mf.files_sha256.insert(TEXT_ENCODER_FILE.into(), sha256_hex(&bytes));
+            mf.model_id = compute_model_id(&bytes, None, good.vocab_txt.as_bytes());
+            let e = ModelDir::from_bytes(&serde_json::to_string(&mf).unwrap(), &good.vocab_txt, &bytes, None).unwrap_err().to_string();
+            assert!(e.contains("text_encoder.safetensors") && e.contains("proj.bias") && e.contains("not finite"), "{poison}: {e}");
+        }
+        // the image head too
+        let head = |poison: f32| safetensors_bytes(&[("proj.weight", vec![6, 1280], vec![0.01; 6 * 1280]), ("proj.bias", vec![6], vec![poison; 6])], false);
+        let text = safetensors_bytes(&tensors(0.5), false);
+        let e = ModelDir::build(6, cfg.clone(), image_config(), &good.vocab, text.clone(), Some(head(f32::NAN)), serde_json::json!({}), serde_json::json!({}), "x".into())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("image_head.safetensors") && e.contains("not finite"), "{e}");
+        // and the hubness bank
+        let bank = crate::tensors::to_safetensors(&[("captions", vec![2, 6], vec![f32::NAN; 12])], crate::tensors::FloatDtype::F32).unwrap();
+        let e = super::super::parse_hubness_bank(&bank, 6).unwrap_err().to_string();
+        assert!(e.contains("hubness_bank") && e.contains("not finite"), "{e}");
+    }
+
+    /// Sizes a hostile manifest could ask for are bounded by the reader: the number of image views (each one
+    /// more CNN pass per published image), repeated views, hubness settings, image size and normalisation.
+    #[test]
+    fn manifest_sizes_and_settings_are_bounded() {
+        use crate::model_dir::Retrieval;
+        let m = random_model(small_config(), 6, 1, false);
+        let (j, v, t) = parts(&m);
+        let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut x: serde_json::Value = serde_json::from_str(&j).unwrap();
+            x["retrieval"] = serde_json::to_value(Retrieval::recommended()).unwrap();
+            f(&mut x);
+            x.to_string()
+        };
+        let err = |json: String| ModelDir::from_bytes(&json, &v, &t, None).unwrap_err().to_string();
+        assert!(ModelDir::from_bytes(&edit(&|_| ()), &v, &t, None).is_ok(), "the recommended retrieval is fine");
+        let views: Vec<String> = (0..1000).map(|_| "original".to_string()).collect();
+        let e = err(edit(&|x| x["retrieval"]["image_views"] = serde_json::json!(views)));
+        assert!(e.contains("retrieval.image_views") && e.contains("1000"), "{e}");
+        let e = err(edit(&|x| x["retrieval"]["image_views"] = serde_json::json!(["original", "flipped", "original"])));
+        assert!(e.contains("retrieval.image_views") && e.contains("\"original\" twice"), "{e}");
+        assert!(err(edit(&|x| x["retrieval"]["hubness_k"] = 0.into())).contains("retrieval.hubness_k"));
+        assert!(err(edit(&|x| x["retrieval"]["hubness_k"] = 1_000_000.into())).contains("retrieval.hubness_k"));
+        assert!(err(edit(&|x| x["retrieval"]["hubness_weight"] = serde_json::json!(-1.0))).contains("retrieval.hubness_weight"));
+        assert!(err(edit(&|x| x["retrieval"]["hubness_weight"] = serde_json::json!(1e30))).contains("retrieval.hubness_weight"));
+        assert!(err(edit(&|x| x["image"]["image_size"] = 100_000.into())).contains("image.image_size"));
+        assert!(err(edit(&|x| x["image"]["feature_dim"] = 0.into())).contains("image.feature_dim"));
+        assert!(err(edit(&|x| x["image"]["std"] = serde_json::json!([0.5, 0.0, 0.5]))).contains("image.std"));
+        assert!(err(edit(&|x| x["image"]["finetuned_from"] = 99.into())).contains("image.finetuned_from"));
     }
 }
