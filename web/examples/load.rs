@@ -93,7 +93,7 @@ async fn exchange(stream: &mut BufReader<TcpStream>, request: &[u8]) -> std::io:
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
     let status: u16 = line.get(9..12).and_then(|s| s.parse().ok()).ok_or(std::io::ErrorKind::InvalidData)?;
-    let (mut len, mut keep_alive) = (0u64, true);
+    let (mut len, mut keep_alive, mut chunked) = (0u64, true, false);
     loop {
         line.clear();
         if stream.read_line(&mut line).await? == 0 {
@@ -107,13 +107,34 @@ async fn exchange(stream: &mut BufReader<TcpStream>, request: &[u8]) -> std::io:
             len = v.trim().parse().map_err(|_| std::io::ErrorKind::InvalidData)?;
         } else if l == "connection: close" {
             keep_alive = false;
-        } else if l.starts_with("transfer-encoding:") {
-            // The server under test always sends Content-Length for these URLs.
-            return Err(std::io::ErrorKind::Unsupported.into());
+        } else if l.starts_with("transfer-encoding:") && l.contains("chunked") {
+            chunked = true; // on-the-fly compression streams its output
         }
     }
-    tokio::io::copy(&mut (&mut *stream).take(len), &mut tokio::io::sink()).await?;
-    Ok((status, len, keep_alive))
+    if !chunked {
+        tokio::io::copy(&mut (&mut *stream).take(len), &mut tokio::io::sink()).await?;
+        return Ok((status, len, keep_alive));
+    }
+    let mut total = 0;
+    loop {
+        line.clear();
+        stream.read_line(&mut line).await?;
+        let size_hex = line.trim_end().split(';').next().unwrap_or("");
+        let size = u64::from_str_radix(size_hex, 16).map_err(|_| std::io::ErrorKind::InvalidData)?;
+        // Each chunk ends with CRLF; the last (empty) one is followed by optional trailers and an empty line.
+        tokio::io::copy(&mut (&mut *stream).take(size), &mut tokio::io::sink()).await?;
+        total += size;
+        if size == 0 {
+            loop {
+                line.clear();
+                if stream.read_line(&mut line).await? == 0 || line.trim_end().is_empty() {
+                    return Ok((status, total, keep_alive));
+                }
+            }
+        }
+        line.clear();
+        stream.read_line(&mut line).await?;
+    }
 }
 
 /// (threads, VmRSS KiB) of `pid`.

@@ -93,11 +93,7 @@ async fn run(args: Args, limits: Limits, watch: Option<Duration>) -> anyhow::Res
     } else {
         // The reloader notes the files as they are before the first load, so a change during it is seen.
         let mut reloader = Reloader::new(&args.static_dir, shared.clone());
-        reloader.reload();
-        match shared.get() {
-            Ok(s) => tracing::info!(model_id = %s.model_id(), "native /api/search ready"),
-            Err(why) => tracing::warn!("/api/search disabled for now (a publish there is picked up): {why}"),
-        }
+        reloader.reload(); // logs what it loaded, or why /api/search is off
         Some(reloader.spawn(watch))
     };
     let config = web::Config { static_dir: args.static_dir.clone(), searcher: shared, limits: limits.clone() };

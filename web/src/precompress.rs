@@ -226,7 +226,11 @@ pub async fn serve_compressed(State(cache): State<Arc<CompressedFiles>>, req: Re
         let (raw, compressing) = (raw.clone(), cache.compressing.clone());
         tokio::spawn(async move {
             let Ok(_turn) = compressing.acquire_owned().await else { return };
-            let job = tokio::task::spawn_blocking(move || encoding.compress(&raw));
+            let job = tokio::task::spawn_blocking(move || {
+                let out = encoding.compress(&raw);
+                release_freed_memory();
+                out
+            });
             match job.await {
                 Ok(Ok(bytes)) => {
                     let _ = slot.bytes.set(Bytes::from(bytes));
@@ -236,6 +240,16 @@ pub async fn serve_compressed(State(cache): State<Arc<CompressedFiles>>, req: Re
         });
     }
     with_vary(Response::from_parts(parts, Body::from(raw)))
+}
+
+/// Brotli 11 works in ~40 MB that glibc keeps in the thread's arena after it is freed: the server idled at
+/// 97 MB instead of 27 MB after compressing its files at startup. Hand it back to the system.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of glibc's heaps to the kernel, under glibc's own locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Caches must keep the compressed and plain copies apart.

@@ -116,14 +116,14 @@ impl Reloader {
             Ok(searcher) => {
                 let model_id = searcher.model_id();
                 self.shared.set(Ok(searcher));
-                tracing::info!(%model_id, "reloaded the model and gallery for /api/search");
+                tracing::info!(%model_id, "/api/search answers from the model and gallery now in place");
                 Checked::Reloaded { model_id }
             }
             Err(why) => {
                 if self.shared.get().is_ok() {
                     tracing::warn!("the changed model or gallery does not load; still serving the previous one: {why}");
                 } else {
-                    tracing::warn!("/api/search still disabled: {why}");
+                    tracing::warn!("/api/search disabled (a publish there is picked up): {why}");
                     self.shared.set(Err(Arc::from(why.as_str())));
                 }
                 Checked::Kept { why }
