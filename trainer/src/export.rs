@@ -192,7 +192,7 @@ pub fn export_run(run: &Path, which: Checkpoint, out: &Path, opts: &ExportOption
     if let (Some(plain), Some(_)) = (&metrics, &bank) {
         // The manifest's metrics are the product's scoring (views + hubness); plain cosine kept beside them.
         let (data, weights) = (&state.config.data, state.config.image.backbone.weights());
-        let scored = crate::eval::rank_model_dir(out, &data.val_captions, &data.images, &data.cache_dir, Some(weights), false)?.metrics();
+        let scored = crate::eval::rank_model_dir(out, &data.val_captions, &data.images, &data.cache_dir, Some(weights), false)?.ranks.metrics();
         tracing::info!("val with the retrieval scoring: {scored}");
         let mut value = serde_json::to_value(scored)?;
         value["cosine_single_view"] = serde_json::to_value(plain)?;

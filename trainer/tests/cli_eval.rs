@@ -105,6 +105,59 @@ fn an_image_folder_without_the_images_is_one_clear_error() {
     assert_eq!(err.matches("b.jpg").count(), 1, "{err}");
 }
 
+/// Images that cannot be read and captions without a word are not dropped silently: the output counts the
+/// images and queries used and skipped (JSON keys too), and `--strict` turns any skip into an error.
+#[test]
+fn skipped_images_and_wordless_captions_are_counted_and_strict_fails() {
+    let assets = repo_root().join("assets");
+    if !assets.join("photos").is_dir() || !assets.join("efficientnet_lite0.safetensors").is_file() {
+        eprintln!("SKIPPED: assets not installed (scripts/setup.sh)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    let mut names: Vec<String> =
+        std::fs::read_dir(assets.join("photos")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names.truncate(6);
+    for n in &names {
+        std::fs::copy(assets.join("photos").join(n), photos.join(n)).unwrap();
+    }
+    let captions = tmp.path().join("caps.json");
+    photo_captions(&photos, &captions);
+    // one emoji-only caption for every image, and two of the six files gone
+    let mut caps: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&captions).unwrap()).unwrap();
+    let extra: Vec<_> = (0..6).map(|i| serde_json::json!({"image_id": i, "caption": "🐶🐱 !!"})).collect();
+    caps["annotations"].as_array_mut().unwrap().extend(extra);
+    std::fs::write(&captions, caps.to_string()).unwrap();
+    std::fs::remove_file(photos.join(&names[1])).unwrap();
+    std::fs::remove_file(photos.join(&names[4])).unwrap();
+
+    let model = repo_root().join("static/model");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_trainer"))
+            .args(["eval", "--model", model.to_str().unwrap(), "--captions", captions.to_str().unwrap()])
+            .args(["--images", photos.to_str().unwrap(), "--cache", tmp.path().join("cache").to_str().unwrap(), "--plain"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // 6 images x (2 captions + 1 emoji-only): 4 images and their 8 worded captions are used; the 2 missing
+    // images, their 4 captions and the 6 emoji-only captions are skipped
+    assert_eq!((v["images_used"].as_u64(), v["images_skipped"].as_u64()), (Some(4), Some(2)), "{v}");
+    assert_eq!((v["queries_used"].as_u64(), v["queries_skipped"].as_u64()), (Some(8), Some(10)), "{v}");
+    let o = run(&[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && text.contains("4 images") && text.contains("2 skipped") && text.contains(&names[1]), "{text}");
+    let o = run(&["--strict"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--strict") && err.contains(&names[4]) && err.contains("no words"), "{err}");
+}
+
 #[test]
 fn zero_bootstrap_resamples_is_a_clear_error() {
     let o = Command::new(env!("CARGO_BIN_EXE_trainer"))

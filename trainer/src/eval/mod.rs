@@ -1,6 +1,11 @@
 //! The VSE evaluation protocol: every caption ranks all images (t2i), every image ranks all captions (i2t,
-//! the rank of its best ground-truth caption), and `trainer eval` (a model directory on a captions file, with
-//! bootstrap intervals and a paired comparison). The numbers themselves are [`crate::metrics`]'.
+//! the rank of its best ground-truth caption), and [`rank_model_dir`] (a model directory on a captions file,
+//! with what it used and skipped). `trainer eval`'s flags and report (bootstrap intervals, a paired
+//! comparison, `--strict`) are in `report`; the numbers themselves are [`crate::metrics`]'.
+
+mod report;
+
+pub use report::{eval_report, Comparison, Coverage, EvalArgs, EvalReport};
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +13,7 @@ use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
 use crate::backbone::BackboneKindExt;
-use crate::metrics::{ImageRanks, Interval, Metrics, Ranks};
+use crate::metrics::{ImageRanks, Metrics, Ranks};
 
 /// 0-based rank of the target among `scores`: how many score higher, plus how many tie with it at a lower index
 /// (the engine's top-k order: ties go to the lower id). So a collapsed model, whose scores all tie, ranks as
@@ -95,7 +100,7 @@ pub fn hubness(images: &Tensor, bank: &Tensor, k: usize) -> Vec<f32> {
 /// per-query ranks behind [`Metrics`] (`.metrics()`), bootstrap intervals and paired comparisons. Scored as the
 /// product scores (manifest `retrieval`: averaged image views, hubness correction of text queries) unless
 /// `plain` (cosine of single-view vectors).
-pub fn rank_model_dir(model: &Path, captions: &Path, images: &Path, cache: &Path, weights: Option<PathBuf>, plain: bool) -> Result<Ranks> {
+pub fn rank_model_dir(model: &Path, captions: &Path, images: &Path, cache: &Path, weights: Option<PathBuf>, plain: bool) -> Result<Ranked> {
     let device = crate::default_device();
     let loaded = crate::load::load_model_dir_with_backbone_weights(model, weights.as_deref(), device)?;
     if loaded.dir.image_head.is_none() {
@@ -121,6 +126,8 @@ pub fn rank_model_dir(model: &Path, captions: &Path, images: &Path, cache: &Path
     if keep.len() < ds.images.len() {
         tracing::warn!("{} unreadable images left out of the evaluation", ds.images.len() - keep.len());
     }
+    let readable: Vec<bool> = (0..ds.images.len()).map(|i| feats.iter().all(|f| f.ok[i])).collect();
+    let coverage = Coverage::of(&ds, &readable);
     let idx = Tensor::from_slice(&keep.iter().map(|&i| i as i64).collect::<Vec<_>>());
     let embed = |f: &crate::features::Features| {
         let input = match (&loaded.model.tail, &f.act) {
@@ -135,10 +142,14 @@ pub fn rank_model_dir(model: &Path, captions: &Path, images: &Path, cache: &Path
     let mut seqs = Vec::new();
     let mut owner = Vec::new();
     for (row, &i) in keep.iter().enumerate() {
-        for c in &ds.images[i].captions {
+        // a caption without a word (emoji, punctuation) is no query: counted as skipped in `coverage`
+        for c in ds.images[i].captions.iter().filter(|c| has_words(c)) {
             seqs.push(crate::text::encode(&loaded.vocab, c));
             owner.push(row);
         }
+    }
+    if seqs.is_empty() {
+        bail!("no caption of the readable images of {} has a word to search with", captions.display());
     }
     let caps = crate::model::encode_texts(&loaded.model.text, &seqs, 256, device);
     check_finite(&caps, &format!("{}: caption vectors", model.display()))?;
@@ -154,113 +165,19 @@ pub fn rank_model_dir(model: &Path, captions: &Path, images: &Path, cache: &Path
         }
         _ => None,
     };
-    Ok(rank_queries(&imgs, &caps, &owner, penalty.as_deref()))
+    Ok(Ranked { ranks: rank_queries(&imgs, &caps, &owner, penalty.as_deref()), coverage })
 }
 
-/// `trainer eval`'s flags.
-#[derive(Debug, Clone, clap::Args)]
-pub struct EvalArgs {
-    /// Model directory (manifest.json, weights, vocab.txt).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// COCO captions JSON of the evaluation set.
-    #[arg(long)]
-    pub captions: PathBuf,
-    /// Folder with its images.
-    #[arg(long)]
-    pub images: PathBuf,
-    /// Feature cache folder.
-    #[arg(long, default_value = "data-cache/features")]
-    pub cache: PathBuf,
-    /// Backbone weights; default: the installed ones for the model's backbone.
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
-    /// Print one JSON object (t2i_r1 … rsum) instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Plain cosine of single-view image vectors, ignoring the manifest's `retrieval` scoring (averaged
-    /// original + mirrored views, hubness correction of text queries).
-    #[arg(long)]
-    pub plain: bool,
-    /// Also give a 95 % interval for every metric: the evaluation images are resampled with replacement
-    /// N times (default 1000), with their captions. It says how far the numbers could move on another
-    /// evaluation set of this size.
-    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1000")]
-    pub bootstrap: Option<usize>,
-    /// Another model directory to compare with on the same queries: prints its metrics and the difference
-    /// (this model − that one) with a paired 95 % bootstrap interval; an interval that excludes 0 is
-    /// unlikely to be luck of this evaluation set.
-    #[arg(long, value_name = "DIR")]
-    pub compare: Option<PathBuf>,
-    /// Seed of the bootstrap resampling.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+/// Whether `caption` holds a word the tokenizer keeps (not only emoji, symbols or punctuation).
+pub fn has_words(caption: &str) -> bool {
+    !crate::text::tokenize(caption).is_empty()
 }
 
-/// What `trainer eval` prints: the model's metrics, with `--bootstrap` their interval, with `--compare` the
-/// other model's metrics and the paired difference.
+/// [`rank_model_dir`]'s result: every query's rank and what the evaluation used and skipped.
 #[derive(Debug, Clone)]
-pub struct EvalReport {
-    pub metrics: Metrics,
-    pub interval: Option<Interval>,
-    pub comparison: Option<Comparison>,
-}
-
-/// The `--compare` part of an [`EvalReport`].
-#[derive(Debug, Clone)]
-pub struct Comparison {
-    pub model: PathBuf,
-    pub metrics: Metrics,
-    /// 95 % paired bootstrap interval of (this model − that one).
-    pub difference: Interval,
-}
-
-/// Runs `trainer eval`.
-pub fn eval_report(args: &EvalArgs) -> Result<EvalReport> {
-    if args.bootstrap == Some(0) {
-        bail!("--bootstrap 0: give at least 1 resample (1000 is usual)");
-    }
-    let rank = |model: &Path| rank_model_dir(model, &args.captions, &args.images, &args.cache, args.weights.clone(), args.plain);
-    let ranks = rank(&args.model)?;
-    let comparison = match &args.compare {
-        Some(dir) => {
-            let other = rank(dir)?;
-            let difference = ranks.paired_bootstrap(&other, args.bootstrap.unwrap_or(1000), args.seed)?;
-            Some(Comparison { model: dir.clone(), metrics: other.metrics(), difference })
-        }
-        None => None,
-    };
-    Ok(EvalReport { metrics: ranks.metrics(), interval: args.bootstrap.map(|n| ranks.bootstrap(n, args.seed)), comparison })
-}
-
-impl EvalReport {
-    /// `--json`: the metrics' keys, plus `ci95` and `compare` {model, metrics, difference, difference_ci95}.
-    pub fn to_json(&self) -> Result<serde_json::Value> {
-        let mut out = serde_json::to_value(self.metrics)?;
-        if let Some(i) = &self.interval {
-            out["ci95"] = serde_json::to_value(i)?;
-        }
-        if let Some(c) = &self.comparison {
-            out["compare"] = serde_json::json!({
-                "model": c.model, "metrics": c.metrics, "difference": self.metrics.minus(&c.metrics), "difference_ci95": c.difference,
-            });
-        }
-        Ok(out)
-    }
-}
-
-impl std::fmt::Display for EvalReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.metrics)?;
-        if let Some(i) = &self.interval {
-            write!(f, "\n  {i}")?;
-        }
-        if let Some(c) = &self.comparison {
-            write!(f, "\ncompared with {}:\n{}", c.model.display(), c.metrics)?;
-            write!(f, "\ndifference (this − that): {}\n  its {}", self.metrics.minus(&c.metrics), c.difference)?;
-        }
-        Ok(())
-    }
+pub struct Ranked {
+    pub ranks: Ranks,
+    pub coverage: Coverage,
 }
 
 #[cfg(test)]

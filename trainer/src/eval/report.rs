@@ -1,0 +1,187 @@
+//! `trainer eval`: its flags, what it used and skipped ([`Coverage`]; `--strict` refuses any skip) and its
+//! report (metrics, bootstrap intervals, a paired comparison with another model), as text or JSON.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use super::rank_model_dir;
+use crate::data::Dataset;
+use crate::metrics::{Interval, Metrics};
+
+/// `trainer eval`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// Model directory (manifest.json, weights, vocab.txt).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// COCO captions JSON of the evaluation set.
+    #[arg(long)]
+    pub captions: PathBuf,
+    /// Folder with its images.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Feature cache folder.
+    #[arg(long, default_value = "data-cache/features")]
+    pub cache: PathBuf,
+    /// Backbone weights; default: the installed ones for the model's backbone.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Print one JSON object (t2i_r1 … rsum) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Plain cosine of single-view image vectors, ignoring the manifest's `retrieval` scoring (averaged
+    /// original + mirrored views, hubness correction of text queries).
+    #[arg(long)]
+    pub plain: bool,
+    /// Also give a 95 % interval for every metric: the evaluation images are resampled with replacement
+    /// N times (default 1000), with their captions. It says how far the numbers could move on another
+    /// evaluation set of this size.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1000")]
+    pub bootstrap: Option<usize>,
+    /// Another model directory to compare with on the same queries: prints its metrics and the difference
+    /// (this model − that one) with a paired 95 % bootstrap interval; an interval that excludes 0 is
+    /// unlikely to be luck of this evaluation set.
+    #[arg(long, value_name = "DIR")]
+    pub compare: Option<PathBuf>,
+    /// Seed of the bootstrap resampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fail when any image or caption had to be skipped (unreadable or missing image, caption without words)
+    /// instead of reporting the count.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// What an evaluation used and what it left out, and why: an image that cannot be read (missing, broken) takes
+/// its captions with it; a caption without a word is no query. Counts go into the report and its JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Coverage {
+    /// Images in the ranked gallery.
+    pub images_used: usize,
+    pub images_skipped: usize,
+    /// Captions that ranked the images (text-to-image queries).
+    pub queries_used: usize,
+    pub queries_skipped: usize,
+    /// Each skip: (the image file, or the caption and its image), why; in file order.
+    #[serde(skip)]
+    pub skipped: Vec<(String, String)>,
+}
+
+impl Coverage {
+    /// The coverage of `ds` when `readable[i]` says whether image `i` could be read.
+    pub fn of(ds: &Dataset, readable: &[bool]) -> Coverage {
+        let mut c = Coverage::default();
+        for (im, &ok) in ds.images.iter().zip(readable) {
+            if !ok {
+                c.images_skipped += 1;
+                c.queries_skipped += im.captions.len();
+                c.skipped.push((im.file_name.clone(), format!("missing or unreadable (see the log), its {} captions with it", im.captions.len())));
+                continue;
+            }
+            c.images_used += 1;
+            for caption in &im.captions {
+                if super::has_words(caption) {
+                    c.queries_used += 1;
+                } else {
+                    c.queries_skipped += 1;
+                    c.skipped.push((format!("caption {caption:?} of {}", im.file_name), "it has no words".into()));
+                }
+            }
+        }
+        c
+    }
+
+    /// One line: what was used, what was skipped, and the first few skips.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "evaluated on {} images ({} skipped) and {} captions ({} skipped)",
+            self.images_used, self.images_skipped, self.queries_used, self.queries_skipped
+        );
+        const SHOWN: usize = 10;
+        for (what, why) in self.skipped.iter().take(SHOWN) {
+            s.push_str(&format!("\n  skipped {what}: {why}"));
+        }
+        if self.skipped.len() > SHOWN {
+            s.push_str(&format!("\n  … and {} more", self.skipped.len() - SHOWN));
+        }
+        s
+    }
+}
+
+/// What `trainer eval` prints: the model's metrics and what they were measured on, with `--bootstrap` their
+/// interval, with `--compare` the other model's metrics and the paired difference.
+#[derive(Debug, Clone)]
+pub struct EvalReport {
+    pub metrics: Metrics,
+    pub coverage: Coverage,
+    pub interval: Option<Interval>,
+    pub comparison: Option<Comparison>,
+}
+
+/// The `--compare` part of an [`EvalReport`].
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    pub model: PathBuf,
+    pub metrics: Metrics,
+    /// 95 % paired bootstrap interval of (this model − that one).
+    pub difference: Interval,
+}
+
+/// Runs `trainer eval`.
+pub fn eval_report(args: &EvalArgs) -> Result<EvalReport> {
+    if args.bootstrap == Some(0) {
+        bail!("--bootstrap 0: give at least 1 resample (1000 is usual)");
+    }
+    let rank = |model: &Path| rank_model_dir(model, &args.captions, &args.images, &args.cache, args.weights.clone(), args.plain);
+    let ranked = rank(&args.model)?;
+    let (ranks, coverage) = (ranked.ranks, ranked.coverage);
+    if args.strict && !coverage.skipped.is_empty() {
+        bail!("--strict: not everything could be evaluated; {}", coverage.summary());
+    }
+    let comparison = match &args.compare {
+        Some(dir) => {
+            let other = rank(dir)?.ranks;
+            let difference = ranks.paired_bootstrap(&other, args.bootstrap.unwrap_or(1000), args.seed)?;
+            Some(Comparison { model: dir.clone(), metrics: other.metrics(), difference })
+        }
+        None => None,
+    };
+    Ok(EvalReport { metrics: ranks.metrics(), coverage, interval: args.bootstrap.map(|n| ranks.bootstrap(n, args.seed)), comparison })
+}
+
+impl EvalReport {
+    /// `--json`: the metrics' keys, the [`Coverage`] counts (`images_used`, `images_skipped`, `queries_used`,
+    /// `queries_skipped`), plus `ci95` and `compare` {model, metrics, difference, difference_ci95}.
+    pub fn to_json(&self) -> Result<serde_json::Value> {
+        let mut out = serde_json::to_value(self.metrics)?;
+        if let (Some(out), serde_json::Value::Object(counts)) = (out.as_object_mut(), serde_json::to_value(&self.coverage)?) {
+            out.extend(counts);
+        }
+        if let Some(i) = &self.interval {
+            out["ci95"] = serde_json::to_value(i)?;
+        }
+        if let Some(c) = &self.comparison {
+            out["compare"] = serde_json::json!({
+                "model": c.model, "metrics": c.metrics, "difference": self.metrics.minus(&c.metrics), "difference_ci95": c.difference,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl std::fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\n{}", self.metrics, self.coverage.summary())?;
+        if let Some(i) = &self.interval {
+            write!(f, "\n  {i}")?;
+        }
+        if let Some(c) = &self.comparison {
+            write!(f, "\ncompared with {}:\n{}", c.model.display(), c.metrics)?;
+            write!(f, "\ndifference (this − that): {}\n  its {}", self.metrics.minus(&c.metrics), c.difference)?;
+        }
+        Ok(())
+    }
+}
+
