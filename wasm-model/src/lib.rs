@@ -6,6 +6,7 @@ pub mod engine;
 pub mod gallery;
 pub mod image_encoder;
 pub mod model_dir;
+pub mod partitioned;
 pub mod query;
 pub mod rank;
 pub mod tensors;

@@ -97,7 +97,7 @@ pub struct Scored {
 }
 
 /// Heap order: the greatest element is the worst kept candidate (lowest score, then highest id).
-#[derive(PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Worst(Scored);
 impl Eq for Worst {}
 impl PartialOrd for Worst {
@@ -138,6 +138,40 @@ pub fn top_k(scores: &[f32], k: usize, exclude: Option<u32>) -> Vec<Scored> {
     }
     // Ascending in `Worst` order = best first.
     heap.into_sorted_vec().into_iter().map(|w| w.0).collect()
+}
+
+/// A running top-k in `top_k`'s order (higher score first, ties to the lower id), fed one candidate at a
+/// time: a partitioned gallery's lists arrive one by one, and the result does not depend on their order.
+/// Unlike `top_k`, a NaN score is never kept.
+#[derive(Debug, Clone)]
+pub struct TopK {
+    k: usize,
+    heap: BinaryHeap<Worst>,
+}
+
+impl TopK {
+    pub fn new(k: usize) -> Self {
+        Self { k, heap: BinaryHeap::with_capacity(k.min(4096) + 1) }
+    }
+
+    #[inline]
+    pub fn offer(&mut self, id: u32, score: f32) {
+        if score.is_nan() || self.k == 0 {
+            return;
+        }
+        let cand = Scored { id, score };
+        if self.heap.len() < self.k {
+            self.heap.push(Worst(cand));
+        } else if better(cand, self.heap.peek().expect("heap holds k > 0 items").0) {
+            self.heap.pop();
+            self.heap.push(Worst(cand));
+        }
+    }
+
+    /// The candidates kept so far, best first.
+    pub fn sorted(&self) -> Vec<Scored> {
+        self.heap.clone().into_sorted_vec().into_iter().map(|w| w.0).collect()
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +219,22 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn running_top_k_equals_top_k_in_any_order(scores in prop::collection::vec(-3i32..3, 0..200), k in 0usize..50, split in 0usize..200) {
+            let scores: Vec<f32> = scores.into_iter().map(|s| s as f32 / 2.0).collect();
+            let mut running = TopK::new(k);
+            let split = split.min(scores.len());
+            // Two "lists" offered back to front: the order must not matter.
+            for (i, &s) in scores.iter().enumerate().skip(split) {
+                running.offer(i as u32, s);
+            }
+            for (i, &s) in scores.iter().enumerate().take(split) {
+                running.offer(i as u32, s);
+            }
+            running.offer(9999, f32::NAN);
+            prop_assert_eq!(running.sorted(), top_k(&scores, k, None));
+        }
+
         #[test]
         fn top_k_equals_full_sort(scores in prop::collection::vec(-3i32..3, 0..200), k in 0usize..50) {
             let scores: Vec<f32> = scores.into_iter().map(|s| s as f32 / 2.0).collect();

@@ -1,15 +1,17 @@
 //! A model and a gallery, validated together, answering searches (native callers and the wasm wrapper). This
 //! file: the errors, [`Engine`] itself and its construction. `search`: ranking (text queries with the
 //! hubness correction, similar images, scopes); `photos`: the user's photos (image encoder, added vectors);
-//! `explain`: each word's share of a score.
+//! `explain`: each word's share of a score; `partitioned`: a partitioned gallery's planned, progressive queries.
 
 use crate::gallery::{Gallery, GalleryError, GalleryIndex};
 use crate::image_encoder::{ImageEncoder, ImageEncoderError};
 use crate::model_dir::{ModelDir, ModelError};
+use crate::partitioned::{PartitionedError, PartitionedGallery};
 use crate::query::{query_vector, QueryError, QueryVectorError};
 use crate::text_encoder::{EncodeError, TextEncoder};
 
 mod explain;
+mod partitioned;
 mod photos;
 mod search;
 
@@ -44,6 +46,10 @@ pub enum EngineError {
     VectorNotFinite,
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Partitioned(#[from] PartitionedError),
+    #[error("the gallery is flat (gallery.bin): it has no lists to plan; use search / similar")]
+    NotPartitioned,
 }
 
 impl From<QueryVectorError> for EngineError {
@@ -59,8 +65,11 @@ impl From<QueryVectorError> for EngineError {
 pub struct Engine {
     model: ModelDir,
     encoder: TextEncoder,
+    /// The flat gallery's rows and items (empty when the gallery is partitioned).
     gallery: Gallery,
     index: GalleryIndex,
+    /// A partitioned gallery (README "Partitioned gallery"); `None` for a flat one.
+    partitioned: Option<PartitionedGallery>,
     /// Optional: embeds the user's own photos (see README "Image encoder").
     image_encoder: Option<ImageEncoder>,
     /// The user's added photos: L2-normalised rows (ids `gallery_len()..`), in memory only.
@@ -84,7 +93,7 @@ impl Engine {
         let known: Vec<f32> = index.items.iter().filter_map(|it| it.hubness).filter(|h| h.is_finite()).collect();
         let mean = if known.is_empty() { 0.0 } else { known.iter().sum::<f32>() / known.len() as f32 };
         let hub_penalty = index.items.iter().map(|it| weight * it.hubness.filter(|h| h.is_finite()).unwrap_or(mean)).collect();
-        Ok(Self { model, encoder, gallery, index, image_encoder: None, added: Vec::new(), hub_penalty, added_hub_penalty: weight * mean })
+        Ok(Self { model, encoder, gallery, index, partitioned: None, image_encoder: None, added: Vec::new(), hub_penalty, added_hub_penalty: weight * mean })
     }
 
     /// Everything from the files' contents (what the browser fetched).
@@ -118,14 +127,19 @@ impl Engine {
         Self::new(model, gallery_bin, gallery_json)
     }
 
-    /// Loads `model_dir/` (manifest.json …) and `gallery_dir/gallery.{bin,json}`.
+    /// Loads `model_dir/` (manifest.json …) and the gallery in `gallery_dir`: flat (`gallery.bin` +
+    /// `gallery.json`) or partitioned (`gallery.json` says which; its shards and metadata are then read from the
+    /// folder as queries need them).
     #[cfg(feature = "native")]
     pub fn open(model_dir: impl AsRef<std::path::Path>, gallery_dir: impl AsRef<std::path::Path>) -> Result<Self, EngineError> {
         let model = ModelDir::load(model_dir)?;
         let g = gallery_dir.as_ref();
         let io = |p: std::path::PathBuf| move |source| EngineError::Io { path: p.display().to_string(), source };
-        let bin = std::fs::read(g.join("gallery.bin")).map_err(io(g.join("gallery.bin")))?;
         let json = std::fs::read_to_string(g.join("gallery.json")).map_err(io(g.join("gallery.json")))?;
+        if crate::partitioned::Descriptor::is_partitioned(&json) {
+            return Self::open_partitioned(model, g, &json);
+        }
+        let bin = std::fs::read(g.join("gallery.bin")).map_err(io(g.join("gallery.bin")))?;
         Self::new(model, &bin, &json)
     }
 
@@ -138,19 +152,22 @@ impl Engine {
     pub fn encoder(&self) -> &TextEncoder {
         &self.encoder
     }
+    /// The flat gallery's rows (no rows when the gallery is partitioned: see [`Engine::partitioned`]).
     pub fn gallery(&self) -> &Gallery {
         &self.gallery
     }
+    /// The flat gallery's items (none when the gallery is partitioned: see [`Engine::item`]).
     pub fn index(&self) -> &GalleryIndex {
         &self.index
     }
+    /// Images in the gallery (flat or partitioned).
     pub fn gallery_len(&self) -> usize {
-        self.gallery.len()
+        self.partitioned.as_ref().map_or(self.gallery.len(), |p| p.header().count)
     }
 
     /// Gallery plus added photos.
     pub fn len(&self) -> usize {
-        self.gallery.len() + self.added.len()
+        self.gallery_len() + self.added.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -159,7 +176,10 @@ impl Engine {
 
     /// Row `id` of the gallery or, past it, of the added photos.
     fn row(&self, id: usize) -> Result<Vec<f32>, EngineError> {
-        let n = self.gallery.len();
+        let n = self.gallery_len();
+        if let (Some(p), true) = (&self.partitioned, id < n) {
+            return Ok(p.row(id)?);
+        }
         if id < n {
             return self.gallery.row(id).ok_or(EngineError::UnknownImage { id, len: self.len() });
         }

@@ -103,7 +103,7 @@ impl Engine {
         }
         vector.iter_mut().for_each(|x| *x /= norm);
         self.added.push(AddedImage { file: file.into(), thumb: thumb.into(), vector });
-        Ok((self.gallery.len() + self.added.len() - 1) as u32)
+        Ok((self.gallery_len() + self.added.len() - 1) as u32)
     }
 
     /// The added photos, in id order (id = `gallery_len() + index`).

@@ -44,6 +44,9 @@ impl Engine {
     /// Like [`Engine::search`], over `scope`.
     pub fn search_in(&self, query: &str, k: usize, scope: Scope) -> Result<Vec<Hit>, EngineError> {
         let q = self.query_vector(query)?;
+        if self.partitioned.is_some() {
+            return self.search_partitioned(q, k, None, scope, true);
+        }
         Ok(self.rank_scored(&q, k, None, scope, true))
     }
 
@@ -57,10 +60,14 @@ impl Engine {
     /// The `k` images most like gallery image `id` (which is left out).
     pub fn similar(&self, id: usize, k: usize) -> Result<Vec<Hit>, EngineError> {
         let row = self.row(id)?;
+        if self.partitioned.is_some() {
+            return self.search_partitioned(row, k, Some(id as u32), Scope::All, false);
+        }
         Ok(self.rank(&row, k, Some(id as u32)))
     }
 
-    /// Ranks the gallery and the added photos by `query` (a vector of the model's dimension).
+    /// Ranks the gallery and the added photos by `query` (a vector of the model's dimension); flat galleries
+    /// only (a partitioned one plans its queries: [`Engine::plan_vector`]).
     pub fn rank(&self, query: &[f32], k: usize, exclude: Option<u32>) -> Vec<Hit> {
         self.rank_in(query, k, exclude, Scope::All)
     }

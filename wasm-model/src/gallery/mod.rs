@@ -186,6 +186,15 @@ impl Gallery {
         self.stored
     }
 
+    /// The int8 rows (row-major) and their scales, when the file stored int8 (what a partitioned gallery copies
+    /// verbatim, so its scores equal this gallery's).
+    pub fn int8_rows(&self) -> Option<(&[i8], &[f32])> {
+        match &self.rows {
+            Rows::Int8 { scales, values } => Some((values, scales)),
+            Rows::F32(_) => None,
+        }
+    }
+
     /// Row `id` as f32 (dequantised for int8), or `None` when out of range.
     pub fn row(&self, id: usize) -> Option<Vec<f32>> {
         if id >= self.len {
