@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use wasm_model::model_dir::{ImagePooling, Pooling};
 
 use crate::backbone::BackboneChoice;
+use crate::bounds;
 use crate::features::View;
 use crate::loss::{Loss, LossKind};
 
@@ -21,7 +22,7 @@ pub struct Config {
     #[serde(flatten)]
     pub data: DataConfig,
     /// Joint space dimension.
-    #[arg(long, default_value_t = 512, help_heading = "Joint space")]
+    #[arg(long, default_value_t = 512, help_heading = "Joint space", value_parser = bounds::EMBED_DIM.parser(), allow_negative_numbers = true)]
     pub embed_dim: i64,
     #[command(flatten)]
     #[serde(flatten)]
@@ -63,16 +64,16 @@ pub struct TextTraining {
     #[arg(long)]
     pub glove: Option<PathBuf>,
     /// Caption words kept in the vocabulary need at least this many occurrences.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = bounds::MIN_COUNT.parser(), allow_negative_numbers = true)]
     pub min_count: usize,
     /// Vocabulary size (caption words, then the most frequent GloVe words).
-    #[arg(long, default_value_t = 20000)]
+    #[arg(long, default_value_t = 20000, value_parser = bounds::VOCAB_SIZE.parser(), allow_negative_numbers = true)]
     pub vocab_size: usize,
     /// LSTM hidden size.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = bounds::HIDDEN_DIM.parser(), allow_negative_numbers = true)]
     pub hidden_dim: i64,
     /// Stacked LSTM layers.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = bounds::LAYERS.parser(), allow_negative_numbers = true)]
     pub layers: i64,
     /// Bidirectional LSTM.
     #[arg(long)]
@@ -81,10 +82,10 @@ pub struct TextTraining {
     #[arg(long, value_enum, default_value = "last")]
     pub pooling: Pooling,
     /// Probability of replacing a caption word by <unk> in training.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = bounds::WORD_DROPOUT.parser(), allow_negative_numbers = true)]
     pub word_dropout: f64,
     /// Learning-rate multiplier for the GloVe-initialised word embeddings (0 = frozen).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = bounds::LR_SCALE.parser(), allow_negative_numbers = true)]
     pub embedding_lr_scale: f64,
 }
 
@@ -109,17 +110,17 @@ pub struct ImageTraining {
     pub use_flips: bool,
     /// Fine-tune the backbone from stage K on (Lite0: 0..=7, 6 = its last MBConv stage, 7 = only the 1×1 head
     /// conv), trained on cached stage-K activations: affordable on a CPU. Without it the backbone is frozen.
-    #[arg(long, value_name = "K", conflicts_with = "finetune")]
+    #[arg(long, value_name = "K", conflicts_with = "finetune", value_parser = bounds::FINETUNE_FROM.parser(), allow_negative_numbers = true)]
     pub finetune_from: Option<usize>,
     /// Learning-rate multiplier for the fine-tuned backbone stages.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = bounds::LR_SCALE.parser(), allow_negative_numbers = true)]
     pub backbone_lr_scale: f64,
     /// Pooling of the backbone's feature grid: avg, or gpo (learned, needs --finetune-from).
     #[arg(long, value_enum, default_value = "avg")]
     pub image_pooling: ImagePooling,
     /// With --finetune: train on random square crops whose side is at least this fraction of the shorter
     /// image side (e.g. 0.7), anywhere in the image; 1 = centre crops only.
-    #[arg(long, default_value_t = 1.0, requires = "finetune")]
+    #[arg(long, default_value_t = 1.0, requires = "finetune", value_parser = bounds::CROP_SCALE.parser(), allow_negative_numbers = true)]
     pub crop_scale: f64,
     /// Train on these cached views of each image, one drawn at random per pair and step (comma-separated:
     /// original, flipped, zoom-tl, zoom-tr, zoom-bl, zoom-br, zoom-c, each zoom optionally -flipped; a zoom is
@@ -157,10 +158,10 @@ pub struct Objective {
     #[arg(long, value_enum, default_value = "vse")]
     pub loss: LossKind,
     /// VSE++ margin.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, value_parser = bounds::MARGIN.parser(), allow_negative_numbers = true)]
     pub margin: f64,
     /// InfoNCE temperature.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = bounds::TAU.parser(), allow_negative_numbers = true)]
     pub tau: f64,
     /// Epochs on the sum over negatives before switching to the hardest negative.
     #[arg(long, default_value_t = 2)]
@@ -182,22 +183,22 @@ impl Objective {
 #[command(next_help_heading = "Optimiser")]
 pub struct Optimiser {
     /// Epochs of the run.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 12, value_parser = bounds::EPOCHS.parser(), allow_negative_numbers = true)]
     pub epochs: usize,
     /// Caption-image pairs per step.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = bounds::BATCH_SIZE.parser(), allow_negative_numbers = true)]
     pub batch_size: usize,
     /// Peak learning rate (Adam; linear warm-up, then cosine decay).
-    #[arg(long, default_value_t = 2e-4)]
+    #[arg(long, default_value_t = 2e-4, value_parser = bounds::LR.parser(), allow_negative_numbers = true)]
     pub lr: f64,
     /// Decoupled weight decay of matrices and conv kernels.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = bounds::WEIGHT_DECAY.parser(), allow_negative_numbers = true)]
     pub weight_decay: f64,
     /// Steps of linear learning-rate warm-up.
     #[arg(long, default_value_t = 200)]
     pub lr_warmup_steps: usize,
     /// Clip the global gradient norm (0 = off).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = bounds::GRAD_CLIP.parser(), allow_negative_numbers = true)]
     pub grad_clip: f64,
     /// Seed of the initialisation, the data order and the augmentation.
     #[arg(long, default_value_t = 0)]
@@ -215,7 +216,7 @@ pub struct FitArgs {
     #[arg(long)]
     pub resume: bool,
     /// Stop after this epoch (continue later with --resume).
-    #[arg(long)]
+    #[arg(long, value_parser = bounds::STOP_AFTER_EPOCH.parser(), allow_negative_numbers = true)]
     pub stop_after_epoch: Option<usize>,
     #[command(flatten)]
     pub config: Config,
@@ -254,6 +255,35 @@ impl Config {
         }
         args.extend(flags.iter().map(Into::into));
         Ok(FitArgs::try_parse_from(args)?.config())
+    }
+}
+
+impl Config {
+    /// Checks every number against the same [`bounds`] the command line parses with (a config built in code or
+    /// read from an edited `state.json` never reaches training with a value that would panic or train nothing).
+    pub fn check(&self) -> anyhow::Result<()> {
+        let (t, i, o, p) = (&self.text, &self.image, &self.objective, &self.optimiser);
+        bounds::EMBED_DIM.check("--embed-dim", self.embed_dim)?;
+        bounds::HIDDEN_DIM.check("--hidden-dim", t.hidden_dim)?;
+        bounds::LAYERS.check("--layers", t.layers)?;
+        bounds::VOCAB_SIZE.check("--vocab-size", t.vocab_size)?;
+        bounds::MIN_COUNT.check("--min-count", t.min_count)?;
+        bounds::WORD_DROPOUT.check("--word-dropout", t.word_dropout)?;
+        bounds::LR_SCALE.check("--embedding-lr-scale", t.embedding_lr_scale)?;
+        bounds::LR_SCALE.check("--backbone-lr-scale", i.backbone_lr_scale)?;
+        bounds::CROP_SCALE.check("--crop-scale", i.crop_scale)?;
+        if let Some(k) = i.finetune_from {
+            bounds::FINETUNE_FROM.check("--finetune-from", k)?;
+        }
+        bounds::MARGIN.check("--margin", o.margin)?;
+        bounds::TAU.check("--tau", o.tau)?;
+        bounds::EPOCHS.check("--epochs", p.epochs)?;
+        bounds::BATCH_SIZE.check("--batch-size", p.batch_size)?;
+        bounds::LR.check("--lr", p.lr)?;
+        bounds::WEIGHT_DECAY.check("--weight-decay", p.weight_decay)?;
+        bounds::GRAD_CLIP.check("--grad-clip", p.grad_clip)?;
+        self.image.views()?;
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@
 //! `eval` reads models through `load` (never `export`), and `run` holds what `train`, `export` and `plot` share.
 //! Formats (tokenizer, model directory, gallery) are `wasm_model`'s: one definition for trainer and browser.
 pub mod backbone;
+pub mod bounds;
 pub mod config;
 pub mod crash;
 pub mod data;

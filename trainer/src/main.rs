@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use trainer::backbone::{self, BackboneChoice};
+use trainer::bounds;
 use trainer::config::FitArgs;
 use trainer::eval::EvalArgs;
 use trainer::features::{self, CacheSpec, View};
@@ -21,7 +22,7 @@ use wasm_model::gallery::GalleryDtype;
     Logs go to stderr (RUST_LOG=debug for more). CUDA is used when libtorch sees a GPU.")]
 struct Cli {
     /// CPU threads for libtorch (default: all cores). Two runs side by side on 2 cores: 1 each.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = bounds::THREADS.parser(), allow_negative_numbers = true)]
     threads: Option<i32>,
     #[command(subcommand)]
     command: Command,
@@ -107,7 +108,7 @@ enum Command {
         #[arg(long)]
         gallery: PathBuf,
         /// Number of results.
-        #[arg(short, default_value_t = 10)]
+        #[arg(short, default_value_t = 10, value_parser = bounds::SEARCH_K.parser(), allow_negative_numbers = true)]
         k: usize,
         /// Print JSON `[{"file", "score"}]`, best first.
         #[arg(long)]
@@ -127,7 +128,7 @@ enum Command {
         #[arg(long, default_value = "data-cache/features")]
         cache: PathBuf,
         /// Also cache the activations at this backbone split (input of stage K): what `fit --finetune-from K` reads.
-        #[arg(long)]
+        #[arg(long, value_parser = bounds::SPLIT.parser(), allow_negative_numbers = true)]
         split: Option<usize>,
         /// Also extract the horizontally flipped view.
         #[arg(long)]
@@ -140,7 +141,7 @@ enum Command {
         #[command(flatten)]
         backbone: BackboneChoice,
         /// Classes to show per image.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = bounds::TOP_CLASSES.parser(), allow_negative_numbers = true)]
         top: usize,
         /// Print JSON.
         #[arg(long)]
@@ -167,7 +168,7 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
-        tch::set_num_threads(n.max(1));
+        tch::set_num_threads(n);
     }
     match cli.command {
         Command::Fit(args) => {

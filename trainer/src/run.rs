@@ -161,9 +161,7 @@ pub fn load_checkpoint(vs: &mut nn::VarStore, path: &Path, adam: Option<&mut Ada
 /// tail: the backbone weights are read from the config's backbone weights).
 pub fn build_model(cfg: &Config, vocab_len: usize, device: Device) -> Result<(nn::VarStore, JointModel)> {
     let image = &cfg.image;
-    if !(image.crop_scale > 0.0 && image.crop_scale <= 1.0) {
-        bail!("--crop-scale {} is not in (0, 1]: it is the smallest crop side as a fraction of the shorter image side", image.crop_scale);
-    }
+    crate::bounds::CROP_SCALE.check("--crop-scale", image.crop_scale)?;
     if image.image_pooling == ImagePooling::Gpo && image.finetune_from.is_none() {
         bail!("--image-pooling gpo needs --finetune-from K (the pooled-feature cache has no grid to pool)");
     }

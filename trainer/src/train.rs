@@ -21,7 +21,7 @@ use crate::text::{self, Glove};
 /// Trains into `out` (a run folder). With `resume`, continues from `out/state.json` and the checkpoint it names.
 /// `stop_after_epoch` ends the run early as if killed right after that epoch's checkpoint (tests, budgets).
 pub fn fit(cfg: Config, out: &Path, resume: bool, stop_after_epoch: Option<usize>) -> Result<RunState> {
-    cfg.image.views()?; // a bad view name fails before anything is written
+    cfg.check()?; // a bad value (or view name) fails before anything is written
     let device = crate::default_device();
     tracing::info!("device: {device:?}");
     std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;

@@ -67,3 +67,58 @@ fn export_of_a_folder_that_is_not_a_run() {
     assert!(err.contains("not a run folder"), "{err}");
     assert!(!d.join("model").exists(), "no partial model directory");
 }
+
+/// Every numeric option is checked as it is parsed: a value out of range is a usage error (exit code 2) that
+/// names the option, the value and the valid range, before anything is read or written (no panic, no run
+/// that trains nothing).
+#[test]
+fn out_of_range_options_are_refused_naming_the_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    let fit = ["fit", "--train-captions", "c.json", "--val-captions", "c.json", "--images", d, "--out", d];
+    let eval = ["eval", "--model", d, "--captions", "c.json", "--images", d];
+    let search = ["search", "--model", d, "--gallery", d];
+    let cases: Vec<(Vec<&str>, &[&str], &str)> = vec![
+        (fit.to_vec(), &["--batch-size", "1"], "--batch-size"),
+        (fit.to_vec(), &["--batch-size", "0"], "--batch-size"),
+        (fit.to_vec(), &["--embed-dim", "0"], "--embed-dim"),
+        (fit.to_vec(), &["--hidden-dim", "0"], "--hidden-dim"),
+        (fit.to_vec(), &["--layers", "0"], "--layers"),
+        (fit.to_vec(), &["--layers", "17"], "--layers"),
+        (fit.to_vec(), &["--word-dropout", "2"], "--word-dropout"),
+        (fit.to_vec(), &["--word-dropout", "1"], "--word-dropout"),
+        (fit.to_vec(), &["--lr", "1e30"], "--lr"),
+        (fit.to_vec(), &["--lr", "0"], "--lr"),
+        (fit.to_vec(), &["--lr", "nan"], "--lr"),
+        (fit.to_vec(), &["--epochs", "0"], "--epochs"),
+        (fit.to_vec(), &["--vocab-size", "2"], "--vocab-size"),
+        (fit.to_vec(), &["--min-count", "0"], "--min-count"),
+        (fit.to_vec(), &["--tau", "0"], "--tau"),
+        (fit.to_vec(), &["--margin", "-1"], "--margin"),
+        (fit.to_vec(), &["--grad-clip", "inf"], "--grad-clip"),
+        (fit.to_vec(), &["--weight-decay", "-0.1"], "--weight-decay"),
+        (fit.to_vec(), &["--embedding-lr-scale", "-1"], "--embedding-lr-scale"),
+        (fit.to_vec(), &["--backbone-lr-scale", "nan"], "--backbone-lr-scale"),
+        (fit.to_vec(), &["--finetune-from", "99"], "--finetune-from"),
+        (fit.to_vec(), &["--finetune", "--crop-scale", "0"], "--crop-scale"),
+        (fit.to_vec(), &["--stop-after-epoch", "0"], "--stop-after-epoch"),
+        (eval.to_vec(), &["--bootstrap", "0"], "--bootstrap"),
+        (search.to_vec(), &["-k", "0", "dog"], "-k"),
+        (search.to_vec(), &["-k", "1000000", "dog"], "-k"),
+        (vec!["export", "--run", d, "--out", d], &["--which", "foo"], "--which"),
+        (vec!["classify", "x.jpg"], &["--top", "0"], "--top"),
+        (vec!["features", "--captions", "c.json", "--images", d], &["--split", "99"], "--split"),
+        (vec!["--threads", "0", "search", "--model", d, "--gallery", d, "dog"], &[], "--threads"),
+    ];
+    for (cmd, bad, flag) in cases {
+        let args = [cmd.as_slice(), bad].concat();
+        let o = Command::new(env!("CARGO_BIN_EXE_trainer")).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?} is a usage error: {err}");
+        let value = bad.get(bad.len().saturating_sub(if cmd[0] == "search" { 2 } else { 1 })).copied().unwrap_or("0");
+        assert!(err.contains(flag) && err.contains(&format!("'{value}'")) && !err.contains("panicked"), "{args:?}: {err}");
+        if flag != "--which" {
+            assert!(err.contains("expected"), "{args:?} says what is valid: {err}");
+        }
+    }
+}

@@ -165,5 +165,5 @@ fn zero_bootstrap_resamples_is_a_clear_error() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("--bootstrap 0") && !err.contains("panicked"), "{err}");
+    assert!(!o.status.success() && err.contains("--bootstrap") && err.contains("'0'") && err.contains("at least 1") && !err.contains("panicked"), "{err}");
 }

@@ -38,7 +38,7 @@ pub struct EvalArgs {
     /// Also give a 95 % interval for every metric: the evaluation images are resampled with replacement
     /// N times (default 1000), with their captions. It says how far the numbers could move on another
     /// evaluation set of this size.
-    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1000")]
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1000", value_parser = crate::bounds::BOOTSTRAP.parser(), allow_negative_numbers = true)]
     pub bootstrap: Option<usize>,
     /// Another model directory to compare with on the same queries: prints its metrics and the difference
     /// (this model − that one) with a paired 95 % bootstrap interval; an interval that excludes 0 is
