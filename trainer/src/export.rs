@@ -137,15 +137,78 @@ fn now_rfc3339() -> String {
     now.format(&time::format_description::well_known::Rfc3339).expect("a UTC time formats as RFC 3339")
 }
 
-/// Writes `dir` to `out` atomically (sibling temp folder, then rename).
+/// Writes `dir` to `out` atomically (sibling temp folder, then rename); refuses an `out` that holds anything
+/// but a model directory.
 pub fn write_model_dir(dir: &ModelDir, out: &Path) -> Result<()> {
     write_model_dir_with_hubness_bank(dir, out, None)
 }
 
-/// [`write_model_dir`], plus the hubness bank the manifest names (`files.hubness_bank`).
+/// The files a model directory may hold: what an export or `export-image-encoder` writes.
+const MODEL_DIR_FILES: [&str; 6] = [
+    model_dir::MANIFEST_FILE,
+    model_dir::VOCAB_FILE,
+    model_dir::TEXT_ENCODER_FILE,
+    model_dir::IMAGE_HEAD_FILE,
+    model_dir::IMAGE_ENCODER_FILE,
+    model_dir::HUBNESS_BANK_FILE,
+];
+
+/// Refuses to replace `out` unless it is absent, an empty folder, or a model directory (a `manifest.json` of
+/// format `imgpick-model`) holding only files an export writes: the whole folder is replaced, so anything
+/// else in it would be lost (`--out static` for `static/model` once deleted the page).
+fn check_replaceable(out: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(out) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read --out {}", out.display())),
+    };
+    if !meta.is_dir() {
+        bail!("--out {} is not a folder (a file or link is in the way); choose a folder for the model directory", out.display());
+    }
+    let mut names: Vec<String> = std::fs::read_dir(out)
+        .with_context(|| format!("cannot list --out {}", out.display()))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("cannot list --out {}", out.display()))?;
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    let shown = |names: &[String]| {
+        let mut s = names.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+        if names.len() > 8 {
+            s.push_str(&format!(" and {} more", names.len() - 8));
+        }
+        s
+    };
+    let manifest: Option<serde_json::Value> =
+        std::fs::read(out.join(model_dir::MANIFEST_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    if manifest.as_ref().and_then(|m| m["format"].as_str()) != Some(model_dir::MODEL_FORMAT) {
+        bail!(
+            "--out {} is not empty and is not a model directory (it holds {}): refusing to replace it. Pass the \
+             model directory itself (e.g. static/model) or a new or empty folder",
+            out.display(),
+            shown(&names)
+        );
+    }
+    let foreign: Vec<String> = names.into_iter().filter(|n| !MODEL_DIR_FILES.contains(&n.as_str())).collect();
+    if !foreign.is_empty() {
+        bail!(
+            "--out {} is a model directory but also holds {}, which an export would delete: move them out \
+             first or choose another --out",
+            out.display(),
+            shown(&foreign)
+        );
+    }
+    Ok(())
+}
+
+/// [`write_model_dir`], plus the hubness bank the manifest names (`files.hubness_bank`). `out` must be new,
+/// empty or a model directory ([`check_replaceable`]).
 pub fn write_model_dir_with_hubness_bank(dir: &ModelDir, out: &Path, hubness_bank: Option<&[u8]>) -> Result<()> {
+    check_replaceable(out)?;
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     let name = out.file_name().context("--out needs a folder name")?.to_string_lossy().into_owned();
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let old = parent.join(format!(".{name}.old-{}", std::process::id()));
@@ -164,6 +227,7 @@ pub fn write_model_dir_with_hubness_bank(dir: &ModelDir, out: &Path, hubness_ban
 
 /// `trainer export --run RUN --out DIR`.
 pub fn export_run(run: &Path, which: Checkpoint, out: &Path, opts: &ExportOptions) -> Result<(ModelDir, Option<Metrics>)> {
+    check_replaceable(out)?; // before the minutes of evaluation
     let (state, vocab, vs, model) = load_run(run, which)?;
     if opts.f16 {
         round_to_f16(&vs);
@@ -301,5 +365,45 @@ mod tests {
         std::fs::write(dir.join("text_encoder.safetensors"), b"garbage").unwrap();
         let e = format!("{:#}", load_model_dir(&dir, tch::Device::Cpu).err().unwrap());
         assert!(e.contains("text_encoder.safetensors"), "{e}");
+    }
+
+    /// `--out` pointed at a folder that is not a model directory (a copy of `static/`: a typo for
+    /// `static/model`) is refused and left exactly as it was, and so is a model directory holding files an
+    /// export would not write; an empty folder or a previous model directory is replaced.
+    #[test]
+    fn export_refuses_to_replace_a_folder_that_is_not_a_model_directory() {
+        let vocab = crate::text::build_vocab(["a dog", "a cat"], &[], 1, 100);
+        let tc = TextConfig { vocab_size: vocab.len() as i64, word_dim: 50, hidden_dim: 4, layers: 1, bidirectional: false, pooling: Pooling::Mean };
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let model = JointModel::new(&vs, &tc, 8, 4);
+        let state = RunState::new(crate::train::tests::tiny_config());
+        let md = build_model_dir(&state, &vocab, &vs, &model, None, false).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let site = tmp.path().join("static");
+        for f in ["app.js", "pkg/wasm_model.js", "gallery/gallery.json", "model/manifest.json"] {
+            std::fs::create_dir_all(site.join(f).parent().unwrap()).unwrap();
+            std::fs::write(site.join(f), f).unwrap();
+        }
+        let e = format!("{:#}", write_model_dir(&md, &site).unwrap_err());
+        assert!(e.contains("not a model directory") && e.contains("app.js") && e.contains(&site.display().to_string()), "{e}");
+        for f in ["app.js", "pkg/wasm_model.js", "gallery/gallery.json", "model/manifest.json"] {
+            assert_eq!(std::fs::read_to_string(site.join(f)).unwrap(), f, "{f} untouched");
+        }
+        // an empty folder and a previous export are replaced
+        let out = tmp.path().join("model");
+        std::fs::create_dir(&out).unwrap();
+        write_model_dir(&md, &out).unwrap();
+        write_model_dir(&md, &out).unwrap();
+        assert!(out.join("manifest.json").is_file());
+        // a model directory with someone's notes in it: refused, notes kept
+        std::fs::write(out.join("notes.txt"), "mine").unwrap();
+        let e = format!("{:#}", write_model_dir(&md, &out).unwrap_err());
+        assert!(e.contains("notes.txt"), "{e}");
+        assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "mine");
+        // a file where the folder should be
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        assert!(format!("{:#}", write_model_dir(&md, &file).unwrap_err()).contains("not a folder"));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
     }
 }

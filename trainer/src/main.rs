@@ -39,7 +39,8 @@ enum Command {
         /// Run folder written by `trainer fit --out`.
         #[arg(long)]
         run: PathBuf,
-        /// Output model directory (replaced atomically), e.g. static/model.
+        /// Output model directory, e.g. static/model: replaced atomically. It must be new, empty or a model
+        /// directory holding only an export's files (anything else is refused, nothing deleted).
         #[arg(long)]
         out: PathBuf,
         /// Which checkpoint.
