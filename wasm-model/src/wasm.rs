@@ -114,6 +114,25 @@ impl Engine {
         self.inner.add_vector(file, thumb, vector).map_err(js_err)
     }
 
+    /// A vector's int8 row as the engine keeps it: `{codes: Int8Array, scale}` (L2-normalised, then quantised as
+    /// an int8 gallery; throws for a vector of another length or a zero/non-finite one). The page stores these
+    /// and gives them back to `add_quantized`, so a restored photo scores exactly as when it was added.
+    pub fn quantize(&self, vector: &[f32]) -> Result<JsValue, JsError> {
+        let (codes, scale) = self.inner.quantize(vector).map_err(js_err)?;
+        let out = js_sys::Object::new();
+        js_sys::Reflect::set(&out, &"codes".into(), &js_sys::Int8Array::from(&codes[..]).into())
+            .and_then(|_| js_sys::Reflect::set(&out, &"scale".into(), &scale.into()))
+            .map_err(|_| JsError::new("internal error: cannot build the result object"))?;
+        Ok(out.into())
+    }
+
+    /// Adds `scales.length` photos at once from their int8 rows (`codes`: row-major, `embed_dim` per photo, as
+    /// `quantize` gave them), without names; returns the first one's id. Throws (adding nothing) for lengths
+    /// that do not match or a scale that is negative or not finite.
+    pub fn add_quantized(&mut self, codes: &[i8], scales: &[f32]) -> Result<u32, JsError> {
+        self.inner.add_quantized(codes, scales).map_err(js_err)
+    }
+
     /// Embeds and adds many photos: `files` is an array of `{name, thumb?, bytes: Uint8Array}`;
     /// `progress(done, total)` (optional) is called after each. A bad file does not stop the others:
     /// returns `{added: [{file, id}], errors: [{file, message}]}`.
@@ -195,20 +214,48 @@ impl ImageEmbedder {
     /// orientation applied, transparency on white): `{vector: Float32Array, width, height, rgba:
     /// Uint8ClampedArray}` (`new ImageData(rgba, width, height)` draws it). Throws like `embed`.
     pub fn embed_with_thumbnail(&self, bytes: &[u8], max_side: u32) -> Result<js_sys::Object, JsError> {
-        let (vector, thumb) = self.inner.embed_with_thumbnail(bytes, max_side).map_err(js_err)?;
-        let out = js_sys::Object::new();
-        let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &k.into(), v).map(|_| ());
-        set("vector", &js_sys::Float32Array::from(&vector[..]).into())
-            .and_then(|_| set("width", &thumb.width().into()))
-            .and_then(|_| set("height", &thumb.height().into()))
-            .and_then(|_| set("rgba", &js_sys::Uint8ClampedArray::from(&thumb.as_raw()[..]).into()))
-            .map_err(|_| JsError::new("internal error: cannot build the result object"))?;
-        Ok(out)
+        vector_and_thumbnail(self.inner.embed_with_thumbnail(bytes, max_side).map_err(js_err)?)
+    }
+
+    /// `embed` for pixels the browser decoded: `rgba` (the `Uint8ClampedArray` of an `ImageData`), `width ×
+    /// height`, as stored in the file (EXIF orientation *not* applied; `probe_image` gives it) → the same
+    /// `Float32Array`. Throws for a buffer of the wrong size.
+    pub fn embed_rgba(&self, rgba: Vec<u8>, width: u32, height: u32) -> Result<Vec<f32>, JsError> {
+        self.inner.embed_rgba(rgba, (width, height)).map_err(js_err)
     }
 
     pub fn embed_dim(&self) -> usize {
         self.inner.embed_dim()
     }
+}
+
+/// `{vector: Float32Array, width, height, rgba: Uint8ClampedArray}` (the thumbnail's size and pixels).
+fn vector_and_thumbnail((vector, thumb): (Vec<f32>, image::RgbaImage)) -> Result<js_sys::Object, JsError> {
+    let out = js_sys::Object::new();
+    let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &k.into(), v).map(|_| ());
+    set("vector", &js_sys::Float32Array::from(&vector[..]).into())
+        .and_then(|_| set("width", &thumb.width().into()))
+        .and_then(|_| set("height", &thumb.height().into()))
+        .and_then(|_| set("rgba", &js_sys::Uint8ClampedArray::from(&thumb.as_raw()[..]).into()))
+        .map_err(|_| JsError::new("internal error: cannot build the result object"))?;
+    Ok(out)
+}
+
+/// The header of an encoded photo after every check `embed` makes before decoding (empty, not JPEG/PNG/WebP,
+/// over 40 megapixels, a truncated JPEG: thrown with the same messages): `{format: "jpeg" | "png" | "webp",
+/// width, height, orientation}` (stored size; EXIF orientation 1–8). The embedding workers call it before letting
+/// the browser decode a JPEG.
+#[wasm_bindgen]
+pub fn probe_image(bytes: &[u8]) -> Result<JsValue, JsError> {
+    let info = crate::image_encoder::probe_image(bytes).map_err(js_err)?;
+    let format = match info.format {
+        image::ImageFormat::Jpeg => "jpeg",
+        image::ImageFormat::Png => "png",
+        image::ImageFormat::WebP => "webp",
+        _ => "other", // probe_image refuses every other format
+    };
+    to_js(&serde_json::json!({ "format": format, "width": info.width, "height": info.height,
+        "orientation": info.orientation.to_exif() }))
 }
 
 /// Cosine similarity computed with candle (the toolchain smoke test).

@@ -64,7 +64,8 @@ fn engine_adds_photos_from_bytes() {
     let id = e.add_image("fish.jpg", "blob:x", PHOTO).unwrap();
     assert_eq!(id, 5);
     let r: Reference = serde_json::from_str(&std::fs::read_to_string(REFERENCE_PATH).unwrap()).unwrap();
-    assert!(max_diff(&e.added()[0].vector, &r.vector) < 1e-5);
+    assert!(max_diff(&e.embed_image(PHOTO).unwrap(), &r.vector) < 1e-5);
+    assert!(max_diff(&e.added().row(0).unwrap(), &r.vector) < 1e-2, "kept as int8");
     let mine = e.search_in("w2", 10, Scope::Added).unwrap();
     assert_eq!(mine.iter().map(|h| h.file.as_str()).collect::<Vec<_>>(), ["fish.jpg"]);
 }
@@ -134,4 +135,53 @@ fn thumbnail_follows_the_exif_orientation() {
     let (v0, plain) = e.embed_with_thumbnail(PHOTO, 320).unwrap();
     assert_eq!(v, v0);
     assert_eq!((upright.width(), upright.height()), (plain.height(), plain.width()), "turned by 90°");
+}
+
+/// The page's faster path for JPEGs: the browser decodes, the encoder gets its RGBA pixels (stored
+/// orientation, as `probe_image` describes them). The same pixels give exactly `embed`'s vector.
+#[test]
+fn pixels_decoded_elsewhere_give_the_same_vector() {
+    use image::metadata::Orientation;
+    use wasm_model::image_encoder::{decode_image, probe_image};
+    let e = encoder();
+    let rgba = decode_image(PHOTO).unwrap().to_rgba8();
+    let size = rgba.dimensions();
+    let info = probe_image(PHOTO).unwrap();
+    assert_eq!((info.format, (info.width, info.height), info.orientation), (image::ImageFormat::Jpeg, size, Orientation::NoTransforms));
+    assert_eq!(e.embed_rgba(rgba.as_raw().clone(), size).unwrap(), e.embed(PHOTO).unwrap());
+    // Transparency: onto white, as the crate's own PNG decode does.
+    let see_through = image::RgbaImage::from_fn(50, 40, |x, y| image::Rgba([(x * 5) as u8, (y * 6) as u8, 90, (x * y % 256) as u8]));
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgba8(see_through.clone()).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    assert_eq!(e.embed_rgba(see_through.into_raw(), (50, 40)).unwrap(), e.embed(&png).unwrap());
+    // A buffer of the wrong size, no pixels, too many pixels: named errors.
+    let err = |r: Result<Vec<f32>, ImageEncoderError>| match r {
+        Err(ImageEncoderError::Image(i)) => i,
+        other => panic!("expected an image error, got {other:?}"),
+    };
+    let short = err(e.embed_rgba(rgba.as_raw()[4..].to_vec(), size));
+    assert!(matches!(short, ImageError::PixelBuffer { .. }) && short.to_string().contains("RGBA"), "{short}");
+    assert_eq!(err(e.embed_rgba(vec![], (0, 5))), ImageError::ZeroSize);
+    assert_eq!(err(e.embed_rgba(vec![], (10_000, 5_000))), ImageError::TooLarge { width: 10_000, height: 5_000 });
+}
+
+/// `probe_image` refuses exactly what decoding refuses, with the same errors, and reads the EXIF orientation.
+#[test]
+fn probe_refuses_what_decoding_refuses() {
+    use image::metadata::Orientation;
+    use wasm_model::image_encoder::{decode_image, probe_image};
+    for bad in [&[][..], b"not an image", &PHOTO[..PHOTO.len() / 3]] {
+        assert_eq!(probe_image(bad).unwrap_err(), decode_image(bad).unwrap_err());
+    }
+    let tiff: &[u8] = &[b'M', b'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0];
+    let mut rotated = PHOTO[..2].to_vec();
+    rotated.extend_from_slice(&[0xFF, 0xE1]);
+    rotated.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
+    rotated.extend_from_slice(b"Exif\0\0");
+    rotated.extend_from_slice(tiff);
+    rotated.extend_from_slice(&PHOTO[2..]);
+    let info = probe_image(&rotated).unwrap();
+    assert_eq!(info.orientation, Orientation::Rotate90);
+    let img = decode_image(PHOTO).unwrap();
+    assert_eq!((info.width, info.height), (img.width(), img.height()), "the stored size, not the turned one");
 }

@@ -102,4 +102,46 @@ fn js_image_embedder_matches_native_and_checks_files() {
     assert_eq!(get("rgba").dyn_into::<js_sys::Uint8ClampedArray>().unwrap().length(), 4 * w * h);
     assert!(e.embed(&[]).is_err());
     assert!(ImageEmbedder::new(&manifest, &backbone[1..], &head).is_err(), "a tampered encoder file is refused");
+    // The browser-decode path: the header first (same refusals), then the decoded pixels give the same vector.
+    let info = wasm_model::wasm::probe_image(PHOTO).unwrap_or_else(|_| panic!("probe_image"));
+    let field = |k: &str| js_sys::Reflect::get(&info, &k.into()).unwrap();
+    assert_eq!(field("format").as_string().as_deref(), Some("jpeg"));
+    assert_eq!(field("orientation").as_f64(), Some(1.0));
+    let rgba = wasm_model::image_encoder::decode_image(PHOTO).unwrap().to_rgba8();
+    assert_eq!((field("width").as_f64(), field("height").as_f64()), (Some(rgba.width() as f64), Some(rgba.height() as f64)));
+    let (w, h) = rgba.dimensions();
+    assert_eq!(e.embed_rgba(rgba.into_raw(), w, h).unwrap_or_else(|_| panic!("embed_rgba")), v);
+    assert!(e.embed_rgba(vec![0; 12], w, h).is_err(), "a buffer of the wrong size");
+    assert!(wasm_model::wasm::probe_image(&PHOTO[..PHOTO.len() / 3]).is_err(), "a truncated JPEG");
+}
+
+/// The page's storage of added photos: `quantize` gives the int8 row the engine keeps, and `add_quantized`
+/// brings rows back in bulk (a reload's restore) scoring exactly as before.
+#[wasm_bindgen_test]
+fn js_quantized_rows_restore_the_same_scores() {
+    use wasm_model::testutil::{random_model, random_rows, small_config};
+    let model = random_model(small_config(), 6, 9, false);
+    let id = model.model_id().to_owned();
+    let bin = wasm_model::write_gallery_bin(&id, 6, &random_rows(5, 6, 1), wasm_model::GalleryDtype::Int8).unwrap();
+    let items = (0..5)
+        .map(|i| wasm_model::GalleryItem { id: i, file: format!("g{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: None })
+        .collect();
+    let json = wasm_model::GalleryIndex::new(&id, items).to_json();
+    let engine = || wasm_model::wasm::Engine::new(&model.manifest_json(), &model.vocab_txt, &model.text_encoder, &bin, &json, None).unwrap();
+    let (mut first, mut restored) = (engine(), engine());
+    let (mut codes, mut scales) = (Vec::new(), Vec::new());
+    for row in random_rows(8, 6, 2).chunks_exact(6) {
+        let q = first.quantize(row).unwrap_or_else(|_| panic!("quantize"));
+        let get = |k: &str| js_sys::Reflect::get(&q, &k.into()).unwrap();
+        let (c, s) = (js_sys::Int8Array::from(get("codes")).to_vec(), get("scale").as_f64().unwrap() as f32);
+        first.add_quantized(&c, &[s]).unwrap_or_else(|_| panic!("add_quantized"));
+        codes.extend(c);
+        scales.push(s);
+    }
+    assert_eq!(restored.add_quantized(&codes, &scales).unwrap_or_else(|_| panic!("bulk")), 5);
+    assert_eq!(restored.added_len(), 8);
+    let shown = |e: &wasm_model::wasm::Engine| js_sys::JSON::stringify(&e.search_in("w2 w4", 8, "mine").unwrap()).unwrap().as_string().unwrap();
+    assert_eq!(shown(&restored), shown(&first));
+    assert!(restored.add_quantized(&codes[..5], &scales[..1]).is_err(), "lengths that do not match");
+    assert!(first.quantize(&[1.0; 4]).is_err(), "a vector of another length");
 }

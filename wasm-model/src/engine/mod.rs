@@ -16,7 +16,7 @@ mod photos;
 mod search;
 
 pub use explain::{Explanation, WordDelta};
-pub use photos::{standalone_image_encoder, AddedImage};
+pub use photos::{quantize_i8, standalone_image_encoder, AddedPhotos};
 pub use search::{Hit, Scope};
 
 /// Largest `k` a search returns (the page shows far fewer; bounds allocations for hostile callers).
@@ -72,8 +72,8 @@ pub struct Engine {
     partitioned: Option<PartitionedGallery>,
     /// Optional: embeds the user's own photos (see README "Image encoder").
     image_encoder: Option<ImageEncoder>,
-    /// The user's added photos: L2-normalised rows (ids `gallery_len()..`), in memory only.
-    added: Vec<AddedImage>,
+    /// The user's added photos: int8 rows (ids `gallery_len()..`), in memory only.
+    added: AddedPhotos,
     /// Hubness correction of text queries (manifest `retrieval`): `weight * hubness` per gallery row, and the
     /// gallery's mean for the added photos (whose hubness is not measured: they get the typical value, so they
     /// neither gain nor lose against the gallery on average). All zero without `retrieval`.
@@ -93,7 +93,8 @@ impl Engine {
         let known: Vec<f32> = index.items.iter().filter_map(|it| it.hubness).filter(|h| h.is_finite()).collect();
         let mean = if known.is_empty() { 0.0 } else { known.iter().sum::<f32>() / known.len() as f32 };
         let hub_penalty = index.items.iter().map(|it| weight * it.hubness.filter(|h| h.is_finite()).unwrap_or(mean)).collect();
-        Ok(Self { model, encoder, gallery, index, partitioned: None, image_encoder: None, added: Vec::new(), hub_penalty, added_hub_penalty: weight * mean })
+        let added = AddedPhotos::new(model.manifest.embed_dim);
+        Ok(Self { model, encoder, gallery, index, partitioned: None, image_encoder: None, added, hub_penalty, added_hub_penalty: weight * mean })
     }
 
     /// Everything from the files' contents (what the browser fetched).
@@ -183,7 +184,7 @@ impl Engine {
         if id < n {
             return self.gallery.row(id).ok_or(EngineError::UnknownImage { id, len: self.len() });
         }
-        self.added.get(id - n).map(|a| a.vector.clone()).ok_or(EngineError::UnknownImage { id, len: self.len() })
+        self.added.row(id - n).ok_or(EngineError::UnknownImage { id, len: self.len() })
     }
 
     /// The L2-normalised vector a query searches with.

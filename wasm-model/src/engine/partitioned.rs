@@ -7,7 +7,6 @@ use super::{Engine, EngineError, MAX_K};
 use crate::gallery::{write_gallery_bin, Gallery, GalleryDtype, GalleryIndex, GalleryItem};
 use crate::model_dir::ModelDir;
 use crate::partitioned::{PartitionedGallery, PlannedSearch, Progress};
-use crate::rank::dot_f32;
 use crate::text_encoder::TextEncoder;
 
 impl Engine {
@@ -20,6 +19,7 @@ impl Engine {
         let id = model.model_id().to_owned();
         let empty = Gallery::from_bytes(&write_gallery_bin(&id, model.manifest.embed_dim, &[], GalleryDtype::Int8)?)?;
         let encoder = TextEncoder::new(&model)?;
+        let added = super::AddedPhotos::new(model.manifest.embed_dim);
         Ok(Self {
             model,
             encoder,
@@ -27,7 +27,7 @@ impl Engine {
             index: GalleryIndex::new(&id, Vec::new()),
             partitioned: Some(gallery),
             image_encoder: None,
-            added: Vec::new(),
+            added,
             hub_penalty: Vec::new(),
             added_hub_penalty: weight * mean,
         })
@@ -106,8 +106,9 @@ impl Engine {
         if scope != Scope::Gallery {
             let n = self.gallery_len();
             let penalty = if text_query { self.added_hub_penalty } else { 0.0 };
-            for (i, a) in self.added.iter().enumerate() {
-                let score = if a.vector.len() == s.query().len() { dot_f32(s.query(), &a.vector) - penalty } else { f32::NAN };
+            let mut scores = Vec::with_capacity(self.added.len());
+            self.added.scores_into(s.query(), penalty, &mut scores);
+            for (i, score) in scores.into_iter().enumerate() {
                 s.offer((n + i) as u32, score);
             }
         }
@@ -133,7 +134,7 @@ impl Engine {
                         Err(_) => Default::default(),
                     },
                     (true, _) => Default::default(),
-                    (false, _) => self.added.get(id - n).map(|a| (a.file.clone(), a.thumb.clone(), String::new())).unwrap_or_default(),
+                    (false, _) => self.added.names(id - n).map(|(f, t)| (f.to_owned(), t.to_owned(), String::new())).unwrap_or_default(),
                 };
                 Hit { id: r.id, file, thumb, caption, score: r.score }
             })

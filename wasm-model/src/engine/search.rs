@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{Engine, EngineError, MAX_K};
-use crate::rank::{dot_f32, top_k};
+use crate::rank::top_k;
 
 /// One search result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -87,13 +87,7 @@ impl Engine {
         }
         if scope != Scope::Gallery {
             let added_penalty = if text_query { self.added_hub_penalty } else { 0.0 };
-            scores.extend(self.added.iter().map(|a| {
-                if a.vector.len() == query.len() {
-                    dot_f32(query, &a.vector) - added_penalty
-                } else {
-                    f32::NAN
-                }
-            }));
+            self.added.scores_into(query, added_penalty, &mut scores);
         }
         // Out-of-scope rows score NaN (they rank last); drop them rather than return them.
         let in_scope = |id: usize| match scope {
@@ -109,8 +103,8 @@ impl Engine {
                 let (file, thumb, caption) = match self.index.items.get(id) {
                     Some(item) if id < n => (item.file.clone(), item.thumb.clone(), item.caption.clone()),
                     _ => {
-                        let a = &self.added[id - n];
-                        (a.file.clone(), a.thumb.clone(), String::new())
+                        let (file, thumb) = self.added.names(id - n).unwrap_or_default();
+                        (file.to_owned(), thumb.to_owned(), String::new())
                     }
                 };
                 Hit { id: s.id, file, thumb, caption, score: s.score }
@@ -123,6 +117,7 @@ impl Engine {
 mod tests {
     use super::super::testing::{engine, items};
     use super::*;
+    use crate::rank::dot_f32;
     use crate::gallery::{write_gallery_bin, GalleryDtype, GalleryIndex};
     use crate::testutil::{random_model, random_rows, small_config};
 
@@ -172,10 +167,12 @@ mod tests {
         }
         // similar(): plain cosine, unchanged by hubness
         assert_eq!(e.similar(3, 5).unwrap(), plain.similar(3, 5).unwrap());
-        // an added photo equal to the query: cosine 1, less the mean penalty
+        // an added photo equal to the query: its (int8) cosine, ≈ 1, less the mean penalty
         e.add_vector("mine.jpg", "blob:1", q.clone()).unwrap();
         let mine = e.search_in("w2 w5 w7", 1, Scope::Added).unwrap();
-        assert!((mine[0].score - (1.0 - 0.5 * mean)).abs() < 1e-5, "{}", mine[0].score);
+        let cos = dot_f32(&q, &e.added().row(0).unwrap());
+        assert!((cos - 1.0).abs() < 1e-2, "{cos}");
+        assert!((mine[0].score - (cos - 0.5 * mean)).abs() < 1e-5, "{}", mine[0].score);
     }
 
     #[test]

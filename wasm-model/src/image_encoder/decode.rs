@@ -7,9 +7,30 @@ use image::{metadata::Orientation, DynamicImage, ImageDecoder, ImageFormat, Imag
 
 use super::{ImageError, MAX_PIXELS};
 
+/// What a file's header says, once every check [`decode_image`] makes before decoding has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub format: ImageFormat,
+    /// The stored size (before any EXIF orientation).
+    pub width: u32,
+    pub height: u32,
+    /// The EXIF orientation (`NoTransforms` without one).
+    pub orientation: Orientation,
+}
+
+/// The checks and the header of [`decode_image`], without decoding a pixel: the page's embedding workers call it
+/// before the browser decodes a JPEG, so a bad file is refused with the same message whichever decoder runs.
+pub fn probe_image(bytes: &[u8]) -> Result<ImageInfo, ImageError> {
+    let (format, name, (width, height)) = checked_format(bytes)?;
+    let decode_err = |e: image::ImageError| ImageError::Decode { format: name.clone(), reason: e.to_string() };
+    let mut decoder = ImageReader::with_format(Cursor::new(bytes), format).into_decoder().map_err(decode_err)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    Ok(ImageInfo { format, width, height, orientation })
+}
+
 /// Decodes JPEG/PNG/WebP bytes. The size limit is checked on the header before any pixel is decoded.
 pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
-    let (format, name) = checked_format(bytes)?;
+    let (format, name, _) = checked_format(bytes)?;
     let decode_err = |e: image::ImageError| ImageError::Decode { format: name.clone(), reason: e.to_string() };
     ImageReader::with_format(Cursor::new(bytes), format).decode().map_err(decode_err)
 }
@@ -17,15 +38,15 @@ pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
 /// Like [`decode_image`] (the same pixels), plus the EXIF orientation, which only thumbnails use: the vector is
 /// computed from the stored pixels, as the trainer does.
 pub fn decode_image_oriented(bytes: &[u8]) -> Result<(DynamicImage, Orientation), ImageError> {
-    let (format, name) = checked_format(bytes)?;
+    let (format, name, _) = checked_format(bytes)?;
     let decode_err = |e: image::ImageError| ImageError::Decode { format: name.clone(), reason: e.to_string() };
     let mut decoder = ImageReader::with_format(Cursor::new(bytes), format).into_decoder().map_err(decode_err)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     Ok((DynamicImage::from_decoder(decoder).map_err(decode_err)?, orientation))
 }
 
-/// Every check `decode_image` makes before decoding: returns the format and its display name.
-fn checked_format(bytes: &[u8]) -> Result<(ImageFormat, String), ImageError> {
+/// Every check `decode_image` makes before decoding: returns the format, its display name and the stored size.
+fn checked_format(bytes: &[u8]) -> Result<(ImageFormat, String, (u32, u32)), ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
@@ -51,7 +72,7 @@ fn checked_format(bytes: &[u8]) -> Result<(ImageFormat, String), ImageError> {
             reason: "the file ends before the image data does (no end-of-image marker)".into(),
         });
     }
-    Ok((format, name))
+    Ok((format, name, (width, height)))
 }
 
 /// Walks the JPEG's marker segments (skipping APPn/EXIF payloads by their lengths, scanning entropy-coded

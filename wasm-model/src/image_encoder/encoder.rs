@@ -1,13 +1,13 @@
 //! [`ImageEncoder`]: Lite0's block list built from the weight files, and the forward pass from bytes to the
 //! L2-normalised joint-space vector (backbone → average or GPO pooling → image head).
 
-use image::{DynamicImage, RgbaImage};
+use image::{DynamicImage, RgbImage, RgbaImage};
 
 use super::decode::decode_image_oriented;
 use super::layers::{stem_patches, Act, Depthwise, MbConv, Pointwise};
-use super::preprocess::{input_from_rgb, into_rgb, preprocess, resize_triangle_crop};
+use super::preprocess::{flatten_onto_white, input_from_rgb, into_rgb, preprocess, resize_triangle_crop};
 use super::weights::{Weights, OVERRIDE_PREFIX};
-use super::ImageEncoderError;
+use super::{ImageEncoderError, ImageError, MAX_PIXELS};
 use crate::model_dir::{Backbone, ImageConfig, ImagePooling, IMAGE_ENCODER_FILE, IMAGE_HEAD_FILE};
 
 /// Channels of Lite0's head conv: the pooled feature vector's length.
@@ -155,6 +155,36 @@ impl ImageEncoder {
         thumb.apply_orientation(orientation);
         let vector = self.embed_input(&input_from_rgb(&rgb, &self.config))?;
         Ok((vector, thumb.to_rgba8()))
+    }
+
+    /// [`ImageEncoder::embed`] for pixels decoded elsewhere (the page's workers let the browser decode JPEGs,
+    /// on its own threads, and make the thumbnail from the same decode). `rgba`: `width × height` RGBA,
+    /// row-major, as stored in the file (EXIF orientation *not* applied), straight alpha. Everything after the
+    /// decode is the same code, so the vector equals `embed`'s whenever the pixels equal this crate's decode.
+    pub fn embed_rgba(&self, mut rgba: Vec<u8>, (width, height): (u32, u32)) -> Result<Vec<f32>, ImageEncoderError> {
+        if width == 0 || height == 0 {
+            return Err(ImageError::ZeroSize.into());
+        }
+        if width as u64 * height as u64 > MAX_PIXELS {
+            return Err(ImageError::TooLarge { width, height }.into());
+        }
+        let expected = 4 * width as usize * height as usize;
+        if rgba.len() != expected {
+            return Err(ImageError::PixelBuffer { width, height, found: rgba.len(), expected }.into());
+        }
+        let rgb = if rgba.chunks_exact(4).all(|p| p[3] == 255) {
+            // Opaque (every JPEG): RGB packed in place, so a 12-MP photo needs no second 36 MB buffer.
+            for i in 0..rgba.len() / 4 {
+                let [r, g, b] = [rgba[4 * i], rgba[4 * i + 1], rgba[4 * i + 2]];
+                rgba[3 * i..3 * i + 3].copy_from_slice(&[r, g, b]);
+            }
+            rgba.truncate(expected / 4 * 3);
+            RgbImage::from_raw(width, height, rgba).expect("3 bytes per pixel")
+        } else {
+            // Transparency onto white, as the crate's own decode path does.
+            flatten_onto_white(&DynamicImage::ImageRgba8(RgbaImage::from_raw(width, height, rgba).expect("length checked above")))
+        };
+        self.embed_input(&input_from_rgb(&rgb, &self.config))
     }
 
     /// Preprocessed input `[3, size, size]` → L2-normalised vector.

@@ -21,7 +21,7 @@ mod preprocess;
 mod weights;
 
 pub use crate::model_dir::IMAGE_ENCODER_FILE;
-pub use decode::{decode_image, decode_image_oriented};
+pub use decode::{decode_image, decode_image_oriented, probe_image, ImageInfo};
 pub use encoder::ImageEncoder;
 pub use layers::tf_same_pad;
 pub use preprocess::{flatten_onto_white, normalize, preprocess, resize_center_crop};
@@ -48,6 +48,8 @@ pub enum ImageError {
     ZeroSize,
     #[error("cannot decode the {format} image (truncated or corrupt file?): {reason}")]
     Decode { format: String, reason: String },
+    #[error("decoded pixels: {found} bytes given, but {width}×{height} RGBA is {expected} bytes")]
+    PixelBuffer { width: u32, height: u32, found: usize, expected: usize },
 }
 
 /// Errors building the encoder from weight files, or embedding.
