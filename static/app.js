@@ -77,6 +77,9 @@ async function updateResults() {
     ? await searchWorker.ask(Request.similar, { id: state.like, k: K })
     : await searchWorker.ask(Request.search, { query, k: K, scope: state.scope });
   if (ticket !== latest) return;
+  await myPhotos.describe([...(answer.results || []).map((r) => r.id), state.like]); // my photos' names, thumbnails
+  if (ticket !== latest) return;
+  if (state.like !== null) ui.likeCaption.textContent = captionOf(state.like);
   if (answer.error) {
     renderResults([], resultActions);
     ui.status.textContent = `Could not search: ${answer.error}`;

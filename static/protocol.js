@@ -21,16 +21,27 @@ export const Request = Object.freeze({
    *  resource timings (its downloads; for tools). */
   resources: 'resources',
   /** `{ files: [{ file: File, path }] }`: index the user's photos. No answer: `myPhotosProgress` events, then
-   *  `myPhotosDone`. Photos already indexed are counted as skipped. */
+   *  `myPhotosDone`. Photos already indexed (same path, size and date) are counted as skipped. */
   addPhotos: 'addPhotos',
+  /** `{ handle: FileSystemDirectoryHandle }`: index a folder picked with the File System Access API; the worker
+   *  lists it and remembers it, so an add a reload interrupts can continue (`ready.restored.folders`) → answer
+   *  `{}` once its files are queued; then like `addPhotos`. */
+  addFolder: 'addFolder',
+  /** `{ id }`: continue adding a remembered folder (the page has asked for the permission to read it) → `{}`. */
+  continueFolder: 'continueFolder',
   /** No fields: drop the photos not yet started; the add in progress ends with `myPhotosDone`. No answer. */
   cancelAdding: 'cancelAdding',
   /** No fields: forget all the user's photos (page session and IndexedDB) → answer `{}` or `{ error }`. */
   clearPhotos: 'clearPhotos',
+  /** `{ ids }`: the user's photos among these picture ids, for display → answer `{ photos: [MyPhoto] }`. */
+  describePhotos: 'describePhotos',
   /** `{ count }`: how many embedding workers to run (1–8; for benchmarks) → answer `{ count }` as applied. */
   embedWorkers: 'embedWorkers',
   /** No fields → answer `MyPhotosStats` (see `myPhotosDone`). */
   myPhotosStats: 'myPhotosStats',
+  /** `{ count, seed? }`: benchmarks and tests only: add `count` synthetic photos (stored ones' vectors plus noise,
+   *  no thumbnails) without embedding anything → answer `{ count }` (all the user's photos). */
+  addSyntheticPhotos: 'addSyntheticPhotos',
 });
 
 /** Events, search worker → page: `{ type, ...fields }`. */
@@ -39,17 +50,20 @@ export const Event = Object.freeze({
   progress: 'progress',
   /** `{ items, modelId, metrics, bytes, timings: { downloadMs, initMs, restoreMs }, canEmbed, restored }`: the engine
    *  is up. `items` are gallery.json's items (index = picture id); `canEmbed`: the model can index photos;
-   *  `restored: { items: [MyPhoto], dropped, error }`: the user's photos brought back from IndexedDB, how many
-   *  were dropped (indexed with another model) and why nothing persists, if so. */
+   *  `restored: { count, firstId, dropped, error, folders: [{ id, name, handle }] }`: the user's photos brought
+   *  back from IndexedDB (ids `firstId .. firstId + count`), how many were dropped (indexed with another model),
+   *  why nothing persists, if so, and the picked folders whose add did not finish. */
   ready: 'ready',
   /** `{ message }`: loading failed; the page shows its error state. */
   fatal: 'fatal',
   /** Adding photos. `{ phase: 'download', loaded, total }` while the image model downloads, then
-   *  `{ phase: 'embed', done, total, added, failed, skipped, items: [MyPhoto], errors: [{ file, message }],
-   *  elapsedMs, ...MyPhotosStats }` with the photos added and the files refused since the last event. */
+   *  `{ phase: 'embed', done, total, added, failed, skipped, errors: [{ file, message }], elapsedMs,
+   *  ...MyPhotosStats }` with the files refused since the last event (`skipped`: already indexed). */
   myPhotosProgress: 'myPhotosProgress',
-  /** `{ total, added, failed, skipped, elapsedMs, perPhoto: { read, embed, thumb } (ms), ...MyPhotosStats }`: the
-   *  add ended. `MyPhotosStats` = `{ count, embedded, restored, workers, poolSize, adding, wasmMemoryBytes }`. */
+  /** `{ total, added, failed, skipped, elapsedMs, perPhoto: { read, decode, embed, thumb } (ms), decoders: {
+   *  browser, wasm } (photos each decoded), ...MyPhotosStats }`: the add ended. `MyPhotosStats` = `{ count,
+   *  firstId, embedded, restored, workers, poolSize, adding, wasmMemoryBytes }` (the user's photos are ids
+   *  `firstId .. firstId + count`). */
   myPhotosDone: 'myPhotosDone',
   /** `{ message }`: something the user should know about their photos (e.g. they cannot be kept). */
   myPhotosNote: 'myPhotosNote',
@@ -57,7 +71,8 @@ export const Event = Object.freeze({
   answer: 'answer',
 });
 
-/** A user's photo as the page gets it: `{ id, name, path, thumb: Blob | null }` (`id` follows the gallery's ids). */
+/** A user's photo as the page gets it (`describePhotos`): `{ id, name, path, thumb: Blob | null }` (`id` follows
+ *  the gallery's ids). */
 
 /** Requests, search worker → one embedding worker. */
 export const EmbedRequest = Object.freeze({
@@ -73,7 +88,8 @@ export const EmbedEvent = Object.freeze({
   started: 'started',
   /** `{ error }`: `init` failed (e.g. a weight file does not match the manifest's SHA-256). */
   failed: 'failed',
-  /** `{ job, vector: Float32Array, thumb: Blob | null, ms: { read, embed, thumb } }`, or `{ job, error }`. */
+  /** `{ job, vector: Float32Array, thumb: Blob | null, decoder: 'browser' | 'wasm', ms: { read, decode, embed, thumb } }`,
+   *  or `{ job, error }`. */
   embedded: 'embedded',
 });
 

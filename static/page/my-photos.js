@@ -1,30 +1,30 @@
 // "My photos", page side: the section that adds the user's photos (file picker, folder picker, drop), shows the
-// indexing progress and the files refused, and clears them. The files are handed to the search worker (File
-// objects: no copy, nothing uploaded); it embeds them in embedding workers, keeps the vectors and thumbnails in
-// IndexedDB and reports back here (worker/my-photos.js).
+// indexing progress and the files refused, offers to continue a folder whose add a reload interrupted, and
+// clears them. Files are handed to the search worker (File objects or a folder handle: no copy, nothing
+// uploaded); it embeds them in embedding workers, keeps int8 vectors and thumbnails in IndexedDB and reports back
+// here (worker/my-photos.js). The page keeps only the photos' count and, for the ones it shows, their names
+// and thumbnails (state.myPhotos, page/photo-index.js).
 import { Request } from '../protocol.js';
 import { state } from './state.js';
 import { ui, el } from './ui.js';
 import { mb, plural, seconds } from './format.js';
 import { initFileDrop } from './file-drop.js';
+import { PHOTO_FILE } from '../worker/folder-files.js';
 
 let searchWorker = null;
 let photosChanged = () => {};
+
+const thousands = (n) => n.toLocaleString('en');
+const photos = (n) => `${thousands(n)} ${n === 1 ? 'photo' : 'photos'}`;
 
 function showSection() {
   const count = state.myPhotos.size;
   ui.mine.hidden = !state.canEmbed && !count;
   for (const input of [ui.mineFiles, ui.mineFolder]) input.disabled = !state.canEmbed;
   if (!state.canEmbed) ui.mineHint.textContent = 'This model has no image encoder, so it cannot index your photos.';
-  ui.mineCount.textContent = count ? plural(count, 'photo') + ' on this device' : 'none yet';
+  ui.mineCount.textContent = count ? `${photos(count)} on this device` : 'none yet';
   ui.mineClear.hidden = !count;
   ui.mine.dataset.count = String(count);
-}
-
-function addToState(photos) {
-  for (const { id, name, path, thumb } of photos) {
-    state.myPhotos.set(id, { name, path: path || name, thumbUrl: thumb ? URL.createObjectURL(thumb) : '' });
-  }
 }
 
 /** A line under the section (or none, with no message). */
@@ -42,17 +42,69 @@ function showRefused(errors) {
   ui.mineErrors.hidden = false;
 }
 
-/** The search worker is ready: its `restored` photos (`{ items, dropped, error }`) join the page. */
+/** Names and thumbnails of the user's photos among `ids` (picture ids; others are ignored), asked of the search
+ *  worker when the page has not got them yet. Call before showing pictures: `state.myPhotos.get(id)` has them. */
+export async function describe(ids) {
+  const missing = state.myPhotos.missing(ids.filter((id) => id !== null && id !== undefined));
+  if (!missing.length) return;
+  const answer = await searchWorker.ask(Request.describePhotos, { ids: missing });
+  if (answer.photos) state.myPhotos.remember(answer.photos);
+}
+
+// ---- a folder whose add did not finish (File System Access, Chromium) -----------------------------------
+
+let resumeLine = null;
+
+/** Offers to continue `folders` (`[{ id, name, handle }]`): reading a folder again needs the user's permission,
+ *  which the browser asks for on a click. */
+function offerToContinue(folders) {
+  resumeLine?.remove();
+  resumeLine = null;
+  if (!folders.length || !state.canEmbed) return;
+  resumeLine = el('p', { class: 'mine-note mine-resume', role: 'status' });
+  for (const folder of folders) {
+    resumeLine.append(document.createTextNode(`Adding the folder “${folder.name}” did not finish. `),
+      el('button', { type: 'button', class: 'ghost small', text: 'Continue', 'data-folder': folder.id,
+        onclick: () => continueFolder(folder) }));
+  }
+  ui.mineNote.before(resumeLine);
+}
+
+async function continueFolder(folder) {
+  try {
+    const permission = await folder.handle.requestPermission?.({ mode: 'read' }) ?? 'granted';
+    if (permission !== 'granted') { note(`Without permission to read “${folder.name}”, it cannot be continued.`); return; }
+  } catch (e) {
+    note(`Cannot read “${folder.name}” again (${e.message || e}): add it again.`);
+    return;
+  }
+  resumeLine?.remove();
+  resumeLine = null;
+  startProgress(`Listing “${folder.name}”…`);
+  const answer = await searchWorker.ask(Request.continueFolder, { id: folder.id });
+  if (answer.error) note(`Could not continue: ${answer.error}`);
+}
+
+// ---- events from the search worker --------------------------------------------------------------------
+
+/** The search worker is ready: its `restored` photos (`{ count, firstId, dropped, error, folders }`). */
 export function showRestored(restored) {
-  addToState(restored.items);
+  state.myPhotos.setRange(restored.firstId, restored.count);
   if (restored.error) note(restored.error);
   else if (restored.dropped) {
-    note(`${restored.dropped} of your photos were indexed with another version of the model and have been removed from `
+    note(`${photos(restored.dropped)} were indexed with another version of the model and have been removed from `
       + 'this device: add them again to search them.');
   }
-  ui.mine.dataset.restored = String(restored.items.length);
+  ui.mine.dataset.restored = String(restored.count);
   ui.mine.dataset.embedded = '0';
   showSection();
+  offerToContinue(restored.folders || []);
+}
+
+function startProgress(text) {
+  ui.mine.dataset.state = 'adding';
+  ui.mineProgress.hidden = false;
+  ui.mineProgressText.textContent = text;
 }
 
 /** Event.myPhotosProgress: the image model's download, then each step of the embedding. */
@@ -64,48 +116,69 @@ export function showProgress(p) {
     ui.mineProgressText.textContent = `Downloading the image model (once)… ${mb(p.loaded)}${p.total ? ` of ${mb(p.total)}` : ''}`;
     return;
   }
-  addToState(p.items);
+  state.myPhotos.setRange(p.firstId, p.count);
   showRefused(p.errors);
   ui.mineBar.max = Math.max(1, p.total);
   ui.mineBar.value = p.done;
   const rate = p.done && p.elapsedMs > 0 ? p.done / (p.elapsedMs / 1000) : 0;
-  ui.mineProgressText.textContent = `Indexing ${p.done} of ${p.total}`
+  // After a reload, adding the same folder again skips what is indexed: say so, so the count makes sense.
+  const already = p.skipped ? ` · ${thousands(p.skipped)} already indexed` : '';
+  ui.mineProgressText.textContent = `Indexing ${thousands(p.done)} of ${thousands(p.total)}${already}`
     + (rate ? ` · ${rate.toFixed(1)} images/s · ${seconds((p.total - p.done) / rate)} left` : ' · starting…');
   ui.mine.dataset.embedded = String(p.embedded);
   ui.mine.dataset.rate = rate.toFixed(2);
+  ui.mine.dataset.skipped = String(p.skipped);
   showSection();
 }
 
 /** Event.myPhotosDone: the add ended; the summary stays as a note. */
 export function showDone(d) {
+  state.myPhotos.setRange(d.firstId, d.count);
   ui.mineProgress.hidden = true;
   ui.mine.dataset.state = 'idle';
   ui.mine.dataset.embedded = String(d.embedded);
   const rate = d.added && d.elapsedMs > 0 ? d.added / (d.elapsedMs / 1000) : 0;
-  const parts = [`${plural(d.added, 'photo')} indexed${rate ? ` (${rate.toFixed(1)} images/s)` : ''}`];
+  const parts = [`${photos(d.added)} indexed${rate ? ` (${rate.toFixed(1)} images/s)` : ''}`];
   if (d.failed) parts.push(`${plural(d.failed, 'file')} skipped`);
-  if (d.skipped) parts.push(`${plural(d.skipped, 'file')} already added`);
+  if (d.skipped) parts.push(`${thousands(d.skipped)} already indexed`);
   note(`${parts.join(', ')}. They stay on this device.`);
-  ui.mine.dataset.last = JSON.stringify({ added: d.added, failed: d.failed, skipped: d.skipped, rate, perPhoto: d.perPhoto });
+  ui.mine.dataset.last = JSON.stringify({ added: d.added, failed: d.failed, skipped: d.skipped, rate,
+    perPhoto: d.perPhoto, decoders: d.decoders });
   showSection();
   if (state.query.trim() || state.like !== null) photosChanged();
 }
+
+// ---- adding ---------------------------------------------------------------------------------------------
 
 function addFiles(list) {
   if (!state.ready || !state.canEmbed) return;
   const files = list.filter(({ file }) => !file.name.startsWith('.')); // .DS_Store and friends
   if (!files.length) return;
-  ui.mine.dataset.state = 'adding';
-  ui.mineProgress.hidden = false;
-  ui.mineProgressText.textContent = `Preparing ${plural(files.length, 'file')}…`;
+  startProgress(`Preparing ${plural(files.length, 'file')}…`);
   searchWorker.send(Request.addPhotos, { files });
+}
+
+// "Add a folder…" with the File System Access API where there is one: the worker lists the folder and
+// remembers it, so an add a reload interrupts can be continued. Elsewhere the label opens the folder input.
+async function pickFolder(e) {
+  if (typeof window.showDirectoryPicker !== 'function' || !state.ready || !state.canEmbed) return;
+  e.preventDefault();
+  let handle;
+  try {
+    handle = await window.showDirectoryPicker({ id: 'imgpick-photos', mode: 'read' });
+  } catch {
+    return; // cancelled
+  }
+  startProgress(`Listing “${handle.name}”…`);
+  const answer = await searchWorker.ask(Request.addFolder, { handle });
+  if (answer.error) note(`Could not add the folder: ${answer.error}`);
 }
 
 let clearArmed = 0;
 async function clearClicked() {
   // Two clicks: the index of a big folder takes minutes to rebuild.
   if (!clearArmed) {
-    ui.mineClear.textContent = `Really remove ${plural(state.myPhotos.size, 'photo')}?`;
+    ui.mineClear.textContent = `Really remove ${photos(state.myPhotos.size)}?`;
     clearArmed = setTimeout(() => { clearArmed = 0; ui.mineClear.textContent = 'Clear my photos'; }, 4000);
     return;
   }
@@ -113,13 +186,13 @@ async function clearClicked() {
   clearArmed = 0;
   ui.mineClear.textContent = 'Clear my photos';
   const answer = await searchWorker.ask(Request.clearPhotos);
-  for (const { thumbUrl: url } of state.myPhotos.values()) if (url) URL.revokeObjectURL(url);
   state.myPhotos.clear();
   ui.mineErrorsList.replaceChildren();
   ui.mineErrors.hidden = true;
   ui.mineProgress.hidden = true;
   ui.mine.dataset.state = 'idle';
   ui.mine.dataset.embedded = '0';
+  offerToContinue([]);
   note(answer.error ? `Could not clear everything: ${answer.error}` : 'Your photos were removed from this page and this device.');
   showSection();
   photosChanged();
@@ -135,10 +208,28 @@ export function initMyPhotos(worker, { onChange }) {
     ui.mineFiles.value = '';
   });
   ui.mineFolder.addEventListener('change', () => {
-    addFiles([...ui.mineFolder.files].map((file) => ({ file, path: file.webkitRelativePath || file.name })));
+    // A folder's listing: photos only (videos and sidecar files are not worth a "skipped" line each).
+    addFiles([...ui.mineFolder.files].filter((file) => PHOTO_FILE.test(file.name))
+      .map((file) => ({ file, path: file.webkitRelativePath || file.name })));
     ui.mineFolder.value = '';
   });
+  document.querySelector(`label[for="${ui.mineFolder.id}"]`)?.addEventListener('click', pickFolder);
   ui.mineStop.addEventListener('click', () => searchWorker.send(Request.cancelAdding));
   ui.mineClear.addEventListener('click', clearClicked);
   initFileDrop({ overlay: ui.dropOverlay, accepts: () => state.canEmbed, onFiles: addFiles });
+  // For benchmarks and tests (scripts/bench/embed.mjs, tests/e2e/mine-scale.test.mjs).
+  window.imgpickMine = {
+    addSynthetic: async (count, seed = 1) => {
+      const answer = await searchWorker.ask(Request.addSyntheticPhotos, { count, seed });
+      const stats = await searchWorker.ask(Request.myPhotosStats);
+      state.myPhotos.setRange(stats.firstId, stats.count);
+      showSection();
+      return answer;
+    },
+    search: async (query, scope = 'mine', k = 30) => {
+      const t = performance.now();
+      const answer = await searchWorker.ask(Request.search, { query, k, scope });
+      return { workerMs: answer.ms, roundTripMs: performance.now() - t, ids: answer.results?.map((r) => r.id), error: answer.error };
+    },
+  };
 }

@@ -1,5 +1,6 @@
 // What the page shows, in one object: every module reads and writes `state`, and the URL mirrors part of it
 // (url.js).
+import { MyPhotoIndex } from './photo-index.js';
 
 /** Which pictures a search ranks (URL parameter `in`). */
 export const SCOPES = ['all', 'mine', 'gallery'];
@@ -12,6 +13,6 @@ export const state = {
   shown: [],           // [{id, score}] currently rendered
   viewing: null,       // picture id open in the viewer
   scope: 'all',        // one of SCOPES
-  myPhotos: new Map(), // the user's photos: id (after the gallery's ids) -> { name, path, thumbUrl }
+  myPhotos: new MyPhotoIndex(), // the user's photos (ids after the gallery's): has(id), get(id) -> { name, path, thumbUrl }
   canEmbed: false,     // the model ships an image encoder
 };

