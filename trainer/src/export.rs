@@ -358,7 +358,7 @@ mod tests {
         assert!(e.contains("preprocessing"), "{e}");
         std::fs::write(&manifest, good).unwrap();
         // weights with a NaN (a diverged run) are refused, naming the tensor, and nothing is exported
-        tch::no_grad(|| vs.variables()["text.proj.bias"].shallow_clone().fill_(f64::NAN));
+        let _ = tch::no_grad(|| vs.variables()["text.proj.bias"].shallow_clone().fill_(f64::NAN));
         let e = format!("{:#}", build_model_dir(&state, &vocab, &vs, &model, None, false).unwrap_err());
         assert!(e.contains("text.proj.bias") && e.contains("not finite") && e.contains("diverged"), "{e}");
         // a tampered weight file is refused with the file named

@@ -14,6 +14,7 @@ pub mod data;
 pub mod eval;
 pub mod export;
 pub mod features;
+pub mod image_file;
 pub mod load;
 pub mod loss;
 pub mod metrics;
@@ -79,13 +80,18 @@ pub fn keep_freed_memory() -> bool {
 }
 
 /// Writes `bytes` to `path` atomically: a temp file beside it, then rename (no partial output on a crash).
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Errors name the file.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
     let tmp = path.with_extension(format!(
         "{}.tmp",
         path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default()
     ));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot replace {} (by renaming {} over it)", path.display(), tmp.display())
+    })
 }
 
 #[cfg(test)]

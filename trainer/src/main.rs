@@ -66,12 +66,14 @@ enum Command {
         #[arg(long)]
         f32: bool,
     },
-    /// Embed an image folder for a model: gallery.bin + gallery.json + thumbs/ (only changed files re-embedded).
+    /// Embed an image folder for a model: gallery.bin + gallery.json + thumbs/ (only changed files re-embedded;
+    /// a killed run resumes where it stopped). Files that cannot be published are listed with the reason.
     Publish {
         /// Model directory.
         #[arg(long)]
         model: PathBuf,
-        /// Image folder (searched recursively unless --captions lists the files).
+        /// Image folder (searched recursively unless --captions lists the files). Symbolic links are followed
+        /// only inside it; only regular image files up to 256 MB and 40 megapixels are read.
         #[arg(long)]
         images: PathBuf,
         /// COCO captions JSON: which images, their caption and optional source/licence/url/title.
@@ -86,7 +88,8 @@ enum Command {
         /// Default attribution URL.
         #[arg(long)]
         url: Option<String>,
-        /// Output gallery folder.
+        /// Output gallery folder: not inside the image folder (nor around it). One publish at a time writes
+        /// it (lock file .publish.lock).
         #[arg(long)]
         out: PathBuf,
         /// Stored precision of the embeddings: int8 (default; top-10 overlap with f32 ≥ 99%), f16 or f32.
@@ -217,13 +220,13 @@ fn run(cli: Cli) -> Result<()> {
                 plain,
             };
             let r = trainer::publish::publish(&opts)?;
-            println!(
-                "published {} images to {} ({} embedded, {} unchanged, {} broken skipped) for model {}",
-                r.count, out.display(), r.embedded, r.reused, r.broken.len(), r.model_id
-            );
-            for (f, why) in &r.broken {
+            for (f, why) in &r.skipped {
                 println!("  skipped {f}: {why}");
             }
+            println!(
+                "published {} images to {} ({} embedded, {} unchanged; {} skipped) for model {}",
+                r.count, out.display(), r.embedded, r.reused, r.skipped.len(), r.model_id
+            );
             Ok(())
         }
         Command::Search { model, gallery, k, json, prompt } => {

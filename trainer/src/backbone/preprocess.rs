@@ -73,21 +73,10 @@ impl Preprocess {
     }
 }
 
-/// Decodes `path` (format sniffed from content, not the extension). Errors name the file.
+/// Decodes `path` (format sniffed from content, not the extension) through [`crate::image_file`]: regular files
+/// of bounded size only, the browser's pixel limit and JPEG checks. Errors name the file.
 pub fn open_image(path: &Path) -> Result<DynamicImage, BackboneError> {
-    let err = |message: String| BackboneError::Image {
-        path: path.to_path_buf(),
-        message,
-    };
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| err(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| err(e.to_string()))?;
-    let img = reader.decode().map_err(|e| err(e.to_string()))?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err(err("image has zero width or height".into()));
-    }
-    Ok(img)
+    crate::image_file::open(path).map_err(|message| BackboneError::Image { path: path.to_path_buf(), message })
 }
 
 // One definition of the pixel pipeline, shared with the browser's image encoder (wasm-model): a copy here

@@ -1,0 +1,129 @@
+//! Reading an image file without trusting it: only regular files are opened for reading (a FIFO named `.jpg`
+//! would block forever, `/dev/zero` never ends), files over [`MAX_IMAGE_FILE_BYTES`] are refused before a byte
+//! is read, and the pixel count is checked from the header before decoding, with the browser's limit
+//! (`wasm_model::image_encoder::MAX_PIXELS`: one definition). JPEG, PNG and WebP go through wasm-model's
+//! decoder itself, so the trainer refuses exactly what the page refuses (a JPEG without its end-of-image
+//! marker, which the decoder would pad with grey); GIF and BMP, which only the trainer reads, get the same
+//! header check and `image`'s allocation limit.
+
+use std::io::{Cursor, Read};
+use std::path::Path;
+
+use image::{DynamicImage, ImageFormat, ImageReader};
+use wasm_model::image_encoder::{decode_image, MAX_PIXELS};
+
+/// Larger files are refused unread: a 40-megapixel photo is far smaller, and a 2 GB file named `.jpg` took
+/// 2.3 GB of memory before its decode failed.
+pub const MAX_IMAGE_FILE_BYTES: u64 = 256 << 20;
+
+/// The bytes of the regular file `path`; the error says why not (never blocks on a FIFO or device).
+pub fn read(path: &Path) -> Result<Vec<u8>, String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        // Opening a FIFO for reading blocks until a writer comes; non-blocking, it returns at once and the
+        // type check below refuses it. (Regular files ignore the flag.)
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| format!("cannot open: {e}"))?;
+    // the type of what was opened, not of the name (which may have changed since the folder was listed)
+    let meta = file.metadata().map_err(|e| format!("cannot read its metadata: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file (a FIFO, device or socket): not read".into());
+    }
+    if meta.len() > MAX_IMAGE_FILE_BYTES {
+        return Err(format!("{:.1} MB, larger than the {} MB an image file may have: not read", meta.len() as f64 / 1e6, MAX_IMAGE_FILE_BYTES >> 20));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // `take`: a file that grows while it is read stops at the limit too
+    file.take(MAX_IMAGE_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_IMAGE_FILE_BYTES {
+        return Err(format!("grew past the {} MB an image file may have while it was read", MAX_IMAGE_FILE_BYTES >> 20));
+    }
+    Ok(bytes)
+}
+
+/// Decodes JPEG, PNG, WebP (wasm-model's decoder and checks), GIF or BMP (the same pixel limit from the header).
+pub fn decode(bytes: &[u8]) -> Result<DynamicImage, String> {
+    let format = image::guess_format(bytes).map_err(|e| format!("not an image (JPEG, PNG, WebP, GIF or BMP): {e}"))?;
+    match format {
+        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP => decode_image(bytes).map_err(|e| e.to_string()),
+        ImageFormat::Gif | ImageFormat::Bmp => {
+            let reader = || ImageReader::with_format(Cursor::new(bytes), format);
+            let name = format!("{format:?}").to_uppercase();
+            let (w, h) = reader().into_dimensions().map_err(|e| format!("cannot decode the {name} image: {e}"))?;
+            if w == 0 || h == 0 {
+                return Err("image has zero width or height".into());
+            }
+            let pixels = w as u64 * h as u64;
+            if pixels > MAX_PIXELS {
+                return Err(format!(
+                    "image is {w}×{h} ({:.1} megapixels), more than the {} megapixels accepted: downscale it first",
+                    pixels as f64 / 1e6,
+                    MAX_PIXELS / 1_000_000
+                ));
+            }
+            let mut limits = image::Limits::default();
+            limits.max_alloc = Some(MAX_PIXELS * 8); // RGBA, and the decoder's own buffer
+            let mut reader = reader();
+            reader.limits(limits);
+            reader.decode().map_err(|e| format!("cannot decode the {name} image (truncated or corrupt file?): {e}"))
+        }
+        other => Err(format!("{other:?} images are not read (JPEG, PNG, WebP, GIF or BMP)")),
+    }
+}
+
+/// [`read`] then [`decode`].
+pub fn open(path: &Path) -> Result<DynamicImage, String> {
+    decode(&read(path)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), format).unwrap();
+        out
+    }
+
+    /// The trainer refuses what the page refuses: a truncated JPEG (the decoder alone pads it with grey), a
+    /// header claiming more than 40 megapixels; GIF and BMP, which only the trainer reads, are bounded too.
+    #[test]
+    fn refuses_what_the_page_refuses_and_bounds_the_rest() {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 90])));
+        let jpeg = encoded(&img, ImageFormat::Jpeg);
+        assert_eq!(decode(&jpeg).unwrap().width(), 64);
+        assert!(image::load_from_memory(&jpeg[..jpeg.len() - 40]).is_ok(), "the decoder alone accepts the truncated file");
+        let e = decode(&jpeg[..jpeg.len() - 40]).unwrap_err();
+        assert!(e.contains("end-of-image"), "{e}");
+        for format in [ImageFormat::Gif, ImageFormat::Bmp, ImageFormat::Png] {
+            assert_eq!(decode(&encoded(&img, format)).unwrap().height(), 48, "{format:?}");
+        }
+        // a BMP header claiming 12000 × 12000: refused from the header
+        let mut bmp = encoded(&img, ImageFormat::Bmp);
+        bmp[18..22].copy_from_slice(&12000i32.to_le_bytes());
+        bmp[22..26].copy_from_slice(&12000i32.to_le_bytes());
+        let e = decode(&bmp).unwrap_err();
+        assert!(e.contains("144.0 megapixels"), "{e}");
+        assert!(decode(b"hello").unwrap_err().contains("not an image"));
+    }
+
+    /// Only regular files are read, and no file over the size limit (checked before reading).
+    #[test]
+    fn reads_only_regular_files_of_bounded_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("fifo.jpg");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        assert!(read(&fifo).unwrap_err().contains("not a regular file"), "a FIFO is not opened for a blocking read");
+        assert!(read(Path::new("/dev/zero")).unwrap_err().contains("not a regular file"));
+        let big = tmp.path().join("big.jpg");
+        std::fs::File::create(&big).unwrap().set_len(MAX_IMAGE_FILE_BYTES + 1).unwrap();
+        assert!(read(&big).unwrap_err().contains("larger than"));
+        assert!(read(&tmp.path().join("none.jpg")).unwrap_err().contains("cannot open"));
+    }
+}

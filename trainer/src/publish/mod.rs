@@ -1,0 +1,250 @@
+//! `trainer publish`: an image folder → a gallery (`gallery.bin` + `gallery.json` + `thumbs/`) for a model.
+//!
+//! The flow: check the folders (`output`: no overlap, one publish at a time), list the images (`scan`, or the
+//! captions file), then embed each readable image with the model's backbone and image head, writing its
+//! thumbnail (`thumbs`) and appending its vector to the cache (`cache`) as it goes, so a killed run resumes
+//! where it stopped and a re-run embeds only what changed. `gallery.bin` and `gallery.json` are written
+//! atomically at the end (`gallery.json` last), and only then are stale thumbnails removed. Every file that
+//! is not published is listed with its reason.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use tch::{Kind, Tensor};
+use wasm_model::gallery::{write_gallery_bin, GalleryDtype, GalleryIndex, GalleryItem};
+
+use crate::backbone::{self, preprocess::Preprocess, BackboneKindExt};
+use crate::data::Dataset;
+
+mod cache;
+mod output;
+mod scan;
+mod thumbs;
+
+pub use cache::CACHE_FILE;
+pub use output::LOCK_FILE;
+pub use scan::IMAGE_EXTENSIONS;
+
+/// A file left out of the gallery: (its path relative to the image folder, why).
+pub type Skip = (String, String);
+
+pub struct PublishOptions {
+    pub model: PathBuf,
+    pub images: PathBuf,
+    pub captions: Option<PathBuf>,
+    pub source: Option<String>,
+    pub licence: Option<String>,
+    pub url: Option<String>,
+    pub out: PathBuf,
+    pub dtype: GalleryDtype,
+    /// Backbone weights; default: the installed ones for the model's backbone.
+    pub weights: Option<PathBuf>,
+    /// Ignore the manifest's `retrieval` (single original view, no hubness).
+    pub plain: bool,
+}
+
+/// What a publish did.
+#[derive(Debug)]
+pub struct PublishReport {
+    /// Images in the gallery.
+    pub count: usize,
+    /// Of those, embedded now / taken from the cache.
+    pub embedded: usize,
+    pub reused: usize,
+    /// (file relative to the image folder, why it is not in the gallery), in listing order.
+    pub skipped: Vec<Skip>,
+    pub model_id: String,
+}
+
+struct Entry {
+    rel: String,
+    caption: String,
+    source: String,
+    licence: String,
+    url: Option<String>,
+}
+
+/// The images to publish (the captions file's, or the folder's) and what listing the folder skipped.
+fn entries(opts: &PublishOptions) -> Result<(Vec<Entry>, Vec<Skip>)> {
+    let source = opts.source.clone().unwrap_or_default();
+    let licence = opts.licence.clone().unwrap_or_default();
+    Ok(match &opts.captions {
+        Some(c) => {
+            let images = Dataset::load(std::slice::from_ref(c))?.images;
+            let entries = images
+                .into_iter()
+                .map(|im| Entry {
+                    caption: im.title.clone().or_else(|| im.captions.first().cloned()).unwrap_or_default(),
+                    source: im.source.unwrap_or_else(|| source.clone()),
+                    licence: im.licence.unwrap_or_else(|| licence.clone()),
+                    url: im.url.or_else(|| opts.url.clone()),
+                    rel: im.file_name,
+                })
+                .collect();
+            (entries, Vec::new())
+        }
+        None => {
+            let listing = scan::list_images(&opts.images)?;
+            let entries = listing
+                .files
+                .into_iter()
+                .map(|rel| Entry { rel, caption: String::new(), source: source.clone(), licence: licence.clone(), url: opts.url.clone() })
+                .collect();
+            (entries, listing.skipped)
+        }
+    })
+}
+
+/// Size and modification time (ns) of `path`: what says a cached vector is still this file's.
+fn file_stamp(path: &Path) -> Option<(u64, u128)> {
+    let m = std::fs::metadata(path).ok()?;
+    let mtime = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+    Some((m.len(), mtime))
+}
+
+pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
+    // The folders first: refused before anything is loaded or written.
+    if !opts.images.is_dir() {
+        bail!("--images {} is not a folder", opts.images.display());
+    }
+    output::refuse_overlap(&opts.images, &opts.out)?;
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create --out {}", opts.out.display()))?;
+    let _lock = output::OutputLock::take(&opts.out)?;
+
+    let device = crate::default_device();
+    let weights = opts.weights.clone();
+    let loaded = crate::load::load_model_dir_with_backbone_weights(&opts.model, weights.as_deref(), device)?;
+    if loaded.dir.image_head.is_none() {
+        bail!("model {} has no image_head.safetensors: it cannot embed images (export it with `trainer export`)", opts.model.display());
+    }
+    let model_id = loaded.dir.model_id().to_string();
+    let retrieval = if opts.plain { None } else { loaded.dir.manifest.retrieval.clone() };
+    let views: Vec<String> = retrieval.as_ref().map(|r| r.image_views.clone()).unwrap_or_default();
+    let image_views = crate::features::views_of(retrieval.as_ref())?;
+    let bank = match &retrieval {
+        Some(_) => loaded.dir.load_hubness_bank(&opts.model)?, // not read with --plain
+        None => None,
+    };
+    let (list, mut skipped) = entries(opts)?;
+    if list.is_empty() {
+        bail!("no images found in {} (extensions: {})", opts.images.display(), IMAGE_EXTENSIONS.join(", "));
+    }
+    let mut cache = cache::EmbedCache::open(&opts.out, &model_id, &views)?;
+
+    let weights = weights.unwrap_or_else(|| loaded.backbone.installed_weights());
+    let mut net: Option<(tch::nn::VarStore, Box<dyn backbone::Backbone>)> = None;
+    let prep = Preprocess::for_backbone(loaded.backbone);
+    let bar = ProgressBar::new(list.len() as u64).with_style(
+        ProgressStyle::with_template("publish [{bar:30}] {pos}/{len} images, {per_sec}, {eta} left").expect("a valid template"),
+    );
+    let started = Instant::now();
+    let (mut rows, mut items) = (Vec::new(), Vec::new());
+    let (mut embedded, mut reused) = (0, 0);
+    for e in &list {
+        bar.inc(1);
+        // Logs (nohup, CI) get no progress bar: a line every 100 images instead.
+        if bar.is_hidden() && bar.position().is_multiple_of(100) {
+            let rate = bar.position() as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            let left = (list.len() as u64 - bar.position()) as f64 / rate;
+            tracing::info!("publish: {}/{} images, {rate:.1} images/s, {left:.0} s left", bar.position(), list.len());
+        }
+        // a captions file may name anything: only what lies inside the image folder is read
+        let path = match opts.captions {
+            Some(_) => match scan::resolve_inside(&opts.images, &e.rel) {
+                Ok(p) => p,
+                Err(why) => {
+                    skipped.push((e.rel.clone(), why));
+                    continue;
+                }
+            },
+            None => opts.images.join(&e.rel),
+        };
+        let Some((size, mtime_ns)) = file_stamp(&path) else {
+            skipped.push((e.rel.clone(), "cannot read its size and modification time".into()));
+            continue;
+        };
+        let record = match cache.get(&e.rel, size, mtime_ns).filter(|r| opts.out.join(&r.thumb).is_file()) {
+            Some(r) => {
+                reused += 1;
+                r.clone()
+            }
+            None => {
+                let img = match crate::image_file::open(&path) {
+                    Ok(img) => img,
+                    Err(why) => {
+                        skipped.push((e.rel.clone(), why));
+                        continue;
+                    }
+                };
+                if net.is_none() && loaded.model.tail.is_none() {
+                    let mut vs = tch::nn::VarStore::new(device);
+                    let b = backbone::load(loaded.backbone, &weights, &vs.root())?;
+                    vs.freeze();
+                    net = Some((vs, b));
+                }
+                let stock = net.as_ref().map(|(_, b)| b.as_ref());
+                let x = Tensor::stack(&image_views.iter().map(|&view| crate::features::view_input(&prep, view, img.clone())).collect::<Vec<_>>(), 0);
+                let vector: Vec<f32> = tch::no_grad(|| {
+                    // the views' embeddings averaged, then normalised (test-time augmentation)
+                    let v = loaded.model.embed_images(stock, &x.to_device(device)).sum_dim_intlist(0, true, Kind::Float);
+                    Vec::<f32>::try_from(crate::model::l2_normalize(&v).to_device(tch::Device::Cpu).flatten(0, -1))
+                })
+                .with_context(|| format!("embedding {}", path.display()))?;
+                if let Some(i) = vector.iter().position(|x| !x.is_finite()) {
+                    bail!("{}: its vector is not finite (value {i}): the model's weights are broken", path.display());
+                }
+                let thumb = thumbs::write(&opts.out, &thumbs::encode(&img)?)?;
+                let record = cache::Record { file: e.rel.clone(), size, mtime_ns, thumb, vector };
+                cache.append(record.clone())?;
+                embedded += 1;
+                record
+            }
+        };
+        crate::crash::point("publish.image-recorded")?;
+        rows.extend_from_slice(&record.vector);
+        items.push(GalleryItem {
+            id: 0,
+            file: e.rel.clone(),
+            thumb: record.thumb,
+            caption: e.caption.clone(),
+            source: e.source.clone(),
+            licence: e.licence.clone(),
+            url: e.url.clone(),
+            hubness: None,
+        });
+    }
+    bar.finish_and_clear();
+    if !skipped.is_empty() {
+        tracing::warn!("{} files skipped (the report lists each with its reason)", skipped.len());
+    }
+    if items.is_empty() {
+        bail!("none of the {} images in {} could be read ({} skipped)", list.len(), opts.images.display(), skipped.len());
+    }
+    let dim = loaded.model.embed_dim as usize;
+    if let (Some(r), Some(bank)) = (&retrieval, &bank) {
+        // each image's hubness against the model's caption bank (the engine subtracts weight × it); a mean of
+        // cosines, clamped against rounding into the [-1, 1] the gallery reader demands
+        let bank = Tensor::from_slice(bank).view([-1, dim as i64]);
+        let hubs = crate::eval::hubness(&Tensor::from_slice(&rows).view([-1, dim as i64]), &bank, r.hubness_k);
+        items.iter_mut().zip(hubs).for_each(|(it, h)| it.hubness = Some(h.clamp(-1.0, 1.0)));
+    }
+    let bin = write_gallery_bin(&model_id, dim, &rows, opts.dtype)?;
+    let index = GalleryIndex::new(&model_id, items);
+    crate::write_atomic(&opts.out.join("gallery.bin"), &bin)?;
+    crate::write_atomic(&opts.out.join("gallery.json"), index.to_json().as_bytes())?;
+    // Only now that the new gallery is in place: what it no longer names goes.
+    cache.compact(index.items.iter().map(|it| it.file.as_str()))?;
+    let keep: HashSet<&str> = index.items.iter().map(|it| it.thumb.as_str()).collect();
+    thumbs::remove_stale(&opts.out, &keep)?;
+    let old_cache = opts.out.join(cache::OLD_CACHE_FILE);
+    if old_cache.exists() {
+        std::fs::remove_file(&old_cache).with_context(|| format!("cannot remove the old cache {}", old_cache.display()))?;
+    }
+    Ok(PublishReport { count: index.count, embedded, reused, skipped, model_id })
+}
+
+#[cfg(test)]
+mod tests;
