@@ -92,8 +92,8 @@ export function showRestored(restored) {
   state.myPhotos.setRange(restored.firstId, restored.count);
   if (restored.error) note(restored.error);
   else if (restored.dropped) {
-    note(`${photos(restored.dropped)} were indexed with another version of the model and have been removed from `
-      + 'this device: add them again to search them.');
+    note(`${photos(restored.dropped)} ${restored.dropped === 1 ? 'was' : 'were'} indexed with another version of the model `
+      + 'and have been removed from this device: add them again to search them.');
   }
   ui.mine.dataset.restored = String(restored.count);
   ui.mine.dataset.embedded = '0';
@@ -224,7 +224,7 @@ export function initMyPhotos(worker, { onChange }) {
       const stats = await searchWorker.ask(Request.myPhotosStats);
       state.myPhotos.setRange(stats.firstId, stats.count);
       showSection();
-      return answer;
+      return answer.error ? { error: answer.error } : { count: answer.count };
     },
     search: async (query, scope = 'mine', k = 30) => {
       const t = performance.now();
