@@ -10,6 +10,8 @@ pub const MAX_TERMS: usize = 8;
 /// direction, so this bounds the work of one query: 8 terms x 28 words took 1–2.4 s of server CPU. Generous for
 /// real prompts (a long sentence is 20–30 words; one term keeps at most `tokenizer::MAX_TOKENS` = 48).
 pub const MAX_QUERY_WORDS: usize = 64;
+// One term alone (cut at the tokenizer's limit) always fits.
+const _: () = assert!(crate::tokenizer::MAX_TOKENS <= MAX_QUERY_WORDS);
 /// Largest accepted `W:` weight.
 pub const MAX_WEIGHT: f32 = 100.0;
 
@@ -201,10 +203,9 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("224 words") && msg.contains(&MAX_QUERY_WORDS.to_string()), "{msg}");
         // Real prompts fit: eight terms of eight words, or one long sentence (cut at the tokenizer's limit).
-        let eight = vec!["a dog on a beach at the sea"; 8].join(" + ");
+        let eight = ["a dog on a beach at the sea"; 8].join(" + ");
         assert_eq!(parse_query(&eight).unwrap().len(), 8);
         assert_eq!(parse_query(&"dog ".repeat(100)).unwrap()[0].tokens.len(), crate::MAX_TOKENS);
-        assert!(crate::MAX_TOKENS <= MAX_QUERY_WORDS, "one term never exceeds the query's budget");
     }
 
     proptest! {
