@@ -16,6 +16,9 @@ pub mod vocab;
 
 #[doc(hidden)]
 pub mod testutil;
+#[cfg(feature = "nn-bench")]
+#[doc(hidden)]
+pub mod nn_bench;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

@@ -1,10 +1,19 @@
 //! The text encoder in candle (README "Text encoder tensors"): embedding → LSTM layers (uni/bi) → pooling
 //! (last/mean/max) → projection → L2 normalisation. Weights may be f16 or f32; they are converted to f32.
+//!
+//! The embedding and the projection are candle-nn's `Embedding` and `Linear`. Two things are not, measured
+//! (docs/benchmarks.md, "candle-nn or hand-written"; `nn_bench` runs the comparison): the LSTM recurrence
+//! (candle-nn's `LSTM` runs ~17 tensor ops per time step: 1.5–1.9× slower per prompt in wasm, 1.3–1.4×
+//! natively), and loading (`VarBuilder` is up to 1.4× slower, and converting dtypes chosen at run time puts
+//! candle's whole conversion table, +187 kB, into the wasm package; the weights go through `tensors` instead).
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Module, Tensor};
+use candle_nn::{Embedding, Linear};
+use safetensors::SafeTensors;
 
 use crate::model_dir::{ModelDir, ModelError, Pooling, TextConfig};
 use crate::rank::dot_f32;
+use crate::tensors::view_to_f32;
 use crate::tokenizer::tokenize;
 use crate::vocab::{Vocab, UNK_ID};
 
@@ -28,14 +37,50 @@ struct LstmDirection {
     w_hh: Vec<f32>,
 }
 
+impl LstmDirection {
+    /// `lstm.weight_ih_l{layer}{suffix}` … `lstm.bias_hh_l{layer}{suffix}` (PyTorch's names).
+    fn load(w: &TextWeights, layer: usize, suffix: &str, input: usize, hidden: usize) -> Result<Self, EncodeError> {
+        let w_ih = w.get(&format!("lstm.weight_ih_l{layer}{suffix}"), &[4 * hidden, input])?;
+        let w_hh = w.get(&format!("lstm.weight_hh_l{layer}{suffix}"), &[4 * hidden, hidden])?;
+        let b_ih = w.get(&format!("lstm.bias_ih_l{layer}{suffix}"), &[4 * hidden])?;
+        let b_hh = w.get(&format!("lstm.bias_hh_l{layer}{suffix}"), &[4 * hidden])?;
+        Ok(Self { w_ih_t: w_ih.t()?.contiguous()?, bias: (b_ih + b_hh)?, w_hh: w_hh.flatten_all()?.to_vec1()? })
+    }
+}
+
+/// `text_encoder.safetensors`, read tensor by tensor as f32 (stored f16 or f32).
+pub(crate) struct TextWeights<'a> {
+    file: &'a str,
+    tensors: SafeTensors<'a>,
+}
+
+impl<'a> TextWeights<'a> {
+    pub fn parse(model: &'a ModelDir) -> Result<Self, ModelError> {
+        let file = model.manifest.files.text_encoder.as_str();
+        let tensors = SafeTensors::deserialize(&model.text_encoder)
+            .map_err(|e| ModelError::Safetensors { file: file.into(), reason: e.to_string() })?;
+        Ok(Self { file, tensors })
+    }
+
+    /// Tensor `name`, which must have `shape`, as an f32 tensor.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor, EncodeError> {
+        let err = |problem: String| ModelError::Tensor { file: self.file.into(), name: name.into(), problem };
+        let view = self.tensors.tensor(name).map_err(|_| err("is missing".into()))?;
+        if view.shape() != shape {
+            return Err(err(format!("has shape {:?}, expected {shape:?}", view.shape())).into());
+        }
+        let values = view_to_f32(&view).map_err(|e| err(e.to_string()))?;
+        Ok(Tensor::from_vec(values, shape, &Device::Cpu)?)
+    }
+}
+
 pub struct TextEncoder {
     cfg: TextConfig,
     embed_dim: usize,
     vocab: Vocab,
-    embedding: Tensor,
+    embedding: Embedding,
     layers: Vec<Vec<LstmDirection>>,
-    proj_w_t: Tensor,
-    proj_b: Tensor,
+    proj: Linear,
 }
 
 impl std::fmt::Debug for TextEncoder {
@@ -48,42 +93,38 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// The suffixes of the LSTM's directions in PyTorch's tensor names.
+const DIRECTION_SUFFIXES: [&str; 2] = ["", "_reverse"];
+
+/// Input width of LSTM layer `k`: the word vectors, then the previous layer's outputs (all directions).
+pub(crate) fn layer_input(cfg: &TextConfig, k: usize) -> usize {
+    if k == 0 {
+        cfg.word_dim
+    } else {
+        cfg.hidden_dim * cfg.directions()
+    }
+}
+
 impl TextEncoder {
     /// Builds the encoder from a validated model directory.
     pub fn new(model: &ModelDir) -> Result<Self, EncodeError> {
-        let dev = Device::Cpu;
-        let mut tensors = candle_core::safetensors::load_buffer(&model.text_encoder, &dev)?;
-        let mut take = |name: &str| -> Result<Tensor, EncodeError> {
-            let t = tensors.remove(name).ok_or_else(|| ModelError::Tensor {
-                file: model.manifest.files.text_encoder.clone(),
-                name: name.into(),
-                problem: "is missing".into(),
-            })?;
-            Ok(t.to_dtype(DType::F32)?)
-        };
         let cfg = model.manifest.text.clone();
-        let mut layers = Vec::with_capacity(cfg.layers);
-        for k in 0..cfg.layers {
-            let mut dirs = Vec::new();
-            for suffix in ["", "_reverse"].iter().take(cfg.directions()) {
-                let w_ih = take(&format!("lstm.weight_ih_l{k}{suffix}"))?;
-                let w_hh = take(&format!("lstm.weight_hh_l{k}{suffix}"))?;
-                let b_ih = take(&format!("lstm.bias_ih_l{k}{suffix}"))?;
-                let b_hh = take(&format!("lstm.bias_hh_l{k}{suffix}"))?;
-                dirs.push(LstmDirection {
-                    w_ih_t: w_ih.t()?.contiguous()?,
-                    bias: (b_ih + b_hh)?,
-                    w_hh: w_hh.flatten_all()?.to_vec1()?,
-                });
-            }
-            layers.push(dirs);
-        }
+        let embed_dim = model.manifest.embed_dim;
+        let w = TextWeights::parse(model)?;
+        let width = cfg.hidden_dim * cfg.directions();
+        let layers = (0..cfg.layers)
+            .map(|k| {
+                DIRECTION_SUFFIXES[..cfg.directions()]
+                    .iter()
+                    .map(|suffix| LstmDirection::load(&w, k, suffix, layer_input(&cfg, k), cfg.hidden_dim))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            embedding: take("embedding.weight")?,
-            proj_w_t: take("proj.weight")?.t()?.contiguous()?,
-            proj_b: take("proj.bias")?,
+            embedding: Embedding::new(w.get("embedding.weight", &[cfg.vocab_size, cfg.word_dim])?, cfg.word_dim),
+            proj: Linear::new(transposed_contiguous(w.get("proj.weight", &[embed_dim, width])?)?, Some(w.get("proj.bias", &[embed_dim])?)),
             layers,
-            embed_dim: model.manifest.embed_dim,
+            embed_dim,
             vocab: model.vocab.clone(),
             cfg,
         })
@@ -122,7 +163,7 @@ impl TextEncoder {
         let h = self.cfg.hidden_dim;
         let dirs = self.cfg.directions();
         let ids_t = Tensor::from_slice(ids, steps, &Device::Cpu)?;
-        let mut xs = self.embedding.index_select(&ids_t, 0)?; // [T, word_dim]
+        let mut xs = self.embedding.forward(&ids_t)?; // [T, word_dim]
         let mut outputs = Vec::new();
         for layer in &self.layers {
             outputs = vec![0f32; steps * h * dirs];
@@ -133,25 +174,37 @@ impl TextEncoder {
             }
             xs = Tensor::from_slice(&outputs, (steps, h * dirs), &Device::Cpu)?;
         }
-        let width = h * dirs;
-        let pooled: Vec<f32> = match self.cfg.pooling {
-            Pooling::Last => {
-                let mut v = outputs[(steps - 1) * width..(steps - 1) * width + h].to_vec();
-                if dirs == 2 {
-                    v.extend_from_slice(&outputs[h..2 * h]);
-                }
-                v
+        let pooled = pool(self.cfg.pooling, &outputs, steps, h, dirs);
+        let pooled = Tensor::from_slice(&pooled, (1, h * dirs), &Device::Cpu)?;
+        Ok(l2_normalize(self.proj.forward(&pooled)?.flatten_all()?.to_vec1::<f32>()?))
+    }
+}
+
+/// `w` [D, W] as a transposed view of a contiguous [W, D] copy. `Linear` multiplies by `weight.t()`, which is
+/// then contiguous: with the stored layout candle's matmul reads a strided right-hand side, 1.7× slower in wasm
+/// (`nn_bench`), and sums in another order (the vectors moved by up to 1e-5).
+fn transposed_contiguous(w: Tensor) -> candle_core::Result<Tensor> {
+    w.t()?.contiguous()?.t()
+}
+
+/// Pools the top layer's outputs `[T, H·dirs]` (row-major) over time (README: `last` is the forward
+/// direction's final state and the backward direction's state after reading the first token).
+pub(crate) fn pool(pooling: Pooling, outputs: &[f32], steps: usize, h: usize, dirs: usize) -> Vec<f32> {
+    let width = h * dirs;
+    match pooling {
+        Pooling::Last => {
+            let mut v = outputs[(steps - 1) * width..(steps - 1) * width + h].to_vec();
+            if dirs == 2 {
+                v.extend_from_slice(&outputs[h..2 * h]);
             }
-            Pooling::Mean => (0..width)
-                .map(|j| (0..steps).map(|t| outputs[t * width + j]).sum::<f32>() / steps as f32)
-                .collect(),
-            Pooling::Max => (0..width)
-                .map(|j| (0..steps).map(|t| outputs[t * width + j]).fold(f32::NEG_INFINITY, f32::max))
-                .collect(),
-        };
-        let pooled = Tensor::from_slice(&pooled, (1, width), &Device::Cpu)?;
-        let out = pooled.matmul(&self.proj_w_t)?.broadcast_add(&self.proj_b)?.flatten_all()?.to_vec1::<f32>()?;
-        Ok(l2_normalize(out))
+            v
+        }
+        Pooling::Mean => (0..width)
+            .map(|j| (0..steps).map(|t| outputs[t * width + j]).sum::<f32>() / steps as f32)
+            .collect(),
+        Pooling::Max => (0..width)
+            .map(|j| (0..steps).map(|t| outputs[t * width + j]).fold(f32::NEG_INFINITY, f32::max))
+            .collect(),
     }
 }
 

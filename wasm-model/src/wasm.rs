@@ -263,3 +263,28 @@ pub fn probe_image(bytes: &[u8]) -> Result<JsValue, JsError> {
 pub fn cosine(a: &[f32], b: &[f32]) -> Result<f32, JsError> {
     crate::cosine(a, b).map_err(js_err)
 }
+
+/// candle-nn or hand-written, in wasm (feature `nn-bench`, never in the shipped package): the `nn_bench`
+/// table (markdown) for this model's text encoder, Lite0-sized layers and, when given, the image encoder's
+/// weights, timed with `performance.now()`. Driver: `wasm-model/examples/bench_nn_wasm.sh`.
+#[cfg(feature = "nn-bench")]
+#[wasm_bindgen]
+pub fn bench_candle_nn(
+    manifest_json: &str,
+    vocab_txt: &str,
+    text_encoder: &[u8],
+    image_encoder: Option<Vec<u8>>,
+    prompts: Vec<String>,
+) -> Result<String, JsError> {
+    let model = crate::model_dir::ModelDir::from_bytes_deferring_image_head(manifest_json, vocab_txt, text_encoder).map_err(js_err)?;
+    let performance = js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+        .map_err(|_| JsError::new("no global `performance` to time with"))?;
+    let now: js_sys::Function = js_sys::Reflect::get(&performance, &"now".into())
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or_else(|| JsError::new("`performance.now` is not a function"))?;
+    let clock = || now.call0(&performance).ok().and_then(|t| t.as_f64()).unwrap_or(f64::NAN);
+    let prompts: Vec<&str> = prompts.iter().map(String::as_str).collect();
+    let rows = crate::nn_bench::run(&clock, &model, &prompts, image_encoder.as_deref()).map_err(js_err)?;
+    Ok(crate::nn_bench::markdown(&rows))
+}

@@ -108,12 +108,12 @@ fn jpeg_is_complete(b: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
     use image::RgbImage;
 
     /// A `w`×`h` PNG of a gradient.
-    pub fn png(w: u32, h: u32) -> Vec<u8> {
+    fn png(w: u32, h: u32) -> Vec<u8> {
         let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 128]));
         let mut out = Vec::new();
         DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();

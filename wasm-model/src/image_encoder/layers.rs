@@ -12,7 +12,7 @@ pub fn tf_same_pad(input: usize, kernel: usize, stride: usize) -> (usize, usize)
 }
 
 /// Activations of one image: `[C, H, W]` planes.
-pub(super) struct Act {
+pub(crate) struct Act {
     pub data: Vec<f32>,
     pub c: usize,
     pub h: usize,
@@ -20,7 +20,7 @@ pub(super) struct Act {
 }
 
 /// 1×1 conv (+ folded BN) as a matmul: `[cout, cin] × [cin, H·W]`.
-pub(super) struct Pointwise {
+pub(crate) struct Pointwise {
     weight: Tensor,
     bias_values: Vec<f32>,
     relu6: bool,
@@ -52,7 +52,7 @@ impl Pointwise {
 }
 
 /// k×k conv with `groups` = channels (+ folded BN, ReLU6), TF-"SAME" padded.
-pub(super) struct Depthwise {
+pub(crate) struct Depthwise {
     pub weight: Vec<f32>,
     pub bias: Vec<f32>,
     pub k: usize,
@@ -129,7 +129,7 @@ impl Depthwise {
 }
 
 /// Mobile inverted bottleneck: 1×1 expand → depthwise → 1×1 project (+ identity skip).
-pub(super) struct MbConv {
+pub(crate) struct MbConv {
     pub expand: Option<Pointwise>,
     pub depthwise: Depthwise,
     pub project: Pointwise,
@@ -139,7 +139,7 @@ pub(super) struct MbConv {
 
 /// im2col of the stem's 3×3 stride-2 TF-"SAME" conv: `[27, Ho·Wo]` with row `(c·3 + ky)·3 + kx`
 /// (the order of the `[32, 3, 3, 3]` weight), zero outside the image.
-pub(super) fn stem_patches(input: &[f32], size: usize) -> Act {
+pub(crate) fn stem_patches(input: &[f32], size: usize) -> Act {
     let (k, s) = (3, 2);
     let (top, _) = tf_same_pad(size, k, s);
     let out = size.div_ceil(s);

@@ -7,18 +7,20 @@
 //!   `(pixel / 255 - mean) / std` with the manifest's mean/std (Lite0: `(pixel - 127) / 128`).
 //! - `weights`: the backbone is stored in the lukemelas EfficientNet-PyTorch layout (`image_encoder.safetensors`,
 //!   the reference state dict without `_fc`); batch norm (eps 1e-3) is folded into the conv weights at load.
+//!   Read through `tensors`: candle-nn's `VarBuilder` was no faster and adds 187 kB to the wasm package.
 //! - `layers`: TF "SAME" padding (odd pixel bottom/right), ReLU6, no squeeze-excitation. 1×1 convolutions are
-//!   matmuls (candle's gemm); the depthwise k×k convolutions are a direct loop, because candle runs a grouped
-//!   conv as one conv per group (hundreds of tiny convs per layer).
+//!   matmuls (candle's gemm; candle-nn's `Conv2d` measured 1.3–2× slower); the depthwise k×k convolutions are a
+//!   row-wise loop, because candle runs a grouped conv as one conv per group (candle-nn's `Conv2d`: 8–70× slower).
+//!   Numbers: docs/benchmarks.md, "candle-nn or hand-written".
 //! - `encoder`: Lite0's block list and [`ImageEncoder`] (forward, pooling, image head).
 //!
 //! This file: the limits and the two error types.
 
 mod decode;
 mod encoder;
-mod layers;
+pub(crate) mod layers;
 mod preprocess;
-mod weights;
+pub(crate) mod weights;
 
 pub use crate::model_dir::IMAGE_ENCODER_FILE;
 pub use decode::{decode_image, decode_image_oriented, probe_image, ImageInfo};

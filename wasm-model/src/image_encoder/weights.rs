@@ -11,9 +11,9 @@ use crate::tensors::{to_safetensors, view_to_f32, FloatDtype};
 /// Lite0's batch-norm epsilon (TF's default; PyTorch's 1e-5 would shift every activation).
 const BN_EPS: f32 = 1e-3;
 /// Prefix of the fine-tuned backbone tensors inside `image_head.safetensors`.
-pub(super) const OVERRIDE_PREFIX: &str = "backbone.";
+pub(crate) const OVERRIDE_PREFIX: &str = "backbone.";
 
-pub(super) struct Weights<'a> {
+pub(crate) struct Weights<'a> {
     file: &'a str,
     pub tensors: SafeTensors<'a>,
     /// Fine-tuned replacements (the image head): its `backbone.<name>` wins over `<name>`.
