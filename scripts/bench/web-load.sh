@@ -49,6 +49,18 @@ for _ in $(seq 1 600); do
 done
 [ -n "$URL" ] || die "the server did not start in 60 s"
 
+# Startup work (a new server compresses its text files once, in the background) must not overlap the rows:
+# wait until the server has used no CPU for a second (60 s at most).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+last="$(cpu_ticks)"; quiet=0
+for _ in $(seq 1 120); do
+  sleep 0.5
+  now="$(cpu_ticks)"
+  if [ $((now - last)) -le 1 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+  last="$now"
+  [ "$quiet" -ge 2 ] && break
+done
+
 BR='Accept-Encoding: gzip, deflate, br'
 ROWS=(
   "search|1|/api/search?q=$QUERY&k=10|"
@@ -73,8 +85,9 @@ for row in "${ROWS[@]}"; do
     | python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())
-ok, busy = r["ok_rps"], r["busy_503"] / r["seconds"]
+ms = lambda v: "-" if v is None else "%.1f" % v
+busy = r["busy_503"] / r["seconds"]
 bad = " (%d other, %d errors)" % (r["other_status"], r["errors"]) if r["other_status"] or r["errors"] else ""
-print("| %s | %d | %.0f%s | %.0f | %.1f | %.1f | %s | %.0f |" % (sys.argv[1], r["concurrency"], ok, bad, busy,
-      r["p50_ms"], r["p99_ms"], r["peak_threads"], r["peak_rss_mb"]))' "$name"
+print("| %s | %d | %.0f%s | %.0f | %s | %s | %s | %.0f |" % (sys.argv[1], r["concurrency"], r["ok_rps"], bad, busy,
+      ms(r["p50_ms"]), ms(r["p99_ms"]), r["peak_threads"], r["peak_rss_mb"]))' "$name"
 done
