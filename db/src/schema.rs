@@ -119,7 +119,7 @@ pub struct GalleryMeta {
 }
 
 impl GalleryMeta {
-    /// Whether `other` describes the same stored rows (same model, files, scoring and storage).
+    /// Whether `other` describes the same table (same model, files, scoring, storage and index settings).
     pub fn same_content(&self, other: &GalleryMeta) -> bool {
         self.model_id == other.model_id
             && self.embed_dim == other.embed_dim
@@ -127,6 +127,7 @@ impl GalleryMeta {
             && self.gallery_checksum == other.gallery_checksum
             && self.hubness_weight.to_bits() == other.hubness_weight.to_bits()
             && self.rows_total == other.rows_total
+            && (self.hnsw_m, self.hnsw_ef_construction) == (other.hnsw_m, other.hnsw_ef_construction)
     }
 }
 

@@ -326,7 +326,45 @@ fn page_limit(k: usize, offset: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::page_limit;
+    use std::time::Duration;
+
+    use super::{page_limit, DbSearcher};
+    use crate::{DbConfig, DbError};
+
+    /// A searcher whose database is never reached (the pool connects lazily).
+    fn offline_searcher(max_in_flight: usize) -> DbSearcher {
+        let model = wasm_model::ModelDir::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../wasm-model/tests/fixtures/tiny")).unwrap();
+        let mut config = DbConfig::from_url("postgres://imgpick:pw@127.0.0.1:1/imgpick").unwrap();
+        config.max_in_flight = max_in_flight;
+        config.queue_timeout = Duration::from_millis(50);
+        config.connect_timeout = Duration::from_millis(100);
+        config.statement_timeout = Duration::from_millis(100);
+        DbSearcher::new(&model, config).unwrap()
+    }
+
+    /// At most `max_in_flight` searches run; the next waits `queue_timeout`, then is told the searcher is busy.
+    /// A search that outlives every timeout is cut off at the client deadline.
+    #[tokio::test]
+    async fn searches_are_bounded_in_number_and_time() {
+        let searcher = offline_searcher(1);
+        let slow = searcher.bounded(async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            Ok(())
+        });
+        let queued = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            searcher.bounded(async { Ok(()) }).await
+        };
+        let (slow, queued) = tokio::join!(slow, queued);
+        assert!(slow.is_ok());
+        let busy = queued.unwrap_err();
+        assert!(matches!(busy, DbError::Busy { limit: 1 }) && busy.http_status() == 503, "{busy}");
+        // Free again once the slow one is done.
+        assert!(searcher.bounded(async { Ok(()) }).await.is_ok());
+
+        let hung = searcher.bounded(std::future::pending::<Result<(), DbError>>()).await.unwrap_err();
+        assert!(matches!(&hung, DbError::Unavailable { reason } if reason.contains("no answer within")), "{hung}");
+    }
 
     #[test]
     fn pages_stay_within_the_first_thousand_ranks() {
