@@ -280,7 +280,8 @@ impl DbSearcher {
         let ef_needed = offset + limit + 1;
         let mut settings = Vec::new();
         if ef_needed > self.config.ef_search {
-            settings.push(format!("SET LOCAL hnsw.ef_search = {}", ef_needed.min(MAX_K + 1)));
+            // pgvector accepts 1..=1000; the first MAX_K (1,000) ranks are all that is served.
+            settings.push(format!("SET LOCAL hnsw.ef_search = {}", ef_needed.min(MAX_K)));
         }
         match self.config.scan {
             ScanMode::Planner => {}

@@ -69,6 +69,9 @@ async fn similar_and_pages_match_the_engine() {
     assert_eq!(page2, ten[5..].to_vec());
     assert_eq!(searcher.search("a dog on the beach", 10, 35).await.unwrap().len(), 5);
     assert!(searcher.search("a dog on the beach", 10, 40).await.unwrap().is_empty());
+    // The deepest page served (ranks 995..1000) asks for the widest search pgvector allows.
+    assert!(searcher.search("a dog on the beach", 5, 995).await.unwrap().is_empty());
+    assert!(searcher.similar(3, 10, 990).await.unwrap().is_empty());
     assert!(searcher.search("a dog on the beach", 0, 0).await.unwrap().is_empty());
 
     // Bad requests name the problem, as the engine does.
