@@ -62,6 +62,38 @@ PY
 rm -rf "$E2E/static-nopkg" && mkdir -p "$E2E/static-nopkg"
 for f in "${STATIC_FILES[@]}" model gallery; do [ "$f" = pkg ] || ln -sfn "$E2E/static/$f" "$E2E/static-nopkg/$f"; done
 
+# The same photos as a partitioned gallery (4 lists, 2 probed per query), and two broken copies: lists damaged
+# or missing, and a header made for another model (tests/e2e/partitioned.test.mjs).
+cargo build -q -p wasm-model --example partition
+for d in static-partitioned static-partitioned-broken static-partitioned-other-model; do
+  rm -rf "${E2E:?}/$d" && mkdir -p "$E2E/$d"
+  for f in "${STATIC_FILES[@]}" model; do ln -sfn "$E2E/static/$f" "$E2E/$d/$f"; done
+  "$ROOT/target/debug/examples/partition" "$E2E/static/gallery" "$E2E/$d/gallery" --lists 4 --probe 2 >/dev/null
+  cp -r "$E2E/static/gallery/thumbs" "$E2E/$d/gallery/thumbs"
+done
+python3 - "$E2E" <<'PY'
+import json, pathlib, sys, zlib
+e2e = pathlib.Path(sys.argv[1])
+broken = e2e / "static-partitioned-broken/gallery"
+parts = broken / json.loads((broken / "gallery.json").read_text())["gallery_id"]
+for i, shard in enumerate(sorted(parts.glob("lists/*/*.bin"))):
+    if i % 2:
+        shard.unlink()                       # missing
+    else:
+        data = bytearray(shard.read_bytes())
+        data[len(data) // 2] ^= 0xFF         # damaged
+        shard.write_bytes(data)
+other = e2e / "static-partitioned-other-model/gallery"
+descriptor = json.loads((other / "gallery.json").read_text())
+header = other / descriptor["gallery_id"] / "index.bin"
+data = bytearray(header.read_bytes())
+data[32:64] = b"f" * 32                      # the header's model id, CRC refreshed: a valid header of another model
+data[-4:] = zlib.crc32(bytes(data[:-4])).to_bytes(4, "little")
+header.write_bytes(data)
+descriptor["model_id"] = "f" * 32
+(other / "gallery.json").write_text(json.dumps(descriptor))
+PY
+
 echo "test-e2e: running the browser tests"
 mkdir -p tests/artifacts
 # Chromium's scratch files (profiles of a killed browser included) go to a TMPDIR removed afterwards.

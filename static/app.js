@@ -37,13 +37,15 @@ function showError(message) {
 }
 ui.retry.addEventListener('click', () => location.reload());
 
-function onReady({ items, modelId, bytes, timings, restored, canEmbed }) {
+function onReady({ items, count, partitioned, modelId, bytes, timings, restored, canEmbed }) {
   state.items = items;
+  state.count = count;
+  state.partitioned = partitioned;
   state.ready = true;
   state.canEmbed = canEmbed;
   myPhotos.showRestored(restored);
   ui.loading.hidden = true;
-  ui.modelInfo.textContent = `${items.length} pictures · model ${String(modelId || '').slice(0, 8)} · ${mb(bytes)} loaded in ${Math.round(timings.downloadMs + timings.initMs)} ms`;
+  ui.modelInfo.textContent = `${count.toLocaleString('en')} pictures · model ${String(modelId || '').slice(0, 8)} · ${mb(bytes)} loaded in ${Math.round(timings.downloadMs + timings.initMs)} ms`;
   document.documentElement.dataset.state = 'ready';
   window.imgpickReady = { ...timings, at: performance.now(), bytes }; // read by scripts/bench/page.mjs
   updateResults();
@@ -68,15 +70,25 @@ async function updateResults() {
   if (!state.ready) return;
   const ticket = ++latest;
   const { query, like } = state;
-  if (like !== null && !state.items[like] && !state.myPhotos.has(like)) { state.like = null; writeUrl(false); }
+  if (like !== null && like >= state.count && !state.myPhotos.has(like)) { state.like = null; writeUrl(false); }
   ui.likeBanner.hidden = state.like === null;
   if (state.like !== null) ui.likeCaption.textContent = captionOf(state.like);
   if (state.like === null && !query.trim()) return showEmpty();
   const t0 = performance.now();
+  // A partitioned gallery: its lists arrive one by one, and the running results are shown as they come.
+  const searching = `Searching ${state.count.toLocaleString('en')} pictures…`;
+  if (state.partitioned && (state.like !== null || state.scope !== 'mine')) ui.status.textContent = searching;
+  const onProgress = (p) => {
+    if (ticket !== latest) return;
+    keepItems(p.items);
+    renderResults(p.results, resultActions);
+    ui.status.textContent = `${searching} ${p.lists.done} of ${p.lists.total} lists (${p.searched.toLocaleString('en')} scored)`;
+  };
   const answer = state.like !== null
-    ? await searchWorker.ask(Request.similar, { id: state.like, k: K })
-    : await searchWorker.ask(Request.search, { query, k: K, scope: state.scope });
+    ? await searchWorker.ask(Request.similar, { id: state.like, k: K }, onProgress)
+    : await searchWorker.ask(Request.search, { query, k: K, scope: state.scope }, onProgress);
   if (ticket !== latest) return;
+  keepItems(answer.items);
   await myPhotos.describe([...(answer.results || []).map((r) => r.id), state.like]); // my photos' names, thumbnails
   if (ticket !== latest) return;
   if (state.like !== null) ui.likeCaption.textContent = captionOf(state.like);
@@ -91,11 +103,17 @@ async function updateResults() {
   const where = state.like !== null ? '' : { all: '', mine: ' in my photos', gallery: ' in the demo gallery' }[state.scope];
   ui.status.textContent = !answer.results.length && state.scope === 'mine' && !state.myPhotos.size
     ? 'You have not added any photos yet: use “Add photos…” above, or search everything.'
-    : `${answer.results.length} pictures ${what}${where}, best first · ${answer.ms.toFixed(1)} ms in the model, ${total.toFixed(1)} ms in all`;
+    : `${answer.results.length} pictures ${what}${where}, best first · ${answer.ms.toFixed(1)} ms in the model, ${total.toFixed(1)} ms in all`
+      + (answer.lists ? ` · ${answer.searched.toLocaleString('en')} of ${state.count.toLocaleString('en')} scored (${answer.lists.total} of ${state.partitioned.lists} lists)` : '');
   document.title = `${state.like !== null ? captionOf(state.like) : query} — imgpick`;
   ui.results.dataset.query = state.like !== null ? `like:${state.like}` : query;
   ui.results.dataset.scope = state.like !== null ? 'all' : state.scope;
   ui.results.dataset.workerMs = String(answer.ms);
+}
+
+/** A partitioned gallery's items arrive with the answers that name them: kept by id for rendering. */
+function keepItems(items) {
+  for (const item of items || []) state.items[item.id] = item;
 }
 
 function showEmpty() {

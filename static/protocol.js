@@ -10,9 +10,14 @@ export const Request = Object.freeze({
   /** Download and start everything. No fields; no answer: `progress` events, then `ready` or `fatal`. Sent
    *  again after a `fatal`, it tries again. */
   load: 'load',
-  /** `{ query, k, scope: 'all' | 'mine' | 'gallery' }` → answer `{ kind, results: [{ id, score }] best first, ms }`. */
+  /** `{ query, k, scope: 'all' | 'mine' | 'gallery' }` → answer `{ kind, results: [{ id, score }] best first, ms }`.
+   *  A partitioned gallery's answer also has `items` (the metadata of the gallery pictures it names, which the
+   *  page loads only so), `searched` (gallery pictures scored) and `lists: { done, total }`, and `searchProgress`
+   *  events with the same `seq` come before it as lists arrive; a newer search makes an older one answer
+   *  `{ error: 'superseded …' }`. */
   search: 'search',
-  /** `{ id, k }`: pictures like picture `id` → answer `{ kind, results: [{ id, score }], ms }`. */
+  /** `{ id, k }`: pictures like picture `id` → answer `{ kind, results: [{ id, score }], ms }` (partitioned: as
+   *  `search`, `items` starting with picture `id`'s own). */
   similar: 'similar',
   /** `{ query, id }`: how much each word of `query` adds to picture `id`'s score → answer
    *  `{ kind, score, words: [{ token, known, delta }], ms }`. */
@@ -48,8 +53,10 @@ export const Request = Object.freeze({
 export const Event = Object.freeze({
   /** `{ loaded, total, file }`: bytes of the first load so far (`total` null while some sizes are unknown). */
   progress: 'progress',
-  /** `{ items, modelId, metrics, bytes, timings: { downloadMs, initMs, restoreMs }, canEmbed, restored }`: the engine
-   *  is up. `items` are gallery.json's items (index = picture id); `canEmbed`: the model can index photos;
+  /** `{ items, count, partitioned, modelId, metrics, bytes, timings: { downloadMs, initMs, restoreMs }, canEmbed,
+   *  restored }`: the engine is up. `items` are gallery.json's items (index = picture id; empty for a partitioned
+   *  gallery, whose items come with the answers); `count`: pictures in the gallery; `partitioned`: `{ lists, probe }`
+   *  or null for a flat gallery; `canEmbed`: the model can index photos;
    *  `restored: { count, firstId, dropped, error, folders: [{ id, name, handle }] }`: the user's photos brought
    *  back from IndexedDB (ids `firstId .. firstId + count`), how many were dropped (indexed with another model),
    *  why nothing persists, if so, and the picked folders whose add did not finish. */
@@ -67,6 +74,9 @@ export const Event = Object.freeze({
   myPhotosDone: 'myPhotosDone',
   /** `{ message }`: something the user should know about their photos (e.g. they cannot be kept). */
   myPhotosNote: 'myPhotosNote',
+  /** `{ seq, results, items, searched, lists: { done, total } }`: the running results of the `search` or
+   *  `similar` with this `seq` over a partitioned gallery, after some of its lists (the answer follows). */
+  searchProgress: 'searchProgress',
   /** `{ seq, error?, ...answer }`: the answer to the request with this `seq`. */
   answer: 'answer',
 });

@@ -3,7 +3,7 @@
 // (worker/downloads.js; keyed by content hash where known), so they are left alone here. Nothing is precached:
 // every file the page and its workers load (app.js, page/, worker/, protocol.js, pkg/…) is kept as it is fetched.
 const CACHE = 'imgpick-shell-v1';
-const OWNED_BY_WORKER = /^\/(pkg\/wasm_model_bg\.wasm|model\/|gallery\/gallery\.(bin|json))/;
+const OWNED_BY_WORKER = /^\/(pkg\/wasm_model_bg\.wasm|model\/|gallery\/gallery\.(bin|json)|gallery\/[0-9a-f]{32}\/)/;
 
 self.addEventListener('install', () => self.skipWaiting());
 self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));

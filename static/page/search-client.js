@@ -3,17 +3,21 @@
 import { Request, Event, checkHandlers } from '../protocol.js';
 
 /** Starts the search worker and asks it to load. `handlers`: one function per Event except `answer`, which
- *  resolves `ask`. `onFailure(message)`: the worker script itself could not start. */
+ *  resolves `ask`, and `searchProgress`, which goes to that `ask`'s `onProgress`. `onFailure(message)`: the
+ *  worker script itself could not start. */
 export function startSearchWorker(handlers, onFailure) {
   const worker = new Worker(new URL('../worker/search-worker.js', import.meta.url), { type: 'module' });
   let seq = 0;
-  const pending = new Map(); // seq -> resolve
+  const pending = new Map(); // seq -> { resolve, onProgress }
   const all = checkHandlers(Event, {
     ...handlers,
     [Event.answer](data) {
-      const resolve = pending.get(data.seq);
+      const asked = pending.get(data.seq);
       pending.delete(data.seq);
-      resolve?.(data);
+      asked?.resolve(data);
+    },
+    [Event.searchProgress](data) {
+      pending.get(data.seq)?.onProgress?.(data);
     },
   }, 'page');
   worker.onmessage = ({ data }) => all[data.type]?.(data);
@@ -23,10 +27,11 @@ export function startSearchWorker(handlers, onFailure) {
   return {
     /** A request without an answer. */
     send,
-    /** A request with an answer: resolves to the `answer` event (`{ error }` when it failed). */
-    ask: (type, fields = {}) => new Promise((resolve) => {
+    /** A request with an answer: resolves to the `answer` event (`{ error }` when it failed). `onProgress` gets
+     *  its `searchProgress` events (a partitioned gallery's running results). */
+    ask: (type, fields = {}, onProgress = null) => new Promise((resolve) => {
       const s = ++seq;
-      pending.set(s, resolve);
+      pending.set(s, { resolve, onProgress });
       worker.postMessage({ ...fields, type, seq: s });
     }),
   };

@@ -6,7 +6,9 @@ import { MyPhotoIndex } from './photo-index.js';
 export const SCOPES = ['all', 'mine', 'gallery'];
 
 export const state = {
-  items: [],           // gallery.json items; index = gallery row id
+  items: [],           // gallery.json items; index = gallery row id (a partitioned gallery's: those seen so far)
+  count: 0,            // pictures in the gallery
+  partitioned: null,   // { lists, probe } of a partitioned gallery, else null
   ready: false,
   query: '',           // text in the box
   like: null,          // picture id for "more like this", or null

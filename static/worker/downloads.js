@@ -75,6 +75,7 @@ async function readBody(file, res, report) {
 function howToMake(file) {
   if (file.startsWith('pkg/')) return 'the wasm package is not built: run scripts/build-wasm.sh';
   if (file.startsWith('model/')) return 'no model in static/model: export one with `trainer export`';
+  if (/^gallery\/[0-9a-f]{32}\//.test(file)) return 'the partitioned gallery is incomplete on the server: publish it again';
   return 'no gallery in static/gallery: publish one with `make demo` or `trainer publish`';
 }
 

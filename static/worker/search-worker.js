@@ -1,12 +1,18 @@
 // The search worker owns the wasm Engine: it downloads the wasm package, the model and the gallery (reporting
 // progress in bytes), answers the page's queries, and holds the user's own photos (my-photos.js). The page's main
-// thread never runs model code, so typing stays smooth. Messages: Request / Event in protocol.js.
+// thread never runs model code, so typing stays smooth. Messages: Request / Event in protocol.js. A flat gallery
+// is loaded whole; a partitioned one (partitioned.js) loads its header, and each query fetches its lists.
 import { Request, Event, checkHandlers, errorText } from '../protocol.js';
 import { LoadError, fetchFile, forget, modelFile, openCache, overallProgress, parseJson, text } from './downloads.js';
 import { MyPhotos, myPhotoRequests } from './my-photos.js';
+import { PartitionedGallery } from './partitioned.js';
 
 let engine = null;
 let myPhotos = null;
+let partitioned = null; // a PartitionedGallery when the gallery is partitioned
+// Shard bytes the engine keeps in memory (the Cache API keeps the files): bounds the page's memory after many
+// queries at ~the lists of 150 cold queries of a 1 M-image gallery.
+const SHARD_MEMORY = 96 << 20;
 
 const reportProgress = (file) => postMessage({ type: Event.progress, ...overallProgress(), file });
 
@@ -19,39 +25,40 @@ async function load() {
   const files = manifest.files || {};
   const vocab = modelFile(manifest, files.vocab || 'vocab.txt');
   const textEncoder = modelFile(manifest, files.text_encoder || 'text_encoder.safetensors');
+  // The wasm module starts while the model downloads: it says which tier gallery.json describes.
+  const wasmReady = startWasm(get('pkg/wasm_model_bg.wasm'));
+  // A flat gallery: gallery.bin beside it. A partitioned one: its header only (named by the gallery id, so the
+  // cached copy is used without asking the network); lists and metadata come with the queries.
+  const galleryReady = get('gallery/gallery.json').then(async (jsonBytes) => {
+    const json = text(jsonBytes);
+    const { wasm } = await wasmReady;
+    if (!wasm.is_partitioned_gallery(json)) return { json, items: parseJson('gallery/gallery.json', jsonBytes).items || [], bin: await get('gallery/gallery.bin') };
+    let headerFile;
+    try { headerFile = `gallery/${wasm.partitioned_header_file(json)}`; } catch (e) { throw new LoadError('gallery/gallery.json', errorText(e)); }
+    return { json, items: [], headerFile, header: await get(headerFile, headerFile) };
+  });
   // Not the image head: only embedding the user's photos needs it, so it comes with the image encoder
   // (embed-pool.js). The engine searches without it.
-  const [wasmBytes, vocabBytes, encoderBytes, galleryBin, galleryJsonBytes] = await Promise.all([
-    get('pkg/wasm_model_bg.wasm'),
+  const [{ wasm, module, wasmExports }, vocabBytes, encoderBytes, gallery] = await Promise.all([
+    wasmReady,
     get(vocab.file, vocab.key),
     get(textEncoder.file, textEncoder.key),
-    get('gallery/gallery.bin'),
-    get('gallery/gallery.json'),
+    galleryReady,
   ]);
   const tDownloaded = performance.now();
-  const galleryJson = text(galleryJsonBytes);
-  const gallery = parseJson('gallery/gallery.json', galleryJsonBytes);
-  let wasm;
   try {
-    wasm = await import('../pkg/wasm_model.js'); // imported here, so a missing package is a clear error
-  } catch (e) {
-    throw new LoadError('pkg/wasm_model.js', `could not be loaded (${errorText(e)}); build it with scripts/build-wasm.sh`);
-  }
-  let module, wasmExports;
-  try {
-    // Compiled once here; the embedding workers get the same compiled module (no second download or compile).
-    module = await WebAssembly.compile(wasmBytes);
-    wasmExports = await wasm.default({ module_or_path: module });
-  } catch (e) {
-    throw new LoadError('pkg/wasm_model_bg.wasm', `could not start the WebAssembly module (${e.message || e})`);
-  }
-  try {
-    engine = new wasm.Engine(text(manifestBytes), text(vocabBytes), encoderBytes, galleryBin, galleryJson);
+    engine = gallery.header
+      ? wasm.Engine.partitioned(text(manifestBytes), text(vocabBytes), encoderBytes, gallery.json, gallery.header)
+      : new wasm.Engine(text(manifestBytes), text(vocabBytes), encoderBytes, gallery.bin, gallery.json);
   } catch (e) {
     // Don't let a damaged download live on in the cache.
-    await forget(cache, ['gallery/gallery.bin', 'gallery/gallery.json', 'model/manifest.json',
-      vocab.key || vocab.file, textEncoder.key || textEncoder.file]);
+    await forget(cache, ['gallery/gallery.bin', 'gallery/gallery.json', 'model/manifest.json', gallery.headerFile,
+      vocab.key || vocab.file, textEncoder.key || textEncoder.file].filter(Boolean));
     throw new Error(errorText(e));
+  }
+  if (gallery.header) {
+    engine.set_shard_memory(SHARD_MEMORY);
+    partitioned = new PartitionedGallery(engine, cache);
   }
   const bytes = overallProgress().loaded;
   const tInit = performance.now();
@@ -63,25 +70,54 @@ async function load() {
     restored,
     // Both image files are downloaded on the first add; the manifest says whether there are any.
     canEmbed: Boolean(files.image_encoder && files.image_head),
-    items: gallery.items || [],
+    items: gallery.items,
+    count: engine.gallery_len(),
+    partitioned: partitioned && { lists: partitioned.info.lists, probe: partitioned.info.probe },
     modelId: manifest.model_id,
     metrics: manifest.metrics || null,
     bytes,
     timings: { downloadMs: tDownloaded - t0, initMs: tInit - tDownloaded, restoreMs: performance.now() - tInit },
   });
   // One throwaway query right after "ready" warms the wasm code paths, so the first keystroke isn't the slow
-  // one (and page-ready isn't delayed by it).
-  try { engine.search('a', 1); } catch { /* a real query will report any problem */ }
+  // one (and page-ready isn't delayed by it). A partitioned gallery's plan warms the text encoder.
+  try { if (partitioned) engine.plan_search('a', 1, 'gallery').free(); else engine.search('a', 1); } catch { /* a real query will report any problem */ }
+}
+
+/** Imports and compiles the wasm package once `wasmBytes` (a promise) arrive: `{ wasm, module, wasmExports }`. */
+async function startWasm(wasmBytes) {
+  let wasm;
+  try {
+    wasm = await import('../pkg/wasm_model.js'); // imported here, so a missing package is a clear error
+  } catch (e) {
+    throw new LoadError('pkg/wasm_model.js', `could not be loaded (${errorText(e)}); build it with scripts/build-wasm.sh`);
+  }
+  const bytes = await wasmBytes;
+  try {
+    // Compiled once here; the embedding workers get the same compiled module (no second download or compile).
+    const module = await WebAssembly.compile(bytes);
+    return { wasm, module, wasmExports: await wasm.default({ module_or_path: module }) };
+  } catch (e) {
+    throw new LoadError('pkg/wasm_model_bg.wasm', `could not start the WebAssembly module (${e.message || e})`);
+  }
 }
 
 // The engine answers [{id, file, thumb, caption, score}] best first; the page has the items, so ids and scores suffice.
 const hits = (raw) => Array.from(raw, (h) => ({ id: h.id, score: h.score }));
 
 // A query's answer with the time the engine took: `kind` names the request, as the page's tools expect.
-function timed(msg, compute) {
+async function timed(msg, compute) {
   const t = performance.now();
-  const out = compute();
+  const out = await compute();
   return { kind: msg.type, ...out, ms: performance.now() - t };
+}
+
+// A partitioned gallery's query, with `searchProgress` events as its lists arrive. The answer carries the
+// metadata of the pictures it names (`items`), which the page has not loaded, and how much was searched.
+async function progressive(msg, plan) {
+  const post = ({ results, items, searched, done, total }) =>
+    postMessage({ type: Event.searchProgress, seq: msg.seq, results, items, searched, lists: { done, total } });
+  const { results, items, searched, done, total } = await partitioned.run(plan, post);
+  return { results: results.map((r) => ({ id: r.id, score: r.score })), items, searched, lists: { done, total } };
 }
 
 let loading = null;
@@ -98,9 +134,17 @@ const handlers = checkHandlers(Request, {
     entries: performance.getEntriesByType('resource')
       .map((e) => ({ name: e.name, transferSize: e.transferSize, encodedBodySize: e.encodedBodySize, decodedBodySize: e.decodedBodySize })),
   }),
-  [Request.search]: (msg) => timed(msg, () => ({ results: hits(engine.search_in(msg.query, msg.k, msg.scope || 'all')) })),
-  [Request.similar]: (msg) => timed(msg, () => ({ results: hits(engine.similar(msg.id, msg.k)) })),
-  [Request.explain]: (msg) => timed(msg, () => {
+  [Request.search]: (msg) => timed(msg, () => (partitioned
+    ? progressive(msg, () => engine.plan_search(msg.query, msg.k, msg.scope || 'all'))
+    : { results: hits(engine.search_in(msg.query, msg.k, msg.scope || 'all')) })),
+  [Request.similar]: (msg) => timed(msg, async () => {
+    if (!partitioned) return { results: hits(engine.similar(msg.id, msg.k)) };
+    const of = await partitioned.ensureRow(msg.id); // its list holds its vector
+    const answer = await progressive(msg, () => engine.plan_similar(msg.id, msg.k));
+    return { ...answer, items: of ? [of, ...answer.items] : answer.items };
+  }),
+  [Request.explain]: (msg) => timed(msg, async () => {
+    if (partitioned) await partitioned.ensureRow(msg.id);
     // {id, score, words: [{term, token, known, delta}]}; delta = score with the word − score without it.
     const ex = engine.explain(msg.query, msg.id);
     return { score: ex.score, words: ex.words.map((w) => ({ token: w.token, known: w.known, delta: w.delta })) };

@@ -22,6 +22,8 @@ pub mod nn_bench;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm_partitioned;
 
 pub use engine::{Engine, EngineError, Explanation, Hit, WordDelta};
 pub use gallery::{write_gallery_bin, Gallery, GalleryDtype, GalleryError, GalleryIndex, GalleryItem};

@@ -90,7 +90,7 @@ unsafe fn scores_i8_avx2(values: &[i8], scales: &[f32], dim: usize, q: &[f32], o
 }
 
 /// A gallery row and its score.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Scored {
     pub id: u32,
     pub score: f32,

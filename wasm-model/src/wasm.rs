@@ -7,11 +7,11 @@ use wasm_bindgen::JsCast;
 
 use crate::engine;
 
-fn js_err(e: impl std::fmt::Display) -> JsError {
+pub(crate) fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
-fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
+pub(crate) fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
     let json = serde_json::to_string(value).map_err(js_err)?;
     js_sys::JSON::parse(&json).map_err(|_| JsError::new("internal error: result is not valid JSON"))
 }
@@ -25,7 +25,7 @@ fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
 /// ```
 #[wasm_bindgen]
 pub struct Engine {
-    inner: engine::Engine,
+    pub(crate) inner: engine::Engine,
 }
 
 #[wasm_bindgen]

@@ -19,7 +19,7 @@ mod shard;
 #[cfg(feature = "native")]
 pub mod fs;
 
-pub use build::{partition, BuildParams, BuildSummary, DEFAULT_PROBE_FRACTION};
+pub use build::{partition, BuildError, BuildParams, BuildSummary, DEFAULT_PROBE};
 pub use gallery::{PartitionedGallery, ShardSource, DEFAULT_SHARD_MEMORY};
 pub use header::{Descriptor, Header, DESCRIPTOR_FORMAT, HEADER_FILE, HEADER_MAGIC};
 pub use kmeans::{assign, train_centroids, KMeansParams};
@@ -36,12 +36,19 @@ pub const AUTO_PARTITION_ABOVE: usize = 2_000;
 /// Files per folder under `lists/` and `meta/` (static hosts and file systems slow down on huge folders).
 pub const FILES_PER_FOLDER: usize = 1000;
 
-/// The shard file of list `list`, relative to the gallery folder: `lists/000/000123.bin`.
+/// A file of the gallery's parts folder (named by the gallery id), relative to the gallery folder:
+/// `<gallery id>/lists/000/000123.bin`. Files named by `shard_file`, `meta_file` and `HEADER_FILE` live there.
+pub fn parts_path(gallery_id: &str, file: &str) -> String {
+    format!("{gallery_id}/{file}")
+}
+
+/// The shard file of list `list`, relative to the parts folder: `lists/000/000123.bin`.
 pub fn shard_file(list: u32) -> String {
     format!("lists/{:03}/{:06}.bin", list as usize / FILES_PER_FOLDER, list)
 }
 
-/// The metadata block file of block `block` (ids `block * meta_block ..`): `meta/000/000042.json`.
+/// The metadata block file of block `block` (ids `block * meta_block ..`), relative to the parts folder:
+/// `meta/000/000042.json`.
 pub fn meta_file(block: u32) -> String {
     format!("meta/{:03}/{:06}.json", block as usize / FILES_PER_FOLDER, block)
 }

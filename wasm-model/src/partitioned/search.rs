@@ -46,6 +46,11 @@ impl PlannedSearch {
     pub fn query(&self) -> &[f32] {
         &self.query
     }
+    /// Scores the lists not yet scanned with another hubness weight than the plan used (for ablations).
+    #[doc(hidden)]
+    pub fn set_penalty_weight(&mut self, weight: f32) {
+        self.penalty_weight = weight;
+    }
     /// Offers a candidate from outside the gallery (the user's added photos).
     pub fn offer(&mut self, id: u32, score: f32) {
         if Some(id) != self.exclude {
