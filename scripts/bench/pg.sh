@@ -9,8 +9,10 @@
 # Any gallery published with static/model works, e.g. Flickr8k val (research use only; stays under target/):
 #   target/debug/trainer publish --model static/model --images ../shared/data/flickr8k/images \
 #     --captions ../shared/data/flickr8k/captions_val.json --out target/bench/flickr8k-val --dtype f16
-# Cost at 1 M images on this 2-core machine: about 25 minutes with both cores busy (most of it the HNSW build), 2.2 GB of
-# memory for the bench, 1.5 GB for the index build, ~4 GB of disk in a scratch folder that is removed afterwards.
+# Cost at 1 M images, one storage type, on this 2-core machine: 17–19 minutes with both cores busy (and other jobs
+# running; most of it the HNSW build), 8.4 GB peak memory for the bench process (the synthetic gallery is built in
+# memory), up to --maintenance-work-mem (2 GB) for the index build, ~4 GB of disk in a scratch folder removed afterwards.
+# Results: docs/scale.md, "PostgreSQL + pgvector (measured)".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 die() { echo "bench/pg.sh: $*" >&2; exit 1; }
