@@ -25,8 +25,9 @@ export const Request = Object.freeze({
   /** No fields → answer `{ entries: [{ name, transferSize, encodedBodySize, decodedBodySize }] }`: the worker's
    *  resource timings (its downloads; for tools). */
   resources: 'resources',
-  /** `{ files: [{ file: File, path }] }`: index the user's photos. No answer: `myPhotosProgress` events, then
-   *  `myPhotosDone`. Photos already indexed (same path, size and date) are counted as skipped. */
+  /** `{ files: [{ file: File, path }], more }`: index the user's photos (`more`: further slices of the same add
+   *  follow). No answer: `myPhotosProgress` events, then `myPhotosDone`. Photos already indexed (same path, size
+   *  and date) are counted as skipped. */
   addPhotos: 'addPhotos',
   /** `{ handle: FileSystemDirectoryHandle }`: index a folder picked with the File System Access API; the worker
    *  lists it and remembers it, so an add a reload interrupts can continue (`ready.restored.folders`) → answer
@@ -40,7 +41,8 @@ export const Request = Object.freeze({
   clearPhotos: 'clearPhotos',
   /** `{ ids }`: the user's photos among these picture ids, for display → answer `{ photos: [MyPhoto] }`. */
   describePhotos: 'describePhotos',
-  /** `{ count }`: how many embedding workers to run (1–8; for benchmarks) → answer `{ count }` as applied. */
+  /** `{ count, browserDecode? }`: how many embedding workers to run (1–8) and whether big JPEGs are decoded by the
+   *  browser (default true); for benchmarks → answer `{ count }` as applied. */
   embedWorkers: 'embedWorkers',
   /** No fields → answer `MyPhotosStats` (see `myPhotosDone`). */
   myPhotosStats: 'myPhotosStats',
@@ -86,7 +88,8 @@ export const Event = Object.freeze({
 
 /** Requests, search worker → one embedding worker. */
 export const EmbedRequest = Object.freeze({
-  /** `{ module: WebAssembly.Module, manifestJson, imageEncoder, imageHead }` (weights as bytes) → `started` or `failed`. */
+  /** `{ module: WebAssembly.Module, manifestJson, imageEncoder, imageHead, browserDecode }` (weights as bytes;
+   *  `browserDecode`: big JPEGs to the browser's decoder, worker/photo-decode.js) → `started` or `failed`. */
   init: 'init',
   /** `{ job, file: File }` → `embedded` with the same `job`. */
   embed: 'embed',

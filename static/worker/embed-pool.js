@@ -6,6 +6,9 @@ import { EmbedRequest, EmbedEvent, errorText } from '../protocol.js';
 import { fetchFile, forget, modelFile, progressOf } from './downloads.js';
 
 const IDLE_MS = 60_000;
+// Photos in flight per worker: the next one is handed over while one is in the encoder, so a big JPEG's browser
+// decode (on the browser's threads, photo-decode.js) overlaps the wasm work instead of waiting for it.
+const DEPTH = 2;
 
 export class EmbedPool {
   /** `model`: `{ cache, manifest, manifestText, module }` from the search worker's load; `onDownload({ loaded,
@@ -14,15 +17,19 @@ export class EmbedPool {
     this.model = model;
     this.onDownload = onDownload;
     this.size = Math.max(1, Math.min(4, navigator.hardwareConcurrency || 2)); // workers to start
-    this.slots = [];        // [{ worker, busy }] of the started pool
+    this.slots = [];        // [{ worker, jobs }] of the started pool
     this.starting = null;   // Promise of the started pool
     this.files = null;      // { imageEncoder, imageHead, keys }: the bytes, and their Cache API keys
     this.idleTimer = 0;
+    this.browserDecode = true;
+    this.jobs = 0;          // the last job number handed out
   }
 
-  /** How many workers to run (1–8); a running pool stops, and the next add starts the new count. */
-  resize(count) {
+  /** How many workers to run (1–8), and whether big JPEGs go to the browser's decoder (photo-decode.js; off only
+   *  for benchmarks); a running pool stops, and the next add starts the new setting. */
+  resize(count, browserDecode = true) {
     this.size = Math.max(1, Math.min(8, count | 0));
+    this.browserDecode = browserDecode !== false;
     this.stop();
     return this.size;
   }
@@ -56,7 +63,7 @@ export class EmbedPool {
     const files = await this.imageModel();
     const slots = Array.from({ length: this.size }, () => ({
       worker: new Worker(new URL('./embed-worker.js', import.meta.url), { type: 'module' }),
-      busy: false,
+      jobs: new Map(), // job → resolve, for the photos handed to this worker and not answered yet
     }));
     await Promise.all(slots.map(({ worker }) => new Promise((resolve, reject) => {
       worker.onmessage = ({ data }) => data.type === EmbedEvent.started ? resolve()
@@ -64,7 +71,7 @@ export class EmbedPool {
       worker.onerror = (e) => reject(new Error(`the embedding worker failed to start (${e.message || 'script error'})`));
       // The bytes are copied, not transferred: every worker needs them.
       worker.postMessage({ type: EmbedRequest.init, module: this.model.module, manifestJson: this.model.manifestText,
-        imageEncoder: files.imageEncoder, imageHead: files.imageHead });
+        imageEncoder: files.imageEncoder, imageHead: files.imageHead, browserDecode: this.browserDecode });
     }))).catch(async (e) => {
       for (const { worker } of slots) worker.terminate();
       // The workers check both files against the manifest's SHA-256: a damaged copy must not live on in the
@@ -75,6 +82,13 @@ export class EmbedPool {
       }
       throw e;
     });
+    for (const slot of slots) {
+      slot.worker.onmessage = ({ data }) => {
+        const resolve = slot.jobs.get(data.job);
+        slot.jobs.delete(data.job);
+        resolve?.(data);
+      };
+    }
     this.slots = slots;
   }
 
@@ -94,15 +108,20 @@ export class EmbedPool {
   keepAlive() { clearTimeout(this.idleTimer); }
 
   get started() { return this.slots.length; }
-  freeSlots() { return this.slots.filter((s) => !s.busy); }
-  anyBusy() { return this.slots.some((s) => s.busy); }
+  /** The workers that can take another photo now (one slot per free place; the least loaded first). */
+  freeSlots() {
+    const free = [];
+    for (let depth = 0; depth < DEPTH; depth++) free.push(...this.slots.filter((s) => s.jobs.size <= depth));
+    return free;
+  }
+  anyBusy() { return this.slots.some((s) => s.jobs.size > 0); }
 
-  /** Embeds `file` on the free `slot`: resolves with the worker's `embedded` event (`{ vector, thumb, ms }` or
+  /** Embeds `file` on `slot`: resolves with the worker's `embedded` event (`{ vector, thumb, decoder, ms }` or
    *  `{ error }`). */
-  embed(slot, job, file) {
-    slot.busy = true;
+  embed(slot, file) {
+    const job = ++this.jobs;
     return new Promise((resolve) => {
-      slot.worker.onmessage = ({ data }) => { slot.busy = false; resolve(data); };
+      slot.jobs.set(job, resolve);
       slot.worker.postMessage({ type: EmbedRequest.embed, job, file });
     });
   }

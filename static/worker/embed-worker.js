@@ -4,12 +4,15 @@
 // module and the weights from there, so it downloads nothing itself. The files never leave this machine: they are read here and
 // only the vector and the thumbnail go back. Messages: EmbedRequest / EmbedEvent in protocol.js.
 import { EmbedRequest, EmbedEvent, checkHandlers, errorText } from '../protocol.js';
-import { embedPhoto } from './photo-decode.js';
+import { preparePhoto, finishPhoto } from './photo-decode.js';
 
 let wasm = null;
 let embedder = null;
+let options = { browserDecode: true };
+let inOrder = Promise.resolve(); // photos are finished one at a time, in the order they came
 
-async function init({ module, manifestJson, imageEncoder, imageHead }) {
+async function init({ module, manifestJson, imageEncoder, imageHead, browserDecode }) {
+  options = { browserDecode: browserDecode !== false };
   wasm = await import('../pkg/wasm_model.js');
   await wasm.default({ module_or_path: module });
   embedder = new wasm.ImageEmbedder(manifestJson, imageEncoder, imageHead);
@@ -24,14 +27,20 @@ const handlers = checkHandlers(EmbedRequest, {
       postMessage({ type: EmbedEvent.failed, error: errorText(e) });
     }
   },
-  async [EmbedRequest.embed](msg) {
-    let out;
-    try {
-      out = await embedPhoto(wasm, embedder, msg.file);
-    } catch (e) {
-      out = { error: errorText(e) };
-    }
-    postMessage({ type: EmbedEvent.embedded, job: msg.job, ...out }, out.vector ? [out.vector.buffer] : []);
+  [EmbedRequest.embed](msg) {
+    // Prepared at once (a big JPEG starts decoding on the browser's threads), finished in arrival order: the pool
+    // sends the next photo while this one is in the encoder.
+    const prepared = preparePhoto(wasm, msg.file, options);
+    prepared.catch(() => {}); // its error is reported in order, below
+    inOrder = inOrder.then(async () => {
+      let out;
+      try {
+        out = await finishPhoto(embedder, await prepared);
+      } catch (e) {
+        out = { error: errorText(e) };
+      }
+      postMessage({ type: EmbedEvent.embedded, job: msg.job, ...out }, out.vector ? [out.vector.buffer] : []);
+    });
   },
 }, 'embed-worker');
 

@@ -63,6 +63,7 @@ export class MyPhotos {
     const stale = { ids: [], keys: [] };
     let last = null;
     try {
+      this.engine.reserve_added((await store.chunkCount()) * store.CHUNK);
       await store.eachChunk((chunk) => {
         const n = chunk.photos?.length ?? 0;
         const ok = chunk.modelId === modelId && chunk.dim === this.dim && n > 0
@@ -208,14 +209,16 @@ export class MyPhotos {
     return { photos: photos.map((p, i) => ({ id: p.id, name: p.name, path: p.path, thumb: thumbs[i] || pending.get(p.key) || null })) };
   }
 
-  /** Queues `files` (`[{ file, path }]`) for embedding, skipping photos already added or queued. `folder`: the
+  /** Queues `files` (`[{ file, path }]`) for embedding, skipping photos already added or queued. `more`: the page
+   *  is still sending this add's files (in slices), so the batch does not end between them. `folder`: the
    *  remembered folder they come from (marked done when the batch ends uncancelled). */
-  add(files, folder = null) {
+  add(files, { more = false, folder = null } = {}) {
     this.pool.keepAlive();
     this.batch ??= { queue: [], queued: new Set(), total: 0, done: 0, added: 0, failed: 0, skipped: 0,
       generation: this.generation, t0: performance.now(), ms: { read: 0, decode: 0, embed: 0, thumb: 0 },
       decoders: { browser: 0, wasm: 0 }, folders: [] };
     const batch = this.batch;
+    batch.more = more;
     if (folder) batch.folders.push(folder);
     let fresh = 0;
     for (const f of files) {
@@ -229,7 +232,7 @@ export class MyPhotos {
     this.#report([]);
     if (!fresh) {
       // Nothing new; a batch still running ends by itself when its photos are done.
-      if (!batch.queue.length && !this.pool.anyBusy()) this.#finish();
+      if (!batch.queue.length && !this.pool.anyBusy() && !batch.more) this.#finish();
       return;
     }
     this.pool.start().then(() => this.#pump(), (e) => this.#fail(e));
@@ -247,7 +250,7 @@ export class MyPhotos {
       this.post({ type: Event.myPhotosNote, message: `Could not read the folder “${handle.name}”: ${errorText(e)}` });
       return;
     }
-    this.add(files, folder);
+    this.add(files, { folder });
   }
 
   /** Continues a remembered folder (`restored.folders`), after the page got the permission to read it again. */
@@ -264,13 +267,14 @@ export class MyPhotos {
     const errors = b.queue.map((f) => ({ file: f.path || f.file.name, message: errorText(e) }));
     b.failed += errors.length; b.done += errors.length; b.queue = [];
     this.#report(errors);
-    if (!this.pool.anyBusy()) this.#finish();
+    if (!this.pool.anyBusy() && !b.more) this.#finish();
   }
 
   /** Drops the photos not yet started; the batch ends when the running ones are done. */
   cancel() {
     if (!this.batch) return;
     this.batch.cancelled = true;
+    this.batch.more = false; // the page stops sending too
     this.batch.total -= this.batch.queue.length;
     this.batch.queue = [];
     if (!this.pool.anyBusy()) this.#finish();
@@ -298,16 +302,16 @@ export class MyPhotos {
       elapsedMs: performance.now() - b.t0, perPhoto, decoders: b.decoders, ...this.stats() });
   }
 
-  // Hands queued photos to every free embedding worker; each answer hands out the next one.
+  // Hands queued photos to every free place in the embedding workers; each answer hands out the next one.
   #pump() {
     if (!this.batch) return;
     for (const slot of this.pool.freeSlots()) {
       if (!this.batch.queue.length) break;
       const photo = this.batch.queue.shift();
       const generation = this.batch.generation;
-      this.pool.embed(slot, photo.key, photo.file).then((result) => {
+      this.pool.embed(slot, photo.file).then((result) => {
         if (generation === this.generation && this.batch) this.#accept(photo, result);
-        if (this.batch && !this.batch.queue.length && !this.pool.anyBusy()) this.#finish();
+        if (this.batch && !this.batch.queue.length && !this.pool.anyBusy() && !this.batch.more) this.#finish();
         else this.#pump();
       });
     }
@@ -363,13 +367,13 @@ export class MyPhotos {
 /** The search worker's handlers for the "My photos" requests (protocol.js), over `current()` (the MyPhotos of
  *  the loaded engine): the search worker spreads them into its own table. */
 export const myPhotoRequests = (current) => ({
-  [Request.addPhotos]: (msg) => { current().add(msg.files); },
+  [Request.addPhotos]: (msg) => { current().add(msg.files, { more: msg.more }); },
   [Request.addFolder]: (msg) => current().addFolder(msg.handle).then(() => ({})),
   [Request.continueFolder]: (msg) => current().continueFolder(msg.id).then(() => ({})),
   [Request.cancelAdding]: () => { current().cancel(); },
   [Request.clearPhotos]: () => current().clear().then(() => ({})),
   [Request.describePhotos]: (msg) => current().describe(msg.ids || []),
-  [Request.embedWorkers]: (msg) => ({ count: current().pool.resize(msg.count) }),
+  [Request.embedWorkers]: (msg) => ({ count: current().pool.resize(msg.count, msg.browserDecode) }),
   [Request.myPhotosStats]: () => current().stats(),
   [Request.addSyntheticPhotos]: (msg) => current().addSynthetic(msg),
 });

@@ -60,51 +60,63 @@ async function thumbnail(source) {
   }
 }
 
-/** The browser's decode of a JPEG described by `info` → `{ vector, thumb }`, or null when the browser cannot
- *  decode it (the caller falls back to the wasm decoder). */
-async function viaBrowser(embedder, file, info, ms) {
+/** The vector and thumbnail of a JPEG the browser decoded (`bitmap`, turned upright; `info` from probe_image). */
+async function fromBitmap(embedder, bitmap, info, ms) {
   const t0 = performance.now();
-  let bitmap;
-  try {
-    // colorSpaceConversion 'none': the file's values, not converted by its ICC profile (the trainer ignores it).
-    bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
-  } catch {
-    return null;
-  }
-  try {
-    const turned = info.orientation >= 5;
-    const [w, h] = turned ? [info.height, info.width] : [info.width, info.height];
-    if (bitmap.width !== w || bitmap.height !== h) return null; // not the image the header describes
-    const rgba = storedPixels(bitmap, info);
-    const t1 = performance.now();
-    // A Uint8ClampedArray is passed to wasm as bytes (copied into its memory).
-    const vector = embedder.embed_rgba(new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), info.width, info.height);
-    const t2 = performance.now();
-    const thumb = await thumbnail(bitmap);
-    Object.assign(ms, { decode: t1 - t0, embed: t2 - t1, thumb: performance.now() - t2 });
-    return { vector, thumb };
-  } finally {
-    bitmap.close();
-  }
+  const rgba = storedPixels(bitmap, info);
+  const t1 = performance.now();
+  // A Uint8ClampedArray is passed to wasm as bytes (copied into its memory).
+  const vector = embedder.embed_rgba(new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), info.width, info.height);
+  const t2 = performance.now();
+  const thumb = await thumbnail(bitmap);
+  Object.assign(ms, { decode: ms.decode + t1 - t0, embed: t2 - t1, thumb: performance.now() - t2 });
+  return { vector, thumb };
 }
 
-/** `file` (a File or Blob) → `{ vector: Float32Array, thumb: Blob | null, decoder: 'browser' | 'wasm', ms: { read,
- *  decode, embed, thumb } }`. Throws an Error naming the problem for a file that cannot be embedded.
- *  `wasm`: the wasm package's module (for `probe_image`); `embedder`: its ImageEmbedder. */
-export async function embedPhoto(wasm, embedder, file, { browserDecode = true } = {}) {
+/** The first half of embedding `file` (a File or Blob), started as soon as it arrives: its bytes, the header's
+ *  checks (`probe_image` throws an Error naming the problem), and for a big JPEG the browser's decode, which runs
+ *  on the browser's own threads while the wasm encoder still works on the previous photo. Resolves to what
+ *  `finishPhoto` takes. `wasm`: the wasm package's module. */
+export async function preparePhoto(wasm, file, { browserDecode = true } = {}) {
   const t0 = performance.now();
   const bytes = new Uint8Array(await file.arrayBuffer());
   const ms = { read: performance.now() - t0, decode: 0, embed: 0, thumb: 0 };
   const info = wasm.probe_image(bytes); // throws for an empty, unknown, truncated or too large file
+  let bitmap = null;
   if (browserDecode && info.format === 'jpeg' && info.width * info.height >= BROWSER_DECODE_MIN_PIXELS
     && typeof createImageBitmap === 'function') {
-    const out = await viaBrowser(embedder, file, info, ms);
-    if (out) return { ...out, decoder: 'browser', ms };
+    const t1 = performance.now();
+    // colorSpaceConversion 'none': the file's values, not converted by its ICC profile (the trainer ignores it).
+    bitmap = createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' })
+      .then((b) => { ms.decode = performance.now() - t1; return b; }, () => null);
+  }
+  return { bytes, info, bitmap, ms };
+}
+
+/** The second half: `{ vector: Float32Array, thumb: Blob | null, decoder: 'browser' | 'wasm', ms: { read, decode,
+ *  embed, thumb } }` (`decode`: from the start of the browser's decode to its end, so it overlaps the previous
+ *  photo). Throws an Error naming the problem for a file that cannot be embedded. `embedder`: an ImageEmbedder. */
+export async function finishPhoto(embedder, { bytes, info, bitmap, ms }) {
+  const decoded = await bitmap;
+  if (decoded) {
+    try {
+      const turned = info.orientation >= 5;
+      const [w, h] = turned ? [info.height, info.width] : [info.width, info.height];
+      // Not the image the header describes (or no decode at all): the wasm decoder below.
+      if (decoded.width === w && decoded.height === h) return { ...await fromBitmap(embedder, decoded, info, ms), decoder: 'browser', ms };
+    } finally {
+      decoded.close();
+    }
   }
   const t1 = performance.now();
   const out = embedder.embed_with_thumbnail(bytes, THUMB_SIDE); // decode + resize + encoder in wasm
   const t2 = performance.now();
   const thumb = await thumbnail({ width: out.width, height: out.height, rgba: out.rgba });
-  Object.assign(ms, { embed: t2 - t1, thumb: performance.now() - t2 });
+  Object.assign(ms, { decode: 0, embed: t2 - t1, thumb: performance.now() - t2 });
   return { vector: out.vector, thumb, decoder: 'wasm', ms };
+}
+
+/** `preparePhoto` then `finishPhoto`: one photo on its own. */
+export async function embedPhoto(wasm, embedder, file, options = {}) {
+  return finishPhoto(embedder, await preparePhoto(wasm, file, options));
 }

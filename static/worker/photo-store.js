@@ -66,6 +66,9 @@ export async function eachChunk(visit) {
   });
 }
 
+/** How many chunk records there are (a restore makes room for that many full chunks first). */
+export const chunkCount = () => transaction('chunks', 'readonly', (s) => s.chunks.count());
+
 /** Writes a chunk record and the thumbnails of its new photos (`thumbs`: [[key, Blob]]) in one transaction, so a
  *  reload never finds a photo without its thumbnail. */
 export const putChunk = (chunk, thumbs = []) => transaction(['chunks', 'thumbs'], 'readwrite', (s) => {

