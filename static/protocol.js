@@ -42,7 +42,8 @@ export const Request = Object.freeze({
   /** `{ ids }`: the user's photos among these picture ids, for display → answer `{ photos: [MyPhoto] }`. */
   describePhotos: 'describePhotos',
   /** `{ count, browserDecode? }`: how many embedding workers to run (1–8) and whether big JPEGs are decoded by the
-   *  browser (default true); for benchmarks → answer `{ count }` as applied. */
+   *  browser (true, false or 'auto': when the machine has a spare core per worker); for benchmarks → answer
+   *  `{ count }` as applied. */
   embedWorkers: 'embedWorkers',
   /** No fields → answer `MyPhotosStats` (see `myPhotosDone`). */
   myPhotosStats: 'myPhotosStats',
@@ -71,7 +72,7 @@ export const Event = Object.freeze({
   myPhotosProgress: 'myPhotosProgress',
   /** `{ total, added, failed, skipped, elapsedMs, perPhoto: { read, decode, embed, thumb } (ms), decoders: {
    *  browser, wasm } (photos each decoded), ...MyPhotosStats }`: the add ended. `MyPhotosStats` = `{ count,
-   *  firstId, embedded, restored, workers, poolSize, adding, wasmMemoryBytes }` (the user's photos are ids
+   *  firstId, embedded, restored, workers, poolSize, browserDecode, adding, wasmMemoryBytes }` (the user's photos are ids
    *  `firstId .. firstId + count`). */
   myPhotosDone: 'myPhotosDone',
   /** `{ message }`: something the user should know about their photos (e.g. they cannot be kept). */

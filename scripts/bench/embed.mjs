@@ -80,13 +80,18 @@ try {
     if (last.failed) throw new Error(`${last.failed} files failed: ${await page.textContent('#mine-errors-list')}`);
     return { wallS: (Date.now() - t0) / 1000, ...last };
   };
-  const setWorkers = (count, browserDecode = true) => page.evaluate(([c, b]) => window.imgpickMine.setEmbedWorkers(c, b), [count, browserDecode]);
-  // Thumbnail bytes in IndexedDB (the real photos' only; synthetic ones have none).
+  const setWorkers = (count, browserDecode = 'auto') => page.evaluate(([c, b]) => window.imgpickMine.setEmbedWorkers(c, b), [count, browserDecode]);
+  // Thumbnail bytes in IndexedDB by photo (the real photos' only; synthetic ones have none): [[key, bytes]].
   const thumbBytes = () => page.evaluate(() => new Promise((resolve) => {
     const r = indexedDB.open('imgpick-mine');
     r.onsuccess = () => {
-      const q = r.result.transaction('thumbs').objectStore('thumbs').getAll();
-      q.onsuccess = () => { r.result.close(); resolve(q.result.map((b) => b.size)); };
+      const out = [];
+      const c = r.result.transaction('thumbs').objectStore('thumbs').openCursor();
+      c.onsuccess = () => {
+        if (!c.result) { r.result.close(); resolve(out); return; }
+        out.push([c.result.key, c.result.value.size]);
+        c.result.continue();
+      };
     };
   }));
 
@@ -123,22 +128,27 @@ try {
   const keep = (n, kind, r) => ((runs[n] ??= {})[kind] ??= []).push(r);
   for (let round = 0; round < Number(opts.rounds); round++) {
     for (const n of opts.workers.split(',').map(Number)) {
-      await setWorkers(n);
+      // Each setting starts its workers with one photo first, so worker start-up is not timed.
+      const warm = async (browserDecode) => { await setWorkers(n, browserDecode); await add(onDisk('warm', asset.slice(0, 1))); };
       await clear();
-      await add(onDisk('warm', asset.slice(0, 2))); // starts the workers (and downloads the encoder once)
-      await clear();
+      await warm('auto');
       const small = await add(onDisk('small', asset, Number(opts.copies)));
       keep(n, 'small', { photos: small.added, imagesPerS: small.rate, wallS: small.wallS, perPhoto: small.perPhoto, decoders: small.decoders });
       if (!big.length) continue;
+      await warm(true); // big JPEGs through the browser's decoder
       const b = await add(onDisk('big', big));
       keep(n, 'big', { photos: b.added, imagesPerS: b.rate, perPhoto: b.perPhoto, decoders: b.decoders, bytes: bigBytes });
       if (!out.thumbs) {
         const thumbs = await thumbBytes();
-        out.thumbs = { small: thumbs.slice(0, small.added), big: thumbs.slice(small.added) };
+        out.thumbs = { small: thumbs.filter(([k]) => !k.includes('phone-')).map(([, n]) => n),
+          big: thumbs.filter(([k]) => k.includes('phone-')).map(([, n]) => n) };
       }
-      await setWorkers(n, false); // the same JPEGs through the wasm decoder (what every photo took before)
+      await warm(false); // the same JPEGs through the wasm decoder
       const w = await add(onDisk('big-wasm', big));
       keep(n, 'bigWasm', { photos: w.added, imagesPerS: w.rate, perPhoto: w.perPhoto, decoders: w.decoders });
+      out.autoDecodesInBrowser ??= {};
+      await setWorkers(n, 'auto');
+      out.autoDecodesInBrowser[n] = (await page.evaluate(() => window.imgpick.mineStats())).browserDecode;
     }
   }
   const medianRun = (list) => list && [...list].sort((a, b) => a.imagesPerS - b.imagesPerS)[Math.floor(list.length / 2)];
@@ -206,7 +216,8 @@ for (const [n, r] of Object.entries(out.chromium)) {
     + `${r.big ? ` (${r.big.photos} × ${(r.big.bytes / 1e6).toFixed(1)} MB)` : ''} | ${split(r.big?.perPhoto)} | ${f1(r.bigWasm?.imagesPerS)} | ${split(r.bigWasm?.perPhoto)} |`);
 }
 if (out.thumbs) {
-  console.log(`\nThumbnails (JPEG, longest side 320 px, quality 0.85): asset photos ${(mean(out.thumbs.small) / 1e3).toFixed(1)} kB, `
+  console.log(`\nWhat 'auto' picks on this machine (${out.cores} cores) for big JPEGs: ${JSON.stringify(out.autoDecodesInBrowser)} (true = the browser's decoder).`);
+console.log(`\nThumbnails (JPEG, longest side 320 px, quality 0.85): asset photos ${(mean(out.thumbs.small) / 1e3).toFixed(1)} kB, `
     + `12-MP JPEGs ${(mean(out.thumbs.big) / 1e3).toFixed(1)} kB on average.`);
 }
 if (out.scale.length) {

@@ -241,7 +241,7 @@ export function initMyPhotos(worker, { onChange }) {
       showSection();
       return answer.error ? { error: answer.error } : { count: answer.count };
     },
-    setEmbedWorkers: async (count, browserDecode = true) =>
+    setEmbedWorkers: async (count, browserDecode = 'auto') =>
       (await searchWorker.ask(Request.embedWorkers, { count, browserDecode })).count,
     search: async (query, scope = 'mine', k = 30) => {
       const t = performance.now();

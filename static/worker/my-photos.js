@@ -190,7 +190,7 @@ export class MyPhotos {
 
   stats() {
     return { count: this.photos.length, firstId: this.firstId, embedded: this.embedded, restored: this.restored,
-      workers: this.pool.size, poolSize: this.pool.started, adding: Boolean(this.batch),
+      workers: this.pool.size, poolSize: this.pool.started, browserDecode: this.pool.decodesInBrowser, adding: Boolean(this.batch),
       wasmMemoryBytes: this.wasmExports?.memory?.buffer.byteLength ?? null };
   }
 

@@ -1,7 +1,8 @@
 // One photo file → its vector and a small thumbnail, in an embedding worker. Which decoder reads the pixels:
-// - JPEGs of BROWSER_DECODE_MIN_PIXELS or more (phone photos): the browser's own decoder (createImageBitmap, on
-//   the browser's threads, several times faster than the wasm decoder on a 12-MP JPEG); the wasm encoder then
-//   resizes and embeds those pixels with the trainer's code, and the thumbnail is drawn from the same bitmap.
+// - JPEGs of BROWSER_DECODE_MIN_PIXELS or more (phone photos), when the pool asks for it (embed-pool.js: only
+//   with a spare core per worker): the browser's own decoder (createImageBitmap, on the browser's threads, while
+//   the wasm encoder works on the previous photo); the wasm encoder then resizes and embeds those pixels with the
+//   trainer's code, and the thumbnail is drawn from the same bitmap.
 // - Everything else: the wasm encoder decodes the file itself (the trainer's decoder, so exactly its pixels).
 // Why the size limit: the two JPEG decoders differ by a level or two on a few % of the pixels. Downscaled
 // to the network's 224 px those differences average out (browser vs wasm vectors, 45 real 1.6–14.7 MP
