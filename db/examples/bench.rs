@@ -31,7 +31,7 @@ struct Args {
     n: usize,
     #[arg(long, default_value_t = 200)]
     queries: usize,
-    #[arg(long, value_delimiter = ',', default_value = "40,64,100,200,400")]
+    #[arg(long, value_delimiter = ',', default_value = "40,100,200,400,800")]
     ef: Vec<usize>,
     /// Storage types to load and measure, one after the other.
     #[arg(long, value_delimiter = ',', default_value = "halfvec")]
@@ -43,10 +43,10 @@ struct Args {
     /// bases do not become 1,000 tight clusters; each keeps cosine ≈ 0.73 to its base. (0.7: 0.69 and 0.83.)
     #[arg(long, default_value_t = 1.0)]
     noise: f32,
-    /// HNSW graph degree and build breadth (pgvector's defaults: 16, 64).
-    #[arg(long, default_value_t = 16)]
+    /// HNSW graph degree and build breadth (the loader's defaults; pgvector's are 16 and 64).
+    #[arg(long, default_value_t = LoadOptions::default().hnsw_m)]
     m: i32,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = LoadOptions::default().hnsw_ef_construction)]
     ef_construction: i32,
     #[arg(long, default_value = "2GB")]
     maintenance_work_mem: String,
