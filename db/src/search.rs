@@ -33,6 +33,8 @@ pub struct DbSearcher {
     pool: Pool,
     encoder: Arc<TextEncoder>,
     model_id: String,
+    /// The model's strong-match threshold of text queries (manifest `retrieval.strong_match`), if calibrated.
+    strong_match: Option<wasm_model::model_dir::StrongMatch>,
     config: DbConfig,
     slots: Semaphore,
     /// The live gallery's meta row, read on first use and again whenever an answer looks stale.
@@ -54,6 +56,7 @@ impl DbSearcher {
             pool: config.pool()?,
             encoder: Arc::new(encoder),
             model_id: model.model_id().to_string(),
+            strong_match: model.manifest.strong_match().cloned(),
             slots: Semaphore::new(config.max_in_flight.max(1)),
             config,
             live: RwLock::new(None),
@@ -84,7 +87,9 @@ impl DbSearcher {
         self.bounded(async {
             let mut conn = self.connection().await?;
             let meta = self.live_meta(&conn).await?;
-            self.rank(&mut conn, &meta, &q, limit, offset, None).await
+            let mut hits = self.rank(&mut conn, &meta, &q, limit, offset, None).await?;
+            hits.iter_mut().for_each(|h| h.hit.strong = self.strong_match.as_ref().map(|s| s.is_strong(h.hit.score)));
+            Ok(hits)
         })
         .await
     }
@@ -219,6 +224,7 @@ impl DbSearcher {
                         thumb: r.try_get(2)?,
                         caption: r.try_get(3)?,
                         score: r.try_get(7)?,
+                        strong: None,
                     },
                     source: r.try_get(4)?,
                     licence: r.try_get(5)?,

@@ -180,7 +180,7 @@ mod tests {
     fn folded_inner_product_is_the_engine_score() {
         for dtype in [GalleryDtype::F32, GalleryDtype::F16, GalleryDtype::Int8] {
             let mut model = random_model(small_config(), 6, 9, false);
-            model.manifest.retrieval = Some(Retrieval { image_views: vec!["original".into()], hubness_k: 10, hubness_weight: 0.5 });
+            model.manifest.retrieval = Some(Retrieval { image_views: vec!["original".into()], hubness_k: 10, hubness_weight: 0.5, strong_match: None });
             let id = model.model_id().to_string();
             let bin = write_gallery_bin(&id, 6, &random_rows(40, 6, 3), dtype).unwrap();
             let json = GalleryIndex::new(&id, items(40)).to_json();

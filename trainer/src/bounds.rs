@@ -90,6 +90,8 @@ pub static BOOTSTRAP: Bound<usize> = closed(1, 10_000_000, "at least 1 resample 
 pub static SEARCH_K: Bound<usize> = closed(1, wasm_model::engine::MAX_K, "1..=1000 results");
 pub static SPLIT: Bound<usize> = closed(0, 16, "a backbone stage 0..=16 (Lite0: 0..=7)");
 pub static TOP_CLASSES: Bound<usize> = closed(1, 1000, "1..=1000 classes");
+pub static SHARE: Bound<f64> = closed(0.0, 1.0, "a share in [0, 1] (0.5 = half of them)");
+pub static MIN_QUERIES: Bound<usize> = closed(1, usize::MAX, "at least 1 query");
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@
 //! Formats (tokenizer, model directory, gallery) are `wasm_model`'s: one definition for trainer and browser.
 pub mod backbone;
 pub mod bounds;
+pub mod calibrate;
 pub mod config;
 pub mod crash;
 pub mod data;

@@ -34,6 +34,10 @@ enum Command {
     Fit(Box<FitArgs>),
     /// Evaluate a model directory with the VSE protocol (1 query per caption, up to 5 captions per image).
     Eval(Box<EvalArgs>),
+    /// Measure the score from which a text query's result is a strong match (top-1 precision on a captioned
+    /// validation set, with the model's scoring) and write it into the manifest (`retrieval.strong_match`;
+    /// weights and model id unchanged). The page, `/api/search` and `search --json` then mark each result.
+    Calibrate(Box<trainer::calibrate::CalibrateArgs>),
     /// Export a training run as the model directory the browser and `search` load.
     Export {
         /// Run folder written by `trainer fit --out`.
@@ -114,7 +118,8 @@ enum Command {
         /// Number of results.
         #[arg(short, default_value_t = 10, value_parser = bounds::SEARCH_K.parser(), allow_negative_numbers = true)]
         k: usize,
-        /// Print JSON `[{"file", "score"}]`, best first.
+        /// Print JSON `[{"file", "score", "caption", "strong"}]`, best first (`strong`: whether the result reaches the
+        /// model's calibrated strong-match score; absent when the model is not calibrated).
         #[arg(long)]
         json: bool,
         /// The prompt (rclip-style arithmetic allowed: `beach -people +dog`).
@@ -192,6 +197,15 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Calibrate(args) => {
+            let report = trainer::calibrate::calibrate(&args)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
         Command::Export { run, out, which, f32, no_eval } => {
             let opts = trainer::export::ExportOptions { f16: !f32, evaluate: !no_eval };
             let (dir, metrics) = trainer::export::export_run(&run, which, &out, &opts)?;
@@ -233,12 +247,23 @@ fn run(cli: Cli) -> Result<()> {
             let engine = wasm_model::engine::Engine::open(&model, &gallery)?;
             let hits = engine.search(&prompt, k)?;
             if json {
-                let rows: Vec<serde_json::Value> =
-                    hits.iter().map(|h| serde_json::json!({"file": h.file, "score": h.score})).collect();
+                // `strong`: only with a calibrated model (manifest `retrieval.strong_match`)
+                let rows: Vec<serde_json::Value> = hits
+                    .iter()
+                    .map(|h| match h.strong {
+                        Some(strong) => serde_json::json!({"file": h.file, "score": h.score, "caption": h.caption, "strong": strong}),
+                        None => serde_json::json!({"file": h.file, "score": h.score, "caption": h.caption}),
+                    })
+                    .collect();
                 println!("{}", serde_json::to_string(&rows)?);
             } else {
                 for h in hits {
-                    println!("{:.4}  {}  {}", h.score, h.file, h.caption);
+                    let strength = match h.strong {
+                        Some(true) => "strong  ",
+                        Some(false) => "weaker  ",
+                        None => "",
+                    };
+                    println!("{:.4}  {strength}{}  {}", h.score, h.file, h.caption);
                 }
             }
             Ok(())

@@ -14,7 +14,7 @@ fn trainer(args: &[&str]) -> (bool, String) {
 fn help_explains_every_command() {
     let o = Command::new(env!("CARGO_BIN_EXE_trainer")).arg("--help").output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    for cmd in ["fit", "eval", "export", "publish", "search", "features", "classify"] {
+    for cmd in ["fit", "eval", "calibrate", "export", "publish", "search", "features", "classify"] {
         assert!(out.contains(cmd), "--help lists {cmd}");
     }
 }
@@ -26,6 +26,17 @@ fn missing_model_directory() {
     let (ok, err) = trainer(&["eval", "--model", d.join("nope").to_str().unwrap(), "--captions", "x.json", "--images", "."]);
     assert!(!ok);
     assert!(err.contains("cannot load model directory") && err.contains("manifest.json"), "{err}");
+}
+
+/// `calibrate` names a missing model directory before reading any image, and writes nothing.
+#[test]
+fn calibrate_without_a_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (ok, err) = trainer(&["calibrate", "--model", d.join("nope").to_str().unwrap(), "--captions", "x.json", "--images", "."]);
+    assert!(!ok);
+    assert!(err.contains("manifest.json"), "{err}");
+    assert!(!d.join("nope").exists());
 }
 
 #[test]
@@ -78,6 +89,7 @@ fn out_of_range_options_are_refused_naming_the_range() {
     let fit = ["fit", "--train-captions", "c.json", "--val-captions", "c.json", "--images", d, "--out", d];
     let eval = ["eval", "--model", d, "--captions", "c.json", "--images", d];
     let search = ["search", "--model", d, "--gallery", d];
+    let calibrate = ["calibrate", "--model", d, "--captions", "c.json", "--images", d];
     let cases: Vec<(Vec<&str>, &[&str], &str)> = vec![
         (fit.to_vec(), &["--batch-size", "1"], "--batch-size"),
         (fit.to_vec(), &["--batch-size", "0"], "--batch-size"),
@@ -103,6 +115,9 @@ fn out_of_range_options_are_refused_naming_the_range() {
         (fit.to_vec(), &["--finetune", "--crop-scale", "0"], "--crop-scale"),
         (fit.to_vec(), &["--stop-after-epoch", "0"], "--stop-after-epoch"),
         (eval.to_vec(), &["--bootstrap", "0"], "--bootstrap"),
+        (calibrate.to_vec(), &["--precision", "1.5"], "--precision"),
+        (calibrate.to_vec(), &["--precision", "nan"], "--precision"),
+        (calibrate.to_vec(), &["--min-queries", "0"], "--min-queries"),
         (search.to_vec(), &["-k", "0", "dog"], "-k"),
         (search.to_vec(), &["-k", "1000000", "dog"], "-k"),
         (vec!["export", "--run", d, "--out", d], &["--which", "foo"], "--which"),

@@ -18,7 +18,7 @@ const PROMPTS: [&str; 6] = ["w2 w5 w7", "w3", "w4 w8", "w9 -w3", "2:w6 + w10", "
 
 fn model(seed: u64) -> ModelDir {
     let mut m = random_model(small_config(), D, seed, false);
-    m.manifest.retrieval = Some(Retrieval { image_views: vec!["original".into()], hubness_k: 10, hubness_weight: 0.5 });
+    m.manifest.retrieval = Some(Retrieval { image_views: vec!["original".into()], hubness_k: 10, hubness_weight: 0.5, strong_match: None });
     m
 }
 

@@ -55,7 +55,7 @@ pub fn fixture_dir() -> PathBuf {
 pub fn fixture_model(hubness: bool) -> ModelDir {
     let mut model = ModelDir::load(fixture_dir()).expect("fixture model");
     if hubness {
-        model.manifest.retrieval = Some(Retrieval { image_views: vec!["original".into()], hubness_k: 10, hubness_weight: 0.5 });
+        model.manifest.retrieval = Some(Retrieval { image_views: vec!["original".into()], hubness_k: 10, hubness_weight: 0.5, strong_match: None });
     }
     model
 }

@@ -101,6 +101,27 @@ pub fn hubness(images: &Tensor, bank: &Tensor, k: usize) -> Vec<f32> {
 /// product scores (manifest `retrieval`: averaged image views, hubness correction of text queries) unless
 /// `plain` (cosine of single-view vectors).
 pub fn rank_model_dir(model: &Path, captions: &Path, images: &Path, cache: &Path, weights: Option<PathBuf>, plain: bool) -> Result<Ranked> {
+    let s = score_model_dir(model, captions, images, cache, weights, plain)?;
+    Ok(Ranked { ranks: rank_queries(&s.images, &s.captions, &s.caption_image, s.t2i_penalty.as_deref()), coverage: s.coverage })
+}
+
+/// What [`rank_model_dir`] ranks: the readable images' and their captions' vectors, each caption's image, and
+/// the hubness penalty of text queries (manifest `retrieval`, unless `plain`). `trainer calibrate` reads the
+/// scores themselves.
+pub struct Scored {
+    /// [N, D], L2-normalised (the mean of the scoring's views).
+    pub images: Tensor,
+    /// [M, D], L2-normalised.
+    pub captions: Tensor,
+    /// Caption j's image: a row of `images`.
+    pub caption_image: Vec<usize>,
+    /// `hubness_weight × hubness` per image, subtracted from text-to-image cosines.
+    pub t2i_penalty: Option<Vec<f32>>,
+    pub coverage: Coverage,
+}
+
+/// Embeds a captions file's images and captions with a model directory, as [`rank_model_dir`] scores them.
+pub fn score_model_dir(model: &Path, captions: &Path, images: &Path, cache: &Path, weights: Option<PathBuf>, plain: bool) -> Result<Scored> {
     let device = crate::default_device();
     let loaded = crate::load::load_model_dir_with_backbone_weights(model, weights.as_deref(), device)?;
     if loaded.dir.image_head.is_none() {
@@ -165,7 +186,7 @@ pub fn rank_model_dir(model: &Path, captions: &Path, images: &Path, cache: &Path
         }
         _ => None,
     };
-    Ok(Ranked { ranks: rank_queries(&imgs, &caps, &owner, penalty.as_deref()), coverage })
+    Ok(Scored { images: imgs, captions: caps, caption_image: owner, t2i_penalty: penalty, coverage })
 }
 
 /// Whether `caption` holds a word the tokenizer keeps (not only emoji, symbols or punctuation).

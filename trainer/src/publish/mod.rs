@@ -5,7 +5,8 @@
 //! thumbnail (`thumbs`) and appending its vector to the cache (`cache`) as it goes, so a killed run resumes
 //! where it stopped and a re-run embeds only what changed. `gallery.bin` and `gallery.json` are written
 //! atomically at the end (`gallery.json` last), and only then are stale thumbnails removed. Every file that
-//! is not published is listed with its reason.
+//! is not published is listed with its reason. `gallery.json` also gets the gallery's summary (themes and
+//! example prompts, `wasm_model::gallery::GallerySummary`) for the page's empty state.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -232,7 +233,11 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
         items.iter_mut().zip(hubs).for_each(|(it, h)| it.hubness = Some(h.clamp(-1.0, 1.0)));
     }
     let bin = write_gallery_bin(&model_id, dim, &rows, opts.dtype)?;
-    let index = GalleryIndex::new(&model_id, items);
+    let mut index = GalleryIndex::new(&model_id, items);
+    // What the page's empty state shows: theme counts and example prompts that work, searched here with the
+    // engine every reader uses (a few dozen prompts: well under a second).
+    let engine = wasm_model::Engine::new(loaded.dir.clone(), &bin, &index.to_json()).context("loading the new gallery to summarise it")?;
+    index.summary = Some(engine.gallery_summary());
     crate::write_atomic(&opts.out.join("gallery.bin"), &bin)?;
     crate::write_atomic(&opts.out.join("gallery.json"), index.to_json().as_bytes())?;
     // Only now that the new gallery is in place: what it no longer names goes.

@@ -155,6 +155,33 @@ fn thumbnails_are_named_by_content_in_shard_folders() {
     assert_eq!(std::fs::read_to_string(out.join("thumbs/mine.txt")).unwrap(), "keep me");
 }
 
+/// `gallery.json` carries the gallery's summary: themes counted from the captions (file names say nothing)
+/// and example prompts from the engine's list, each with its top score as `search` gives it.
+#[test]
+fn the_gallery_json_summarises_the_gallery() {
+    let Some(f) = fixture("summary", 3) else { return };
+    let out = f.root.join("gallery");
+    let captions = f.root.join("captions.json");
+    let names: Vec<String> = f.photos.iter().take(3).map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let said = ["a dog running on a beach", "a red car", "two cats"];
+    let coco = serde_json::json!({
+        "images": names.iter().enumerate().map(|(i, n)| serde_json::json!({"id": i, "file_name": n})).collect::<Vec<_>>(),
+        "annotations": said.iter().enumerate().map(|(i, c)| serde_json::json!({"id": i, "image_id": i, "caption": c})).collect::<Vec<_>>(),
+    });
+    std::fs::write(&captions, coco.to_string()).unwrap();
+    publish(&PublishOptions { captions: Some(captions), ..opts(&f, &out) }).unwrap();
+    let summary = index(&out).summary.expect("a summary");
+    let themes: Vec<(&str, usize)> = summary.themes.iter().map(|t| (t.theme.as_str(), t.count)).collect();
+    assert_eq!(themes, [("animals", 2), ("nature and landscapes", 1), ("vehicles", 1)]);
+    // the fixture's model is not calibrated: examples ranked by top score, no strength
+    assert!(!summary.examples.is_empty() && summary.examples.len() <= wasm_model::engine::MAX_EXAMPLES);
+    let engine = wasm_model::Engine::open(&f.model, &out).unwrap();
+    for x in &summary.examples {
+        assert!(wasm_model::engine::CANDIDATE_PROMPTS.contains(&x.prompt.as_str()) && x.strong.is_none());
+        assert!((engine.search(&x.prompt, 1).unwrap()[0].score - x.score).abs() < 1e-6, "{x:?}");
+    }
+}
+
 /// An I/O error names the file: here `gallery.bin` is a folder.
 #[test]
 fn io_errors_name_the_path() {

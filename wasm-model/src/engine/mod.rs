@@ -1,7 +1,8 @@
 //! A model and a gallery, validated together, answering searches (native callers and the wasm wrapper). This
 //! file: the errors, [`Engine`] itself and its construction. `search`: ranking (text queries with the
 //! hubness correction, similar images, scopes); `photos`: the user's photos (image encoder, added vectors);
-//! `explain`: each word's share of a score; `partitioned`: a partitioned gallery's planned, progressive queries.
+//! `explain`: each word's share of a score; `partitioned`: a partitioned gallery's planned, progressive queries;
+//! `summary`: the example prompts of a gallery's summary.
 
 use crate::gallery::{Gallery, GalleryError, GalleryIndex};
 use crate::image_encoder::{ImageEncoder, ImageEncoderError};
@@ -14,10 +15,12 @@ mod explain;
 mod partitioned;
 mod photos;
 mod search;
+mod summary;
 
 pub use explain::{Explanation, WordDelta};
 pub use photos::{quantize_i8, standalone_image_encoder, AddedPhotos};
 pub use search::{Hit, Scope};
+pub use summary::{CANDIDATE_PROMPTS, MAX_EXAMPLES};
 
 /// Largest `k` a search returns (the page shows far fewer; bounds allocations for hostile callers).
 pub const MAX_K: usize = 1000;

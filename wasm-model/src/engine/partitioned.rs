@@ -136,7 +136,7 @@ impl Engine {
                     (true, _) => Default::default(),
                     (false, _) => self.added.names(id - n).map(|(f, t)| (f.to_owned(), t.to_owned(), String::new())).unwrap_or_default(),
                 };
-                Hit { id: r.id, file, thumb, caption, score: r.score }
+                Hit { id: r.id, file, thumb, caption, score: r.score, strong: None }
             })
             .collect()
     }
@@ -156,6 +156,10 @@ impl Engine {
     pub(super) fn search_partitioned(&self, query: Vec<f32>, k: usize, exclude: Option<u32>, scope: Scope, text_query: bool) -> Result<Vec<Hit>, EngineError> {
         let mut s = self.plan_vector(query, k, exclude, scope, text_query)?;
         self.partitioned_gallery()?.complete(&mut s)?;
-        Ok(self.planned_hits(&s))
+        let mut hits = self.planned_hits(&s);
+        if text_query {
+            self.mark_strength(&mut hits);
+        }
+        Ok(hits)
     }
 }

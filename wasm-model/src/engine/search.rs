@@ -14,6 +14,10 @@ pub struct Hit {
     pub thumb: String,
     pub caption: String,
     pub score: f32,
+    /// Text queries of a calibrated model (manifest `retrieval.strong_match`): whether the score reaches the
+    /// strong-match threshold. `None` (left out of JSON) for image-to-image queries and uncalibrated models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strong: Option<bool>,
 }
 
 /// Which images a search ranks.
@@ -107,9 +111,22 @@ impl Engine {
                         (file.to_owned(), thumb.to_owned(), String::new())
                     }
                 };
-                Hit { id: s.id, file, thumb, caption, score: s.score }
+                let strong = if text_query { self.match_strength(s.score) } else { None };
+                Hit { id: s.id, file, thumb, caption, score: s.score, strong }
             })
             .collect()
+    }
+
+    /// Whether a text query's result with this score is a strong match (manifest `retrieval.strong_match`);
+    /// `None` when the model is not calibrated. Image-to-image scores are plain cosines on another scale: not
+    /// for them.
+    pub fn match_strength(&self, score: f32) -> Option<bool> {
+        self.model.manifest.match_strength(score)
+    }
+
+    /// Sets `strong` on the hits of a text query (for callers that rank in steps, as a partitioned gallery does).
+    pub fn mark_strength(&self, hits: &mut [Hit]) {
+        hits.iter_mut().for_each(|h| h.strong = self.match_strength(h.score));
     }
 }
 
@@ -147,7 +164,7 @@ mod tests {
         let gap = top[0].score - top[1].score;
 
         let mut model = random_model(small_config(), 6, 9, false);
-        model.manifest.retrieval = Some(crate::model_dir::Retrieval { image_views: vec!["original".into()], hubness_k: 10, hubness_weight: 0.5 });
+        model.manifest.retrieval = Some(crate::model_dir::Retrieval { image_views: vec!["original".into()], hubness_k: 10, hubness_weight: 0.5, strong_match: None });
         let id = model.model_id().to_owned();
         let bin = write_gallery_bin(&id, 6, &random_rows(30, 6, 2), GalleryDtype::F32).unwrap();
         let mut its = items(30);
@@ -173,6 +190,36 @@ mod tests {
         let cos = dot_f32(&q, &e.added().row(0).unwrap());
         assert!((cos - 1.0).abs() < 1e-2, "{cos}");
         assert!((mine[0].score - (cos - 0.5 * mean)).abs() < 1e-5, "{}", mine[0].score);
+    }
+
+    /// A calibrated model (`retrieval.strong_match`) marks each text-query hit strong or not by its score; image
+    /// queries and an uncalibrated model leave `strong` out (also of the JSON).
+    #[test]
+    fn text_hits_carry_their_strength_when_the_model_is_calibrated() {
+        let plain = engine(GalleryDtype::F32);
+        let hits = plain.search("w2 w5 w7", 30).unwrap();
+        assert!(hits.iter().all(|h| h.strong.is_none()));
+        assert!(!serde_json::to_string(&hits[0]).unwrap().contains("strong"));
+        // the threshold between the 3rd and 4th score: exactly three strong hits
+        let min_score = (hits[2].score + hits[3].score) / 2.0;
+        let mut model = random_model(small_config(), 6, 9, false);
+        let calibrated = crate::model_dir::StrongMatch {
+            min_score, target_precision: 0.5, precision: 0.5, coverage: 0.2, queries: 10, images: 5, captions: "c.json".into(),
+        };
+        model.manifest.retrieval =
+            Some(crate::model_dir::Retrieval { image_views: vec!["original".into()], hubness_k: 10, hubness_weight: 0.0, strong_match: Some(calibrated) });
+        let id = model.model_id().to_owned();
+        let bin = write_gallery_bin(&id, 6, &random_rows(30, 6, 2), GalleryDtype::F32).unwrap();
+        let mut e = Engine::new(model, &bin, &GalleryIndex::new(&id, items(30)).to_json()).unwrap();
+        let hits = e.search("w2 w5 w7", 30).unwrap();
+        let strong: Vec<Option<bool>> = hits.iter().map(|h| h.strong).collect();
+        assert_eq!(strong[..4], [Some(true), Some(true), Some(true), Some(false)]);
+        assert!(strong[3..].iter().all(|s| *s == Some(false)));
+        assert!(serde_json::to_string(&hits[0]).unwrap().contains("\"strong\":true"));
+        assert!(e.similar(3, 5).unwrap().iter().all(|h| h.strong.is_none()), "image queries: another scale");
+        // the user's photos are text-query hits too
+        e.add_vector("mine.jpg", "blob:1", e.query_vector("w2 w5 w7").unwrap()).unwrap();
+        assert_eq!(e.search_in("w2 w5 w7", 1, Scope::Added).unwrap()[0].strong, Some(true));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Gallery, GalleryError, GALLERY_FORMAT_VERSION};
+use super::{Gallery, GalleryError, GallerySummary, GALLERY_FORMAT_VERSION};
 
 pub const GALLERY_INDEX_FORMAT: &str = "imgpick-gallery";
 
@@ -15,6 +15,10 @@ pub struct GalleryIndex {
     pub model_id: String,
     pub count: usize,
     pub items: Vec<GalleryItem>,
+    /// What the gallery holds and prompts that work on it (the page's empty state); optional: galleries
+    /// published before it, or by other tools, have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<GallerySummary>,
 }
 
 /// Metadata of gallery row `id`.
@@ -47,6 +51,7 @@ impl GalleryIndex {
             model_id: model_id.into(),
             count: items.len(),
             items,
+            summary: None,
         }
     }
 
@@ -136,6 +141,22 @@ mod tests {
         let mut swapped = idx.clone();
         swapped.items.swap(0, 1);
         assert!(GalleryIndex::from_json(&serde_json::to_string(&swapped).unwrap()).is_err());
+    }
+
+    /// `summary` is optional: an index without it (every gallery published before it) reads as `None`, and
+    /// one with it round-trips.
+    #[test]
+    fn summary_is_optional_and_round_trips() {
+        use crate::gallery::{ExamplePrompt, ThemeCount};
+        let old = r#"{"format":"imgpick-gallery","format_version":1,"model_id":"","count":0,"items":[]}"#;
+        assert_eq!(GalleryIndex::from_json(old).unwrap().summary, None);
+        assert!(!GalleryIndex::new(ID, Vec::new()).to_json().contains("summary"), "left out when absent");
+        let mut idx = GalleryIndex::new(ID, Vec::new());
+        idx.summary = Some(GallerySummary {
+            themes: vec![ThemeCount { theme: "animals".into(), count: 3 }],
+            examples: vec![ExamplePrompt { prompt: "a dog".into(), score: 0.25, strong: Some(4) }, ExamplePrompt { prompt: "a cat".into(), score: 0.2, strong: None }],
+        });
+        assert_eq!(GalleryIndex::from_json(&idx.to_json()).unwrap(), idx);
     }
 
     /// `hubness` is a mean cosine: a value outside [-1, 1] or not finite is refused, naming the item (a

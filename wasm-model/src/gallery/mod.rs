@@ -9,8 +9,10 @@ use crate::rank::{dot_f32, scores_i8};
 use crate::tensors::{decode, encode, encode_f32, FloatDtype};
 
 mod index;
+mod summary;
 
 pub use index::{GalleryIndex, GalleryItem, GALLERY_INDEX_FORMAT};
+pub use summary::{count_themes, themes_of, ExamplePrompt, GallerySummary, ThemeCount, EXAMPLE_DEPTH, THEMES};
 
 pub const GALLERY_MAGIC: &[u8; 8] = b"IMGPGAL\0";
 pub const GALLERY_FORMAT_VERSION: u32 = 1;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Manifest, ModelDir, ModelError, Retrieval, HUBNESS_BANK_FILE, IMAGE_ENCODER_FILE, MANIFEST_FILE};
+use super::{Manifest, ModelDir, ModelError, Retrieval, StrongMatch, HUBNESS_BANK_FILE, IMAGE_ENCODER_FILE, MANIFEST_FILE};
 
 fn read(path: &Path) -> Result<Vec<u8>, ModelError> {
     std::fs::read(path).map_err(|source| ModelError::Io { path: path.display().to_string(), source })
@@ -31,12 +31,17 @@ fn add_side_file(dir: &Path, name: &str, bytes: &[u8], set: impl FnOnce(&mut Mod
     set(&mut model)?;
     let file = dir.join(name);
     std::fs::write(&file, bytes).map_err(|source| ModelError::Io { path: file.display().to_string(), source })?;
+    write_manifest(dir, &model)?;
+    Ok(model)
+}
+
+/// Replaces the manifest of the model directory at `dir` with `model`'s (atomically: temp file + rename).
+fn write_manifest(dir: &Path, model: &ModelDir) -> Result<(), ModelError> {
     let path = dir.join(MANIFEST_FILE);
     let tmp = dir.join(".manifest.json.tmp");
     std::fs::write(&tmp, model.manifest_json())
         .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
-    Ok(model)
+        .map_err(|source| ModelError::Io { path: path.display().to_string(), source })
 }
 
 impl ModelDir {
@@ -84,6 +89,26 @@ impl ModelDir {
             m.set_image_encoder(bytes);
             Ok(())
         })
+    }
+
+    /// Sets (or, with `None`, removes) the strong-match threshold of the model directory at `dir` (manifest
+    /// `retrieval.strong_match`; `trainer calibrate`) and rewrites its manifest atomically; the weights and
+    /// `model_id` stay as they are. A model without `retrieval` scoring is refused: the threshold belongs to it.
+    pub fn set_strong_match(dir: impl AsRef<Path>, strong_match: Option<StrongMatch>) -> Result<ModelDir, ModelError> {
+        let dir = dir.as_ref();
+        let mut model = ModelDir::load(dir)?;
+        let Some(retrieval) = model.manifest.retrieval.as_mut() else {
+            return Err(ModelError::Field {
+                field: "retrieval".into(),
+                problem: "is absent: a strong-match threshold is calibrated for the retrieval scoring; export the model with it (`trainer export`)".into(),
+            });
+        };
+        if let Some(s) = &strong_match {
+            s.check()?;
+        }
+        retrieval.strong_match = strong_match;
+        write_manifest(dir, &model)?;
+        Ok(model)
     }
 
     /// Writes the directory's files into `dir` (created if missing).
@@ -137,5 +162,32 @@ mod tests {
         assert!(e.contains("vocab.txt"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(ModelDir::load(&dir).unwrap_err().to_string().contains("manifest.json"));
+    }
+
+    /// `set_strong_match` rewrites only the manifest's `retrieval.strong_match`: same id, same files; a model
+    /// without `retrieval` is refused and left as it was.
+    #[test]
+    fn strong_match_is_set_in_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("model");
+        let mut m = random_model(small_config(), 6, 4, true);
+        m.write(&dir).unwrap();
+        let before = std::fs::read_to_string(dir.join(MANIFEST_FILE)).unwrap();
+        let e = ModelDir::set_strong_match(&dir, None).unwrap_err().to_string();
+        assert!(e.contains("retrieval") && e.contains("absent"), "{e}");
+        assert_eq!(std::fs::read_to_string(dir.join(MANIFEST_FILE)).unwrap(), before);
+
+        m.manifest.retrieval = Some(Retrieval::recommended());
+        m.write(&dir).unwrap();
+        let s = StrongMatch { min_score: 0.2, target_precision: 0.5, precision: 0.55, coverage: 0.3, queries: 50, images: 10, captions: "val.json".into() };
+        let set = ModelDir::set_strong_match(&dir, Some(s.clone())).unwrap();
+        let back = ModelDir::load(&dir).unwrap();
+        assert_eq!((back.manifest.strong_match(), back.model_id()), (Some(&s), m.model_id()));
+        assert_eq!(set.manifest, back.manifest);
+        assert!(!dir.join(".manifest.json.tmp").exists());
+        let bad = StrongMatch { coverage: 7.0, ..s };
+        assert!(ModelDir::set_strong_match(&dir, Some(bad)).unwrap_err().to_string().contains("coverage"));
+        ModelDir::set_strong_match(&dir, None).unwrap();
+        assert_eq!(ModelDir::load(&dir).unwrap().manifest.strong_match(), None);
     }
 }

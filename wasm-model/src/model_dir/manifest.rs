@@ -110,6 +110,52 @@ pub struct Retrieval {
     /// to every caption ("hubs") stop crowding the top of every result list.
     pub hubness_k: usize,
     pub hubness_weight: f32,
+    /// Where a text query's result starts to be a strong match (`trainer calibrate`); absent: not calibrated,
+    /// and results carry no strength. Not in `model_id` (the weights are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strong_match: Option<StrongMatch>,
+}
+
+/// The calibrated "strong match" threshold of text queries (manifest `retrieval.strong_match`, written by
+/// `trainer calibrate`): a result scoring at least `min_score` is a strong match, anything below is a weaker one.
+/// Scores are the retrieval scoring's (`cosine − hubness_weight × hubness`), which are absolute (they do not
+/// depend on the gallery's size), so a threshold measured on a validation set holds for any gallery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrongMatch {
+    /// Results scoring at least this are strong matches.
+    pub min_score: f32,
+    /// The precision asked for: the lowest score at which, of the calibration queries whose top result scores at
+    /// least it, this share had the right image first.
+    pub target_precision: f32,
+    /// Measured at `min_score` on the calibration data: the top-1 precision of the queries above it, and the
+    /// share of all queries whose top result is strong.
+    pub precision: f32,
+    pub coverage: f32,
+    /// Queries (captions) and images it was measured on, and which captions file (its name only).
+    pub queries: usize,
+    pub images: usize,
+    pub captions: String,
+}
+
+impl StrongMatch {
+    /// Checks a manifest's values: a finite threshold, shares in 0..=1.
+    pub fn check(&self) -> Result<(), ModelError> {
+        let field = |f: &str, problem: String| ModelError::Field { field: format!("retrieval.strong_match.{f}"), problem };
+        if !self.min_score.is_finite() {
+            return Err(field("min_score", format!("is {}, expected a finite score", self.min_score)));
+        }
+        for (name, v) in [("target_precision", self.target_precision), ("precision", self.precision), ("coverage", self.coverage)] {
+            if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+                return Err(field(name, format!("is {v}, expected a share in 0..=1")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a text query's result with this score is a strong match.
+    pub fn is_strong(&self, score: f32) -> bool {
+        score >= self.min_score
+    }
 }
 
 impl Retrieval {
@@ -118,7 +164,7 @@ impl Retrieval {
     pub fn recommended() -> Self {
         let mut views = vec![ImageView::ORIGINAL, ImageView::FLIPPED];
         views.extend(Zoom::ALL.iter().map(|&z| ImageView::zoomed(z, false)));
-        Retrieval { image_views: views.iter().map(ImageView::name).collect(), hubness_k: 10, hubness_weight: 0.5 }
+        Retrieval { image_views: views.iter().map(ImageView::name).collect(), hubness_k: 10, hubness_weight: 0.5, strong_match: None }
     }
 
     /// Largest `hubness_k` accepted (the shipped bank holds 2,048 captions; k = 10 is used).
@@ -146,6 +192,9 @@ impl Retrieval {
         }
         if !(self.hubness_weight.is_finite() && (0.0..=Self::MAX_HUBNESS_WEIGHT).contains(&self.hubness_weight)) {
             return Err(field("hubness_weight", format!("is {}, expected a number in 0..={}", self.hubness_weight, Self::MAX_HUBNESS_WEIGHT)));
+        }
+        if let Some(s) = &self.strong_match {
+            s.check()?;
         }
         Ok(())
     }
@@ -186,4 +235,65 @@ pub struct Manifest {
     pub created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrieval: Option<Retrieval>,
+}
+
+impl Manifest {
+    /// The calibrated strong-match threshold of text queries, when the model has one.
+    pub fn strong_match(&self) -> Option<&StrongMatch> {
+        self.retrieval.as_ref()?.strong_match.as_ref()
+    }
+
+    /// Whether a text query's result with this score is a strong match; `None` when the model is not calibrated.
+    pub fn match_strength(&self, score: f32) -> Option<bool> {
+        self.strong_match().map(|s| s.is_strong(score))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model_dir::{ModelDir, Retrieval, StrongMatch};
+    use crate::testutil::{random_model, small_config};
+
+    fn calibrated(min_score: f32) -> StrongMatch {
+        StrongMatch { min_score, target_precision: 0.5, precision: 0.52, coverage: 0.3, queries: 5000, images: 1000, captions: "captions_val.json".into() }
+    }
+
+    /// `retrieval.strong_match` is optional: manifests without it (every one before `trainer calibrate`) load
+    /// and give no strength; with it, the threshold round-trips and splits scores; bad values are refused,
+    /// naming the field.
+    #[test]
+    fn strong_match_is_optional_round_trips_and_is_checked() {
+        let m = random_model(small_config(), 6, 1, false);
+        let (text, vocab) = (m.text_encoder.clone(), m.vocab_txt.clone());
+        let with = |r: Option<Retrieval>| {
+            let mut x = m.manifest.clone();
+            x.retrieval = r;
+            serde_json::to_string(&x).unwrap()
+        };
+        let old = ModelDir::from_bytes(&with(Some(Retrieval::recommended())), &vocab, &text, None).unwrap();
+        assert!(!with(Some(Retrieval::recommended())).contains("strong_match"), "absent, not null");
+        assert_eq!((old.manifest.strong_match(), old.manifest.match_strength(0.9)), (None, None));
+        let plain = ModelDir::from_bytes(&with(None), &vocab, &text, None).unwrap();
+        assert_eq!(plain.manifest.match_strength(0.9), None);
+
+        let r = Retrieval { strong_match: Some(calibrated(0.25)), ..Retrieval::recommended() };
+        let dir = ModelDir::from_bytes(&with(Some(r.clone())), &vocab, &text, None).unwrap();
+        assert_eq!(dir.manifest.strong_match(), Some(&calibrated(0.25)));
+        assert_eq!(dir.manifest.model_id, m.manifest.model_id, "the weights, hence the id, are unchanged");
+        assert_eq!((dir.manifest.match_strength(0.25), dir.manifest.match_strength(0.2499)), (Some(true), Some(false)));
+
+        // 1e39 overflows f32 to infinity (JSON has no NaN or infinity to write)
+        let json = with(Some(r)).replace("\"min_score\":0.25", "\"min_score\":1e39");
+        let e = ModelDir::from_bytes(&json, &vocab, &text, None).unwrap_err().to_string();
+        assert!(e.contains("strong_match.min_score"), "{e}");
+        for (bad, field) in [
+            (StrongMatch { precision: 1.5, ..calibrated(0.2) }, "strong_match.precision"),
+            (StrongMatch { coverage: -0.1, ..calibrated(0.2) }, "strong_match.coverage"),
+            (StrongMatch { target_precision: 2.0, ..calibrated(0.2) }, "strong_match.target_precision"),
+        ] {
+            let json = with(Some(Retrieval { strong_match: Some(bad), ..Retrieval::recommended() }));
+            let e = ModelDir::from_bytes(&json, &vocab, &text, None).unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+    }
 }

@@ -20,7 +20,7 @@ mod validate;
 mod views;
 
 pub use checksum::{compute_model_id, hex, is_model_id, sha256_hex};
-pub use manifest::{Backbone, FileNames, ImageConfig, ImagePooling, Manifest, Pooling, Retrieval, TextConfig};
+pub use manifest::{Backbone, FileNames, ImageConfig, ImagePooling, Manifest, Pooling, Retrieval, StrongMatch, TextConfig};
 pub use side_files::{parse_hubness_bank, verify_side_file};
 pub use validate::text_tensor_shapes;
 pub use views::{ImageView, Zoom};
