@@ -188,7 +188,8 @@ window.imgpick = {
   async search(query, k = K) {
     const t = performance.now();
     const answer = await searchWorker.ask(Request.search, { query, k });
-    return { workerMs: answer.ms, roundTripMs: performance.now() - t, count: answer.results?.length ?? 0, error: answer.error };
+    return { workerMs: answer.ms, roundTripMs: performance.now() - t, count: answer.results?.length ?? 0, error: answer.error,
+      searched: answer.searched, fetched: answer.fetched, split: answer.split }; // partitioned: scored, bytes, ms
   },
   // Resource timing entries of the worker's downloads (the main thread has its own).
   workerResources: async () => (await searchWorker.ask(Request.resources)).entries,

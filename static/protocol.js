@@ -12,7 +12,8 @@ export const Request = Object.freeze({
   load: 'load',
   /** `{ query, k, scope: 'all' | 'mine' | 'gallery' }` → answer `{ kind, results: [{ id, score }] best first, ms }`.
    *  A partitioned gallery's answer also has `items` (the metadata of the gallery pictures it names, which the
-   *  page loads only so), `searched` (gallery pictures scored) and `lists: { done, total }`, and `searchProgress`
+   *  page loads only so), `searched` (gallery pictures scored), `lists: { done, total }` and `fetched: { network,
+   *  cache }` (bytes of lists and metadata this query read, by where from), and `searchProgress`
    *  events with the same `seq` come before it as lists arrive; a newer search makes an older one answer
    *  `{ error: 'superseded …' }`. */
   search: 'search',

@@ -108,6 +108,26 @@ export async function fetchFile(cache, file, { pinnedKey = null, report }) {
   return bytes;
 }
 
+/** The bytes of an immutable `file` (its name changes when its content does: a partitioned gallery's lists and
+ *  metadata, named by the gallery id): the Cache API's copy when there is one, else the network's, then kept.
+ *  No progress events (these come one per query, not with the first load). Resolves to `{ bytes, fromCache }`. */
+export async function fetchImmutable(cache, file) {
+  const hit = cache && await cache.match(siteUrl(file));
+  if (hit) return { bytes: new Uint8Array(await hit.arrayBuffer()), fromCache: true };
+  let res;
+  try {
+    res = await fetch(siteUrl(file));
+  } catch (networkError) {
+    throw new LoadError(file, `could not be downloaded (${networkError.message}); are you offline?`);
+  }
+  if (!res.ok) {
+    throw new LoadError(file, `the server answered ${res.status} ${res.statusText || ''}`.trim() + (res.status === 404 ? ` (${howToMake(file)})` : ''));
+  }
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  if (cache) cache.put(siteUrl(file), new Response(bytes)).catch(() => {}); // a full disk only costs the copy
+  return { bytes, fromCache: false };
+}
+
 export const text = (bytes) => new TextDecoder().decode(bytes);
 
 export function parseJson(file, bytes) {

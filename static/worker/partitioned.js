@@ -4,7 +4,7 @@
 // engine, and reports the running results as lists arrive. Per-image metadata comes the same way, in blocks.
 // A list or block that is missing or fails its checks fails the query with the file's name: never a ranking
 // from fewer lists than planned.
-import { fetchFile, forget, text } from './downloads.js';
+import { fetchImmutable, forget, text } from './downloads.js';
 
 const IN_FLIGHT = 6;             // lists fetched at once (HTTP/1.1 allows 6 connections per host)
 const PROGRESS_EVERY_MS = 60;    // at most this often a partial result is posted
@@ -22,12 +22,15 @@ export class PartitionedGallery {
     this.info = engine.partition_info(); // {count, lists, probe, metaBlock, galleryId}
     this.blocks = new Map();             // block -> Promise<items[]>, oldest first
     this.latest = 0;                     // the newest query's number: older ones stop fetching
+    this.fetched = { network: 0, cache: 0 }; // bytes of lists and metadata read so far, by where from
   }
 
-  // Files live under gallery/ (paths from the engine: '<gallery id>/lists/…'); immutable, so pinned by name.
+  // Files live under gallery/ (paths from the engine: '<gallery id>/lists/…'); immutable: named by the gallery id.
   async fetchPart(file) {
     const path = `gallery/${file}`;
-    return { path, bytes: await fetchFile(this.cache, path, { pinnedKey: path, report: () => {} }) };
+    const { bytes, fromCache } = await fetchImmutable(this.cache, path);
+    this.fetched[fromCache ? 'cache' : 'network'] += bytes.length;
+    return { path, bytes };
   }
 
   async loadList(list) {
@@ -80,6 +83,8 @@ export class PartitionedGallery {
    *  query makes this one throw `Superseded`. */
   async run(plan, onStep) {
     const ticket = ++this.latest;
+    const before = { ...this.fetched };
+    const t0 = performance.now();
     const search = plan();
     let finished = false;
     try {
@@ -111,8 +116,10 @@ export class PartitionedGallery {
         await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, queue.length) }, worker));
         step = this.engine.advance(search);
       }
+      const tLists = performance.now();
       const items = await this.items(step.results.map((r) => r.id));
-      return { ...step, items };
+      const fetched = { network: this.fetched.network - before.network, cache: this.fetched.cache - before.cache };
+      return { ...step, items, fetched, ms: { lists: tLists - t0, items: performance.now() - tLists } };
     } finally {
       finished = true;
       search.free();

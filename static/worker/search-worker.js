@@ -9,6 +9,8 @@ import { PartitionedGallery } from './partitioned.js';
 
 let engine = null;
 let myPhotos = null;
+// Tools read every download of the worker (`resources`); a partitioned gallery's queries make hundreds.
+performance.setResourceTimingBufferSize?.(20_000);
 let partitioned = null; // a PartitionedGallery when the gallery is partitioned
 // Shard bytes the engine keeps in memory (the Cache API keeps the files): bounds the page's memory after many
 // queries at ~the lists of 150 cold queries of a 1 M-image gallery.
@@ -116,8 +118,8 @@ async function timed(msg, compute) {
 async function progressive(msg, plan) {
   const post = ({ results, items, searched, done, total }) =>
     postMessage({ type: Event.searchProgress, seq: msg.seq, results, items, searched, lists: { done, total } });
-  const { results, items, searched, done, total } = await partitioned.run(plan, post);
-  return { results: results.map((r) => ({ id: r.id, score: r.score })), items, searched, lists: { done, total } };
+  const { results, items, searched, done, total, fetched, ms } = await partitioned.run(plan, post);
+  return { results: results.map((r) => ({ id: r.id, score: r.score })), items, searched, lists: { done, total }, fetched, split: ms };
 }
 
 let loading = null;

@@ -187,6 +187,43 @@ fn eval(args: &[String]) -> Res<()> {
     Ok(())
 }
 
+/// The scan kernel (score + running top-10) over int8 rows of dimension 512, against memcpy of the same bytes:
+/// one query's lists (24 × 500 rows, ~6 MB: in cache) and a whole 1 M-row gallery (512 MB: from memory).
+fn scan(_args: &[String]) -> Res<()> {
+    let dim = 512;
+    println!("| rows scanned | bytes | memcpy | scan (score + top-10) | scan / memcpy bandwidth |\n|---|---|---|---|---|");
+    for (lists, per) in [(24usize, 500usize), (2000, 500)] {
+        let mut rng = Rng::new(5);
+        let shards: Vec<Shard> = (0..lists)
+            .map(|l| Shard {
+                list: l as u32,
+                dim,
+                ids: (0..per as u32).map(|i| l as u32 * per as u32 + i).collect(),
+                scales: vec![0.01; per],
+                hubness: vec![0.2; per],
+                codes: (0..per * dim).map(|_| (rng.next_u64() % 255) as i8).collect(),
+            })
+            .collect();
+        let q: Vec<f32> = (0..dim).map(|_| rng.uniform()).collect();
+        let mut dst = vec![0i8; per * dim];
+        let reps = if lists > 100 { 5 } else { 200 };
+        let best = |f: &mut dyn FnMut()| (0..reps).map(|_| { let t = Instant::now(); f(); t.elapsed().as_secs_f64() }).fold(f64::INFINITY, f64::min);
+        let copy = best(&mut || for s in &shards { dst.copy_from_slice(&s.codes); std::hint::black_box(&dst); });
+        let mut scores = Vec::new();
+        let scan = best(&mut || {
+            let mut top = wasm_model::rank::TopK::new(10);
+            for s in &shards {
+                s.scores_into(&q, 0.5, &mut scores);
+                for (&id, &sc) in s.ids.iter().zip(&scores) { top.offer(id, sc); }
+            }
+            std::hint::black_box(top.sorted());
+        });
+        let bytes = (lists * per * dim) as f64;
+        println!("| {} | {:.0} MB | {:.2} ms ({:.1} GB/s) | {:.2} ms ({:.1} GB/s) | {:.0} % |", lists * per, bytes / 1e6, copy * 1e3, bytes / copy / 1e9, scan * 1e3, bytes / scan / 1e9, 100.0 * copy / scan);
+    }
+    Ok(())
+}
+
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -194,6 +231,7 @@ fn main() -> Res<()> {
         Some("build") => build(&args),
         Some("recall") => recall(&args),
         Some("eval") => eval(&args),
-        _ => Err("usage: bench_partitioned synth|build|recall|eval … (see the file's first comment)".into()),
+        Some("scan") => scan(&args),
+        _ => Err("usage: bench_partitioned synth|build|recall|eval|scan … (see the file's first comment)".into()),
     }
 }

