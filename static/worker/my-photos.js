@@ -183,9 +183,10 @@ export class MyPhotos {
     this.open = this.#newChunk(0);
     this.pendingThumbs = [];
     // After the writes already queued, so none of them brings a photo back.
-    this.writing = this.writing.then(() => store.clearAll());
+    const cleared = this.writing.then(() => store.clearAll());
+    this.writing = cleared.catch(() => {}); // later writes still run if this one failed
     this.storeError = null;
-    await this.writing;
+    await cleared;
   }
 
   stats() {
