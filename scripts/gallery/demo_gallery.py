@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Stages imgpick's default demo gallery from the curated list in scripts/gallery/captions.json.
 
-Writes STAGING/images/<key> for every entry (a symlink to the unpacked package file; GCompris images, which sit
-inside Qt resource bundles, are written out as files) and STAGING/captions.json (COCO format, one caption per
-image, plus per-image `source`, `licence`, `url` and `kind`), ready for `trainer publish --captions`. The same
+Writes STAGING/images/<key> for every entry (a hard link to the unpacked package file, or a copy across file
+systems; GCompris images, which sit inside Qt resource bundles, are written out as files) and STAGING/captions.json
+(COCO format, one caption per image, plus per-image `source`, `licence`, `url` and `kind`), ready for
+`trainer publish --captions`. The same
 packages (scripts/gallery/sources.json pins them) give the same staging, byte for byte: files are written only
 when their bytes change and get an mtime derived from their content, so `trainer publish` (which reuses vectors
 by size and mtime) re-embeds only what changed. Standard library only.
@@ -16,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -55,12 +57,23 @@ def write_if_changed(path: Path, data: bytes):
 
 
 def link(path: Path, target: Path):
-    if path.is_symlink() and os.readlink(path) == str(target):
-        return
+    """Puts `target`'s file at `path` as a hard link (no copy), or a copy with its mtime where the two folders are
+    on different file systems. Not a symbolic link: `trainer publish` reads only files inside its image folder
+    and refuses links out of it (issue #16)."""
+    target = target.resolve()  # packages link sizes of one wallpaper to one file: link that file
+    if path.is_file() and not path.is_symlink():
+        if os.path.samefile(path, target):
+            return
+        st, tt = path.stat(), target.stat()
+        if (st.st_size, st.st_mtime_ns) == (tt.st_size, tt.st_mtime_ns):
+            return
     if path.exists() or path.is_symlink():
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.symlink_to(target)
+    try:
+        os.link(target, path)
+    except OSError:
+        shutil.copy2(target, path)
 
 
 class Resolver:

@@ -191,6 +191,8 @@ class Staging(unittest.TestCase):
             self.assertEqual(len(coco["images"]), len(CAPTIONS))
             by_id = {a["image_id"]: a["caption"] for a in coco["annotations"]}
             for im in coco["images"]:
+                # a regular file inside the folder: `trainer publish` refuses symbolic links out of it
+                self.assertFalse((s / "images" / im["file_name"]).is_symlink(), im["file_name"])
                 head = (s / "images" / im["file_name"]).read_bytes()[:12]
                 self.assertTrue(head.startswith(MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"), im["file_name"])
                 self.assertEqual(by_id[im["id"]], CAPTIONS[im["file_name"]]["caption"])
