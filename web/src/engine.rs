@@ -38,19 +38,19 @@ pub struct NativeSearcher(pub Engine);
 
 impl NativeSearcher {
     fn hits(&self, hits: Vec<wasm_model::engine::Hit>) -> Vec<Hit> {
-        let items = &self.0.index().items;
         hits.into_iter()
             .map(|h| {
-                let item = items.get(h.id as usize);
+                // Either tier: gallery.json's item, or a partitioned gallery's metadata block (read lazily).
+                let item = self.0.item(h.id as usize);
                 Hit {
                     id: h.id as usize,
                     score: h.score,
                     file: h.file,
                     thumb: h.thumb,
                     caption: h.caption,
-                    source: item.map(|i| i.source.clone()).unwrap_or_default(),
-                    licence: item.map(|i| i.licence.clone()).unwrap_or_default(),
-                    url: item.and_then(|i| i.url.clone()),
+                    source: item.as_ref().map(|i| i.source.clone()).unwrap_or_default(),
+                    licence: item.as_ref().map(|i| i.licence.clone()).unwrap_or_default(),
+                    url: item.and_then(|i| i.url),
                 }
             })
             .collect()
