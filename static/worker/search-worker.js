@@ -87,13 +87,13 @@ async function load() {
 
 /** Imports and compiles the wasm package once `wasmBytes` (a promise) arrive: `{ wasm, module, wasmExports }`. */
 async function startWasm(wasmBytes) {
+  const bytes = await wasmBytes; // first: a package that is not built is a 404 saying how to build it
   let wasm;
   try {
     wasm = await import('../pkg/wasm_model.js'); // imported here, so a missing package is a clear error
   } catch (e) {
     throw new LoadError('pkg/wasm_model.js', `could not be loaded (${errorText(e)}); build it with scripts/build-wasm.sh`);
   }
-  const bytes = await wasmBytes;
   try {
     // Compiled once here; the embedding workers get the same compiled module (no second download or compile).
     const module = await WebAssembly.compile(bytes);
