@@ -2,9 +2,10 @@
 //!
 //! The flow: [`data`] (COCO captions) → [`features`] (frozen backbone, cached on disk) → [`train`] (the loop:
 //! [`config`], [`pairs`], [`model`], [`loss`], [`optim`], a [`run`] folder) → [`eval`] ([`metrics`]) →
-//! [`export`] (model directory for the browser; [`record`] of the training) → [`publish`] (gallery), with
-//! [`load`] reading a model directory back. Dependencies run one way: `data`, `loss` and `metrics` are leaves,
-//! `eval` reads models through `load` (never `export`), and `run` holds what `train`, `export` and `plot` share.
+//! [`export`] (model directory for the browser; [`record`] of the training) → [`publish`] (gallery) →
+//! [`db_load`] (optional: the gallery into PostgreSQL for `web --db`), with [`load`] reading a model directory
+//! back. Dependencies run one way: `data`, `loss` and `metrics` are leaves, `eval` reads models through `load`
+//! (never `export`), and `run` holds what `train`, `export` and `plot` share.
 //! Formats (tokenizer, model directory, gallery) are `wasm_model`'s: one definition for trainer and browser.
 pub mod backbone;
 pub mod bounds;
@@ -12,6 +13,7 @@ pub mod calibrate;
 pub mod config;
 pub mod crash;
 pub mod data;
+pub mod db_load;
 pub mod eval;
 pub mod export;
 pub mod features;

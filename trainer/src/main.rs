@@ -18,7 +18,8 @@ use wasm_model::gallery::GalleryDtype;
     long_about = "Train, evaluate, export and publish imgpick's text-image embedding.\n\n\
     Typical flow: `trainer fit` (trains on COCO-format captions, caches backbone features) → `trainer eval` \
     (VSE recall@K) → `trainer export` (model directory for the browser) → `trainer publish` (gallery of an \
-    image folder) → `trainer search` (rank a gallery from the command line).\n\
+    image folder) → `trainer search` (rank a gallery from the command line); `trainer db-load` puts a gallery \
+    into PostgreSQL for `web --db`.\n\
     Logs go to stderr (RUST_LOG=debug for more). CUDA is used when libtorch sees a GPU.")]
 struct Cli {
     /// CPU threads for libtorch (default: all cores). Two runs side by side on 2 cores: 1 each.
@@ -107,6 +108,10 @@ enum Command {
         #[arg(long)]
         plain: bool,
     },
+    /// Load a published gallery into PostgreSQL + pgvector for `web --db` (the database tier, db/README.md).
+    /// Rerunning changes nothing; a killed load continues where it stopped; a database holding another model's
+    /// gallery is refused unless --replace. Start a local database with `scripts/pg.sh start`.
+    DbLoad(Box<trainer::db_load::DbLoadArgs>),
     /// Rank a published gallery for a prompt (the same code the browser runs).
     Search {
         /// Model directory.
@@ -165,7 +170,7 @@ fn main() {
     trainer::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tokio_postgres=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -241,6 +246,11 @@ fn run(cli: Cli) -> Result<()> {
                 "published {} images to {} ({} embedded, {} unchanged; {} skipped) for model {}",
                 r.count, out.display(), r.embedded, r.reused, r.skipped.len(), r.model_id
             );
+            Ok(())
+        }
+        Command::DbLoad(args) => {
+            let report = trainer::db_load::db_load(&args)?;
+            println!("{}", trainer::db_load::describe(&report, &args));
             Ok(())
         }
         Command::Search { model, gallery, k, json, prompt } => {

@@ -14,7 +14,7 @@ fn trainer(args: &[&str]) -> (bool, String) {
 fn help_explains_every_command() {
     let o = Command::new(env!("CARGO_BIN_EXE_trainer")).arg("--help").output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    for cmd in ["fit", "eval", "calibrate", "export", "publish", "search", "features", "classify"] {
+    for cmd in ["fit", "eval", "calibrate", "export", "publish", "db-load", "search", "features", "classify"] {
         assert!(out.contains(cmd), "--help lists {cmd}");
     }
 }
