@@ -1,6 +1,9 @@
 //! `/api/search?q=…&k=…` and `/api/search?like=ID&k=…`: the same ranking as the page, computed natively,
 //! for clients without a browser (scripts, other services). Answers JSON; every error is JSON `{ "error": … }`.
+//! `/api/preview.jpg?q=…`: the picture of a shared link (`preview.rs`), under the same search limits.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{
@@ -12,9 +15,11 @@ use axum::{
     BoxError, Json, Router,
 };
 use serde::Serialize;
-use tower::ServiceBuilder;
+use tokio::sync::Semaphore;
+use tower::{limit::GlobalConcurrencyLimitLayer, ServiceBuilder};
 
 use crate::limits::{Limits, RETRY_AFTER_SECS};
+use crate::preview::{Previews, CACHE_ENTRIES, TILES};
 use crate::reload::SharedSearcher;
 use crate::search_pool::{PoolError, SearchPool};
 
@@ -29,6 +34,10 @@ pub const DEFAULT_K: usize = 10;
 pub struct Hit {
     pub id: usize,
     pub score: f32,
+    /// Text queries of a calibrated model: whether the score reaches its strong-match threshold (wasm-model's
+    /// `Hit::strong`); left out otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strong: Option<bool>,
     pub file: String,
     pub thumb: String,
     pub caption: String,
@@ -49,23 +58,30 @@ struct ApiState {
     searcher: SharedSearcher,
     pool: SearchPool,
     timeout: Duration,
+    previews: Arc<Previews>,
 }
 
-/// `/api/*`. Searches beyond `limits.max_pending_searches` (running or waiting for one of the
-/// `search_workers`) are shed at once with 503 + Retry-After.
-pub fn routes(searcher: SharedSearcher, limits: &Limits) -> Router {
-    let state = ApiState { searcher, pool: SearchPool::new(limits.search_workers), timeout: limits.request_timeout };
+/// `/api/*`. Searches and previews beyond `limits.max_pending_searches` together (running or waiting for one of
+/// the `search_workers`) are shed at once with 503 + Retry-After.
+pub fn routes(searcher: SharedSearcher, limits: &Limits, static_dir: &Path) -> Router {
+    let previews = Arc::new(Previews::new(static_dir, CACHE_ENTRIES));
+    let state = ApiState { searcher, pool: SearchPool::new(limits.search_workers), timeout: limits.request_timeout, previews };
     let admission = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|_: BoxError| async {
             ApiError::busy("the server is busy (too many searches at once); retry in a moment")
         }))
         .load_shed()
-        .concurrency_limit(limits.max_pending_searches.max(1));
-    let search_route = get(search).route_layer(admission).fallback(|| async {
+        // one semaphore for both routes: the bound is on the pool's work, whichever route brings it
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(Arc::new(Semaphore::new(limits.max_pending_searches.max(1)))));
+    let search_route = get(search).route_layer(admission.clone()).fallback(|| async {
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "/api/search answers GET (and HEAD) only")
+    });
+    let preview_route = get(preview).route_layer(admission).fallback(|| async {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "/api/preview.jpg answers GET (and HEAD) only")
     });
     Router::new()
         .route("/search", search_route)
+        .route("/preview.jpg", preview_route)
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "unknown API endpoint; try /api/search?q=a+dog&k=10")
         })
@@ -180,4 +196,28 @@ async fn search(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Resul
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("search failed: {why}"))
         })??;
     Ok(Json(SearchResponse { model_id, query, like, k, results }))
+}
+
+/// `/api/preview.jpg?q=…`: the shared link's picture (`preview.rs`); errors as `/api/search`'s, in JSON.
+async fn preview(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let p = SearchParams::parse(raw.as_deref().unwrap_or(""))?;
+    let query = p.q.filter(|q| !q.trim().is_empty()).ok_or_else(|| ApiError::bad("missing query: /api/preview.jpg?q=a+dog+on+a+beach"))?;
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(ApiError::bad(format!("q is {} bytes; at most {MAX_QUERY_BYTES} are accepted", query.len())));
+    }
+    let searcher = state
+        .searcher
+        .get()
+        .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("previews unavailable: {why}")))?;
+    let previews = state.previews.clone();
+    let job = state.pool.run(move || {
+        let hits = searcher.search(&query, TILES).map_err(ApiError::bad)?;
+        Ok::<_, ApiError>(previews.picture(&searcher.model_id(), &hits))
+    });
+    let jpeg = tokio::time::timeout(state.timeout, job)
+        .await
+        .map_err(|_| ApiError::busy("the preview took too long (the server is busy); retry in a moment"))?
+        .map_err(|PoolError::Panicked(why)| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("preview failed: {why}")))??;
+    // Chat services fetch a link's picture once and keep it; an hour here spares repeated fetches.
+    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "public, max-age=3600")], jpeg).into_response())
 }

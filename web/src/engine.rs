@@ -45,6 +45,7 @@ impl NativeSearcher {
                 Hit {
                     id: h.id as usize,
                     score: h.score,
+                    strong: h.strong,
                     file: h.file,
                     thumb: h.thumb,
                     caption: h.caption,

@@ -1,5 +1,6 @@
 //! imgpick's web server: serves the static/ folder (page, wasm package, model, gallery) with the headers a
-//! static deployment should have, and an optional native `/api/search` for non-browser clients.
+//! static deployment should have, an optional native `/api/search` for non-browser clients, and share tags with
+//! a preview picture for `?q=` links (`share`, `preview`).
 //!
 //! The page never needs this server at query time; any static host serving `static/` with the same
 //! headers works. The router is built by [`router`] so tests can drive it with `oneshot` (no network);
@@ -11,9 +12,11 @@ pub mod files;
 pub mod headers;
 pub mod limits;
 pub mod precompress;
+pub mod preview;
 pub mod reload;
 pub mod search_pool;
 pub mod serve;
+pub mod share;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,12 +44,15 @@ pub struct Config {
     /// [`reload::Reloader`] may replace it while the server runs.
     pub searcher: SharedSearcher,
     pub limits: Limits,
+    /// The site's address as visitors see it (`https://…/`), for the absolute URLs of shared links' tags; `None`:
+    /// taken from each request's `Host` (http).
+    pub public_url: Option<String>,
 }
 
 impl Config {
     /// `static_dir` with `searcher` and the default limits.
     pub fn new(static_dir: impl Into<PathBuf>, searcher: Result<Arc<dyn Searcher>, String>) -> Self {
-        Self { static_dir: static_dir.into(), searcher: SharedSearcher::new(searcher), limits: Limits::default() }
+        Self { static_dir: static_dir.into(), searcher: SharedSearcher::new(searcher), limits: Limits::default(), public_url: None }
     }
 }
 
@@ -57,6 +63,7 @@ pub fn router(config: Config) -> Router {
         .not_found_service(get(not_found).head(not_found));
     let roots = Arc::new(files::ServedRoots::new(&config.static_dir));
     let compressed = Arc::new(precompress::CompressedFiles::new(&config.static_dir));
+    let share = Arc::new(share::SharePage::new(&config.static_dir, config.public_url.clone(), config.searcher.clone()));
     // Innermost first: ServeDir sees only usable ranges; the ETag is computed on the plain file; compressed
     // copies replace the body; nothing of a refused symlink is read.
     let files = Router::new()
@@ -65,6 +72,8 @@ pub fn router(config: Config) -> Router {
         .layer(middleware::from_fn(headers::etag))
         .layer(middleware::from_fn_with_state(compressed, precompress::serve_compressed))
         .layer(middleware::from_fn_with_state(roots, files::refuse_escaping_symlinks))
+        // `/?q=…` gets the page with that query's share tags (Open Graph, Twitter card); other requests pass
+        .layer(middleware::from_fn_with_state(share, share::inject_share_tags))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.limits.request_timeout));
 
     // On-the-fly compression for what `precompress` does not cache (API answers mostly). Not images (already
@@ -76,7 +85,7 @@ pub fn router(config: Config) -> Router {
         .and(NotForContentType::SSE);
 
     Router::new()
-        .nest("/api", api::routes(config.searcher, &config.limits))
+        .nest("/api", api::routes(config.searcher, &config.limits, &config.static_dir))
         .fallback_service(files)
         .layer(middleware::from_fn(headers::cache_control))
         .layer(middleware::from_fn(headers::reject_hidden_paths))

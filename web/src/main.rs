@@ -38,6 +38,10 @@ struct Args {
     /// Seconds a client has to send a request's headers (and an idle keep-alive connection stays open).
     #[arg(long, default_value_t = Limits::default().header_read_timeout.as_secs_f64())]
     header_timeout_secs: f64,
+    /// The site's address as visitors see it (e.g. https://pics.example.org/), for the absolute URLs in shared
+    /// links' preview tags; default: http:// and each request's Host.
+    #[arg(long)]
+    public_url: Option<String>,
     /// Seconds to answer a request (a search's wait for a worker included); else 503.
     #[arg(long, default_value_t = Limits::default().request_timeout.as_secs_f64())]
     request_timeout_secs: f64,
@@ -65,6 +69,12 @@ fn main() -> anyhow::Result<()> {
     }
     if args.max_connections == 0 || args.search_workers == 0 || args.max_pending_searches == 0 {
         bail!("--max-connections, --search-workers and --max-pending-searches must be at least 1");
+    }
+    if let Some(url) = &args.public_url {
+        let plain = url.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'<' | b'>' | b'\\'));
+        if !(url.starts_with("http://") || url.starts_with("https://")) || !plain {
+            bail!("--public-url {url:?} must be an http:// or https:// address without spaces or quotes, e.g. https://pics.example.org/");
+        }
     }
     let limits = Limits {
         header_read_timeout: seconds("header-timeout-secs", args.header_timeout_secs)?,
@@ -96,7 +106,8 @@ async fn run(args: Args, limits: Limits, watch: Option<Duration>) -> anyhow::Res
         reloader.reload(); // logs what it loaded, or why /api/search is off
         Some(reloader.spawn(watch))
     };
-    let config = web::Config { static_dir: args.static_dir.clone(), searcher: shared, limits: limits.clone() };
+    let config =
+        web::Config { static_dir: args.static_dir.clone(), searcher: shared, limits: limits.clone(), public_url: args.public_url.clone() };
     let app = web::router(config);
     tokio::spawn(web::precompress::prewarm(app.clone(), args.static_dir.clone()));
     // SIGHUP reloads at once (and must not stop the server, its default action).

@@ -46,6 +46,7 @@ impl Searcher for FakeSearcher {
             .map(|i| Hit {
                 id: i,
                 score: 1.0 - i as f32 / 10.0,
+                strong: None,
                 file: format!("{query}-{i}.jpg"),
                 thumb: format!("thumbs/{i}.jpg"),
                 caption: "a caption".into(),

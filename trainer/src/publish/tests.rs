@@ -178,7 +178,11 @@ fn the_gallery_json_summarises_the_gallery() {
     let engine = wasm_model::Engine::open(&f.model, &out).unwrap();
     for x in &summary.examples {
         assert!(wasm_model::engine::CANDIDATE_PROMPTS.contains(&x.prompt.as_str()) && x.strong.is_none());
-        assert!((engine.search(&x.prompt, 1).unwrap()[0].score - x.score).abs() < 1e-6, "{x:?}");
+        let top = &engine.search(&x.prompt, 1).unwrap()[0];
+        assert!((top.score - x.score).abs() < 1e-6, "{x:?}");
+        // its top picture's caption shows the prompt's kind of subject
+        let (ours, theirs) = (wasm_model::gallery::themes_of(&x.prompt), wasm_model::gallery::themes_of(&top.caption));
+        assert!(ours.iter().any(|t| theirs.contains(t)), "{x:?}: {}", top.caption);
     }
 }
 

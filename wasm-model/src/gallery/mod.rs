@@ -12,7 +12,7 @@ mod index;
 mod summary;
 
 pub use index::{GalleryIndex, GalleryItem, GALLERY_INDEX_FORMAT};
-pub use summary::{count_themes, themes_of, ExamplePrompt, GallerySummary, ThemeCount, EXAMPLE_DEPTH, THEMES};
+pub use summary::{count_themes, names_word, themes_of, ExamplePrompt, GallerySummary, ThemeCount, EXAMPLE_DEPTH, THEMES};
 
 pub const GALLERY_MAGIC: &[u8; 8] = b"IMGPGAL\0";
 pub const GALLERY_FORMAT_VERSION: u32 = 1;

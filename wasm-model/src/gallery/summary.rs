@@ -96,13 +96,13 @@ pub fn themes_of(text: &str) -> Vec<&'static str> {
     let tokens = tokenize(text);
     THEMES
         .iter()
-        .filter(|(_, words)| tokens.iter().any(|t| words.split_whitespace().any(|w| names(t, w))))
+        .filter(|(_, words)| tokens.iter().any(|t| words.split_whitespace().any(|w| names_word(t, w))))
         .map(|(name, _)| *name)
         .collect()
 }
 
 /// Whether caption token `token` is `word` or one of its regular plurals (`dogs`, `boxes`, `berries`).
-fn names(token: &str, word: &str) -> bool {
+pub fn names_word(token: &str, word: &str) -> bool {
     if let (Some(stem), Some(root)) = (token.strip_suffix("ies"), word.strip_suffix('y')) {
         if stem == root {
             return true;
