@@ -37,8 +37,9 @@ function showError(message) {
 }
 ui.retry.addEventListener('click', () => location.reload());
 
-function onReady({ items, count, partitioned, modelId, bytes, timings, restored, canEmbed }) {
+function onReady({ items, count, partitioned, server, modelId, bytes, timings, restored, canEmbed }) {
   state.items = items;
+  state.server = Boolean(server);
   state.count = count;
   state.partitioned = partitioned;
   state.ready = true;

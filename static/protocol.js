@@ -15,7 +15,8 @@ export const Request = Object.freeze({
    *  page loads only so), `searched` (gallery pictures scored), `lists: { done, total }` and `fetched: { network,
    *  cache }` (bytes of lists and metadata this query read, by where from), and `searchProgress`
    *  events with the same `seq` come before it as lists arrive; a newer search makes an older one answer
-   *  `{ error: 'superseded …' }`. */
+   *  `{ error: 'superseded …' }`. A gallery searched on the server (worker/server-gallery.js) answers `items`
+   *  too, and a newer search or "more like" supersedes an older one the same way. */
   search: 'search',
   /** `{ id, k }`: pictures like picture `id` → answer `{ kind, results: [{ id, score }], ms }` (partitioned: as
    *  `search`, `items` starting with picture `id`'s own). */
@@ -60,7 +61,8 @@ export const Event = Object.freeze({
   /** `{ items, count, partitioned, modelId, metrics, bytes, timings: { downloadMs, initMs, restoreMs }, canEmbed,
    *  restored }`: the engine is up. `items` are gallery.json's items (index = picture id; empty for a partitioned
    *  gallery, whose items come with the answers); `count`: pictures in the gallery; `partitioned`: `{ lists, probe }`
-   *  or null for a flat gallery; `canEmbed`: the model can index photos;
+   *  or null for a flat gallery; `server`: true when the gallery is searched on the server (no engine in the
+   *  page, items with the answers, no "My photos", no explain); `canEmbed`: the model can index photos;
    *  `restored: { count, firstId, dropped, error, folders: [{ id, name, handle }] }`: the user's photos brought
    *  back from IndexedDB (ids `firstId .. firstId + count`), how many were dropped (indexed with another model),
    *  why nothing persists, if so, and the picked folders whose add did not finish. */

@@ -9,6 +9,7 @@ export const state = {
   items: [],           // gallery.json items; index = gallery row id (a partitioned gallery's: those seen so far)
   count: 0,            // pictures in the gallery
   partitioned: null,   // { lists, probe } of a partitioned gallery, else null
+  server: false,       // the gallery is searched on the server (worker/server-gallery.js)
   ready: false,
   query: '',           // text in the box
   like: null,          // picture id for "more like this", or null

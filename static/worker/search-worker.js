@@ -6,12 +6,14 @@ import { Request, Event, checkHandlers, errorText } from '../protocol.js';
 import { LoadError, fetchFile, forget, modelFile, openCache, overallProgress, parseJson, text } from './downloads.js';
 import { MyPhotos, myPhotoRequests } from './my-photos.js';
 import { PartitionedGallery } from './partitioned.js';
+import { ServerGallery, serverDescriptor } from './server-gallery.js';
 
 let engine = null;
 let myPhotos = null;
 // Tools read every download of the worker (`resources`); a partitioned gallery's queries make hundreds.
 performance.setResourceTimingBufferSize?.(20_000);
 let partitioned = null; // a PartitionedGallery when the gallery is partitioned
+let server = null; // a ServerGallery when the gallery is searched on the server (no engine then)
 // Shard bytes the engine keeps in memory (the Cache API keeps the files): bounds the page's memory after many
 // queries at ~the lists of 150 cold queries of a 1 M-image gallery.
 const SHARD_MEMORY = 96 << 20;
@@ -22,8 +24,13 @@ async function load() {
   const t0 = performance.now();
   const cache = await openCache();
   const get = (file, pinnedKey = null) => fetchFile(cache, file, { pinnedKey, report: reportProgress });
+  // gallery.json comes with the manifest: a gallery searched on the server needs nothing else (server-gallery.js).
+  const galleryJson = get('gallery/gallery.json');
+  galleryJson.catch(() => {}); // reported where it is awaited
   const manifestBytes = await get('model/manifest.json');
   const manifest = parseJson('model/manifest.json', manifestBytes);
+  const serverGallery = serverDescriptor(text(await galleryJson));
+  if (serverGallery) { startServer(serverGallery, manifest, t0); return; }
   const files = manifest.files || {};
   const vocab = modelFile(manifest, files.vocab || 'vocab.txt');
   const textEncoder = modelFile(manifest, files.text_encoder || 'text_encoder.safetensors');
@@ -31,7 +38,7 @@ async function load() {
   const wasmReady = startWasm(get('pkg/wasm_model_bg.wasm'));
   // A flat gallery: gallery.bin beside it. A partitioned one: its header only (named by the gallery id, so the
   // cached copy is used without asking the network); lists and metadata come with the queries.
-  const galleryReady = get('gallery/gallery.json').then(async (jsonBytes) => {
+  const galleryReady = galleryJson.then(async (jsonBytes) => {
     const json = text(jsonBytes);
     const { wasm } = await wasmReady;
     if (!wasm.is_partitioned_gallery(json)) return { json, items: parseJson('gallery/gallery.json', jsonBytes).items || [], bin: await get('gallery/gallery.bin') };
@@ -85,6 +92,16 @@ async function load() {
   try { if (partitioned) engine.plan_search('a', 1, 'gallery').free(); else engine.search('a', 1); } catch { /* a real query will report any problem */ }
 }
 
+/** A gallery searched on the server: ready at once, with no engine in the page (server-gallery.js). */
+function startServer(descriptor, manifest, t0) {
+  const gallery = new ServerGallery(descriptor, new URL('../', import.meta.url));
+  const fields = gallery.readyFields(); // throws when the server cannot search now
+  server = gallery;
+  const downloadMs = performance.now() - t0;
+  postMessage({ type: Event.ready, ...fields, modelId: descriptor.model_id, metrics: manifest.metrics || null,
+    bytes: overallProgress().loaded, timings: { downloadMs, initMs: 0, restoreMs: 0 } });
+}
+
 /** Imports and compiles the wasm package once `wasmBytes` (a promise) arrive: `{ wasm, module, wasmExports }`. */
 async function startWasm(wasmBytes) {
   const bytes = await wasmBytes; // first: a package that is not built is a 404 saying how to build it
@@ -136,16 +153,18 @@ const handlers = checkHandlers(Request, {
     entries: performance.getEntriesByType('resource')
       .map((e) => ({ name: e.name, transferSize: e.transferSize, encodedBodySize: e.encodedBodySize, decodedBodySize: e.decodedBodySize })),
   }),
-  [Request.search]: (msg) => timed(msg, () => (partitioned
+  [Request.search]: (msg) => timed(msg, () => (server ? server.search(msg) : partitioned
     ? progressive(msg, () => engine.plan_search(msg.query, msg.k, msg.scope || 'all'))
     : { results: hits(engine.search_in(msg.query, msg.k, msg.scope || 'all')) })),
   [Request.similar]: (msg) => timed(msg, async () => {
+    if (server) return server.similar(msg);
     if (!partitioned) return { results: hits(engine.similar(msg.id, msg.k)) };
     const of = await partitioned.ensureRow(msg.id); // its list holds its vector
     const answer = await progressive(msg, () => engine.plan_similar(msg.id, msg.k));
     return { ...answer, items: of ? [of, ...answer.items] : answer.items };
   }),
   [Request.explain]: (msg) => timed(msg, async () => {
+    if (server) return server.explain(msg);
     if (partitioned) await partitioned.ensureRow(msg.id);
     // {id, score, words: [{term, token, known, delta}]}; delta = score with the word − score without it.
     const ex = engine.explain(msg.query, msg.id);
@@ -160,7 +179,7 @@ const WITHOUT_ANSWER = new Set([Request.load, Request.addPhotos, Request.cancelA
 
 onmessage = async ({ data: msg }) => {
   const answer = (fields) => postMessage({ type: Event.answer, seq: msg.seq, ...fields });
-  if (!engine && !WITHOUT_ENGINE.has(msg.type)) { answer({ error: 'still loading' }); return; }
+  if (!engine && !server && !WITHOUT_ENGINE.has(msg.type)) { answer({ error: 'still loading' }); return; }
   const handler = handlers[msg.type];
   if (!handler) { answer({ error: `unknown request ${msg.type}` }); return; }
   try {

@@ -1,0 +1,85 @@
+// A gallery searched on the server (the database tier: `web --db`, db/README.md). Its gallery.json is a
+// descriptor, `{ format: 'imgpick-server-gallery', format_version: 1, model_id, count, search: 'api/search' }`
+// (wasm-model README, "Server gallery"), and each query is one request to `search`, which answers the same
+// ranking the page computes for a flat gallery. Nothing else is downloaded: no wasm, no model, no vectors. The
+// answers carry the metadata of the pictures they name (as a partitioned gallery's do); thumbnails stay static
+// files under gallery/. The user's own photos need the in-page engine, so they are not offered here.
+import { LoadError } from './downloads.js';
+
+export const SERVER_FORMAT = 'imgpick-server-gallery';
+
+/** The descriptor when `json` (gallery.json's text) describes a server gallery, else null. */
+export function serverDescriptor(json) {
+  let d;
+  try { d = JSON.parse(json); } catch { return null; } // not ours to judge: the flat/partitioned readers report it
+  if (!d || d.format !== SERVER_FORMAT) return null;
+  if (d.format_version !== 1) throw new LoadError('gallery/gallery.json', `is a server gallery of format version ${d.format_version}; this page reads version 1 (reload to get the current page)`);
+  if (typeof d.search !== 'string' || !/^[\w/.-]+$/.test(d.search) || d.search.startsWith('/') || d.search.includes('..')) {
+    throw new LoadError('gallery/gallery.json', `names a search address ${JSON.stringify(d.search)} that is not a path on this site`);
+  }
+  return d;
+}
+
+/** A gallery.json item from a search answer's hit (`/api/search` answers the item's fields with its score). */
+const itemOf = (h) => ({ id: h.id, file: h.file, thumb: h.thumb, caption: h.caption, source: h.source, licence: h.licence, url: h.url ?? null });
+const resultOf = (h) => (h.strong === undefined ? { id: h.id, score: h.score } : { id: h.id, score: h.score, strong: h.strong });
+
+export class ServerGallery {
+  /** `descriptor`: from `serverDescriptor`; `site`: the page's base URL (the descriptor's paths are relative to it). */
+  constructor(descriptor, site) {
+    this.descriptor = descriptor;
+    this.endpoint = new URL(descriptor.search, site);
+    this.inFlight = null; // the AbortController of the newest query: typing supersedes, the server stops counting it
+  }
+
+  /** The `ready` event's fields: the pictures are counted on the server, their items come with the answers.
+   *  A server that could not count them (its database is down) fails the load with its reason. */
+  readyFields() {
+    const d = this.descriptor;
+    if (!Number.isInteger(d.count)) {
+      throw new Error(`the search server cannot search now: ${d.unavailable || 'it did not say how many pictures it has'}; try again in a moment`);
+    }
+    return { items: [], count: d.count, partitioned: null, server: true, canEmbed: false,
+      restored: { count: 0, firstId: d.count, dropped: 0, error: null, folders: [] } };
+  }
+
+  /** `{ query, k, scope }` → `{ results, items }`. The user's photos are not searched here (none can be added). */
+  async search({ query, k, scope }) {
+    if (scope === 'mine') return { results: [], items: [] };
+    return this.#ask({ q: query, k: String(k) });
+  }
+
+  /** `{ id, k }` → `{ results, items }`, `items` starting with picture `id`'s own (for the "like" banner). */
+  async similar({ id, k }) {
+    return this.#ask({ like: String(id), k: String(k) });
+  }
+
+  /** "Why this picture?" needs the picture's vector, which stays on the server (the page hides the button). */
+  explain() {
+    throw new Error('“Why this picture?” is not available while the gallery is searched on the server');
+  }
+
+  async #ask(params) {
+    this.inFlight?.abort();
+    const controller = new AbortController();
+    this.inFlight = controller;
+    let res;
+    try {
+      res = await fetch(`${this.endpoint.href}?${new URLSearchParams(params)}`, { signal: controller.signal, cache: 'no-store' });
+    } catch (e) {
+      if (controller.signal.aborted) throw new Error('superseded by a newer search');
+      throw new Error(`the search server could not be reached (${e.message || e}); are you offline?`);
+    } finally {
+      if (this.inFlight === controller) this.inFlight = null;
+    }
+    let body = null;
+    try { body = await res.json(); } catch { /* said below */ }
+    if (!res.ok) {
+      const wait = res.status === 503 ? ' (try again in a moment)' : '';
+      throw new Error(`${body?.error || `the search server answered ${res.status}`}${wait}`);
+    }
+    if (!body || !Array.isArray(body.results)) throw new Error('the search server answered something other than search results');
+    const hits = body.like_item ? [body.like_item, ...body.results] : body.results;
+    return { results: body.results.map(resultOf), items: hits.map(itemOf) };
+  }
+}
