@@ -3,7 +3,7 @@
 // search worker (worker/search-worker.js); this thread only renders.
 import { Request, Event } from './protocol.js';
 import { state, SCOPES } from './page/state.js';
-import { ui, el } from './page/ui.js';
+import { ui } from './page/ui.js';
 import { mb } from './page/format.js';
 import { readUrl, urlFor, writeUrl } from './page/url.js';
 import { startSearchWorker } from './page/search-client.js';
@@ -11,11 +11,10 @@ import { renderResults, captionOf } from './page/results.js';
 import { openViewer, initViewer } from './page/viewer.js';
 import { initKeyboard } from './page/keyboard.js';
 import * as myPhotos from './page/my-photos.js';
+import { initEmptyState, showGallerySummary } from './page/empty-state.js';
 
 const K = 30;              // results shown
 const DEBOUNCE_MS = 90;    // typing pause before searching
-const EXAMPLES = ['a dog playing outside', 'a cat', 'fish in water', 'a rocket launch', 'a cup of coffee',
-  'snow -people', 'a man riding a motorcycle', 'stars in the night sky'];
 
 document.documentElement.dataset.state = 'loading'; // tests and tools wait on this: loading | ready | error
 
@@ -54,7 +53,7 @@ function onReady({ items, count, partitioned, server, modelId, bytes, timings, r
 
 const searchWorker = startSearchWorker({
   [Event.progress]: showProgress,
-  [Event.ready]: onReady,
+  [Event.ready]: (ready) => { onReady(ready); showGallerySummary(ready.summary, ready.count); },
   [Event.fatal]: ({ message }) => showError(message),
   [Event.myPhotosProgress]: myPhotos.showProgress,
   [Event.myPhotosDone]: myPhotos.showDone,
@@ -141,12 +140,10 @@ ui.form.addEventListener('submit', (e) => {
 });
 window.addEventListener('popstate', () => { readUrl(); updateResults(); });
 
-for (const example of EXAMPLES) {
-  ui.examples.append(el('li', {}, el('button', {
-    type: 'button', class: 'example', text: example,
-    onclick: () => { ui.input.value = example; state.query = example; state.like = null; writeUrl(true); updateResults(); },
-  })));
-}
+// The empty state: what the gallery holds and prompts that work on it (page/empty-state.js).
+initEmptyState({
+  onPick: (example) => { ui.input.value = example; state.query = example; state.like = null; writeUrl(true); updateResults(); },
+});
 
 function moreLike(id) {
   state.like = id;

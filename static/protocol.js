@@ -10,7 +10,9 @@ export const Request = Object.freeze({
   /** Download and start everything. No fields; no answer: `progress` events, then `ready` or `fatal`. Sent
    *  again after a `fatal`, it tries again. */
   load: 'load',
-  /** `{ query, k, scope: 'all' | 'mine' | 'gallery' }` → answer `{ kind, results: [{ id, score }] best first, ms }`.
+  /** `{ query, k, scope: 'all' | 'mine' | 'gallery' }` → answer `{ kind, results: [{ id, score, strong }] best first,
+   *  ms }` (`strong`: whether the result reaches the model's calibrated strong-match score; absent when the
+   *  model is not calibrated).
    *  A partitioned gallery's answer also has `items` (the metadata of the gallery pictures it names, which the
    *  page loads only so), `searched` (gallery pictures scored), `lists: { done, total }` and `fetched: { network,
    *  cache }` (bytes of lists and metadata this query read, by where from), and `searchProgress`
@@ -65,7 +67,8 @@ export const Event = Object.freeze({
    *  page, items with the answers, no "My photos", no explain); `canEmbed`: the model can index photos;
    *  `restored: { count, firstId, dropped, error, folders: [{ id, name, handle }] }`: the user's photos brought
    *  back from IndexedDB (ids `firstId .. firstId + count`), how many were dropped (indexed with another model),
-   *  why nothing persists, if so, and the picked folders whose add did not finish. */
+   *  why nothing persists, if so, and the picked folders whose add did not finish; `summary`: gallery.json's
+   *  `summary` (`{ themes: [{ theme, count }], examples: [{ prompt, score, strong }] }`) or null. */
   ready: 'ready',
   /** `{ message }`: loading failed; the page shows its error state. */
   fatal: 'fatal',

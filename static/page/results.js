@@ -2,6 +2,7 @@
 // and the rendered list, best match first, with score bars relative to the best.
 import { state } from './state.js';
 import { ui, el } from './ui.js';
+import { showStrength } from './match-strength.js';
 
 /** Picture `id` as the page shows it: a gallery.json item, or one of the user's photos in the same shape. */
 export function pictureOf(id) {
@@ -45,4 +46,5 @@ export function renderResults(results, { open, moreLike }) {
     frag.append(li);
   });
   ui.results.replaceChildren(frag);
+  showStrength(ui.results, ui.fitNote, results, state.query); // strong matches, then weaker ones (match-strength.js)
 }

@@ -24,6 +24,8 @@ export const ui = {
   viewerLicence: $('viewer-licence'), viewerSource: $('viewer-source'), viewerScore: $('viewer-score'),
   viewerLike: $('viewer-like'), viewerWhy: $('viewer-why'), why: $('why'), whyList: $('why-list'), whyPrompt: $('why-prompt'),
   modelInfo: $('model-info'),
+  fitNote: $('fit-note'), gallerySummary: $('gallery-summary'), examplesIntro: $('examples-intro'),
+  viewerCredit: $('viewer-credit'), viewerCreditLine: $('viewer-credit-line'),
   mine: $('mine'), mineCount: $('mine-count'), mineFiles: $('mine-files'), mineFolder: $('mine-folder'),
   mineClear: $('mine-clear'), mineProgress: $('mine-progress'), mineBar: $('mine-bar'),
   mineProgressText: $('mine-progress-text'), mineStop: $('mine-stop'), mineNote: $('mine-note'),

@@ -41,10 +41,12 @@ async function load() {
   const galleryReady = galleryJson.then(async (jsonBytes) => {
     const json = text(jsonBytes);
     const { wasm } = await wasmReady;
-    if (!wasm.is_partitioned_gallery(json)) return { json, items: parseJson('gallery/gallery.json', jsonBytes).items || [], bin: await get('gallery/gallery.bin') };
+    // `summary`: what the gallery holds and prompts that work on it (the page's empty state)
+    const { items = [], summary = null } = parseJson('gallery/gallery.json', jsonBytes);
+    if (!wasm.is_partitioned_gallery(json)) return { json, items, summary, bin: await get('gallery/gallery.bin') };
     let headerFile;
     try { headerFile = `gallery/${wasm.partitioned_header_file(json)}`; } catch (e) { throw new LoadError('gallery/gallery.json', errorText(e)); }
-    return { json, items: [], headerFile, header: await get(headerFile, headerFile) };
+    return { json, items: [], summary, headerFile, header: await get(headerFile, headerFile) };
   });
   // Not the image head: only embedding the user's photos needs it, so it comes with the image encoder
   // (embed-pool.js). The engine searches without it.
@@ -84,6 +86,7 @@ async function load() {
     partitioned: partitioned && { lists: partitioned.info.lists, probe: partitioned.info.probe },
     modelId: manifest.model_id,
     metrics: manifest.metrics || null,
+    summary: gallery.summary,
     bytes,
     timings: { downloadMs: tDownloaded - t0, initMs: tInit - tDownloaded, restoreMs: performance.now() - tInit },
   });
@@ -121,7 +124,8 @@ async function startWasm(wasmBytes) {
 }
 
 // The engine answers [{id, file, thumb, caption, score}] best first; the page has the items, so ids and scores suffice.
-const hits = (raw) => Array.from(raw, (h) => ({ id: h.id, score: h.score }));
+// `strong`: the result reaches the model's strong-match score (text queries of a calibrated model; else absent).
+const hits = (raw) => Array.from(raw, (h) => ({ id: h.id, score: h.score, strong: h.strong }));
 
 // A query's answer with the time the engine took: `kind` names the request, as the page's tools expect.
 async function timed(msg, compute) {
@@ -136,7 +140,7 @@ async function progressive(msg, plan) {
   const post = ({ results, items, searched, done, total }) =>
     postMessage({ type: Event.searchProgress, seq: msg.seq, results, items, searched, lists: { done, total } });
   const { results, items, searched, done, total, fetched, ms } = await partitioned.run(plan, post);
-  return { results: results.map((r) => ({ id: r.id, score: r.score })), items, searched, lists: { done, total }, fetched, split: ms };
+  return { results: results.map((r) => ({ id: r.id, score: r.score, strong: r.strong })), items, searched, lists: { done, total }, fetched, split: ms };
 }
 
 let loading = null;
