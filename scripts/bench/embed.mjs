@@ -9,6 +9,7 @@
 // Prints tables and one JSON line (scripts/bench/embed.sh joins it with the native numbers).
 //
 //   node scripts/bench/embed.mjs [--static static] [--copies 4] [--workers 1,2] [--big 6] [--scale 10000,100000]
+//                                [--rounds 3] [--big-files a.jpg,b.jpg,…]   (real photos instead of the drawn 12-MP JPEGs)
 // Needs static/pkg, static/model with image_encoder.safetensors (scripts/build-image-encoder.sh),
 // static/gallery, and target/debug/web (or IMGPICK_WEB_BIN).
 import { readFileSync, readdirSync, mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -27,6 +28,8 @@ const { values: opts } = parseArgs({ options: {
   scale: { type: 'string', default: '10000,100000' },
   prompts: { type: 'string', default: '20' },
   rounds: { type: 'string', default: '1' },
+  // Real phone-sized JPEGs instead of the drawn ones: comma-separated paths.
+  'big-files': { type: 'string', default: '' },
 } });
 const PROMPTS = ['a dog playing outside', 'a cat', 'fish in water', 'a rocket launch', 'a cup of coffee', 'snow -people',
   'a man riding a motorcycle', 'stars in the night sky', 'a guitar', 'a tent in the mountains', 'sunrise over the sea',
@@ -118,8 +121,10 @@ try {
       out.push(btoa(s));
     }
     return out;
-  }, Number(opts.big));
-  const big = bigB64.map((s, i) => ({ name: `phone-${i}.jpg`, buffer: Buffer.from(s, 'base64') }));
+  }, opts['big-files'] ? 0 : Number(opts.big));
+  const big = opts['big-files']
+    ? opts['big-files'].split(',').map((f, i) => ({ name: `phone-${i}-${path.basename(f)}`, buffer: readFileSync(f) }))
+    : bigB64.map((s, i) => ({ name: `phone-${i}.jpg`, buffer: Buffer.from(s, 'base64') }));
   const bigBytes = big.length ? Math.round(big.reduce((s, f) => s + f.buffer.length, 0) / big.length) : 0;
 
   // Each round runs every setting once, in turn, so a load that comes and goes on a shared machine spreads over
