@@ -114,6 +114,35 @@ impl DbSearcher {
         .await
     }
 
+    /// Gallery image `id`'s own entry (score 1, `strong` unset): what a "more like this" answer starts from.
+    pub async fn image(&self, id: usize) -> Result<Hit, DbError> {
+        self.bounded(async {
+            let conn = self.connection().await?;
+            let meta = self.live_meta(&conn).await?;
+            let unknown = || DbError::UnknownImage { id, len: meta.rows_total };
+            let id32 = i32::try_from(id).map_err(|_| unknown())?;
+            let sql = format!("SELECT id, file, thumb, caption, source, licence, url FROM {LIVE_TABLE} WHERE id = $1");
+            let row = conn.query_opt(&sql, &[&id32]).await.map_err(|e| self.pg_error("reading an image", e))?.ok_or_else(unknown)?;
+            let hit = |r: &tokio_postgres::Row| -> Result<Hit, tokio_postgres::Error> {
+                Ok(Hit {
+                    hit: wasm_model::Hit {
+                        id: r.try_get::<_, i32>(0)? as u32,
+                        file: r.try_get(1)?,
+                        thumb: r.try_get(2)?,
+                        caption: r.try_get(3)?,
+                        score: 1.0,
+                        strong: None,
+                    },
+                    source: r.try_get(4)?,
+                    licence: r.try_get(5)?,
+                    url: r.try_get(6)?,
+                })
+            };
+            hit(&row).map_err(|e| self.pg_error("reading an image", e))
+        })
+        .await
+    }
+
     /// Whether the database answers and serves this model's gallery: its meta row, or the reason it cannot serve.
     pub async fn health(&self) -> Result<GalleryMeta, DbError> {
         self.bounded(async {

@@ -1,6 +1,7 @@
 //! `/api/search?q=…&k=…` and `/api/search?like=ID&k=…`: the same ranking as the page, computed natively,
 //! for clients without a browser (scripts, other services). Answers JSON; every error is JSON `{ "error": … }`.
 //! `/api/preview.jpg?q=…`: the picture of a shared link (`preview.rs`), under the same search limits.
+//! `/api/health`: 200 with what is served, or 503 with the reason. The backends: `backend.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,30 +29,11 @@ pub const MAX_QUERY_BYTES: usize = 1000;
 /// Most results per request.
 pub const MAX_K: usize = 100;
 pub const DEFAULT_K: usize = 10;
+/// Ranks served: `offset + k` at most this (the engine's and the database's limit).
+pub const MAX_RANK: usize = wasm_model::engine::MAX_K;
 
-/// One ranked gallery item.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Hit {
-    pub id: usize,
-    pub score: f32,
-    /// Text queries of a calibrated model: whether the score reaches its strong-match threshold (wasm-model's
-    /// `Hit::strong`); left out otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub strong: Option<bool>,
-    pub file: String,
-    pub thumb: String,
-    pub caption: String,
-    pub source: String,
-    pub licence: String,
-    pub url: Option<String>,
-}
-
-/// The ranking backend (wasm-model's native engine in production; a fake in tests).
-pub trait Searcher: Send + Sync + 'static {
-    fn model_id(&self) -> String;
-    fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, String>;
-    fn similar(&self, id: usize, k: usize) -> Result<Vec<Hit>, String>;
-}
+pub use crate::backend::{Hit, Searcher};
+use crate::backend::{Page, Query, SearchError, SearchRequest};
 
 #[derive(Clone)]
 struct ApiState {
@@ -82,6 +64,7 @@ pub fn routes(searcher: SharedSearcher, limits: &Limits, static_dir: &Path) -> R
     Router::new()
         .route("/search", search_route)
         .route("/preview.jpg", preview_route)
+        .route("/health", get(health))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "unknown API endpoint; try /api/search?q=a+dog&k=10")
         })
@@ -94,6 +77,7 @@ struct SearchParams {
     q: Option<String>,
     like: Option<String>,
     k: Option<String>,
+    offset: Option<String>,
 }
 
 impl SearchParams {
@@ -101,7 +85,7 @@ impl SearchParams {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
             .map_err(|e| ApiError::bad(format!("cannot read the query string: {e}")))?;
         let mut p = Self::default();
-        for (name, slot) in [("q", &mut p.q), ("like", &mut p.like), ("k", &mut p.k)] {
+        for (name, slot) in [("q", &mut p.q), ("like", &mut p.like), ("k", &mut p.k), ("offset", &mut p.offset)] {
             let mut values = pairs.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone());
             *slot = values.next();
             let extra = values.count();
@@ -119,7 +103,11 @@ struct SearchResponse {
     query: Option<String>,
     like: Option<usize>,
     k: usize,
+    offset: usize,
     results: Vec<Hit>,
+    /// `like`: the picture's own entry, when the backend gives it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    like_item: Option<Hit>,
 }
 
 /// An error answer: `{ "error": message }` with `status`; 503s add `Retry-After`.
@@ -138,6 +126,12 @@ impl ApiError {
     }
     pub fn busy(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+}
+
+impl From<SearchError> for ApiError {
+    fn from(e: SearchError) -> Self {
+        Self::new(e.status, e.message)
     }
 }
 
@@ -171,31 +165,63 @@ async fn search(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Resul
             Some(id.map_err(|_| ApiError::bad(format!("like must be a gallery item id, got {s:?}")))?)
         }
     };
+    let offset = match p.offset.as_deref() {
+        None | Some("") => 0,
+        Some(s) => match s.parse::<usize>() {
+            Ok(o) if o + k <= MAX_RANK => o,
+            _ => return Err(ApiError::bad(format!("offset must be an integer from 0 to {} (offset + k ≤ {MAX_RANK}), got {s:?}", MAX_RANK - k))),
+        },
+    };
     let query = p.q.filter(|q| !q.trim().is_empty());
     if let Some(q) = &query {
         if q.len() > MAX_QUERY_BYTES {
             return Err(ApiError::bad(format!("q is {} bytes; at most {MAX_QUERY_BYTES} are accepted", q.len())));
         }
     }
-    let (q2, model_id) = (query.clone(), searcher.model_id());
-    let job = state.pool.run(move || match (q2, like) {
-        (Some(_), Some(_)) => Err(ApiError::bad("give either q or like, not both")),
-        (Some(q), None) => searcher.search(&q, k).map_err(ApiError::bad),
-        (None, Some(id)) => searcher.similar(id, k).map_err(ApiError::bad),
-        (None, None) => Err(ApiError::bad("missing query: /api/search?q=a+dog+on+a+beach&k=10 (or like=ID)")),
-    });
-    let results = tokio::time::timeout(state.timeout, job)
-        .await
-        .map_err(|_| {
-            ApiError::busy(format!(
-                "the search took longer than {:.1} s (the server is busy); retry in a moment",
-                state.timeout.as_secs_f64()
-            ))
-        })?
-        .map_err(|PoolError::Panicked(why)| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("search failed: {why}"))
-        })??;
-    Ok(Json(SearchResponse { model_id, query, like, k, results }))
+    let request = match (query.clone(), like) {
+        (Some(_), Some(_)) => return Err(ApiError::bad("give either q or like, not both")),
+        (Some(q), None) => SearchRequest { query: Query::Text(q), k, offset },
+        (None, Some(id)) => SearchRequest { query: Query::Like(id), k, offset },
+        (None, None) => return Err(ApiError::bad("missing query: /api/search?q=a+dog+on+a+beach&k=10 (or like=ID)")),
+    };
+    let model_id = searcher.model_id();
+    let too_long = || {
+        ApiError::busy(format!(
+            "the search took longer than {:.1} s (the server is busy); retry in a moment",
+            state.timeout.as_secs_f64()
+        ))
+    };
+    let page: Page = match searcher.as_async() {
+        // I/O (the database): awaited here; the backend bounds its own connections and waits.
+        Some(remote) => tokio::time::timeout(state.timeout, remote.page(&request)).await.map_err(|_| too_long())??,
+        None => {
+            let searcher = searcher.clone();
+            let job = state.pool.run(move || searcher.page(&request));
+            tokio::time::timeout(state.timeout, job)
+                .await
+                .map_err(|_| too_long())?
+                .map_err(|PoolError::Panicked(why)| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("search failed: {why}"))
+                })??
+        }
+    };
+    Ok(Json(SearchResponse { model_id, query, like, k, offset, results: page.results, like_item: page.like_item }))
+}
+
+/// `/api/health`: 200 with what is served (`status: "ok"`, the model, how many images, the backend), 503 with
+/// the reason (no model or gallery loaded, the database down or not loaded).
+async fn health(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let searcher = state.searcher.get().map_err(|why| ApiError::busy(format!("search API unavailable: {why}")))?;
+    let mut served = match searcher.as_async() {
+        Some(remote) => tokio::time::timeout(state.timeout, remote.health())
+            .await
+            .map_err(|_| ApiError::busy("the health check took too long"))??,
+        None => searcher.health()?,
+    };
+    if let Some(fields) = served.as_object_mut() {
+        fields.insert("status".into(), "ok".into());
+    }
+    Ok(Json(served))
 }
 
 /// `/api/preview.jpg?q=…`: the shared link's picture (`preview.rs`); errors as `/api/search`'s, in JSON.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use wasm_model::engine::Engine;
 
 use crate::api::{Hit, Searcher};
+use crate::backend::{Page, Query, SearchError, SearchRequest};
 
 /// The engine for `static_dir`, or a message saying why the API is off (shown in its 503 answers).
 pub fn load(static_dir: &Path) -> Result<Arc<dyn Searcher>, String> {
@@ -67,5 +68,40 @@ impl Searcher for NativeSearcher {
     }
     fn similar(&self, id: usize, k: usize) -> Result<Vec<Hit>, String> {
         self.0.similar(id, k).map(|h| self.hits(h)).map_err(|e| e.to_string())
+    }
+    /// As the default, with a missing picture answered 404 and the liked picture's own entry.
+    fn page(&self, request: &SearchRequest) -> Result<Page, SearchError> {
+        let wanted = request.offset.saturating_add(request.k);
+        let status = |e: wasm_model::EngineError| match e {
+            wasm_model::EngineError::UnknownImage { .. } => SearchError::new(axum::http::StatusCode::NOT_FOUND, e.to_string()),
+            e => SearchError::bad(e.to_string()),
+        };
+        let (all, like_item) = match &request.query {
+            Query::Text(q) => (self.0.search(q, wanted).map_err(status)?, None),
+            Query::Like(id) => {
+                let all = self.0.similar(*id, wanted).map_err(status)?;
+                let own = self.0.item(*id).map(|item| Hit {
+                    id: *id,
+                    score: 1.0,
+                    strong: None,
+                    file: item.file,
+                    thumb: item.thumb,
+                    caption: item.caption,
+                    source: item.source,
+                    licence: item.licence,
+                    url: item.url,
+                });
+                (all, own)
+            }
+        };
+        Ok(Page { results: self.hits(all.into_iter().skip(request.offset).collect()), like_item })
+    }
+    fn health(&self) -> Result<serde_json::Value, SearchError> {
+        Ok(serde_json::json!({
+            "backend": "memory",
+            "model_id": self.0.model_id(),
+            "images": self.0.gallery_len(),
+            "partitioned": self.0.partitioned().is_some(),
+        }))
     }
 }

@@ -1,12 +1,15 @@
 //! imgpick's web server: serves the static/ folder (page, wasm package, model, gallery) with the headers a
 //! static deployment should have, an optional native `/api/search` for non-browser clients, and share tags with
-//! a preview picture for `?q=` links (`share`, `preview`).
+//! a preview picture for `?q=` links (`share`, `preview`). With `--db`, `/api/search` answers from PostgreSQL
+//! (`db_search`) and the page searches through it.
 //!
-//! The page never needs this server at query time; any static host serving `static/` with the same
-//! headers works. The router is built by [`router`] so tests can drive it with `oneshot` (no network);
+//! The page never needs this server at query time (unless its gallery is in a database); any static host
+//! serving `static/` with the same headers works. The router is built by [`router`] so tests can drive it with `oneshot` (no network);
 //! [`serve`] runs it on a socket with the connection limits.
 
 pub mod api;
+pub mod backend;
+pub mod db_search;
 pub mod engine;
 pub mod files;
 pub mod headers;
@@ -85,6 +88,8 @@ pub fn router(config: Config) -> Router {
         .and(NotForContentType::SSE);
 
     Router::new()
+        // `web --db`: the page finds the server-side search in gallery.json (db_search.rs)
+        .merge(db_search::descriptor_route(&config.searcher))
         .nest("/api", api::routes(config.searcher, &config.limits, &config.static_dir))
         .fallback_service(files)
         .layer(middleware::from_fn(headers::cache_control))

@@ -1,11 +1,14 @@
 //! `web --port 8080 --static-dir static/`: serves imgpick's page and files; Ctrl-C stops it gracefully, SIGHUP
-//! reloads the model and gallery for `/api/search`.
+//! reloads the model and gallery for `/api/search`. With `--db URL`, `/api/search` answers from PostgreSQL
+//! (db_search.rs) and the page searches through it.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use web::{reload::Reloader, Limits, SharedSearcher};
+use std::sync::Arc;
+
+use web::{db_search::DbBackend, reload::Reloader, Limits, SharedSearcher};
 
 #[derive(Parser, Debug)]
 #[command(version, about = "Serve imgpick's static/ folder (page, wasm, model, gallery) and /api/search")]
@@ -20,8 +23,20 @@ struct Args {
     #[arg(long, default_value = "static")]
     static_dir: PathBuf,
     /// Do not load the native engine; /api/search then answers 503.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "db")]
     no_api: bool,
+    /// Answer /api/search from this database (postgres://USER:PASSWORD@HOST:PORT/DATABASE, loaded with
+    /// `trainer db-load`; also read from IMGPICK_DB_URL) instead of static/gallery's files; the page then
+    /// searches through the server. Queries are encoded with --static-dir's model/; thumbnails are served from
+    /// its gallery/. A database that is down answers 503 with the reason until it is back.
+    #[arg(long, env = "IMGPICK_DB_URL", hide_env_values = true)]
+    db: Option<String>,
+    /// --db: database searches at once (and pooled connections); more wait up to 2 s, then 503.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    db_connections: u16,
+    /// --db: hnsw.ef_search, the breadth of the index search (recall against speed; docs/scale.md).
+    #[arg(long, default_value_t = db::DEFAULT_EF_SEARCH as u16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    db_ef_search: u16,
     /// Seconds between looks at model/ and gallery/ for a republish (reloaded once the files settle;
     /// SIGHUP reloads at once); 0 turns watching off.
     #[arg(long, default_value_t = 2.0)]
@@ -97,8 +112,18 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args, limits: Limits, watch: Option<Duration>) -> anyhow::Result<()> {
-    let shared = SharedSearcher::new(Err("the server was started with --no-api".to_string()));
-    let watcher = if args.no_api {
+    let mut shared = SharedSearcher::new(Err("the server was started with --no-api".to_string()));
+    let watcher = if let Some(url) = &args.db {
+        let backend = DbBackend::open(&args.static_dir, url, args.db_connections.into(), args.db_ef_search.into())?;
+        let where_ = backend.db().config().redacted_url();
+        // The first search connects; say now whether that will work (the server starts either way).
+        match backend.db().health().await {
+            Ok(meta) => tracing::info!("/api/search answers from {where_}: {} images of model {}", meta.rows_total, meta.model_id),
+            Err(e) => tracing::warn!("/api/search answers from {where_}, which cannot search now (503 until it can): {e}"),
+        }
+        shared = SharedSearcher::new(Ok(Arc::new(backend)));
+        None
+    } else if args.no_api {
         None
     } else {
         // The reloader notes the files as they are before the first load, so a change during it is seen.
@@ -121,7 +146,7 @@ async fn run(args: Args, limits: Limits, watch: Option<Duration>) -> anyhow::Res
                         tracing::info!("SIGHUP: reloading the model and gallery");
                         watcher.reload();
                     }
-                    None => tracing::info!("SIGHUP: nothing to reload (--no-api)"),
+                    None => tracing::info!("SIGHUP: nothing to reload (--no-api, or --db: the database is read live)"),
                 }
             }
         });

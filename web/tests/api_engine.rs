@@ -61,10 +61,29 @@ async fn api_returns_the_engines_ranking_with_metadata() {
     let ids: Vec<u64> = v["results"].as_array().unwrap().iter().map(|h| h["id"].as_u64().unwrap()).collect();
     assert_eq!(ids.len(), 11);
     assert!(!ids.contains(&4), "the query image is left out");
+    assert_eq!((v["like_item"]["id"].as_u64(), v["like_item"]["file"].as_str()), (Some(4), Some("img4.jpg")), "{v}");
 
+    // An unknown picture is 404 (the request is fine, the picture is not there), naming the gallery's ids.
     let (status, v) = get_json(&app, "/api/search?like=12").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(v["error"].as_str().unwrap().contains("not in the gallery"), "{v}");
+
+    // Pages: offset 3, k 4 is ranks 3..7 of the engine's ranking; past the served ranks, a 400 naming the range.
+    let (status, v) = get_json(&app, "/api/search?q=3+5+7&k=4&offset=3").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let want: Vec<String> = reference.search("3 5 7", 7).unwrap()[3..].iter().map(|h| h.file.clone()).collect();
+    let got: Vec<String> = v["results"].as_array().unwrap().iter().map(|h| h["file"].as_str().unwrap().to_string()).collect();
+    assert_eq!(got, want);
+    assert_eq!(v["offset"], 3);
+    let (status, v) = get_json(&app, "/api/search?q=3&k=10&offset=995").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("offset + k ≤ 1000"), "{v}");
+
+    // Health: what is served.
+    let (status, v) = get_json(&app, "/api/health").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!((v["status"].as_str(), v["backend"].as_str(), v["images"].as_u64()), (Some("ok"), Some("memory"), Some(12)));
+    assert_eq!(v["model_id"], reference.model_id());
 }
 
 #[test]

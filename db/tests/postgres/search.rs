@@ -78,6 +78,10 @@ async fn similar_and_pages_match_the_engine() {
     let unknown = searcher.similar(40, 10, 0).await.unwrap_err();
     assert!(matches!(unknown, DbError::UnknownImage { id: 40, len: 40 }), "{unknown}");
     assert_eq!(unknown.http_status(), 404);
+    // An image's own entry (what a "more like this" starts from): its gallery.json item.
+    let own = searcher.image(7).await.unwrap();
+    assert_eq!((own.hit.id, &own.hit.file, &own.hit.caption, &own.licence), (7, &items[7].file, &items[7].caption, &items[7].licence));
+    assert!(matches!(searcher.image(40).await.unwrap_err(), DbError::UnknownImage { id: 40, len: 40 }));
     let empty = searcher.search("   ", 10, 0).await.unwrap_err();
     assert_eq!(empty.to_string(), engine.search("   ", 10).unwrap_err().to_string());
     assert_eq!(empty.http_status(), 400);

@@ -1,0 +1,163 @@
+//! What `/api/*` asks of a search backend and what a backend answers: the [`Searcher`] trait (the in-memory
+//! engine, `engine.rs`; the database, `db_search.rs`; fakes in tests), one page of a ranking, and failures that
+//! carry their HTTP status (400 the request, 404 no such picture, 503 try again later).
+//!
+//! Two kinds of backend: one that computes (the engine: CPU work, run on the bounded pool of blocking threads,
+//! `search_pool.rs`) implements the blocking methods; one that waits (the database: I/O, awaited on the
+//! executor, bounded by its own connection pool) also answers [`Searcher::as_async`].
+
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::http::StatusCode;
+use serde::Serialize;
+
+/// One ranked gallery item.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Hit {
+    pub id: usize,
+    pub score: f32,
+    /// Text queries of a calibrated model: whether the score reaches its strong-match threshold (wasm-model's
+    /// `Hit::strong`); left out otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strong: Option<bool>,
+    pub file: String,
+    pub thumb: String,
+    pub caption: String,
+    pub source: String,
+    pub licence: String,
+    pub url: Option<String>,
+}
+
+/// What to rank.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Query {
+    /// A prompt (prompt arithmetic allowed).
+    Text(String),
+    /// "More like" gallery picture `id` (left out of its own answer).
+    Like(usize),
+}
+
+/// One page of a ranking: results `offset .. offset + k`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    pub query: Query,
+    pub k: usize,
+    pub offset: usize,
+}
+
+/// A page of results; for `like`, the picture's own entry when the backend can give it (a page that loads no
+/// gallery of its own names the picture with it).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    pub results: Vec<Hit>,
+    pub like_item: Option<Hit>,
+}
+
+/// A failed search and the status it answers with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl SearchError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+    /// 400: the request cannot be searched (empty prompt, too many terms, …).
+    pub fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    /// 503: the backend cannot answer now (its database is down, overloaded, not loaded); retrying later works.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The ranking backend.
+pub trait Searcher: Send + Sync + 'static {
+    fn model_id(&self) -> String;
+    /// The best `k` for a prompt. Blocking: called on the search pool's threads.
+    fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, String>;
+    /// The `k` most like picture `id`. Blocking, like `search`.
+    fn similar(&self, id: usize, k: usize) -> Result<Vec<Hit>, String>;
+
+    /// One page of a ranking, failures with their status. Blocking. The default takes the first `offset + k` of
+    /// `search` / `similar` and answers every failure 400; backends that can tell a missing picture (404) or an
+    /// outage (503) apart say so by overriding it.
+    fn page(&self, request: &SearchRequest) -> Result<Page, SearchError> {
+        let wanted = request.offset.saturating_add(request.k);
+        let all = match &request.query {
+            Query::Text(q) => self.search(q, wanted),
+            Query::Like(id) => self.similar(*id, wanted),
+        }
+        .map_err(SearchError::bad)?;
+        Ok(Page { results: all.into_iter().skip(request.offset).collect(), like_item: None })
+    }
+
+    /// `/api/health`: what is served (a JSON object), or why nothing can be. Blocking but cheap (no search).
+    fn health(&self) -> Result<serde_json::Value, SearchError> {
+        Ok(serde_json::json!({ "model_id": self.model_id() }))
+    }
+
+    /// A backend that waits on I/O rather than the CPU answers here: the API awaits it on the executor instead of
+    /// taking one of the pool's threads for the wait.
+    fn as_async(&self) -> Option<&dyn AsyncSearcher> {
+        None
+    }
+}
+
+/// The awaited side of a backend that waits on I/O (the database).
+pub trait AsyncSearcher: Send + Sync {
+    fn page<'a>(&'a self, request: &'a SearchRequest) -> BoxFuture<'a, Result<Page, SearchError>>;
+    fn health(&self) -> BoxFuture<'_, Result<serde_json::Value, SearchError>>;
+    /// The gallery.json the page reads for a gallery searched here (wasm-model README, "Server gallery").
+    fn descriptor(&self) -> BoxFuture<'_, serde_json::Value>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counting;
+    impl Searcher for Counting {
+        fn model_id(&self) -> String {
+            "m".into()
+        }
+        fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, String> {
+            if query.is_empty() {
+                return Err("empty".into());
+            }
+            Ok((0..k)
+                .map(|id| Hit {
+                    id,
+                    score: 1.0 - id as f32 / 100.0,
+                    strong: None,
+                    file: format!("{id}.jpg"),
+                    thumb: String::new(),
+                    caption: String::new(),
+                    source: String::new(),
+                    licence: String::new(),
+                    url: None,
+                })
+                .collect())
+        }
+        fn similar(&self, id: usize, _k: usize) -> Result<Vec<Hit>, String> {
+            Err(format!("no picture {id}"))
+        }
+    }
+
+    /// The default page is the slice `offset .. offset + k` of the first `offset + k`, failures 400.
+    #[test]
+    fn the_default_page_slices_and_answers_failures_400() {
+        let page = Counting.page(&SearchRequest { query: Query::Text("x".into()), k: 3, offset: 4 }).unwrap();
+        assert_eq!(page.results.iter().map(|h| h.id).collect::<Vec<_>>(), [4, 5, 6]);
+        let e = Counting.page(&SearchRequest { query: Query::Like(9), k: 3, offset: 0 }).unwrap_err();
+        assert_eq!((e.status, e.message.as_str()), (StatusCode::BAD_REQUEST, "no picture 9"));
+        assert_eq!(Counting.health().unwrap()["model_id"], "m");
+        assert!(Counting.as_async().is_none());
+    }
+}
