@@ -94,10 +94,34 @@ descriptor["model_id"] = "f" * 32
 (other / "gallery.json").write_text(json.dumps(descriptor))
 PY
 
+# The database tier (tests/e2e/server-mode.test.mjs): a PostgreSQL + pgvector instance of this run's own
+# (scripts/pg.sh: free port, scratch folder; stopped and removed at the end, also on failure), the test gallery
+# loaded into it with `trainer db-load`, and a static folder beside it (`web --db` answers its gallery.json).
+# Without the engine installed, the test says why and is skipped.
+db_tmp="$(mktemp -d -t imgpick-e2e-db-XXXXXX)"
+chmod 755 "$db_tmp"  # as root the server runs as imgpick-pg, which must be able to enter it
+stop_db() { scripts/pg.sh stop --dir "$db_tmp/pg" >/dev/null 2>&1 || true; rm -rf "$db_tmp"; }
+trap stop_db EXIT
+db_rc=0
+DB_URL="$(IMGPICK_PG_FAST=1 scripts/pg.sh start --dir "$db_tmp/pg" 2>"$db_tmp/start.log")" || db_rc=$?
+if [ "$db_rc" = 0 ]; then
+  IMGPICK_DB_URL="$DB_URL" RUST_LOG=warn "$IMGPICK_TRAINER_BIN" db-load --model "$MODEL" --gallery "$E2E/static/gallery"
+  rm -rf "$E2E/static-db" && mkdir -p "$E2E/static-db"
+  # gallery/ is the published folder as it is: its thumbs/ are served, its gallery.json is answered by web --db
+  for f in "${STATIC_FILES[@]}" model gallery; do ln -sfn "$E2E/static/$f" "$E2E/static-db/$f"; done
+  export IMGPICK_E2E_DB_URL="$DB_URL" IMGPICK_E2E_DB_DIR="$db_tmp/pg"
+elif [ "$db_rc" = 4 ]; then
+  IMGPICK_E2E_DB_SKIPPED="$(tail -n 1 "$db_tmp/start.log")"
+  export IMGPICK_E2E_DB_SKIPPED
+else
+  cat "$db_tmp/start.log" >&2
+  die "could not start a PostgreSQL instance for the server-mode test (scripts/pg.sh exit $db_rc)"
+fi
+
 echo "test-e2e: running the browser tests"
 mkdir -p tests/artifacts
 # Chromium's scratch files (profiles of a killed browser included) go to a TMPDIR removed afterwards.
 browser_tmp="$(mktemp -d -t imgpick-e2e-XXXXXX)"
-trap 'rm -rf "$browser_tmp"' EXIT
+trap 'rm -rf "$browser_tmp"; stop_db' EXIT
 TMPDIR="$browser_tmp" timeout 600 node --test --test-concurrency=1 --test-reporter=spec tests/e2e/
 echo "test-e2e: passed (screenshots in tests/artifacts/)"

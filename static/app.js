@@ -103,7 +103,7 @@ async function updateResults() {
   const where = state.like !== null ? '' : { all: '', mine: ' in my photos', gallery: ' in the demo gallery' }[state.scope];
   ui.status.textContent = !answer.results.length && state.scope === 'mine' && !state.myPhotos.size
     ? 'You have not added any photos yet: use “Add photos…” above, or search everything.'
-    : `${answer.results.length} pictures ${what}${where}, best first · ${answer.ms.toFixed(1)} ms in the model, ${total.toFixed(1)} ms in all`
+    : `${answer.results.length} pictures ${what}${where}, best first · ${answer.ms.toFixed(1)} ms ${state.server ? 'on the server' : 'in the model'}, ${total.toFixed(1)} ms in all`
       + (answer.lists ? ` · ${answer.searched.toLocaleString('en')} of ${state.count.toLocaleString('en')} scored (${answer.lists.total} of ${state.partitioned.lists} lists)` : '');
   document.title = `${state.like !== null ? captionOf(state.like) : query} — imgpick`;
   ui.results.dataset.query = state.like !== null ? `like:${state.like}` : query;
