@@ -4,7 +4,7 @@
 # and a model (static/model; without one, a random-weight model from web/examples/e2e_fixture_model.rs: the
 # rankings are then meaningless but page-vs-native parity still holds). Screenshots go to tests/artifacts/.
 # Exits non-zero on any failure.
-#   IMGPICK_UPDATE_DOCS_SCREENSHOT=1 scripts/test-e2e.sh   # also refresh docs/screenshot.png
+#   IMGPICK_UPDATE_DOCS_SCREENSHOT=1 scripts/test-e2e.sh   # also refresh docs/screenshots/ (the default gallery)
 #   IMGPICK_E2E_MODEL=random scripts/test-e2e.sh           # force the random-weight model
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

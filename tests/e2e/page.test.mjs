@@ -2,11 +2,11 @@
 // served by the `web` crate and driven in headless Chromium. Prepared and run by scripts/test-e2e.sh.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, copyFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import {
   E2E_STATIC as STATIC, E2E_CORRUPT as CORRUPT, E2E_NOPKG as NOPKG, E2E_MODEL as MODEL, E2E_GALLERY as GALLERY,
-  ROOT, startServer, launchBrowser, nativeSearch, pageState, resultsFor, artifact, openPage as openPageIn,
+  startServer, launchBrowser, nativeSearch, pageState, resultsFor, artifact, openPage as openPageIn,
 } from './harness.mjs';
 
 const PROMPTS = ['a cat', 'a fish swimming in water', 'a rocket launching into the sky', 'a cup of coffee',
@@ -217,8 +217,4 @@ test('no Content-Security-Policy violations', () => {
   assert.deepEqual(cspViolations, []);
 });
 
-// The README's screenshot (small, committed) comes from the results state of this run.
-after(() => {
-  const shot = artifact('02-results.png');
-  if (process.env.IMGPICK_UPDATE_DOCS_SCREENSHOT && existsSync(shot)) copyFileSync(shot, path.join(ROOT, 'docs/screenshot.png'));
-});
+// The README's screenshots come from the default gallery (first-impression.test.mjs), not from this test gallery.
