@@ -188,6 +188,7 @@ fn synthesize(model: &ModelDir, base: &PublishedGallery, n: usize, seed: u64, no
             licence: from.licence.clone(),
             url: None,
             hubness: from.hubness.map(|h| h + jitter),
+            ..Default::default()
         });
     }
     let bin = write_gallery_bin(model.model_id(), dim, &rows, GalleryDtype::F16)?;

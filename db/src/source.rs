@@ -171,6 +171,7 @@ mod tests {
                     5 => Some(f32::NAN),
                     _ => Some(0.1 + 0.02 * (i % 11) as f32),
                 },
+                ..Default::default()
             })
             .collect()
     }

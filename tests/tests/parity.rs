@@ -132,7 +132,7 @@ fn engine_for(model_dir: &Path, rows: &Tensor, names: &[String], dtype: GalleryD
     let bin = write_gallery_bin(md.model_id(), dim, &flat, dtype).unwrap();
     let items = names
         .iter()
-        .map(|n| GalleryItem { id: 0, file: n.clone(), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: None })
+        .map(|n| GalleryItem { id: 0, file: n.clone(), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: None, ..Default::default() })
         .collect();
     let json = GalleryIndex::new(md.model_id(), items).to_json();
     Engine::new(md, &bin, &json).unwrap()

@@ -70,6 +70,7 @@ fn other_model_gallery(dir: &Path) -> (PathBuf, PathBuf) {
             licence: "CC0-1.0".into(),
             url: None,
             hubness: None,
+            ..Default::default()
         })
         .collect();
     std::fs::write(gallery_dir.join("gallery.bin"), bin).unwrap();

@@ -19,7 +19,7 @@ fn shipped_like_engine(n: usize, dtype: GalleryDtype) -> Engine {
     let id = model.model_id().to_owned();
     let bin = write_gallery_bin(&id, D, &random_rows(n, D, 2), dtype).unwrap();
     let items = (0..n)
-        .map(|i| GalleryItem { id: i, file: format!("{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: None })
+        .map(|i| GalleryItem { id: i, file: format!("{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: None, ..Default::default() })
         .collect();
     Engine::new(model, &bin, &GalleryIndex::new(&id, items).to_json()).unwrap()
 }

@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let id = model.model_id().to_owned();
     std::fs::write(dir.join("gallery.bin"), write_gallery_bin(&id, d, &random_rows(n, d, 2), dtype)?)?;
     let items = (0..n)
-        .map(|i| GalleryItem { id: i, file: format!("{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: None })
+        .map(|i| GalleryItem { id: i, file: format!("{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: None, ..Default::default() })
         .collect();
     std::fs::write(dir.join("gallery.json"), GalleryIndex::new(&id, items).to_json())?;
     println!("wrote {} ({dtype:?} gallery)", dir.display());

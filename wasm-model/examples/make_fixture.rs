@@ -54,6 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             licence: "CC0-1.0".into(),
             url: None,
             hubness: None,
+            ..Default::default()
         })
         .collect();
     let json = GalleryIndex::new(&id, items).to_json();

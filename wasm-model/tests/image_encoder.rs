@@ -49,7 +49,7 @@ fn engine_adds_photos_from_bytes() {
     let id = model.model_id().to_owned();
     let bin = write_gallery_bin(&id, EMBED_DIM, &random_rows(5, EMBED_DIM, 1), GalleryDtype::F32).unwrap();
     let items = (0..5)
-        .map(|i| GalleryItem { id: i, file: format!("g{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: None })
+        .map(|i| GalleryItem { id: i, file: format!("g{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: None, ..Default::default() })
         .collect();
     // As the page does it: the engine starts without the image head, which comes with the image encoder.
     let head = model.image_head.clone().unwrap();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use wasm_model::engine::{Engine, Scope};
 use wasm_model::gallery::{write_gallery_bin, Gallery, GalleryDtype, GalleryIndex, GalleryItem};
 use wasm_model::model_dir::{ModelDir, Retrieval};
-use wasm_model::partitioned::fs::write_partitioned;
+use wasm_model::partitioned::fs::{open_dir, write_partitioned};
 use wasm_model::partitioned::{shard_file, BuildParams, Descriptor};
 use wasm_model::testutil::{random_model, random_rows, small_config};
 
@@ -34,6 +34,10 @@ fn items() -> Vec<GalleryItem> {
             url: None,
             // Every seventh image has none: it gets the gallery's mean, in both tiers.
             hubness: (i % 7 != 0).then(|| 0.1 + 0.3 * ((i * 37 % 101) as f32 / 101.0)),
+            // Size and licence id: optional (galleries published before them have none), kept in the metadata.
+            width: (i % 3 != 0).then_some(100 + i as u32),
+            height: (i % 3 != 0).then_some(80 + (i % 50) as u32),
+            licence_id: (i % 5 != 0).then(|| "cc0-1.0".to_string()),
         })
         .collect()
 }
@@ -91,6 +95,37 @@ fn full_probing_ranks_exactly_like_the_flat_gallery() {
         assert_eq!(p.item(id), flat.item(id));
     }
     assert!(p.similar(N, 5).unwrap_err().to_string().contains("600"), "an unknown id is refused");
+}
+
+/// Read back whole (what the database loader does), a partitioned gallery is the flat one it was built from:
+/// the same int8 rows and scales, the same items (sizes, licence ids and missing hubness included); the
+/// descriptor carries the summary it was built with; a damaged list or a missing metadata block fails by name.
+#[test]
+fn a_whole_partitioned_gallery_reads_back_as_the_flat_gallery() {
+    let f = fixture();
+    let summary = wasm_model::gallery::GallerySummary { themes: vec![wasm_model::gallery::ThemeCount { theme: "animals".into(), count: 7 }], examples: Vec::new() };
+    let part = build(&f, "whole", &BuildParams { summary: Some(summary.clone()), ..params(12, 3) });
+    let m = model(9);
+    let (descriptor, p) = open_dir(&part, m.model_id(), D).unwrap();
+    assert_eq!(descriptor.summary, Some(summary));
+    let (gallery, items_back) = p.read_whole().unwrap();
+    let flat = Gallery::from_bytes(&fs::read(f.flat.join("gallery.bin")).unwrap()).unwrap();
+    assert_eq!(gallery.int8_rows(), flat.int8_rows());
+    assert_eq!((gallery.model_id(), gallery.dim()), (m.model_id(), D));
+    assert_eq!(items_back, items());
+    // another model is refused before anything else is read
+    let e = open_dir(&part, &"f".repeat(32), D).unwrap_err().to_string();
+    assert!(e.contains("index.bin") && e.contains("republish"), "{e}");
+    let shard = parts(&part).join(shard_file(5));
+    let mut bytes = fs::read(&shard).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xFF;
+    fs::write(&shard, bytes).unwrap();
+    assert!(open_dir(&part, m.model_id(), D).unwrap().1.read_whole().unwrap_err().to_string().starts_with("lists/000/000005.bin"));
+    let part2 = build(&f, "whole2", &params(12, 3));
+    fs::remove_file(parts(&part2).join(wasm_model::partitioned::meta_file(11))).unwrap();
+    let e = open_dir(&part2, m.model_id(), D).unwrap().1.read_whole().unwrap_err().to_string();
+    assert!(e.contains("meta/000/000011.json") && e.contains("publish it again"), "{e}");
 }
 
 #[test]

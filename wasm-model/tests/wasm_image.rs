@@ -35,7 +35,7 @@ fn js_api_adds_photos_and_reports_per_file_errors() {
     let id = model.model_id().to_owned();
     let bin = wasm_model::write_gallery_bin(&id, EMBED_DIM, &wasm_model::testutil::random_rows(5, EMBED_DIM, 1), wasm_model::GalleryDtype::F32).unwrap();
     let items = (0..5)
-        .map(|i| wasm_model::GalleryItem { id: i, file: format!("g{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: None })
+        .map(|i| wasm_model::GalleryItem { id: i, file: format!("g{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: None, ..Default::default() })
         .collect();
     let json = wasm_model::GalleryIndex::new(&id, items).to_json();
     let head = model.image_head.clone().unwrap();
@@ -124,7 +124,7 @@ fn js_quantized_rows_restore_the_same_scores() {
     let id = model.model_id().to_owned();
     let bin = wasm_model::write_gallery_bin(&id, 6, &random_rows(5, 6, 1), wasm_model::GalleryDtype::Int8).unwrap();
     let items = (0..5)
-        .map(|i| wasm_model::GalleryItem { id: i, file: format!("g{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: None })
+        .map(|i| wasm_model::GalleryItem { id: i, file: format!("g{i}.jpg"), thumb: String::new(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: None, ..Default::default() })
         .collect();
     let json = wasm_model::GalleryIndex::new(&id, items).to_json();
     let engine = || wasm_model::wasm::Engine::new(&model.manifest_json(), &model.vocab_txt, &model.text_encoder, &bin, &json, None).unwrap();

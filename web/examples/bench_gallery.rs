@@ -29,6 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 licence: "CC0-1.0".into(),
                 url: None,
                 hubness: None,
+                ..Default::default()
             })
         })
         .collect::<std::io::Result<Vec<_>>>()?;

@@ -24,6 +24,7 @@ fn engine() -> Engine {
             licence: "CC0-1.0".into(),
             url: Some(format!("https://example.org/{i}")),
             hubness: None,
+            ..Default::default()
         })
         .collect();
     let index = GalleryIndex::new(model.model_id(), items);

@@ -90,6 +90,7 @@ impl GalleryFiles {
                 licence: "CC0-1.0".into(),
                 url: (i % 3 == 0).then(|| format!("https://example.org/{i}")),
                 hubness: (i % 10 != 7).then_some(0.05 + 0.3 * ((i * 37 % 101) as f32 / 101.0)),
+                ..Default::default()
             })
             .collect();
         Self {

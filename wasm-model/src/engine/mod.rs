@@ -213,6 +213,7 @@ pub(super) mod testing {
                 licence: "CC0".into(),
                 url: None,
                 hubness: None,
+                ..Default::default()
             })
             .collect()
     }

@@ -1,5 +1,5 @@
-//! `gallery.json` (README "Gallery"): per-image metadata (file, thumbnail, caption, licence, hubness) of the
-//! rows of `gallery.bin`, checked against it row for row.
+//! `gallery.json` (README "Gallery"): per-image metadata (file, thumbnail, caption, licence, size, hubness) of
+//! the rows of `gallery.bin`, checked against it row for row.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,8 +21,9 @@ pub struct GalleryIndex {
     pub summary: Option<GallerySummary>,
 }
 
-/// Metadata of gallery row `id`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Metadata of gallery row `id`. (`Default` so that code building items names only what it has:
+/// `GalleryItem { file, thumb, ..Default::default() }`.)
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GalleryItem {
     pub id: usize,
     pub file: String,
@@ -39,6 +40,37 @@ pub struct GalleryItem {
     /// score `cosine - hubness_weight * hubness`. Absent: no correction for this image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hubness: Option<f32>,
+    /// The source image's size in pixels as it is shown (after its EXIF orientation: a portrait phone photo
+    /// stored sideways is taller than wide). Absent in galleries published before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// `licence` normalised (`gallery::normalise_licence`): an id of `gallery::LICENCES` (`cc-by-sa-3.0`, `pd`,
+    /// `unknown`, …), whose entry says what the licence allows. Absent in galleries published before it; an id
+    /// a reader does not know reads as `unknown` (`gallery::licence_info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence_id: Option<String>,
+}
+
+/// Longest `licence_id` a reader accepts (the longest known id has 17 characters).
+const MAX_LICENCE_ID_LEN: usize = 64;
+
+impl GalleryItem {
+    /// What is wrong with the optional size and licence id fields (a reader filters and lays out by them): a
+    /// zero side, or a licence id that is not a short lower-case id.
+    pub fn field_problem(&self) -> Option<String> {
+        if self.width == Some(0) || self.height == Some(0) {
+            return Some(format!("has a size of {:?} × {:?} pixels, expected at least 1 × 1 (republish the gallery)", self.width, self.height));
+        }
+        let id_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.';
+        match &self.licence_id {
+            Some(id) if id.is_empty() || id.len() > MAX_LICENCE_ID_LEN || !id.bytes().all(id_char) => {
+                Some(format!("has licence_id {id:?}, expected a lower-case id such as \"cc-by-sa-3.0\" (republish the gallery)"))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl GalleryIndex {
@@ -73,6 +105,9 @@ impl GalleryIndex {
         // a mean of cosines: anything else would shift scores arbitrarily (1e30 scored an image 5e29)
         if let Some((i, h)) = idx.items.iter().enumerate().find_map(|(i, it)| it.hubness.filter(|h| !(-1.0..=1.0).contains(h)).map(|h| (i, h))) {
             return Err(GalleryError::Index(format!("item {i} has hubness {h}, expected a finite number in [-1, 1] (a mean cosine; republish the gallery)")));
+        }
+        if let Some(problem) = idx.items.iter().enumerate().find_map(|(i, it)| it.field_problem().map(|p| format!("item {i} {p}"))) {
+            return Err(GalleryError::Index(problem));
         }
         Ok(idx)
     }
@@ -121,6 +156,7 @@ mod tests {
             licence: "CC0".into(),
             url: None,
             hubness: None,
+            ..Default::default()
         };
         let idx = GalleryIndex::new(ID, (0..5).map(|i| item(&format!("{i}.jpg"))).collect());
         let parsed = GalleryIndex::from_json(&idx.to_json()).unwrap();
@@ -163,7 +199,7 @@ mod tests {
     /// hubness of 1e30 scored an image 5e29).
     #[test]
     fn hubness_must_be_a_cosine() {
-        let item = |h: Option<f32>| GalleryItem { id: 0, file: "a.jpg".into(), thumb: "thumbs/a.jpg".into(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: h };
+        let item = |h: Option<f32>| GalleryItem { id: 0, file: "a.jpg".into(), thumb: "thumbs/a.jpg".into(), caption: String::new(), source: String::new(), licence: String::new(), url: None, hubness: h, ..Default::default() };
         for ok in [None, Some(-1.0), Some(0.3), Some(1.0)] {
             assert!(GalleryIndex::from_json(&GalleryIndex::new(ID, vec![item(ok)]).to_json()).is_ok(), "{ok:?}");
         }
@@ -172,6 +208,35 @@ mod tests {
             let e = GalleryIndex::from_json(&json).unwrap_err().to_string();
             assert!(e.contains("item 0") && e.contains("hubness") && e.contains("[-1, 1]"), "{bad}: {e}");
         }
+    }
+
+    /// `width`, `height` and `licence_id` are optional: an item without them (every gallery published before
+    /// them) reads as `None`, items with them round-trip, and nonsense is refused naming the item.
+    #[test]
+    fn size_and_licence_id_are_optional_and_checked() {
+        let old = r#"{"format":"imgpick-gallery","format_version":1,"model_id":"","count":1,
+            "items":[{"id":0,"file":"a.jpg","thumb":"t.jpg","caption":"","source":"","licence":"CC0","url":null}]}"#;
+        let it = &GalleryIndex::from_json(old).unwrap().items[0];
+        assert_eq!((it.width, it.height, it.licence_id.as_deref()), (None, None, None));
+        assert!(!GalleryIndex::from_json(old).unwrap().to_json().contains("width"), "left out when absent");
+        let item = GalleryItem { file: "a.jpg".into(), thumb: "t.jpg".into(), width: Some(4032), height: Some(3024), licence_id: Some("cc-by-sa-3.0".into()), ..Default::default() };
+        let idx = GalleryIndex::new(ID, vec![item.clone()]);
+        assert_eq!(GalleryIndex::from_json(&idx.to_json()).unwrap(), idx);
+        for (bad, what) in [
+            (GalleryItem { width: Some(0), ..item.clone() }, "size"),
+            (GalleryItem { height: Some(0), ..item.clone() }, "size"),
+            (GalleryItem { licence_id: Some("CC-BY".into()), ..item.clone() }, "licence_id"),
+            (GalleryItem { licence_id: Some("<b>x</b>".into()), ..item.clone() }, "licence_id"),
+            (GalleryItem { licence_id: Some(String::new()), ..item.clone() }, "licence_id"),
+            (GalleryItem { licence_id: Some("a".repeat(65)), ..item.clone() }, "licence_id"),
+        ] {
+            let e = GalleryIndex::from_json(&GalleryIndex::new(ID, vec![bad]).to_json()).unwrap_err().to_string();
+            assert!(e.contains("item 0") && e.contains(what), "{e}");
+        }
+        // an id this build does not know is not an error: it reads as unknown
+        let future = GalleryIndex::new(ID, vec![GalleryItem { licence_id: Some("cc-by-5.0".into()), ..item }]);
+        let parsed = GalleryIndex::from_json(&future.to_json()).unwrap();
+        assert_eq!(crate::gallery::licence_info(parsed.items[0].licence_id.as_deref().unwrap()).id, "unknown");
     }
 
     proptest! {

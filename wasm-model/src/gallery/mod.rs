@@ -9,9 +9,11 @@ use crate::rank::{dot_f32, scores_i8};
 use crate::tensors::{decode, encode, encode_f32, FloatDtype};
 
 mod index;
+mod licence;
 mod summary;
 
 pub use index::{GalleryIndex, GalleryItem, GALLERY_INDEX_FORMAT};
+pub use licence::{licence_info, normalise_licence, LicenceInfo, LICENCES, UNKNOWN_LICENCE};
 pub use summary::{count_themes, names_word, themes_of, ExamplePrompt, GallerySummary, ThemeCount, EXAMPLE_DEPTH, THEMES};
 
 pub const GALLERY_MAGIC: &[u8; 8] = b"IMGPGAL\0";
@@ -73,6 +75,8 @@ pub enum GalleryError {
     ModelMismatch { gallery: String, model: String },
     #[error("gallery writer: {rows} values is not a multiple of D = {dim}")]
     RowsShape { rows: usize, dim: usize },
+    #[error("gallery rows: {values} int8 values for {scales} scales of D = {dim} (the rows and their scales disagree)")]
+    Int8Shape { values: usize, scales: usize, dim: usize },
     #[error("gallery.json: {0}")]
     IndexJson(String),
     #[error("gallery.json: {0}")]
@@ -158,6 +162,26 @@ impl Gallery {
             }
         }
         Ok(Self { model_id: model_id.to_owned(), dim, len: n, stored: dtype, rows })
+    }
+
+    /// An int8 gallery from its rows (`codes`: N × `dim`, row-major) and per-row scales, checked as
+    /// [`Gallery::from_bytes`] checks a file: what a reader of a partitioned gallery's shards rebuilds, so
+    /// that its scores equal the flat gallery's bit for bit.
+    pub fn from_int8(model_id: &str, dim: usize, codes: Vec<i8>, scales: Vec<f32>) -> Result<Self, GalleryError> {
+        if dim == 0 || dim > MAX_DIM {
+            return Err(GalleryError::DimRange { dim });
+        }
+        if !is_model_id(model_id) {
+            return Err(GalleryError::ModelIdFormat);
+        }
+        let n = scales.len();
+        if codes.len() != n * dim {
+            return Err(GalleryError::Int8Shape { values: codes.len(), scales: n, dim });
+        }
+        if let Some(row) = scales.iter().position(|s| !s.is_finite() || *s < 0.0) {
+            return Err(GalleryError::NotFinite { row });
+        }
+        Ok(Self { model_id: model_id.to_owned(), dim, len: n, stored: GalleryDtype::Int8, rows: Rows::Int8 { scales, values: codes } })
     }
 
     /// Refuses a gallery made for another model (different id or dimension).
@@ -294,6 +318,24 @@ mod tests {
         let crc = crc32fast::hash(&b[..n]);
         b[n..].copy_from_slice(&crc.to_le_bytes());
         b
+    }
+
+    /// Rows and scales taken from an int8 file rebuild the same gallery (scores bit for bit); shapes that
+    /// disagree and bad scales are refused.
+    #[test]
+    fn int8_rows_rebuild_the_same_gallery() {
+        let g = Gallery::from_bytes(&bin(GalleryDtype::Int8)).unwrap();
+        let (codes, scales) = g.int8_rows().unwrap();
+        let rebuilt = Gallery::from_int8(ID, 8, codes.to_vec(), scales.to_vec()).unwrap();
+        let q: Vec<f32> = random_rows(1, 8, 9);
+        assert_eq!(rebuilt.scores(&q), g.scores(&q));
+        assert_eq!((rebuilt.len(), rebuilt.stored_dtype(), rebuilt.model_id()), (5, GalleryDtype::Int8, ID));
+        let e = Gallery::from_int8(ID, 8, codes[8..].to_vec(), scales.to_vec()).unwrap_err();
+        assert!(e.to_string().contains("32 int8 values for 5 scales"), "{e}");
+        let mut bad = scales.to_vec();
+        bad[2] = f32::NAN;
+        assert_eq!(Gallery::from_int8(ID, 8, codes.to_vec(), bad).unwrap_err(), GalleryError::NotFinite { row: 2 });
+        assert_eq!(Gallery::from_int8("x", 8, codes.to_vec(), scales.to_vec()).unwrap_err(), GalleryError::ModelIdFormat);
     }
 
     #[test]

@@ -134,7 +134,7 @@ mod tests {
     use super::*;
 
     fn item(caption: &str) -> GalleryItem {
-        GalleryItem { id: 0, file: "f.jpg".into(), thumb: "t.jpg".into(), caption: caption.into(), source: String::new(), licence: String::new(), url: None, hubness: None }
+        GalleryItem { id: 0, file: "f.jpg".into(), thumb: "t.jpg".into(), caption: caption.into(), source: String::new(), licence: String::new(), url: None, hubness: None, ..Default::default() }
     }
 
     #[test]

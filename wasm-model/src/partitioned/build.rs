@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use super::header::quantise_rows;
 use super::kmeans::{assign, train_centroids, KMeansParams};
 use super::{meta_file, shard_file, Descriptor, Header, MetaBlock, PartitionedItem, Shard, DESCRIPTOR_FORMAT, HEADER_FILE, PARTITIONED_FORMAT_VERSION};
-use crate::gallery::{write_gallery_bin, Gallery, GalleryDtype, GalleryError, GalleryItem};
+use crate::gallery::{write_gallery_bin, Gallery, GalleryDtype, GalleryError, GalleryItem, GallerySummary};
 use crate::model_dir::hex;
 
 /// Lists probed per query (all of them when there are fewer), chosen by measurement with Flickr8k val captions
@@ -28,11 +28,14 @@ pub struct BuildParams {
     pub train_per_list: usize,
     pub iterations: usize,
     pub seed: u64,
+    /// Copied into the descriptor `gallery.json` (`trainer publish` computes it on the flat gallery); not part
+    /// of the gallery id.
+    pub summary: Option<GallerySummary>,
 }
 
 impl Default for BuildParams {
     fn default() -> Self {
-        Self { lists: None, probe: None, meta_block: 128, train_per_list: 64, iterations: 12, seed: 0x1_06_9b_1c }
+        Self { lists: None, probe: None, meta_block: 128, train_per_list: 64, iterations: 12, seed: 0x1_06_9b_1c, summary: None }
     }
 }
 
@@ -202,6 +205,7 @@ pub fn partition(
         gallery_id: header.gallery_id.clone(),
         count,
         header: HEADER_FILE.into(),
+        summary: params.summary.clone(),
     };
     put("gallery.json", descriptor.to_json().as_bytes())?;
     Ok(summary)

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::build::{partition, BuildError, BuildParams, BuildSummary};
-use super::{Descriptor, PartitionedError, Problem, ShardSource};
+use super::{Descriptor, PartitionedError, PartitionedGallery, Problem, ShardSource};
 use crate::gallery::{Gallery, GalleryItem};
 use crate::model_dir::is_model_id;
 
@@ -34,6 +34,19 @@ impl ShardSource for DirSource {
             PartitionedError::new(file, Problem::Io(format!("{e}{hint}")))
         })
     }
+}
+
+/// Opens the partitioned gallery of `gallery_dir` (its `gallery.json` is a descriptor) for a model: the
+/// descriptor and header checked against each other and the model; shards and metadata are read from the
+/// folder as they are needed.
+pub fn open_dir(gallery_dir: &Path, model_id: &str, embed_dim: usize) -> Result<(Descriptor, PartitionedGallery), PartitionedError> {
+    let json_path = gallery_dir.join("gallery.json");
+    let json = fs::read_to_string(&json_path).map_err(|e| PartitionedError::new("gallery.json", Problem::Io(format!("{}: {e}", json_path.display()))))?;
+    let descriptor = Descriptor::from_json(&json)?;
+    let source = DirSource::new(gallery_dir, &descriptor.gallery_id);
+    let header = source.read(&descriptor.header)?;
+    let gallery = PartitionedGallery::new(&json, &header, model_id, embed_dim)?.with_source(Box::new(source));
+    Ok((descriptor, gallery))
 }
 
 /// The path of `file` (relative to the parts folder) of the gallery whose descriptor is `gallery_dir/gallery.json`.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bytes::{crcs, f32s, put_f32s, put_u32s, seal, u32_at, u32s};
 use super::{hex_id, PartitionedError, Problem, PARTITIONED_FORMAT_VERSION};
-use crate::gallery::MAX_DIM;
+use crate::gallery::{GallerySummary, MAX_DIM};
 use crate::model_dir::is_model_id;
 use crate::rank::dot_i8_f32;
 
@@ -28,6 +28,10 @@ pub struct Descriptor {
     pub count: usize,
     /// The header file, relative to the gallery folder (always `index.bin`).
     pub header: String,
+    /// What the gallery holds and prompts that work on it, as a flat `gallery.json`'s `summary` (the page's
+    /// empty state); optional. Not part of the gallery id (no part file holds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<GallerySummary>,
 }
 
 impl Descriptor {
@@ -271,9 +275,13 @@ mod tests {
 
     #[test]
     fn descriptor_is_checked() {
-        let d = Descriptor { format: DESCRIPTOR_FORMAT.into(), format_version: 1, model_id: ID.into(), gallery_id: GID.into(), count: 3, header: HEADER_FILE.into() };
+        let d = Descriptor { format: DESCRIPTOR_FORMAT.into(), format_version: 1, model_id: ID.into(), gallery_id: GID.into(), count: 3, header: HEADER_FILE.into(), summary: None };
         assert!(Descriptor::is_partitioned(&d.to_json()));
         assert_eq!(Descriptor::from_json(&d.to_json()).unwrap(), d);
+        assert!(!d.to_json().contains("summary"), "left out when absent (descriptors written before it read the same)");
+        let summary = crate::gallery::GallerySummary { themes: vec![crate::gallery::ThemeCount { theme: "animals".into(), count: 2 }], examples: Vec::new() };
+        let with = Descriptor { summary: Some(summary), ..d.clone() };
+        assert_eq!(Descriptor::from_json(&with.to_json()).unwrap(), with);
         assert!(!Descriptor::is_partitioned(r#"{"format":"imgpick-gallery","items":[]}"#));
         let bad = d.to_json().replace("\"format_version\": 1", "\"format_version\": 2");
         assert!(Descriptor::from_json(&bad).unwrap_err().to_string().contains("gallery.json: format version 2"));

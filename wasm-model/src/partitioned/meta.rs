@@ -57,6 +57,9 @@ impl MetaBlock {
         if let Some((i, it)) = m.items.iter().enumerate().find(|(i, it)| it.item.id != first + i || it.list as usize >= header.lists()) {
             return Err(PartitionedError::invalid(file, format!("item {i} has id {} in list {}; expected id {} in one of {} lists", it.item.id, it.list, first + i, header.lists())));
         }
+        if let Some(problem) = m.items.iter().enumerate().find_map(|(i, it)| it.item.field_problem().map(|p| format!("item {i} {p}"))) {
+            return Err(PartitionedError::invalid(file, problem));
+        }
         Ok(m)
     }
 
@@ -79,6 +82,7 @@ mod tests {
         let item = GalleryItem {
             id, file: format!("{id}.jpg"), thumb: format!("thumbs/{id}.webp"), caption: "c".into(), source: String::new(),
             licence: "CC0".into(), url: None, hubness: None,
+            ..Default::default()
         };
         PartitionedItem { item, list }
     }

@@ -3,8 +3,8 @@
 //! `index.bin` the header a page loads first (centroids, list sizes, each list's CRC), `lists/…/NNNNNN.bin` one
 //! shard per list (ids, int8 rows, scales, hubness), `meta/…/NNNNNN.json` the per-image metadata in blocks of
 //! consecutive ids. This file: the errors and the file names; `header`, `shard`, `meta`: the three formats;
-//! `gallery` + `search`: the reader (probe planning, shard cache, scanning); `kmeans` + `build` (+ `fs`): the
-//! writer.
+//! `gallery` + `search`: the reader (probe planning, shard cache, scanning), `whole`: every row at once;
+//! `kmeans` + `build` (+ `fs`): the writer.
 
 use crate::model_dir::is_model_id;
 
@@ -15,6 +15,7 @@ mod kmeans;
 mod meta;
 mod search;
 mod shard;
+mod whole;
 
 #[cfg(feature = "native")]
 pub mod fs;

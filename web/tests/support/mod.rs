@@ -30,6 +30,7 @@ pub fn gallery_files(model: &ModelDir, tag: &str, n: usize, seed: u64) -> (Vec<u
             licence: "CC0-1.0".into(),
             url: None,
             hubness: None,
+            ..Default::default()
         })
         .collect();
     (bin, GalleryIndex::new(model.model_id(), items).to_json())
