@@ -1,10 +1,13 @@
 //! A published gallery as the database stores it: read only through wasm-model's readers (`ModelDir`, `Gallery`,
-//! `GalleryIndex`), with the hubness correction folded into each vector so that one inner product is the shipped
-//! score (docs/scale.md): row `[v, −w·h]`, text query `[q, 1]` → `q·v − w·h`; "more like this" `[v_id, 0]` → `v_id·v`.
+//! `GalleryIndex`; a partitioned gallery through `partitioned::fs::open_dir` + `read_whole`), with the hubness
+//! correction folded into each vector so that one inner product is the shipped score (docs/scale.md): row
+//! `[v, −w·h]`, text query `[q, 1]` → `q·v − w·h`; "more like this" `[v_id, 0]` → `v_id·v`.
 
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
+use wasm_model::partitioned::fs::open_dir;
+use wasm_model::partitioned::Descriptor;
 use wasm_model::{Gallery, GalleryIndex, GalleryItem, ModelDir};
 
 use crate::DbError;
@@ -31,7 +34,8 @@ impl std::fmt::Debug for PublishedGallery {
 }
 
 impl PublishedGallery {
-    /// `model_dir/` (manifest.json …, validated) and `gallery_dir/gallery.{bin,json}` as published.
+    /// `model_dir/` (manifest.json …, validated) and the gallery `gallery_dir` as published: flat
+    /// (`gallery.{bin,json}`) or partitioned (`gallery.json` a descriptor; every list and metadata block read).
     pub fn open(model_dir: impl AsRef<Path>, gallery_dir: impl AsRef<Path>) -> Result<Self, DbError> {
         let model = ModelDir::load(model_dir)?;
         let dir = gallery_dir.as_ref();
@@ -40,10 +44,27 @@ impl PublishedGallery {
                 DbError::Gallery(format!("{}: {e} (publish a gallery there with `trainer publish`)", dir.join(name).display()))
             })
         };
-        let bin = read("gallery.bin")?;
         let json = String::from_utf8(read("gallery.json")?)
             .map_err(|_| DbError::Gallery(format!("{}: not UTF-8 text", dir.join("gallery.json").display())))?;
+        if Descriptor::is_partitioned(&json) {
+            return Self::open_partitioned(&model, dir);
+        }
+        let bin = read("gallery.bin")?;
         Self::from_bytes(&model, &bin, &json)
+    }
+
+    /// A partitioned gallery, read whole through wasm-model's reader (every file checked as a query checks it).
+    /// Its checksum is derived from the gallery id, itself a hash of every row and item.
+    fn open_partitioned(model: &ModelDir, dir: &Path) -> Result<Self, DbError> {
+        let in_dir = |e: wasm_model::partitioned::PartitionedError| DbError::Gallery(format!("{}: {e}", dir.display()));
+        let (descriptor, partitioned) = open_dir(dir, model.model_id(), model.manifest.embed_dim).map_err(in_dir)?;
+        let (gallery, items) = partitioned.read_whole().map_err(in_dir)?;
+        let index = GalleryIndex::new(model.model_id(), items);
+        index.check_gallery(&gallery)?;
+        let mut h = Sha256::new();
+        h.update(b"imgpick-partitioned-gallery\0");
+        h.update(descriptor.gallery_id.as_bytes());
+        Ok(Self::assemble(model, gallery, index, wasm_model::model_dir::hex(&h.finalize())))
     }
 
     /// The gallery files' contents, checked against `model` (the same checks as `Engine::new`).
@@ -55,9 +76,12 @@ impl PublishedGallery {
         let mut h = Sha256::new();
         h.update(gallery_bin);
         h.update(gallery_json.as_bytes());
-        let checksum = wasm_model::model_dir::hex(&h.finalize());
+        Ok(Self::assemble(model, gallery, index, wasm_model::model_dir::hex(&h.finalize())))
+    }
+
+    fn assemble(model: &ModelDir, gallery: Gallery, index: GalleryIndex, checksum: String) -> Self {
         let hubness_weight = model.manifest.retrieval.as_ref().map_or(0.0, |r| r.hubness_weight);
-        Ok(Self {
+        Self {
             model_id: model.model_id().to_string(),
             embed_dim: gallery.dim(),
             hubness_weight,
@@ -65,7 +89,7 @@ impl PublishedGallery {
             gallery,
             index,
             checksum,
-        })
+        }
     }
 
     pub fn model_id(&self) -> &str {
@@ -86,7 +110,7 @@ impl PublishedGallery {
     pub fn mean_hubness(&self) -> f32 {
         self.mean_hubness
     }
-    /// SHA-256 (hex) of `gallery.bin` followed by `gallery.json`.
+    /// SHA-256 (hex) of `gallery.bin` followed by `gallery.json`; of a partitioned gallery, of its gallery id.
     pub fn checksum(&self) -> &str {
         &self.checksum
     }
@@ -205,6 +229,50 @@ mod tests {
                 assert!((ip - h.score).abs() < 1e-5, "{dtype:?} similar id {}: {ip} vs {}", h.id, h.score);
             }
         }
+    }
+
+    /// A partitioned gallery opens as the flat gallery it was built from: the same stored rows, items and
+    /// penalties (so the same database rows); its checksum follows its gallery id. A damaged list is refused
+    /// naming the folder and the file.
+    #[test]
+    fn a_partitioned_gallery_reads_as_its_flat_source() {
+        use wasm_model::partitioned::{fs::write_partitioned, BuildParams};
+        let tmp = tempfile::tempdir().unwrap();
+        let mut model = random_model(small_config(), 6, 9, false);
+        model.manifest.retrieval = Some(Retrieval { image_views: vec!["original".into()], hubness_k: 10, hubness_weight: 0.5, strong_match: None });
+        let model_dir = tmp.path().join("model");
+        model.write(&model_dir).unwrap();
+        let model = ModelDir::load(&model_dir).unwrap();
+        let id = model.model_id().to_string();
+        let (flat_dir, part_dir) = (tmp.path().join("flat"), tmp.path().join("partitioned"));
+        std::fs::create_dir_all(&flat_dir).unwrap();
+        let mut listed = items(300);
+        listed[4].width = Some(640);
+        listed[4].licence_id = Some("cc0-1.0".into());
+        let bin = write_gallery_bin(&id, 6, &random_rows(300, 6, 3), GalleryDtype::Int8).unwrap();
+        std::fs::write(flat_dir.join("gallery.bin"), &bin).unwrap();
+        std::fs::write(flat_dir.join("gallery.json"), GalleryIndex::new(&id, listed.clone()).to_json()).unwrap();
+        let params = BuildParams { lists: Some(8), meta_block: 64, ..BuildParams::default() };
+        write_partitioned(&Gallery::from_bytes(&bin).unwrap(), &listed, &params, &part_dir).unwrap();
+
+        let flat = PublishedGallery::open(&model_dir, &flat_dir).unwrap();
+        let part = PublishedGallery::open(&model_dir, &part_dir).unwrap();
+        assert_eq!((part.len(), part.embed_dim(), part.model_id()), (300, 6, id.as_str()));
+        assert_eq!(part.items(), flat.items());
+        assert_eq!(part.mean_hubness(), flat.mean_hubness());
+        for i in 0..300 {
+            assert_eq!(part.folded_row(i), flat.folded_row(i), "row {i}");
+        }
+        assert_eq!(part.checksum(), PublishedGallery::open(&model_dir, &part_dir).unwrap().checksum(), "stable");
+        assert_ne!(part.checksum(), flat.checksum());
+
+        let descriptor = wasm_model::partitioned::Descriptor::from_json(&std::fs::read_to_string(part_dir.join("gallery.json")).unwrap()).unwrap();
+        let shard = part_dir.join(&descriptor.gallery_id).join(wasm_model::partitioned::shard_file(3));
+        let mut damaged = std::fs::read(&shard).unwrap();
+        damaged[100] ^= 0xFF;
+        std::fs::write(&shard, damaged).unwrap();
+        let e = PublishedGallery::open(&model_dir, &part_dir).unwrap_err().to_string();
+        assert!(e.contains(&part_dir.display().to_string()) && e.contains("lists/000/000003.bin") && e.contains("CRC"), "{e}");
     }
 
     #[test]

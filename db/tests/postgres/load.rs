@@ -150,3 +150,29 @@ async fn another_models_database_is_refused_unless_replaced() {
     // imgpick_meta + its key, imgpick_images + its key + its HNSW index: nothing of the loading table is left.
     assert_eq!(snapshot(db.pg.url()).await[4], "5");
 }
+
+/// A partitioned gallery (what `trainer publish` writes above 2,000 images) loads into exactly the rows of the
+/// flat gallery it was built from, and the database then ranks as the engine does on the flat one.
+#[tokio::test]
+async fn a_partitioned_gallery_loads_the_rows_of_its_flat_source() {
+    use wasm_model::partitioned::{fs::write_partitioned, BuildParams};
+    let Some(db) = common::start("a_partitioned_gallery_loads_the_rows_of_its_flat_source") else { return };
+    let model = common::fixture_model(false); // as on disk: PublishedGallery::open reads the model folder
+    let files = GalleryFiles::synthetic(&model, 600, 5, GalleryDtype::Int8);
+    let scratch = tempfile::tempdir().unwrap();
+    let items = wasm_model::GalleryIndex::from_json(&files.json).unwrap().items;
+    let params = BuildParams { lists: Some(6), meta_block: 100, ..BuildParams::default() };
+    write_partitioned(&wasm_model::Gallery::from_bytes(&files.bin).unwrap(), &items, &params, scratch.path()).unwrap();
+    let partitioned = db::PublishedGallery::open(common::fixture_dir(), scratch.path()).unwrap();
+    let config = common::config(&db, ScanMode::Exact);
+    let opts = LoadOptions { batch_rows: 128, ..LoadOptions::default() };
+    let loaded = load(&config, &partitioned, &opts, |_| {}).await.unwrap();
+    assert_eq!((loaded.outcome, loaded.rows_written), (LoadOutcome::Loaded, 600));
+    let from_partitioned = snapshot(db.pg.url()).await;
+    let searcher = DbSearcher::new(&model, config.clone()).unwrap();
+    assert_prompts_match(&searcher, &files.engine(&model), 10, 1e-3, false).await;
+    // the flat source: another checksum, so it is loaded again, into the very same rows
+    let flat = load(&config, &files.published(&model), &opts, |_| {}).await.unwrap();
+    assert_eq!(flat.outcome, LoadOutcome::Loaded);
+    assert_eq!(snapshot(db.pg.url()).await[..2], from_partitioned[..2], "row count and content");
+}
