@@ -75,7 +75,9 @@ impl DbSearcher {
     /// first, scored `cosine − hubness_weight × hubness` like `Engine::search`. Ranks past `MAX_K` (1,000) are
     /// not served, as in the engine.
     pub async fn search(&self, query: &str, k: usize, offset: usize) -> Result<Vec<Hit>, DbError> {
-        let Some(limit) = page_limit(k, offset) else { return Ok(Vec::new()) };
+        if page_limit(k, offset).is_none() {
+            return Ok(Vec::new());
+        }
         let encoder = Arc::clone(&self.encoder);
         let query = query.to_owned();
         // Text encoding is CPU work (an LSTM pass per term): off the async executor.
@@ -83,7 +85,14 @@ impl DbSearcher {
             .await
             .map_err(|e| DbError::Query(format!("encoding the query failed: {e}")))?
             .map_err(|e| DbError::Query(EngineError::from(e).to_string()))?;
-        let q = text_query_vector(&q);
+        self.search_encoded(&q, k, offset).await
+    }
+
+    /// As [`DbSearcher::search`], for a prompt already encoded with this model (`wasm_model::query::query_vector`):
+    /// for callers that run the CPU work on threads of their own (`web` bounds it with its search pool).
+    pub async fn search_encoded(&self, query_vector: &[f32], k: usize, offset: usize) -> Result<Vec<Hit>, DbError> {
+        let Some(limit) = page_limit(k, offset) else { return Ok(Vec::new()) };
+        let q = text_query_vector(query_vector);
         self.bounded(async {
             let mut conn = self.connection().await?;
             let meta = self.live_meta(&conn).await?;

@@ -15,25 +15,37 @@ use db::{DbError, DbSearcher};
 
 use crate::backend::{AsyncSearcher, BoxFuture, Hit, Page, Query, SearchError, SearchRequest, Searcher};
 use crate::reload::SharedSearcher;
+use crate::search_pool::{PoolError, SearchPool};
 
 /// gallery.json's `format` for a gallery searched on the server (static/worker/server-gallery.js reads it).
 pub const SERVER_GALLERY_FORMAT: &str = "imgpick-server-gallery";
 
 pub struct DbBackend {
     searcher: DbSearcher,
+    /// Prompts are encoded here, on the search pool (at most `search_workers` at once, as the in-memory engine's
+    /// searches are), and only the vector goes to the database: the CPU work stays bounded however many
+    /// searches wait on the database.
+    encoder: Arc<wasm_model::TextEncoder>,
+    pool: SearchPool,
     /// The runtime the blocking methods (`search` / `similar`, run on the search pool: share previews) wait on.
     runtime: tokio::runtime::Handle,
 }
 
 impl DbBackend {
     /// Call inside the server's runtime. Connects lazily: built even while the database is down.
-    pub fn new(searcher: DbSearcher) -> Self {
-        Self { searcher, runtime: tokio::runtime::Handle::current() }
+    pub fn new(model: &wasm_model::ModelDir, config: db::DbConfig, search_workers: usize) -> anyhow::Result<Self> {
+        Ok(Self {
+            searcher: DbSearcher::new(model, config)?,
+            encoder: Arc::new(wasm_model::TextEncoder::new(model).context("cannot build the text encoder")?),
+            pool: SearchPool::new(search_workers),
+            runtime: tokio::runtime::Handle::current(),
+        })
     }
 
     /// The backend `web --db URL` serves: queries encoded with `static_dir/model` (the page's model, which the
-    /// database's gallery must have been loaded with), `connections` searches at once, HNSW breadth `ef_search`.
-    pub fn open(static_dir: &Path, url: &str, connections: usize, ef_search: usize) -> anyhow::Result<Self> {
+    /// database's gallery must have been loaded with) by at most `search_workers` threads, `connections`
+    /// database searches at once, HNSW breadth `ef_search`.
+    pub fn open(static_dir: &Path, url: &str, connections: usize, ef_search: usize, search_workers: usize) -> anyhow::Result<Self> {
         let model_dir = static_dir.join("model");
         let model = wasm_model::ModelDir::load(&model_dir)
             .with_context(|| format!("--db needs the model that encodes the queries in {}", model_dir.display()))?;
@@ -41,7 +53,7 @@ impl DbBackend {
         config.pool_size = connections;
         config.max_in_flight = connections;
         config.ef_search = ef_search;
-        Ok(Self::new(DbSearcher::new(&model, config)?))
+        Self::new(&model, config, search_workers)
     }
 
     pub fn db(&self) -> &DbSearcher {
@@ -51,7 +63,17 @@ impl DbBackend {
     async fn page_of(&self, request: &SearchRequest) -> Result<Page, SearchError> {
         let SearchRequest { query, k, offset } = request;
         match query {
-            Query::Text(q) => Ok(Page { results: hits(self.searcher.search(q, *k, *offset).await.map_err(status)?), like_item: None }),
+            Query::Text(q) => {
+                let (encoder, q) = (Arc::clone(&self.encoder), q.clone());
+                let vector = self
+                    .pool
+                    .run(move || wasm_model::query::query_vector(&encoder, &q))
+                    .await
+                    .map_err(|PoolError::Panicked(why)| SearchError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("search failed: {why}")))?
+                    .map_err(|e| SearchError::bad(wasm_model::EngineError::from(e).to_string()))?;
+                let results = self.searcher.search_encoded(&vector, *k, *offset).await.map_err(status)?;
+                Ok(Page { results: hits(results), like_item: None })
+            }
             Query::Like(id) => {
                 let (own, results) = tokio::join!(self.searcher.image(*id), self.searcher.similar(*id, *k, *offset));
                 Ok(Page { results: hits(results.map_err(status)?), like_item: Some(hit(own.map_err(status)?)) })

@@ -114,7 +114,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args, limits: Limits, watch: Option<Duration>) -> anyhow::Result<()> {
     let mut shared = SharedSearcher::new(Err("the server was started with --no-api".to_string()));
     let watcher = if let Some(url) = &args.db {
-        let backend = DbBackend::open(&args.static_dir, url, args.db_connections.into(), args.db_ef_search.into())?;
+        let backend = DbBackend::open(&args.static_dir, url, args.db_connections.into(), args.db_ef_search.into(), limits.search_workers)?;
         let where_ = backend.db().config().redacted_url();
         // The first search connects; say now whether that will work (the server starts either way).
         match backend.db().health().await {

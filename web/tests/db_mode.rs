@@ -100,7 +100,7 @@ async fn database_answers_equal_the_engine_and_an_outage_is_a_503_that_heals() {
     load(&DbConfig::from_url(db.pg.url()).unwrap(), &published, &opts, |_| {}).await.unwrap();
 
     let site = static_dir();
-    let backend = DbBackend::open(site.path(), db.pg.url(), 4, 100).unwrap();
+    let backend = DbBackend::open(site.path(), db.pg.url(), 4, 100, 2).unwrap();
     let dbapp = web::router(Config::new(site.path(), Ok(Arc::new(backend) as Arc<dyn Searcher>)));
     let engine = Engine::open(fixture(), fixture()).unwrap();
     let native = web::router(Config::new(site.path(), Ok(Arc::new(NativeSearcher(engine)) as Arc<dyn Searcher>)));
