@@ -7,7 +7,7 @@ use integration_tests::repo_root;
 use tch::{nn, Device};
 use trainer::export::{build_model_dir, write_model_dir};
 use trainer::model::{JointModel, Pooling, TextConfig};
-use trainer::publish::{publish, PublishOptions};
+use trainer::publish::{publish, GalleryFormat, Partitioning, PublishOptions};
 use trainer::config::Config;
 use trainer::run::RunState;
 use wasm_model::{Engine, GalleryDtype};
@@ -67,6 +67,8 @@ fn publish_then_search_and_republish_incrementally() {
         dtype: GalleryDtype::Int8,
         weights: None,
         plain: false,
+        format: GalleryFormat::Auto,
+        partitioning: Partitioning::default(),
     };
     let r = publish(&opts).unwrap();
     assert_eq!((r.count, r.embedded, r.reused, r.skipped.len()), (4, 4, 0, 1), "{r:?}");
@@ -146,6 +148,8 @@ fn publish_with_retrieval_scoring() {
         dtype: GalleryDtype::F32,
         weights: None,
         plain: false,
+        format: GalleryFormat::Auto,
+        partitioning: Partitioning::default(),
     };
     publish(&opts).unwrap();
     let plain = wasm_model::GalleryIndex::from_json(&std::fs::read_to_string(out.join("gallery.json")).unwrap()).unwrap();

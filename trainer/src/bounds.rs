@@ -92,6 +92,9 @@ pub static SPLIT: Bound<usize> = closed(0, 16, "a backbone stage 0..=16 (Lite0: 
 pub static TOP_CLASSES: Bound<usize> = closed(1, 1000, "1..=1000 classes");
 pub static SHARE: Bound<f64> = closed(0.0, 1.0, "a share in [0, 1] (0.5 = half of them)");
 pub static MIN_QUERIES: Bound<usize> = closed(1, usize::MAX, "at least 1 query");
+pub static LISTS: Bound<usize> =
+    closed(1, wasm_model::partitioned::MAX_LISTS, "1..=65536 lists (a partitioned header's limit; default 2√N, at most 4096)");
+pub static PROBE: Bound<usize> = closed(1, wasm_model::partitioned::MAX_LISTS, "1..=65536 lists probed per query (default 24)");
 
 #[cfg(test)]
 mod tests {

@@ -9,8 +9,9 @@
 use std::io::{Cursor, Read};
 use std::path::Path;
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageFormat, ImageReader};
-use wasm_model::image_encoder::{decode_image, MAX_PIXELS};
+use wasm_model::image_encoder::{decode_image, probe_image, MAX_PIXELS};
 
 /// Larger files are refused unread: a 40-megapixel photo is far smaller, and a 2 GB file named `.jpg` took
 /// 2.3 GB of memory before its decode failed.
@@ -80,6 +81,79 @@ pub fn open(path: &Path) -> Result<DynamicImage, String> {
     decode(&read(path)?)
 }
 
+/// A decoded image (its stored pixels: what the network embeds, as the page does) and its EXIF orientation
+/// (what a viewer applies, so what thumbnails and the published size follow).
+pub struct Opened {
+    pub image: DynamicImage,
+    pub orientation: Orientation,
+}
+
+impl Opened {
+    /// Width and height as the picture is shown.
+    pub fn shown_size(&self) -> (u32, u32) {
+        turned(self.image.width(), self.image.height(), self.orientation)
+    }
+
+    /// The pixels turned upright (a thumbnail's).
+    pub fn upright(&self) -> DynamicImage {
+        let mut image = self.image.clone();
+        image.apply_orientation(self.orientation);
+        image
+    }
+}
+
+/// `(w, h)` of a picture stored that way, as shown after `orientation` (a quarter turn swaps them).
+fn turned(w: u32, h: u32, orientation: Orientation) -> (u32, u32) {
+    use Orientation::{Rotate270, Rotate270FlipH, Rotate90, Rotate90FlipH};
+    if matches!(orientation, Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH) {
+        (h, w)
+    } else {
+        (w, h)
+    }
+}
+
+/// The EXIF orientation of JPEG, PNG and WebP bytes (others carry none here).
+fn orientation_of(bytes: &[u8]) -> Orientation {
+    probe_image(bytes).map(|info| info.orientation).unwrap_or(Orientation::NoTransforms)
+}
+
+/// [`read`] then [`decode`], with the orientation.
+pub fn open_oriented(path: &Path) -> Result<Opened, String> {
+    let bytes = read(path)?;
+    let image = decode(&bytes)?;
+    Ok(Opened { image, orientation: orientation_of(&bytes) })
+}
+
+/// The size of the picture in `bytes` as shown and its orientation, from its header alone (no decoding): for
+/// galleries whose cached records predate the stored size.
+pub fn probe(bytes: &[u8]) -> Result<((u32, u32), Orientation), String> {
+    let format = image::guess_format(bytes).map_err(|e| format!("not an image: {e}"))?;
+    match format {
+        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP => {
+            let info = probe_image(bytes).map_err(|e| e.to_string())?;
+            Ok((turned(info.width, info.height, info.orientation), info.orientation))
+        }
+        _ => {
+            let size = ImageReader::with_format(Cursor::new(bytes), format).into_dimensions().map_err(|e| format!("cannot read the image's size: {e}"))?;
+            Ok((size, Orientation::NoTransforms))
+        }
+    }
+}
+
+/// `jpeg` with an APP1 Exif segment whose only tag is Orientation = `orientation`.
+#[cfg(test)]
+pub(crate) fn with_exif_orientation(jpeg: &[u8], orientation: u8) -> Vec<u8> {
+    // big-endian TIFF header, one IFD entry: tag 0x0112 (Orientation), type SHORT, count 1, value
+    let tiff: &[u8] = &[b'M', b'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, orientation, 0, 0, 0, 0, 0, 0];
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
+    out.extend_from_slice(b"Exif\0\0");
+    out.extend_from_slice(tiff);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +184,29 @@ mod tests {
         let e = decode(&bmp).unwrap_err();
         assert!(e.contains("144.0 megapixels"), "{e}");
         assert!(decode(b"hello").unwrap_err().contains("not an image"));
+    }
+
+    /// A JPEG stored sideways with EXIF orientation 6 (a portrait phone photo): the stored pixels are decoded
+    /// as they are (what the network embeds), the size and the upright pixels are as shown; a header read
+    /// alone gives the same size.
+    #[test]
+    fn sizes_and_thumbnails_follow_the_exif_orientation() {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 90])));
+        let jpeg = encoded(&img, ImageFormat::Jpeg);
+        let rotated = with_exif_orientation(&jpeg, 6);
+        let tmp = tempfile::tempdir().unwrap();
+        let (plain, turned) = (tmp.path().join("plain.jpg"), tmp.path().join("turned.jpg"));
+        std::fs::write(&plain, &jpeg).unwrap();
+        std::fs::write(&turned, &rotated).unwrap();
+        let p = open_oriented(&plain).unwrap();
+        let t = open_oriented(&turned).unwrap();
+        assert_eq!((p.shown_size(), t.shown_size()), ((64, 48), (48, 64)));
+        assert_eq!(t.image.to_rgb8(), p.image.to_rgb8(), "the stored pixels, unturned");
+        let up = t.upright();
+        assert_eq!((up.width(), up.height()), (48, 64));
+        assert_eq!((probe(&jpeg).unwrap(), probe(&rotated).unwrap()), (((64, 48), Orientation::NoTransforms), ((48, 64), Orientation::Rotate90)));
+        assert_eq!(probe(&encoded(&img, ImageFormat::Gif)).unwrap().0, (64, 48));
+        assert!(probe(b"hello").unwrap_err().contains("not an image"));
     }
 
     /// Only regular files are read, and no file over the size limit (checked before reading).

@@ -11,6 +11,7 @@ use trainer::config::FitArgs;
 use trainer::eval::EvalArgs;
 use trainer::features::{self, CacheSpec, View};
 use trainer::run::Checkpoint;
+use trainer::publish::{GalleryFormat, Partitioning};
 use wasm_model::gallery::GalleryDtype;
 
 #[derive(Parser)]
@@ -18,7 +19,7 @@ use wasm_model::gallery::GalleryDtype;
     long_about = "Train, evaluate, export and publish imgpick's text-image embedding.\n\n\
     Typical flow: `trainer fit` (trains on COCO-format captions, caches backbone features) → `trainer eval` \
     (VSE recall@K) → `trainer export` (model directory for the browser) → `trainer publish` (gallery of an \
-    image folder) → `trainer search` (rank a gallery from the command line); `trainer db-load` puts a gallery \
+    image folder; `trainer index` partitions a published one) → `trainer search` (rank a gallery from the command line); `trainer db-load` puts a gallery \
     into PostgreSQL for `web --db`.\n\
     Logs go to stderr (RUST_LOG=debug for more). CUDA is used when libtorch sees a GPU.")]
 struct Cli {
@@ -71,8 +72,9 @@ enum Command {
         #[arg(long)]
         f32: bool,
     },
-    /// Embed an image folder for a model: gallery.bin + gallery.json + thumbs/ (only changed files re-embedded;
-    /// a killed run resumes where it stopped). Files that cannot be published are listed with the reason.
+    /// Embed an image folder for a model: a gallery (flat gallery.bin + gallery.json, or partitioned above
+    /// 2,000 images) + thumbs/ (only changed files re-embedded; a killed run resumes where it stopped). Files that
+    /// cannot be published are listed with the reason; licence strings without a normalised id too.
     Publish {
         /// Model directory.
         #[arg(long)]
@@ -97,9 +99,16 @@ enum Command {
         /// it (lock file .publish.lock).
         #[arg(long)]
         out: PathBuf,
-        /// Stored precision of the embeddings: int8 (default; top-10 overlap with f32 ≥ 99%), f16 or f32.
+        /// Stored precision of a flat gallery's embeddings: int8 (default; top-10 overlap with f32 ≥ 99%), f16 or
+        /// f32. A partitioned gallery is always int8.
         #[arg(long, value_enum, default_value = "int8")]
         dtype: GalleryDtype,
+        /// flat: gallery.bin + gallery.json, downloaded whole by the page; partitioned: lists fetched per query
+        /// (wasm-model README "Partitioned gallery"); auto: partitioned above 2,000 images.
+        #[arg(long, value_enum, default_value = "auto")]
+        format: GalleryFormat,
+        #[command(flatten)]
+        partitioning: PartitioningArgs,
         /// Backbone weights; default: the installed ones for the model's backbone.
         #[arg(long)]
         weights: Option<PathBuf>,
@@ -107,6 +116,19 @@ enum Command {
         /// the user's own photos).
         #[arg(long)]
         plain: bool,
+    },
+    /// Partition a published flat gallery into another folder (what `publish --format partitioned` writes,
+    /// without embedding anything): the same rows, items and summary, plus the thumbnails the items name.
+    Index {
+        /// A flat gallery folder (gallery.bin + gallery.json, from `trainer publish`).
+        #[arg(long)]
+        gallery: PathBuf,
+        /// Output folder for the partitioned gallery (not the --gallery folder: to partition a gallery in
+        /// place, republish it with `publish --format partitioned`).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        partitioning: PartitioningArgs,
     },
     /// Load a published gallery into PostgreSQL + pgvector for `web --db` (the database tier, db/README.md).
     /// Rerunning changes nothing; a killed load continues where it stopped; a database holding another model's
@@ -117,7 +139,7 @@ enum Command {
         /// Model directory.
         #[arg(long)]
         model: PathBuf,
-        /// Gallery folder (gallery.bin + gallery.json).
+        /// Gallery folder (flat or partitioned, as `publish` wrote it).
         #[arg(long)]
         gallery: PathBuf,
         /// Number of results.
@@ -164,6 +186,31 @@ enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
+}
+
+/// How a partitioned gallery is cut (the defaults are the measured choice: docs/benchmarks.md "Partitioned
+/// gallery").
+#[derive(clap::Args)]
+struct PartitioningArgs {
+    /// Lists of a partitioned gallery (default 2√N, at most 4,096).
+    #[arg(long, value_parser = bounds::LISTS.parser(), allow_negative_numbers = true)]
+    lists: Option<usize>,
+    /// Lists a query of a partitioned gallery reads (default 24; all of them when there are fewer).
+    #[arg(long, value_parser = bounds::PROBE.parser(), allow_negative_numbers = true)]
+    probe: Option<usize>,
+}
+
+impl PartitioningArgs {
+    fn get(&self) -> Partitioning {
+        Partitioning { lists: self.lists, probe: self.probe }
+    }
+}
+
+fn describe_partitioned(s: &wasm_model::partitioned::BuildSummary) -> String {
+    format!(
+        "partitioned: {} lists (largest {}), {} probed per query; header {:.2} MB, lists {:.1} MB, metadata {:.1} MB; gallery id {}",
+        s.lists, s.largest_list, s.probe, s.header_bytes as f64 / 1e6, s.shard_bytes as f64 / 1e6, s.meta_bytes as f64 / 1e6, s.gallery_id
+    )
 }
 
 fn main() {
@@ -225,7 +272,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {} ({bytes} bytes) to {}", wasm_model::image_encoder::IMAGE_ENCODER_FILE, model.display());
             Ok(())
         }
-        Command::Publish { model, images, captions, source, licence, url, out, dtype, weights, plain } => {
+        Command::Publish { model, images, captions, source, licence, url, out, dtype, weights, plain, format, partitioning } => {
             let opts = trainer::publish::PublishOptions {
                 model,
                 images,
@@ -237,15 +284,32 @@ fn run(cli: Cli) -> Result<()> {
                 dtype,
                 weights,
                 plain,
+                format,
+                partitioning: partitioning.get(),
             };
             let r = trainer::publish::publish(&opts)?;
             for (f, why) in &r.skipped {
                 println!("  skipped {f}: {why}");
             }
+            for (text, n) in &r.unmapped_licences {
+                println!("  licence {text:?} ({n} images) has no normalised id: published as `unknown` (see wasm-model README, licence ids)");
+            }
+            if r.without_licence > 0 {
+                println!("  {} images have no licence (--licence sets a default): published as `unknown`", r.without_licence);
+            }
             println!(
                 "published {} images to {} ({} embedded, {} unchanged; {} skipped) for model {}",
                 r.count, out.display(), r.embedded, r.reused, r.skipped.len(), r.model_id
             );
+            println!("{}", r.partitioned.as_ref().map_or("flat: gallery.bin + gallery.json".to_string(), describe_partitioned));
+            Ok(())
+        }
+        Command::Index { gallery, out, partitioning } => {
+            let opts = trainer::publish::PartitionOptions { gallery, out: out.clone(), partitioning: partitioning.get() };
+            let started = std::time::Instant::now();
+            let s = trainer::publish::partition_gallery(&opts)?;
+            println!("partitioned {} images into {} in {:.1} s", s.count, out.display(), started.elapsed().as_secs_f64());
+            println!("{}", describe_partitioned(&s));
             Ok(())
         }
         Command::DbLoad(args) => {

@@ -39,6 +39,10 @@ pub struct Record {
     /// Relative to the gallery folder.
     pub thumb: String,
     pub vector: Vec<f32>,
+    /// The picture's size as shown (after its EXIF orientation); `None` in records of older publishes, which
+    /// publish then completes from the file's header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown_size: Option<(u32, u32)>,
 }
 
 /// An open cache: the records read back, and the file that new ones are appended to.
@@ -128,7 +132,7 @@ mod tests {
     use super::*;
 
     fn record(file: &str, x: f32) -> Record {
-        Record { file: file.into(), size: 10, mtime_ns: 1_700_000_000_123_456_789, thumb: format!("thumbs/00/{file}.jpg"), vector: vec![x, -0.1234567, 1e-7] }
+        Record { file: file.into(), size: 10, mtime_ns: 1_700_000_000_123_456_789, thumb: format!("thumbs/00/{file}.jpg"), vector: vec![x, -0.1234567, 1e-7], shown_size: Some((640, 480)) }
     }
 
     /// Records survive a reopen exactly (vectors bit for bit); a line cut short is dropped and later appends

@@ -1,33 +1,41 @@
-//! `trainer publish`: an image folder → a gallery (`gallery.bin` + `gallery.json` + `thumbs/`) for a model.
+//! `trainer publish`: an image folder → a gallery (flat `gallery.bin` + `gallery.json`, or partitioned; and
+//! `thumbs/`) for a model.
 //!
 //! The flow: check the folders (`output`: no overlap, one publish at a time), list the images (`scan`, or the
 //! captions file), then embed each readable image with the model's backbone and image head, writing its
-//! thumbnail (`thumbs`) and appending its vector to the cache (`cache`) as it goes, so a killed run resumes
-//! where it stopped and a re-run embeds only what changed. `gallery.bin` and `gallery.json` are written
-//! atomically at the end (`gallery.json` last), and only then are stale thumbnails removed. Every file that
-//! is not published is listed with its reason. `gallery.json` also gets the gallery's summary (themes and
-//! example prompts, `wasm_model::gallery::GallerySummary`) for the page's empty state.
+//! thumbnail (`thumbs`, turned upright by its EXIF orientation) and appending its vector and shown size to the
+//! cache (`cache`) as it goes, so a killed run resumes where it stopped and a re-run embeds only what changed.
+//! The gallery is written at the end in the tier `--format` picks (`tier`: atomically, the previous gallery
+//! readable until the new one is in place), and only then are stale thumbnails removed. Every file that is not
+//! published is listed with its reason. Each item gets its shown size and normalised licence id
+//! (`wasm_model::gallery::normalise_licence`; unrecognised licence strings are reported); `gallery.json` (or the
+//! descriptor) also gets the gallery's summary (themes and example prompts) for the page's empty state.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use tch::{Kind, Tensor};
-use wasm_model::gallery::{write_gallery_bin, GalleryDtype, GalleryIndex, GalleryItem};
+use wasm_model::gallery::{normalise_licence, write_gallery_bin, GalleryDtype, GalleryIndex, GalleryItem, UNKNOWN_LICENCE};
+use wasm_model::partitioned::BuildSummary;
 
 use crate::backbone::{self, preprocess::Preprocess, BackboneKindExt};
 use crate::data::Dataset;
 
 mod cache;
 mod output;
+mod partition;
 mod scan;
 mod thumbs;
+mod tier;
 
 pub use cache::CACHE_FILE;
 pub use output::LOCK_FILE;
+pub use partition::{partition_gallery, PartitionOptions};
 pub use scan::IMAGE_EXTENSIONS;
+pub use tier::{GalleryFormat, Partitioning};
 
 /// A file left out of the gallery: (its path relative to the image folder, why).
 pub type Skip = (String, String);
@@ -45,6 +53,10 @@ pub struct PublishOptions {
     pub weights: Option<PathBuf>,
     /// Ignore the manifest's `retrieval` (single original view, no hubness).
     pub plain: bool,
+    /// Flat, partitioned, or partitioned above 2,000 images.
+    pub format: GalleryFormat,
+    /// How a partitioned gallery is cut.
+    pub partitioning: Partitioning,
 }
 
 /// What a publish did.
@@ -58,6 +70,12 @@ pub struct PublishReport {
     /// (file relative to the image folder, why it is not in the gallery), in listing order.
     pub skipped: Vec<Skip>,
     pub model_id: String,
+    /// What the partitioned build wrote (`None`: the gallery is flat).
+    pub partitioned: Option<BuildSummary>,
+    /// Licence strings with no normalised id (their images get `unknown`), with how many images have each.
+    pub unmapped_licences: Vec<(String, usize)>,
+    /// Images published without any licence string (`unknown` too).
+    pub without_licence: usize,
 }
 
 struct Entry {
@@ -144,6 +162,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
     let started = Instant::now();
     let (mut rows, mut items) = (Vec::new(), Vec::new());
     let (mut embedded, mut reused) = (0, 0);
+    let (mut unmapped, mut without_licence) = (BTreeMap::<String, usize>::new(), 0);
     for e in &list {
         bar.inc(1);
         // Logs (nohup, CI) get no progress bar: a line every 100 images instead.
@@ -168,18 +187,30 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
             continue;
         };
         let record = match cache.get(&e.rel, size, mtime_ns).filter(|r| opts.out.join(&r.thumb).is_file()) {
-            Some(r) => {
+            Some(r) if r.shown_size.is_some() => {
                 reused += 1;
                 r.clone()
             }
+            Some(old) => match complete_record(&opts.out, &path, old.clone())? {
+                Ok(record) => {
+                    cache.append(record.clone())?;
+                    reused += 1;
+                    record
+                }
+                Err(why) => {
+                    skipped.push((e.rel.clone(), why));
+                    continue;
+                }
+            },
             None => {
-                let img = match crate::image_file::open(&path) {
-                    Ok(img) => img,
+                let opened = match crate::image_file::open_oriented(&path) {
+                    Ok(opened) => opened,
                     Err(why) => {
                         skipped.push((e.rel.clone(), why));
                         continue;
                     }
                 };
+                let img = &opened.image;
                 if net.is_none() && loaded.model.tail.is_none() {
                     let mut vs = tch::nn::VarStore::new(device);
                     let b = backbone::load(loaded.backbone, &weights, &vs.root())?;
@@ -187,6 +218,7 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
                     net = Some((vs, b));
                 }
                 let stock = net.as_ref().map(|(_, b)| b.as_ref());
+                // the stored pixels, as the page embeds a photo (the orientation only turns the thumbnail)
                 let x = Tensor::stack(&image_views.iter().map(|&view| crate::features::view_input(&prep, view, img.clone())).collect::<Vec<_>>(), 0);
                 let vector: Vec<f32> = tch::no_grad(|| {
                     // the views' embeddings averaged, then normalised (test-time augmentation)
@@ -197,8 +229,8 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
                 if let Some(i) = vector.iter().position(|x| !x.is_finite()) {
                     bail!("{}: its vector is not finite (value {i}): the model's weights are broken", path.display());
                 }
-                let thumb = thumbs::write(&opts.out, &thumbs::encode(&img)?)?;
-                let record = cache::Record { file: e.rel.clone(), size, mtime_ns, thumb, vector };
+                let thumb = thumbs::write(&opts.out, &thumbs::encode(&opened.upright())?)?;
+                let record = cache::Record { file: e.rel.clone(), size, mtime_ns, thumb, vector, shown_size: Some(opened.shown_size()) };
                 cache.append(record.clone())?;
                 embedded += 1;
                 record
@@ -206,6 +238,17 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
         };
         crate::crash::point("publish.image-recorded")?;
         rows.extend_from_slice(&record.vector);
+        let licence_id = match normalise_licence(&e.licence) {
+            Some(id) => id,
+            None if e.licence.trim().is_empty() => {
+                without_licence += 1;
+                UNKNOWN_LICENCE
+            }
+            None => {
+                *unmapped.entry(e.licence.trim().to_string()).or_default() += 1;
+                UNKNOWN_LICENCE
+            }
+        };
         items.push(GalleryItem {
             id: 0,
             file: e.rel.clone(),
@@ -215,6 +258,9 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
             licence: e.licence.clone(),
             url: e.url.clone(),
             hubness: None,
+            width: record.shown_size.map(|(w, _)| w),
+            height: record.shown_size.map(|(_, h)| h),
+            licence_id: Some(licence_id.to_string()),
         });
     }
     bar.finish_and_clear();
@@ -232,14 +278,23 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
         let hubs = crate::eval::hubness(&Tensor::from_slice(&rows).view([-1, dim as i64]), &bank, r.hubness_k);
         items.iter_mut().zip(hubs).for_each(|(it, h)| it.hubness = Some(h.clamp(-1.0, 1.0)));
     }
-    let bin = write_gallery_bin(&model_id, dim, &rows, opts.dtype)?;
+    let partitioned = opts.format.partitioned_for(items.len());
+    // a partitioned gallery holds int8 rows (whatever --dtype says): quantised once, here
+    let dtype = if partitioned { GalleryDtype::Int8 } else { opts.dtype };
+    let bin = write_gallery_bin(&model_id, dim, &rows, dtype)?;
+    drop(rows);
     let mut index = GalleryIndex::new(&model_id, items);
     // What the page's empty state shows: theme counts and example prompts that work, searched here with the
-    // engine every reader uses (a few dozen prompts: well under a second).
+    // engine every reader uses (a few dozen prompts: well under a second; at 1 M images a few seconds).
     let engine = wasm_model::Engine::new(loaded.dir.clone(), &bin, &index.to_json()).context("loading the new gallery to summarise it")?;
     index.summary = Some(engine.gallery_summary());
-    crate::write_atomic(&opts.out.join("gallery.bin"), &bin)?;
-    crate::write_atomic(&opts.out.join("gallery.json"), index.to_json().as_bytes())?;
+    let partitioned = if partitioned {
+        crate::crash::point("publish.index-build")?;
+        Some(tier::write_partitioned_tier(&opts.out, engine.gallery(), &index, opts.partitioning)?)
+    } else {
+        tier::write_flat(&opts.out, &bin, &index)?;
+        None
+    };
     // Only now that the new gallery is in place: what it no longer names goes.
     cache.compact(index.items.iter().map(|it| it.file.as_str()))?;
     let keep: HashSet<&str> = index.items.iter().map(|it| it.thumb.as_str()).collect();
@@ -248,8 +303,35 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
     if old_cache.exists() {
         std::fs::remove_file(&old_cache).with_context(|| format!("cannot remove the old cache {}", old_cache.display()))?;
     }
-    Ok(PublishReport { count: index.count, embedded, reused, skipped, model_id })
+    Ok(PublishReport { count: index.count, embedded, reused, skipped, model_id, partitioned, unmapped_licences: unmapped.into_iter().collect(), without_licence })
+}
+
+/// Completes a cached record of an older publish, which lacks the picture's shown size: read from the file's
+/// header, and for a picture with an EXIF orientation (whose old thumbnail was not turned) an upright
+/// thumbnail. The vector is kept: it is computed from the stored pixels either way. `Ok(Err(why))`: the file
+/// cannot be read now.
+fn complete_record(out: &Path, path: &Path, mut record: cache::Record) -> Result<Result<cache::Record, String>> {
+    let bytes = match crate::image_file::read(path) {
+        Ok(b) => b,
+        Err(why) => return Ok(Err(why)),
+    };
+    let (shown, orientation) = match crate::image_file::probe(&bytes) {
+        Ok(p) => p,
+        Err(why) => return Ok(Err(why)),
+    };
+    if orientation != image::metadata::Orientation::NoTransforms {
+        let image = match crate::image_file::decode(&bytes) {
+            Ok(image) => image,
+            Err(why) => return Ok(Err(why)),
+        };
+        let upright = crate::image_file::Opened { image, orientation }.upright();
+        record.thumb = thumbs::write(out, &thumbs::encode(&upright)?)?;
+    }
+    record.shown_size = Some(shown);
+    Ok(Ok(record))
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tier_tests;

@@ -13,16 +13,16 @@ use crate::run::RunState;
 
 /// A scratch folder with `images/` (the first `n` asset photos) and `model/` (a random-weight model without
 /// `retrieval`: one view per image); `None`, with a message, without the installed assets.
-struct Fixture {
+pub(super) struct Fixture {
     _tmp: tempfile::TempDir,
-    root: PathBuf,
-    model: PathBuf,
-    images: PathBuf,
+    pub root: PathBuf,
+    pub model: PathBuf,
+    pub images: PathBuf,
     /// The asset photos, sorted.
-    photos: Vec<PathBuf>,
+    pub photos: Vec<PathBuf>,
 }
 
-fn fixture(tag: &str, n: usize) -> Option<Fixture> {
+pub(super) fn fixture(tag: &str, n: usize) -> Option<Fixture> {
     let assets = crate::backbone::assets_dir();
     if !assets.join("photos").is_dir() || !assets.join("efficientnet_lite0.safetensors").is_file() {
         eprintln!("skipped: assets not installed (scripts/setup.sh)");
@@ -48,7 +48,7 @@ fn fixture(tag: &str, n: usize) -> Option<Fixture> {
     Some(Fixture { _tmp: tmp, model: root.join("model"), images, photos, root })
 }
 
-fn opts(f: &Fixture, out: &Path) -> PublishOptions {
+pub(super) fn opts(f: &Fixture, out: &Path) -> PublishOptions {
     PublishOptions {
         model: f.model.clone(),
         images: f.images.clone(),
@@ -60,10 +60,12 @@ fn opts(f: &Fixture, out: &Path) -> PublishOptions {
         dtype: GalleryDtype::F32,
         weights: None,
         plain: false,
+        format: GalleryFormat::Auto,
+        partitioning: Partitioning::default(),
     }
 }
 
-fn index(out: &Path) -> GalleryIndex {
+pub(super) fn index(out: &Path) -> GalleryIndex {
     GalleryIndex::from_json(&std::fs::read_to_string(out.join("gallery.json")).unwrap()).unwrap()
 }
 

@@ -94,8 +94,13 @@ pub fn write_partitioned(gallery: &Gallery, items: &[GalleryItem], params: &Buil
 }
 
 /// Removes what a gallery folder holds of other publishes: `gallery.bin` when it is now partitioned
-/// (`keep = Some(id)`: and every parts folder but `id`'s), or every parts folder when it is now flat (`None`).
+/// (`keep = Some(id)`: and every parts folder but `id`'s), or every parts folder when it is now flat (`None`);
+/// and a killed build's temporary folder.
 pub fn remove_other_tiers(out: &Path, keep: Option<&str>) -> std::io::Result<()> {
+    match fs::remove_dir_all(out.join(TMP)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     if keep.is_some() {
         match fs::remove_file(out.join("gallery.bin")) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),

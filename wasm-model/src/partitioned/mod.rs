@@ -22,7 +22,7 @@ pub mod fs;
 
 pub use build::{partition, BuildError, BuildParams, BuildSummary, DEFAULT_PROBE};
 pub use gallery::{PartitionedGallery, ShardSource, DEFAULT_SHARD_MEMORY};
-pub use header::{Descriptor, Header, DESCRIPTOR_FORMAT, HEADER_FILE, HEADER_MAGIC};
+pub use header::{Descriptor, Header, DESCRIPTOR_FORMAT, HEADER_FILE, HEADER_MAGIC, MAX_LISTS};
 pub use kmeans::{assign, train_centroids, KMeansParams};
 pub use meta::{MetaBlock, PartitionedItem, META_FORMAT};
 pub use search::{PlannedSearch, Progress};
