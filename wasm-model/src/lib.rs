@@ -13,6 +13,7 @@ pub mod tensors;
 pub mod text_encoder;
 pub mod tokenizer;
 pub mod vocab;
+pub mod workflow;
 
 #[doc(hidden)]
 pub mod testutil;

@@ -2,7 +2,8 @@
 //! file: the errors, [`Engine`] itself and its construction. `search`: ranking (text queries with the
 //! hubness correction, similar images, scopes); `photos`: the user's photos (image encoder, added vectors);
 //! `explain`: each word's share of a score; `partitioned`: a partitioned gallery's planned, progressive queries;
-//! `summary`: the example prompts of a gallery's summary.
+//! `summary`: the example prompts of a gallery's summary; `refine` and `passage`: the writer's workflow (issue
+//! #20: feedback, layout filters, near-duplicates, variety, pasted passages).
 
 use crate::gallery::{Gallery, GalleryError, GalleryIndex};
 use crate::image_encoder::{ImageEncoder, ImageEncoderError};
@@ -13,7 +14,9 @@ use crate::text_encoder::{EncodeError, TextEncoder};
 
 mod explain;
 mod partitioned;
+mod passage;
 mod photos;
+mod refine;
 mod search;
 mod summary;
 
@@ -21,6 +24,8 @@ pub use explain::{Explanation, WordDelta};
 pub use photos::{quantize_i8, standalone_image_encoder, AddedPhotos};
 pub use search::{Hit, Scope};
 pub use summary::{CANDIDATE_PROMPTS, MAX_EXAMPLES};
+pub use passage::{IdeaPlan, PassageAnswer, PassageIdea, PassagePlan};
+pub use refine::{RefinedHit, WorkflowCache};
 
 /// Largest `k` a search returns (the page shows far fewer; bounds allocations for hostile callers).
 pub const MAX_K: usize = 1000;
@@ -53,6 +58,11 @@ pub enum EngineError {
     Partitioned(#[from] PartitionedError),
     #[error("the gallery is flat (gallery.bin): it has no lists to plan; use search / similar")]
     NotPartitioned,
+    #[error("{0}")]
+    Passage(#[from] crate::workflow::PassageError),
+    /// A refinement (marks, filters) that cannot be run: the message says why.
+    #[error("{0}")]
+    Refine(String),
 }
 
 impl From<QueryVectorError> for EngineError {
@@ -82,6 +92,8 @@ pub struct Engine {
     /// neither gain nor lose against the gallery on average). All zero without `retrieval`.
     hub_penalty: Vec<f32>,
     added_hub_penalty: f32,
+    /// What refined queries compute once (near-duplicate threshold, layouts).
+    workflow: WorkflowCache,
 }
 
 impl Engine {
@@ -97,7 +109,7 @@ impl Engine {
         let mean = if known.is_empty() { 0.0 } else { known.iter().sum::<f32>() / known.len() as f32 };
         let hub_penalty = index.items.iter().map(|it| weight * it.hubness.filter(|h| h.is_finite()).unwrap_or(mean)).collect();
         let added = AddedPhotos::new(model.manifest.embed_dim);
-        Ok(Self { model, encoder, gallery, index, partitioned: None, image_encoder: None, added, hub_penalty, added_hub_penalty: weight * mean })
+        Ok(Self { model, encoder, gallery, index, partitioned: None, image_encoder: None, added, hub_penalty, added_hub_penalty: weight * mean, workflow: WorkflowCache::default() })
     }
 
     /// Everything from the files' contents (what the browser fetched).

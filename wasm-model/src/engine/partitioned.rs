@@ -30,6 +30,7 @@ impl Engine {
             added,
             hub_penalty: Vec::new(),
             added_hub_penalty: weight * mean,
+            workflow: super::WorkflowCache::default(),
         })
     }
 
