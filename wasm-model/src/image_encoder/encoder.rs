@@ -1,30 +1,17 @@
-//! [`ImageEncoder`]: Lite0's block list built from the weight files, and the forward pass from bytes to the
-//! L2-normalised joint-space vector (backbone → average or GPO pooling → image head).
+//! [`ImageEncoder`]: an EfficientNet-Lite variant's blocks ([`LiteArch`]) built from the weight files, and the
+//! forward pass from bytes to the L2-normalised joint-space vector (backbone → average or GPO pooling → image head).
 
 use image::{DynamicImage, RgbImage, RgbaImage};
 
 use super::decode::decode_image_oriented;
 use super::layers::{stem_patches, Act, Depthwise, MbConv, Pointwise};
+use super::lite::{LiteArch, HEAD_CHANNELS, STEM_CHANNELS};
 use super::preprocess::{flatten_onto_white, input_from_rgb, into_rgb, preprocess, resize_triangle_crop};
 use super::weights::{Weights, OVERRIDE_PREFIX};
 use super::{ImageEncoderError, ImageError, MAX_PIXELS};
-use crate::model_dir::{Backbone, ImageConfig, ImagePooling, IMAGE_ENCODER_FILE, IMAGE_HEAD_FILE};
+use crate::model_dir::{ImageConfig, ImagePooling, IMAGE_ENCODER_FILE, IMAGE_HEAD_FILE};
 
-/// Channels of Lite0's head conv: the pooled feature vector's length.
-const HEAD_CHANNELS: usize = 1280;
-
-/// `(repeats, kernel, stride, expand, in, out)` of Lite0's 7 stages (= EfficientNet-B0's block list).
-const LITE0_STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
-];
-
-/// EfficientNet-Lite0 features + the image head: bytes → L2-normalised joint-space vector.
+/// EfficientNet-Lite features + the image head: bytes → L2-normalised joint-space vector.
 pub struct ImageEncoder {
     config: ImageConfig,
     /// Stem 3×3 stride-2 conv (+ BN) as a matmul over 27-row im2col patches.
@@ -46,9 +33,9 @@ impl ImageEncoder {
         backbone: &[u8],
         image_head: &[u8],
     ) -> Result<Self, ImageEncoderError> {
-        if config.backbone != Backbone::EfficientnetLite0 {
+        let Some(arch) = LiteArch::of(config.backbone) else {
             return Err(ImageEncoderError::UnsupportedBackbone(config.backbone));
-        }
+        };
         if config.feature_dim != HEAD_CHANNELS {
             return Err(ImageEncoderError::Config {
                 field: "feature_dim",
@@ -60,7 +47,7 @@ impl ImageEncoder {
             return Err(ImageEncoderError::Config {
                 field: "image_size",
                 found: config.image_size.to_string(),
-                expected: "1..=1024 (224 for Lite0)".into(),
+                expected: format!("1..=1024 ({} for {:?})", arch.image_size, config.backbone),
             });
         }
         let h = Weights::parse(IMAGE_HEAD_FILE, image_head)?;
@@ -77,34 +64,30 @@ impl ImageEncoder {
             });
         }
         let w = Weights::parse(IMAGE_ENCODER_FILE, backbone)?.with_overrides(&h);
-        let (sw, sb) = w.conv_bn("_conv_stem", "_bn0", [32, 3, 3, 3])?;
-        let stem = Pointwise::new(sw, sb, 32, 27, true)?;
+        let (sw, sb) = w.conv_bn("_conv_stem", "_bn0", [STEM_CHANNELS, 3, 3, 3])?;
+        let stem = Pointwise::new(sw, sb, STEM_CHANNELS, 27, true)?;
         let mut blocks = Vec::new();
-        let mut index = 0;
-        for (repeats, k, stride, expand, cin0, cout) in LITE0_STAGES {
-            for r in 0..repeats {
-                let (cin, stride) = if r == 0 { (cin0, stride) } else { (cout, 1) };
-                let key = |part: &str| format!("_blocks.{index}.{part}");
-                let mid = cin * expand;
-                let expand_conv = if expand != 1 {
-                    let (ew, eb) = w.conv_bn(&key("_expand_conv"), &key("_bn0"), [mid, cin, 1, 1])?;
-                    Some(Pointwise::new(ew, eb, mid, cin, true)?)
-                } else {
-                    None
-                };
-                let (dw, db) = w.conv_bn(&key("_depthwise_conv"), &key("_bn1"), [mid, 1, k, k])?;
-                let (pw, pb) = w.conv_bn(&key("_project_conv"), &key("_bn2"), [cout, mid, 1, 1])?;
-                blocks.push(MbConv {
-                    expand: expand_conv,
-                    depthwise: Depthwise { weight: dw, bias: db, k, stride },
-                    project: Pointwise::new(pw, pb, cout, mid, false)?,
-                    skip: stride == 1 && cin == cout,
-                });
-                index += 1;
-            }
+        for b in arch.blocks() {
+            let key = |part: &str| format!("_blocks.{}.{part}", b.index);
+            let (cin, mid, cout, k) = (b.in_channels, b.mid_channels, b.out_channels, b.kernel);
+            let expand_conv = if mid != cin {
+                let (ew, eb) = w.conv_bn(&key("_expand_conv"), &key("_bn0"), [mid, cin, 1, 1])?;
+                Some(Pointwise::new(ew, eb, mid, cin, true)?)
+            } else {
+                None
+            };
+            let (dw, db) = w.conv_bn(&key("_depthwise_conv"), &key("_bn1"), [mid, 1, k, k])?;
+            let (pw, pb) = w.conv_bn(&key("_project_conv"), &key("_bn2"), [cout, mid, 1, 1])?;
+            blocks.push(MbConv {
+                expand: expand_conv,
+                depthwise: Depthwise { weight: dw, bias: db, k, stride: b.stride },
+                project: Pointwise::new(pw, pb, cout, mid, false)?,
+                skip: b.skip,
+            });
         }
-        let (hw, hb) = w.conv_bn("_conv_head", "_bn1", [HEAD_CHANNELS, 320, 1, 1])?;
-        let head = Pointwise::new(hw, hb, HEAD_CHANNELS, 320, true)?;
+        let last = arch.last_channels();
+        let (hw, hb) = w.conv_bn("_conv_head", "_bn1", [HEAD_CHANNELS, last, 1, 1])?;
+        let head = Pointwise::new(hw, hb, HEAD_CHANNELS, last, true)?;
         let pw = h.get("proj.weight", &[embed_dim, HEAD_CHANNELS])?;
         let pb = h.get("proj.bias", &[embed_dim])?;
         let proj = Pointwise::new(pw, pb, embed_dim, HEAD_CHANNELS, false)?;

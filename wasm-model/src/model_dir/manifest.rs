@@ -25,6 +25,13 @@ pub enum Backbone {
     #[serde(rename = "efficientnet_lite0", alias = "efficientnet-lite0")]
     #[cfg_attr(feature = "clap", value(alias = "lite0", alias = "efficientnet_lite0"))]
     EfficientnetLite0,
+    /// EfficientNet-Lite1 (240 px) and -Lite2 (260 px): the same family, wider and deeper (`image_encoder::LiteArch`).
+    #[serde(rename = "efficientnet_lite1", alias = "efficientnet-lite1")]
+    #[cfg_attr(feature = "clap", value(alias = "lite1", alias = "efficientnet_lite1"))]
+    EfficientnetLite1,
+    #[serde(rename = "efficientnet_lite2", alias = "efficientnet-lite2")]
+    #[cfg_attr(feature = "clap", value(alias = "lite2", alias = "efficientnet_lite2"))]
+    EfficientnetLite2,
     #[cfg_attr(feature = "clap", value(alias = "densenet-121"))]
     Densenet121,
 }
@@ -253,6 +260,26 @@ impl Manifest {
 mod tests {
     use crate::model_dir::{ModelDir, Retrieval, StrongMatch};
     use crate::testutil::{random_model, small_config};
+
+    /// Manifest names of the backbones: old manifests read as before, the Lite1/Lite2 names round-trip, the
+    /// trainer's dashed spelling is accepted, anything else is refused naming the known ones.
+    #[test]
+    fn backbone_names_round_trip() {
+        use super::Backbone;
+        for (b, name) in [
+            (Backbone::EfficientnetLite0, "efficientnet_lite0"),
+            (Backbone::EfficientnetLite1, "efficientnet_lite1"),
+            (Backbone::EfficientnetLite2, "efficientnet_lite2"),
+            (Backbone::Densenet121, "densenet121"),
+        ] {
+            assert_eq!(serde_json::to_string(&b).unwrap(), format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<Backbone>(&format!("\"{name}\"")).unwrap(), b);
+            let dashed = name.replace('_', "-");
+            assert_eq!(serde_json::from_str::<Backbone>(&format!("\"{dashed}\"")).unwrap(), b, "{dashed}");
+        }
+        let e = serde_json::from_str::<Backbone>("\"efficientnet_lite3\"").unwrap_err().to_string();
+        assert!(e.contains("efficientnet_lite3") && e.contains("efficientnet_lite2"), "{e}");
+    }
 
     fn calibrated(min_score: f32) -> StrongMatch {
         StrongMatch { min_score, target_precision: 0.5, precision: 0.52, coverage: 0.3, queries: 5000, images: 1000, captions: "captions_val.json".into() }
