@@ -45,6 +45,10 @@ export const Request = Object.freeze({
   clearPhotos: 'clearPhotos',
   /** `{ ids }`: the user's photos among these picture ids, for display → answer `{ photos: [MyPhoto] }`. */
   describePhotos: 'describePhotos',
+  /** `{ ids }`: the gallery.json items of these gallery picture ids, for a shared board (page/board.js) → answer
+   *  `{ items }` (an id the gallery does not have is left out). A flat gallery's page has them all already; a
+   *  partitioned gallery reads their metadata blocks, a server gallery asks for each one. */
+  items: 'items',
   /** `{ count, browserDecode? }`: how many embedding workers to run (1–8) and whether big JPEGs are decoded by the
    *  browser (true, false or 'auto': when the machine has a spare core per worker); for benchmarks → answer
    *  `{ count }` as applied. */

@@ -17,17 +17,35 @@ const LICENCES = {
   'Public-Domain': ['public domain', ''],
 };
 
+/** The licence as a credit names it, `{ name: 'CC BY-SA 4.0', url: 'https://…' }` (the id as its name and no
+ *  url when it is not in the table). */
+export function licenceInfo(id) {
+  const [name, url] = LICENCES[id] || [id, ''];
+  return { name, url };
+}
+
 /** The licence as a credit names it: `CC BY-SA 4.0 (https://…)`, or the id as given when it is not in the table. */
 export function licenceText(id) {
-  const [name, url] = LICENCES[id] || [id, ''];
+  const { name, url } = licenceInfo(id);
   return url ? `${name} (${url})` : name;
+}
+
+/** What a credit is made of, each trimmed (empty when the picture lacks it): the caption, the source (author and
+ *  where from), the licence id, and the picture's own page (http(s) only). The board's exports
+ *  (board-export.js) lay these out as Markdown and CSV. */
+export function creditParts(picture) {
+  return {
+    caption: (picture.caption || '').trim(),
+    source: (picture.source || '').trim(),
+    licence: (picture.licence || '').trim(),
+    link: picture.url && /^https?:\/\//.test(picture.url) ? picture.url : '',
+  };
 }
 
 /** `“caption” — source — licence — link`, leaving out what the picture does not have. */
 export function creditLine(picture) {
-  const caption = (picture.caption || '').trim();
-  const link = picture.url && /^https?:\/\//.test(picture.url) ? picture.url : '';
-  return [caption && `“${caption}”`, (picture.source || '').trim(), picture.licence ? licenceText(picture.licence) : 'licence unknown', link]
+  const { caption, source, licence, link } = creditParts(picture);
+  return [caption && `“${caption}”`, source, licence ? licenceText(licence) : 'licence unknown', link]
     .filter(Boolean)
     .join(' — ');
 }

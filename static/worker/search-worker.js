@@ -174,6 +174,12 @@ const handlers = checkHandlers(Request, {
     const ex = engine.explain(msg.query, msg.id);
     return { score: ex.score, words: ex.words.map((w) => ({ token: w.token, known: w.known, delta: w.delta })) };
   }),
+  [Request.items]: async ({ ids }) => {
+    const wanted = (Array.isArray(ids) ? ids : []).filter((id) => Number.isInteger(id) && id >= 0);
+    if (server) return server.items(wanted);
+    if (partitioned) return { items: await partitioned.items(wanted) };
+    return { items: [] }; // a flat gallery's items are all in the page (the `ready` event)
+  },
   ...myPhotoRequests(() => myPhotos), // the "My photos" requests: worker/my-photos.js
 }, 'search worker');
 // As protocol.js says: these two work before the engine is up (the others are answered 'still loading'), and

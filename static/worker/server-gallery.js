@@ -7,6 +7,7 @@
 import { LoadError } from './downloads.js';
 
 export const SERVER_FORMAT = 'imgpick-server-gallery';
+const ITEMS_AT_ONCE = 4; // requests in flight while a shared board's pictures are looked up
 
 /** The descriptor when `json` (gallery.json's text) describes a server gallery, else null. */
 export function serverDescriptor(json) {
@@ -52,6 +53,29 @@ export class ServerGallery {
   /** `{ id, k }` → `{ results, items }`, `items` starting with picture `id`'s own (for the "like" banner). */
   async similar({ id, k }) {
     return this.#ask({ like: String(id), k: String(k) });
+  }
+
+  /** The items of gallery pictures `ids` (a shared board): each is "more like" it with k = 1, whose answer carries
+   *  the picture's own item; an id the server does not have (404) is left out. Not one of the searches that
+   *  supersede each other: a board opening never cancels the query being typed. */
+  async items(ids) {
+    const one = async (id) => {
+      let res;
+      try {
+        res = await fetch(`${this.endpoint.href}?${new URLSearchParams({ like: String(id), k: '1' })}`, { cache: 'no-store' });
+      } catch (e) {
+        throw new Error(`the search server could not be reached (${e.message || e}); are you offline?`);
+      }
+      if (res.status === 404) return null;
+      const body = await res.json().catch(() => null);
+      if (!res.ok) throw new Error(`${body?.error || `the search server answered ${res.status}`}`);
+      return body?.like_item ? itemOf(body.like_item) : null;
+    };
+    const items = [];
+    for (let i = 0; i < ids.length; i += ITEMS_AT_ONCE) {
+      items.push(...await Promise.all(ids.slice(i, i + ITEMS_AT_ONCE).map(one)));
+    }
+    return { items: items.filter(Boolean) };
   }
 
   /** "Why this picture?" needs the picture's vector, which stays on the server (the page hides the button). */
