@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-  E2E_DIR, E2E_MODEL as MODEL, startServer, launchBrowser, nativeSearch, pageState, resultsFor, artifact,
+  E2E_DIR, E2E_MODEL as MODEL, startServer, launchBrowser, nativeSearch, trainerSearch, pageState, resultsFor, artifact,
   openPage as openPageIn,
 } from './harness.mjs';
 
@@ -52,6 +52,10 @@ test('partitioned: the first load is the header, and the top 10 equal `trainer s
     assert.deepEqual(files(shown), native.map((r) => r.file), `top-10 for ${JSON.stringify(prompt)}`);
     shown.slice(0, 10).forEach((r, i) => assert.ok(Math.abs(r.score - native[i].score) < 1e-5,
       `${prompt} #${i}: page ${r.score} vs native ${native[i].score}`));
+    // Each result's match strength is the engine's (text queries of the calibrated model; the running results carry it).
+    const strengths = await page.$$eval('#results > li.result', (lis) => lis.slice(0, 10).map((li) => li.dataset.strength ?? null));
+    const reference = trainerSearch(MODEL, GALLERY, prompt, 10).map((r) => (typeof r.strong === 'boolean' ? (r.strong ? 'strong' : 'weaker') : null));
+    assert.deepEqual(strengths, reference, `strengths for ${JSON.stringify(prompt)}`);
     // Metadata came with the answer: captions and thumbnails are shown, and the status says what was searched.
     assert.ok(await page.$eval('#results > li.result:first-child .caption', (p) => p.textContent.length > 0));
     assert.match(await page.textContent('#status'), /of 15 scored \(2 of 4 lists\)/);

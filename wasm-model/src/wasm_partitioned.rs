@@ -8,7 +8,7 @@
 //! const search = engine.plan_search('a red kite', 30, 'all');          // or engine.plan_similar(id, 30)
 //! for (const list of search.pending()) {                                // best lists first
 //!   engine.add_shard(await fetchBytes(engine.shard_file(list)));        // throws on a wrong/corrupt shard
-//!   const { results, searched, done, total } = engine.advance(search);  // results: [{id, score}] best first
+//!   const { results, searched, done, total } = engine.advance(search);  // results: [{id, score, strong?}] best first
 //! }
 //! search.free();
 //! ```
@@ -23,6 +23,8 @@ use crate::wasm::{js_err, to_js, Engine};
 #[wasm_bindgen]
 pub struct Search {
     inner: PlannedSearch,
+    /// A text query's results say whether they are strong matches (`Hit::strong`); "more like this" does not.
+    text_query: bool,
 }
 
 #[wasm_bindgen]
@@ -64,9 +66,18 @@ struct Info {
     gallery_id: String,
 }
 
+/// A running result: `strong` as in `Hit` (text queries of a calibrated model; left out otherwise).
+#[derive(serde::Serialize)]
+struct StepHit {
+    id: u32,
+    score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strong: Option<bool>,
+}
+
 #[derive(serde::Serialize)]
 struct Step {
-    results: Vec<crate::rank::Scored>,
+    results: Vec<StepHit>,
     searched: usize,
     done: usize,
     total: usize,
@@ -151,17 +162,20 @@ impl Engine {
     /// photos already ranked.
     pub fn plan_search(&self, query: &str, k: usize, scope: &str) -> Result<Search, JsError> {
         let scope: Scope = scope.parse().map_err(|e: String| JsError::new(&e))?;
-        Ok(Search { inner: self.inner.plan_search(query, k, scope).map_err(js_err)? })
+        Ok(Search { inner: self.inner.plan_search(query, k, scope).map_err(js_err)?, text_query: true })
     }
 
     /// Plans "more like image `id`"; a gallery image's shard must have been added (its metadata names its list).
     pub fn plan_similar(&self, id: usize, k: usize) -> Result<Search, JsError> {
-        Ok(Search { inner: self.inner.plan_similar(id, k).map_err(js_err)? })
+        Ok(Search { inner: self.inner.plan_similar(id, k).map_err(js_err)?, text_query: false })
     }
 
-    /// Scans the planned lists now in memory: `{results: [{id, score}] best first, searched, done, total}`.
+    /// Scans the planned lists now in memory: `{results: [{id, score, strong?}] best first, searched, done,
+    /// total}`.
     pub fn advance(&self, search: &mut Search) -> Result<JsValue, JsError> {
         let p = self.inner.advance(&mut search.inner).map_err(js_err)?;
-        to_js(&Step { results: search.inner.results(), searched: p.searched, done: p.done, total: p.total })
+        let strength = |score| if search.text_query { self.inner.match_strength(score) } else { None };
+        let results = search.inner.results().into_iter().map(|r| StepHit { id: r.id, score: r.score, strong: strength(r.score) }).collect();
+        to_js(&Step { results, searched: p.searched, done: p.done, total: p.total })
     }
 }
