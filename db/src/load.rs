@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
-use crate::schema::{self, GalleryMeta, LoadState, Slot, VectorType, LIVE_TABLE, LOADING_TABLE};
+use crate::schema::{self, GalleryMeta, LoadState, Slot, StoredMeta, VectorType, LIVE_TABLE, LOADING_TABLE};
 use crate::{DbConfig, DbError, PublishedGallery};
 
 /// `pg_advisory_lock` key held by a running load ("imgpick" in ASCII); released when its connection ends.
@@ -111,6 +111,7 @@ pub async fn load(
         other => other,
     })?;
     client.batch_execute(schema::CREATE_META).await.map_err(sql("creating imgpick_meta"))?;
+    client.batch_execute(schema::MIGRATE_META).await.map_err(sql("adding schema 2's columns to imgpick_meta"))?;
     let locked: bool = client
         .query_one("SELECT pg_try_advisory_lock($1)", &[&LOAD_LOCK_KEY])
         .await
@@ -131,6 +132,7 @@ pub async fn load(
         state: LoadState::Copying,
         hnsw_m: opts.hnsw_m,
         hnsw_ef_construction: opts.hnsw_ef_construction,
+        duplicates: gallery.duplicate_calibration(),
     };
     let mut report = LoadReport {
         outcome: LoadOutcome::Loaded,
@@ -141,26 +143,29 @@ pub async fn load(
         index_time: Duration::ZERO,
         replaced_model: None,
     };
+    // A live gallery of an older schema is rebuilt like any other change (the model check still applies).
     let live = schema::read_meta(&client, Slot::Live).await.map_err(sql("reading imgpick_meta"))?;
     if let Some(live) = &live {
-        if live.same_content(&want) && table_exists(&client, LIVE_TABLE).await? {
-            report.outcome = LoadOutcome::AlreadyLive;
-            return Ok(report);
+        if let StoredMeta::Current(current) = live {
+            if current.same_content(&want) && table_exists(&client, LIVE_TABLE).await? {
+                report.outcome = LoadOutcome::AlreadyLive;
+                return Ok(report);
+            }
         }
-        if live.model_id != want.model_id {
+        if live.model_id() != want.model_id {
             if !opts.replace {
                 return Err(DbError::ModelMismatch {
-                    database: live.model_id.clone(),
+                    database: live.model_id().to_string(),
                     model: want.model_id.clone(),
                     hint: "pass replace (--replace) to swap them for this gallery; the old ones stay live until the new ones are indexed",
                 });
             }
-            report.replaced_model = Some(live.model_id.clone());
+            report.replaced_model = Some(live.model_id().to_string());
         }
     }
 
     // Resume the loading table if it was being filled with exactly this gallery; else start it afresh.
-    let loading = schema::read_meta(&client, Slot::Loading).await.map_err(sql("reading imgpick_meta"))?;
+    let loading = schema::read_meta(&client, Slot::Loading).await.map_err(sql("reading imgpick_meta"))?.and_then(StoredMeta::current);
     let resumable = loading.as_ref().is_some_and(|l| l.same_content(&want)) && table_exists(&client, LOADING_TABLE).await?;
     if !resumable {
         let tx = client.transaction().await.map_err(sql("starting a transaction"))?;
@@ -256,6 +261,10 @@ struct BatchColumns<'a> {
     licence: Vec<&'a str>,
     url: Vec<Option<&'a str>>,
     hubness: Vec<Option<f32>>,
+    width: Vec<Option<i32>>,
+    height: Vec<Option<i32>>,
+    orientation: Vec<Option<&'static str>>,
+    licence_id: Vec<&'static str>,
 }
 
 impl<'a> BatchColumns<'a> {
@@ -263,6 +272,7 @@ impl<'a> BatchColumns<'a> {
         let items = gallery.items();
         let item = |id: usize| &items[id];
         let rows: Vec<Vec<f32>> = ids.iter().map(|&id| gallery.folded_row(id)).collect();
+        let layouts: Vec<_> = ids.iter().map(|&id| gallery.layout(id)).collect();
         Self {
             ids: ids.iter().map(|&id| id as i32).collect(),
             vectors: vector_type.array_param(&rows),
@@ -273,10 +283,14 @@ impl<'a> BatchColumns<'a> {
             licence: ids.iter().map(|&id| item(id).licence.as_str()).collect(),
             url: ids.iter().map(|&id| item(id).url.as_deref()).collect(),
             hubness: ids.iter().map(|&id| item(id).hubness).collect(),
+            width: layouts.iter().map(|l| l.width).collect(),
+            height: layouts.iter().map(|l| l.height).collect(),
+            orientation: layouts.iter().map(|l| l.orientation).collect(),
+            licence_id: layouts.iter().map(|l| l.licence_id).collect(),
         }
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 9] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 13] {
         [
             &self.ids,
             self.vectors.as_ref(),
@@ -287,6 +301,10 @@ impl<'a> BatchColumns<'a> {
             &self.licence,
             &self.url,
             &self.hubness,
+            &self.width,
+            &self.height,
+            &self.orientation,
+            &self.licence_id,
         ]
     }
 }

@@ -4,11 +4,15 @@
 use pgvector::{HalfVector, Vector};
 use serde::Serialize;
 use tokio_postgres::error::SqlState;
+use wasm_model::workflow::DuplicateCalibration;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 
-/// Bumped when the tables change shape; a database of another version is reloaded, not read.
-pub const SCHEMA_VERSION: i32 = 1;
+/// Bumped when the tables change shape; a database of another version is reloaded, not read (searches answer
+/// that it needs `trainer db-load` again; a load rebuilds it, its old gallery live until the new one is swapped
+/// in). 2: each image's width, height, orientation and normalised licence id, and the gallery's near-duplicate
+/// calibration in the meta row (issue #20's layout filters and collapse).
+pub const SCHEMA_VERSION: i32 = 2;
 pub const META_TABLE: &str = "imgpick_meta";
 pub const LIVE_TABLE: &str = "imgpick_images";
 pub const LOADING_TABLE: &str = "imgpick_images_loading";
@@ -116,6 +120,9 @@ pub struct GalleryMeta {
     pub state: LoadState,
     pub hnsw_m: i32,
     pub hnsw_ef_construction: i32,
+    /// The gallery's near-duplicate threshold, computed at load exactly as `Engine::duplicate_calibration` does
+    /// for the same flat gallery.
+    pub duplicates: DuplicateCalibration,
 }
 
 impl GalleryMeta {
@@ -128,6 +135,7 @@ impl GalleryMeta {
             && self.hubness_weight.to_bits() == other.hubness_weight.to_bits()
             && self.rows_total == other.rows_total
             && (self.hnsw_m, self.hnsw_ef_construction) == (other.hnsw_m, other.hnsw_ef_construction)
+            && self.duplicates.threshold.to_bits() == other.duplicates.threshold.to_bits()
     }
 }
 
@@ -159,7 +167,18 @@ pub(crate) const CREATE_META: &str = "CREATE TABLE IF NOT EXISTS imgpick_meta (
     state text NOT NULL,
     hnsw_m integer NOT NULL,
     hnsw_ef_construction integer NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now())";
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    duplicate_threshold real,
+    duplicate_median real,
+    duplicate_mad real,
+    duplicate_samples integer)";
+
+/// Brings a meta table of schema 1 to this shape (its rows then read as outdated until a load replaces them).
+pub(crate) const MIGRATE_META: &str = "ALTER TABLE imgpick_meta
+    ADD COLUMN IF NOT EXISTS duplicate_threshold real,
+    ADD COLUMN IF NOT EXISTS duplicate_median real,
+    ADD COLUMN IF NOT EXISTS duplicate_mad real,
+    ADD COLUMN IF NOT EXISTS duplicate_samples integer";
 
 /// The loading table for `meta`. `STORAGE PLAIN` keeps every vector inline in its row (pgvector's default,
 /// EXTERNAL, moves f32 rows of 513 values, 2 kB, out to TOAST and slows exact scans).
@@ -174,7 +193,11 @@ pub(crate) fn create_loading_table(meta: &GalleryMeta) -> String {
             source text NOT NULL,
             licence text NOT NULL,
             url text,
-            hubness real);
+            hubness real,
+            width integer,
+            height integer,
+            orientation text,
+            licence_id text NOT NULL);
          ALTER TABLE {LOADING_TABLE} ALTER COLUMN embedding SET STORAGE PLAIN",
         ty = meta.vector_type.sql(),
         dim = meta.embed_dim + 1
@@ -194,12 +217,14 @@ pub(crate) fn create_loading_index(meta: &GalleryMeta) -> String {
 /// The upsert of one batch: parallel arrays, one statement (one transaction), keyed by image id.
 pub(crate) fn upsert_batch(vector_type: VectorType) -> String {
     format!(
-        "INSERT INTO {LOADING_TABLE} (id, embedding, file, thumb, caption, source, licence, url, hubness)
+        "INSERT INTO {LOADING_TABLE} (id, embedding, file, thumb, caption, source, licence, url, hubness, width,
+                                      height, orientation, licence_id)
          SELECT * FROM unnest($1::integer[], $2::{ty}[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                              $8::text[], $9::real[])
+                              $8::text[], $9::real[], $10::integer[], $11::integer[], $12::text[], $13::text[])
          ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding, file = EXCLUDED.file,
              thumb = EXCLUDED.thumb, caption = EXCLUDED.caption, source = EXCLUDED.source,
-             licence = EXCLUDED.licence, url = EXCLUDED.url, hubness = EXCLUDED.hubness",
+             licence = EXCLUDED.licence, url = EXCLUDED.url, hubness = EXCLUDED.hubness, width = EXCLUDED.width,
+             height = EXCLUDED.height, orientation = EXCLUDED.orientation, licence_id = EXCLUDED.licence_id",
         ty = vector_type.sql()
     )
 }
@@ -214,27 +239,61 @@ pub(crate) const SWAP: &str = "
     UPDATE imgpick_meta SET slot = 'live', state = 'ready', updated_at = now() WHERE slot = 'loading';";
 
 const META_COLUMNS: &str = "model_id, embed_dim, vector_type, gallery_checksum, hubness_weight, mean_hubness, \
-                            rows_total, state, hnsw_m, hnsw_ef_construction, schema_version";
+                            rows_total, state, hnsw_m, hnsw_ef_construction, schema_version, duplicate_threshold, \
+                            duplicate_median, duplicate_mad, duplicate_samples";
 
-/// The meta row of `slot`; `None` when there is none, the table does not exist yet, or it is another schema
-/// version (treated as absent: reloaded, never read).
-pub(crate) async fn read_meta(client: &impl GenericClient, slot: Slot) -> Result<Option<GalleryMeta>, tokio_postgres::Error> {
-    let sql = format!("SELECT {META_COLUMNS} FROM {META_TABLE} WHERE slot = $1");
-    let row = match client.query_opt(&sql, &[&slot.sql()]).await {
+/// A meta row as stored: of this schema version, or of another one (never read further: reloaded).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum StoredMeta {
+    Current(GalleryMeta),
+    Outdated { schema_version: i32, model_id: String },
+}
+
+impl StoredMeta {
+    pub(crate) fn model_id(&self) -> &str {
+        match self {
+            Self::Current(m) => &m.model_id,
+            Self::Outdated { model_id, .. } => model_id,
+        }
+    }
+    pub(crate) fn current(self) -> Option<GalleryMeta> {
+        match self {
+            Self::Current(m) => Some(m),
+            Self::Outdated { .. } => None,
+        }
+    }
+}
+
+/// Why a database of another schema version is not searched.
+pub(crate) fn outdated_reason(schema_version: i32) -> String {
+    format!(
+        "it was loaded by another version of imgpick (database schema {schema_version}, this one reads {SCHEMA_VERSION}); \
+         reload it with `trainer db-load` (add --replace if it holds another model's gallery)"
+    )
+}
+
+/// The meta row of `slot`; `None` when there is none or the table does not exist yet.
+pub(crate) async fn read_meta(client: &impl GenericClient, slot: Slot) -> Result<Option<StoredMeta>, tokio_postgres::Error> {
+    // The version first: a table of schema 1 lacks the later columns.
+    let version = format!("SELECT schema_version, model_id FROM {META_TABLE} WHERE slot = $1");
+    let row = match client.query_opt(&version, &[&slot.sql()]).await {
         Ok(row) => row,
         Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let Some(r) = row else { return Ok(None) };
-    if r.try_get::<_, i32>(10)? != SCHEMA_VERSION {
-        return Ok(None);
+    let Some(v) = row else { return Ok(None) };
+    let schema_version: i32 = v.try_get(0)?;
+    if schema_version != SCHEMA_VERSION {
+        return Ok(Some(StoredMeta::Outdated { schema_version, model_id: v.try_get(1)? }));
     }
+    let sql = format!("SELECT {META_COLUMNS} FROM {META_TABLE} WHERE slot = $1");
+    let Some(r) = client.query_opt(&sql, &[&slot.sql()]).await? else { return Ok(None) };
     let state = match r.try_get::<_, &str>(7)? {
         "copying" => LoadState::Copying,
         "indexing" => LoadState::Indexing,
         _ => LoadState::Ready,
     };
-    Ok(Some(GalleryMeta {
+    Ok(Some(StoredMeta::Current(GalleryMeta {
         model_id: r.try_get(0)?,
         embed_dim: r.try_get::<_, i32>(1)? as usize,
         vector_type: r.try_get::<_, &str>(2)?.parse().unwrap_or(VectorType::Halfvec),
@@ -245,19 +304,27 @@ pub(crate) async fn read_meta(client: &impl GenericClient, slot: Slot) -> Result
         state,
         hnsw_m: r.try_get(8)?,
         hnsw_ef_construction: r.try_get(9)?,
-    }))
+        duplicates: DuplicateCalibration {
+            threshold: r.try_get::<_, Option<f32>>(11)?.unwrap_or(wasm_model::workflow::duplicates::MAX_DUPLICATE_COSINE),
+            median: r.try_get::<_, Option<f32>>(12)?.unwrap_or(f32::NAN),
+            mad: r.try_get::<_, Option<f32>>(13)?.unwrap_or(f32::NAN),
+            samples: r.try_get::<_, Option<i32>>(14)?.unwrap_or(0) as usize,
+        },
+    })))
 }
 
 /// Inserts or replaces the meta row of `slot`.
 pub(crate) async fn write_meta(client: &impl GenericClient, slot: Slot, m: &GalleryMeta) -> Result<(), tokio_postgres::Error> {
     let sql = format!(
-        "INSERT INTO {META_TABLE} (slot, {META_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        "INSERT INTO {META_TABLE} (slot, {META_COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          ON CONFLICT (slot) DO UPDATE SET model_id = EXCLUDED.model_id, embed_dim = EXCLUDED.embed_dim,
              vector_type = EXCLUDED.vector_type, gallery_checksum = EXCLUDED.gallery_checksum,
              hubness_weight = EXCLUDED.hubness_weight, mean_hubness = EXCLUDED.mean_hubness,
              rows_total = EXCLUDED.rows_total, state = EXCLUDED.state, hnsw_m = EXCLUDED.hnsw_m,
              hnsw_ef_construction = EXCLUDED.hnsw_ef_construction, schema_version = EXCLUDED.schema_version,
-             updated_at = now()"
+             duplicate_threshold = EXCLUDED.duplicate_threshold, duplicate_median = EXCLUDED.duplicate_median,
+             duplicate_mad = EXCLUDED.duplicate_mad, duplicate_samples = EXCLUDED.duplicate_samples, updated_at = now()"
     );
     client
         .execute(
@@ -275,6 +342,10 @@ pub(crate) async fn write_meta(client: &impl GenericClient, slot: Slot, m: &Gall
                 &m.hnsw_m,
                 &m.hnsw_ef_construction,
                 &SCHEMA_VERSION,
+                &m.duplicates.threshold,
+                &m.duplicates.median,
+                &m.duplicates.mad,
+                &(m.duplicates.samples as i32),
             ],
         )
         .await

@@ -15,7 +15,7 @@ use tokio_postgres::types::ToSql;
 use wasm_model::engine::MAX_K;
 use wasm_model::{EngineError, ModelDir, TextEncoder};
 
-use crate::schema::{self, GalleryMeta, Slot, LIVE_TABLE, LOADING_TABLE};
+use crate::schema::{self, GalleryMeta, Slot, StoredMeta, LIVE_TABLE, LOADING_TABLE};
 use crate::source::{similar_query_vector, text_query_vector};
 use crate::{DbConfig, DbError, ScanMode};
 
@@ -34,7 +34,7 @@ pub struct DbSearcher {
     encoder: Arc<TextEncoder>,
     model_id: String,
     /// The model's strong-match threshold of text queries (manifest `retrieval.strong_match`), if calibrated.
-    strong_match: Option<wasm_model::model_dir::StrongMatch>,
+    pub(crate) strong_match: Option<wasm_model::model_dir::StrongMatch>,
     config: DbConfig,
     slots: Semaphore,
     /// The live gallery's meta row, read on first use and again whenever an answer looks stale.
@@ -164,7 +164,7 @@ impl DbSearcher {
 
     /// Runs `work` in a search slot, with a client-side deadline past the server's statement timeout (a hung
     /// connection or server costs this long, not forever).
-    async fn bounded<T>(&self, work: impl Future<Output = Result<T, DbError>>) -> Result<T, DbError> {
+    pub(crate) async fn bounded<T>(&self, work: impl Future<Output = Result<T, DbError>>) -> Result<T, DbError> {
         let limit = self.config.max_in_flight.max(1);
         let _slot = tokio::time::timeout(self.config.queue_timeout, self.slots.acquire())
             .await
@@ -176,14 +176,14 @@ impl DbSearcher {
             .unwrap_or_else(|_| Err(DbError::Unavailable { reason: format!("no answer within {deadline:?}") }))
     }
 
-    async fn connection(&self) -> Result<Object, DbError> {
+    pub(crate) async fn connection(&self) -> Result<Object, DbError> {
         self.pool
             .get()
             .await
             .map_err(|e| DbError::from_pool(e, self.config.statement_timeout, self.config.connect_timeout))
     }
 
-    fn pg_error(&self, context: &'static str, e: tokio_postgres::Error) -> DbError {
+    pub(crate) fn pg_error(&self, context: &'static str, e: tokio_postgres::Error) -> DbError {
         let err = DbError::from_pg(context, e, self.config.statement_timeout);
         if matches!(err, DbError::Sql { .. }) {
             // The tables may have been swapped (another vector type): read the meta row again next time.
@@ -197,13 +197,19 @@ impl DbSearcher {
     }
 
     /// The live meta row (cached), checked against this searcher's model.
-    async fn live_meta(&self, conn: &Object) -> Result<GalleryMeta, DbError> {
+    pub(crate) async fn live_meta(&self, conn: &Object) -> Result<GalleryMeta, DbError> {
         let cached = self.live.read().unwrap_or_else(|p| p.into_inner()).clone();
         let meta = match cached {
             Some(m) => m,
             None => {
                 let read = schema::read_meta(&***conn, Slot::Live).await.map_err(|e| self.pg_error("reading imgpick_meta", e))?;
-                let Some(m) = read else { return Err(self.not_loaded(conn).await) };
+                let m = match read {
+                    Some(StoredMeta::Current(m)) => m,
+                    Some(StoredMeta::Outdated { schema_version, .. }) => {
+                        return Err(DbError::NotLoaded { reason: schema::outdated_reason(schema_version) })
+                    }
+                    None => return Err(self.not_loaded(conn).await),
+                };
                 *self.live.write().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
                 m
             }
@@ -221,7 +227,7 @@ impl DbSearcher {
 
     /// Why there is no live gallery (a first load may be under way).
     async fn not_loaded(&self, conn: &Object) -> DbError {
-        let loading = schema::read_meta(&***conn, Slot::Loading).await.ok().flatten();
+        let loading = schema::read_meta(&***conn, Slot::Loading).await.ok().flatten().and_then(StoredMeta::current);
         let reason = match loading {
             Some(l) => {
                 let copied = conn

@@ -6,7 +6,10 @@
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
+use wasm_model::engine::nearest_neighbour_cosines;
 use wasm_model::partitioned::fs::open_dir;
+use wasm_model::workflow::duplicates::{calibrate, spread, CALIBRATION_REFERENCE};
+use wasm_model::workflow::{DuplicateCalibration, Layout, Orientation};
 use wasm_model::partitioned::Descriptor;
 use wasm_model::{Gallery, GalleryIndex, GalleryItem, ModelDir};
 
@@ -138,11 +141,49 @@ impl PublishedGallery {
         scores
     }
 
+    /// The gallery's near-duplicate threshold, computed as `Engine::duplicate_calibration` computes it for the
+    /// same flat gallery (the same spread rows, the same int8 nearest-neighbour cosines): stored at load, so a
+    /// database collapses exactly the pairs the engine collapses.
+    pub fn duplicate_calibration(&self) -> DuplicateCalibration {
+        let rows: Vec<Vec<f32>> = spread(self.len(), CALIBRATION_REFERENCE).into_iter().filter_map(|i| self.gallery.row(i)).collect();
+        calibrate(&nearest_neighbour_cosines(&rows, self.embed_dim))
+    }
+
+    /// What layout filters read of image `id` (`Layout::of` its item): width, height, orientation (`None`
+    /// without a recorded size) and normalised licence id.
+    pub fn layout(&self, id: usize) -> StoredLayout {
+        let l = Layout::of(&self.index.items[id]);
+        StoredLayout {
+            width: l.width.map(|w| w as i32),
+            height: l.height.map(|h| h as i32),
+            orientation: l.width.zip(l.height).map(|(w, h)| orientation_sql(Orientation::of(w, h))),
+            licence_id: l.licence_id.unwrap_or(wasm_model::gallery::UNKNOWN_LICENCE),
+        }
+    }
+
     /// The stored vector of image `id`: its gallery row (as `Gallery::row` reads it) and `−penalty`.
     pub fn folded_row(&self, id: usize) -> Vec<f32> {
         let mut v = self.gallery.row(id).expect("id < len");
         v.push(-self.penalty(id));
         v
+    }
+}
+
+/// An image's layout columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredLayout {
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub orientation: Option<&'static str>,
+    pub licence_id: &'static str,
+}
+
+/// The `orientation` column's value (the name the refinement parameter `orient` uses).
+pub fn orientation_sql(o: Orientation) -> &'static str {
+    match o {
+        Orientation::Landscape => "landscape",
+        Orientation::Portrait => "portrait",
+        Orientation::Square => "square",
     }
 }
 
@@ -273,6 +314,31 @@ mod tests {
         std::fs::write(&shard, damaged).unwrap();
         let e = PublishedGallery::open(&model_dir, &part_dir).unwrap_err().to_string();
         assert!(e.contains(&part_dir.display().to_string()) && e.contains("lists/000/000003.bin") && e.contains("CRC"), "{e}");
+    }
+
+    /// The stored calibration is the engine's for the same flat gallery; the layout columns are `Layout::of`.
+    #[test]
+    fn calibration_and_layout_are_the_engines() {
+        for dtype in [GalleryDtype::F32, GalleryDtype::Int8] {
+            let model = random_model(small_config(), 6, 9, false);
+            let id = model.model_id().to_string();
+            let mut listed = items(200);
+            listed[1].width = Some(1600);
+            listed[1].height = Some(900);
+            listed[1].licence = "CC BY-SA 3.0".into();
+            listed[2].width = Some(900);
+            listed[2].height = Some(1000);
+            listed[2].licence_id = Some("pd".into());
+            let bin = write_gallery_bin(&id, 6, &random_rows(200, 6, 5), dtype).unwrap();
+            let json = GalleryIndex::new(&id, listed).to_json();
+            let published = PublishedGallery::from_bytes(&model, &bin, &json).unwrap();
+            let engine = Engine::new(model, &bin, &json).unwrap();
+            assert_eq!(published.duplicate_calibration(), engine.duplicate_calibration().unwrap(), "{dtype:?}");
+            let l = published.layout(1);
+            assert_eq!((l.width, l.height, l.orientation, l.licence_id), (Some(1600), Some(900), Some("landscape"), "cc-by-sa-3.0"));
+            assert_eq!((published.layout(2).orientation, published.layout(2).licence_id), (Some("square"), "pd"));
+            assert_eq!((published.layout(0).orientation, published.layout(0).licence_id), (None, "cc0-1.0"));
+        }
     }
 
     #[test]

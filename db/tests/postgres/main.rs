@@ -4,5 +4,6 @@
 mod common;
 mod load;
 mod outage;
+mod refine;
 mod script;
 mod search;

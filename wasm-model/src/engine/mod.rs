@@ -25,7 +25,7 @@ pub use photos::{quantize_i8, standalone_image_encoder, AddedPhotos};
 pub use search::{Hit, Scope};
 pub use summary::{CANDIDATE_PROMPTS, MAX_EXAMPLES};
 pub use passage::{IdeaPlan, PassageAnswer, PassageIdea, PassagePlan};
-pub use refine::{RefinedHit, WorkflowCache};
+pub use refine::{nearest_neighbour_cosines, RefinedHit, WorkflowCache};
 
 /// Largest `k` a search returns (the page shows far fewer; bounds allocations for hostile callers).
 pub const MAX_K: usize = 1000;

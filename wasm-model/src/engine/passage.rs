@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::refine::RefinedHit;
 use super::search::Scope;
 use super::{Engine, EngineError};
+use crate::text_encoder::TextEncoder;
 use crate::workflow::passage::{group_ideas, mean_direction, split_passage, IDEA_MERGE_COSINE};
 use crate::workflow::{Refinement, Split};
 
@@ -64,8 +65,15 @@ impl PassagePlan {
 impl Engine {
     /// Splits, encodes and groups a passage (refuses one over `MAX_PASSAGE_BYTES` or without words).
     pub fn plan_passage(&self, text: &str) -> Result<PassagePlan, EngineError> {
+        PassagePlan::new(&self.encoder, text)
+    }
+}
+
+impl PassagePlan {
+    /// [`Engine::plan_passage`] with only a text encoder (the database tier plans passages without an engine).
+    pub fn new(encoder: &TextEncoder, text: &str) -> Result<PassagePlan, EngineError> {
         let split = split_passage(text)?;
-        let vectors = split.sentences.iter().map(|s| self.encoder.encode(&s.text)).collect::<Result<Vec<_>, _>>()?;
+        let vectors = split.sentences.iter().map(|s| encoder.encode(&s.text)).collect::<Result<Vec<_>, _>>()?;
         let paragraphs: Vec<usize> = split.sentences.iter().map(|s| s.paragraph).collect();
         let ideas = group_ideas(&vectors, &paragraphs, IDEA_MERGE_COSINE)
             .into_iter()
@@ -78,6 +86,9 @@ impl Engine {
         let whole = mean_direction(&vectors).ok_or_else(|| EngineError::Refine("the passage's sentences cancel each other out; search a part of it".into()))?;
         Ok(PassagePlan { split, ideas, whole })
     }
+}
+
+impl Engine {
 
     /// A passage's suggestions: `k_idea` per idea (each picture suggested once across ideas) and `k_whole` for
     /// the passage as a whole.

@@ -211,8 +211,9 @@ impl Engine {
 }
 
 /// Each row's cosine with its nearest other row among `rows` (int8, as every gallery scores), for the first
-/// [`CALIBRATION_SAMPLES`] rows spread over them.
-fn nearest_neighbour_cosines(rows: &[Vec<f32>], dim: usize) -> Vec<f32> {
+/// [`CALIBRATION_SAMPLES`] rows spread over them. Public so that the database tier calibrates a gallery it loads
+/// exactly as the engine calibrates the same flat gallery.
+pub fn nearest_neighbour_cosines(rows: &[Vec<f32>], dim: usize) -> Vec<f32> {
     let mut codes = Vec::with_capacity(rows.len() * dim);
     let mut scales = Vec::with_capacity(rows.len());
     for r in rows.iter().filter(|r| r.len() == dim) {
