@@ -28,3 +28,18 @@ scripts/bench/embed.sh
 step "page in headless Chromium: ready time, query latency, bytes per visit"
 cargo build -q -p web
 node scripts/bench/page.mjs
+
+step "web server under load: /api/search, the wasm package, a small file at 1/16/64 connections"
+scripts/bench/web-load.sh
+
+step "trainer publish: images/s with one view and the shipped views, cached rerun, resume after a kill, trainer index"
+scripts/bench/publish.sh
+
+step "partitioned gallery: scan kernel vs memcpy (native); page at 10k/100k/1M: scripts/bench/partitioned.mjs (needs built sites)"
+cargo run -q --release -p wasm-model --example bench_partitioned -- scan
+
+step "database tier: 100k synthetic images in PostgreSQL + pgvector (1 M: scripts/bench/pg.sh, 17-19 min)"
+scripts/bench/pg.sh --n 100000 --ef 40,100,200,400
+
+step "/api/search from the database vs the in-memory engine at 1/16/64 connections (20,000 images)"
+N=20000 SECS=10 scripts/bench/web-db.sh
