@@ -12,6 +12,7 @@ import { openViewer, initViewer } from './page/viewer.js';
 import { initKeyboard } from './page/keyboard.js';
 import * as myPhotos from './page/my-photos.js';
 import { initEmptyState, showGallerySummary } from './page/empty-state.js';
+import { initBoard, onBoardReady } from './page/board.js';
 
 const K = 30;              // results shown
 const DEBOUNCE_MS = 90;    // typing pause before searching
@@ -53,7 +54,7 @@ function onReady({ items, count, partitioned, server, modelId, bytes, timings, r
 
 const searchWorker = startSearchWorker({
   [Event.progress]: showProgress,
-  [Event.ready]: (ready) => { onReady(ready); showGallerySummary(ready.summary, ready.count); },
+  [Event.ready]: (ready) => { onReady(ready); showGallerySummary(ready.summary, ready.count); onBoardReady(ready); },
   [Event.fatal]: ({ message }) => showError(message),
   [Event.myPhotosProgress]: myPhotos.showProgress,
   [Event.myPhotosDone]: myPhotos.showDone,
@@ -178,6 +179,7 @@ function flash(text) {
 }
 
 initViewer(searchWorker, { moreLike });
+initBoard(searchWorker); // the board of picks: pins, its panel, a shared board's link (page/board.js)
 initKeyboard();
 myPhotos.initMyPhotos(searchWorker, { onChange: updateResults });
 

@@ -41,6 +41,7 @@ export function decodeBoard(record) {
 function storeError(what, e) {
   const name = e?.name || '';
   const why = name === 'QuotaExceededError' ? 'this device has no room left for it'
+    : name === 'VersionError' ? 'it was saved by a newer imgpick: reload the page to get it'
     : name === 'InvalidStateError' || name === 'SecurityError' ? 'this browser does not allow it here (a private window?)'
       : (e?.message || String(e || 'unknown error'));
   const error = new Error(`your board could not be ${what}: ${why}`);

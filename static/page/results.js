@@ -22,6 +22,11 @@ export function licenceNode(picture) {
   return el('span', { text: label });
 }
 
+/** The hook for per-result buttons: each entry is `(id, picture, context) => Element | null`, called for every
+ *  rendered result (`context`: `{ rank, score }`). Modules push their button makers here (the board of picks adds
+ *  its pin). */
+export const resultButtons = [];
+
 /** Shows `results` ([{id, score}] best first); `open(id, score)` and `moreLike(id)` are the buttons' actions. */
 export function renderResults(results, { open, moreLike }) {
   state.shown = results;
@@ -42,6 +47,7 @@ export function renderResults(results, { open, moreLike }) {
       el('p', { class: 'caption', text: caption }),
       el('p', { class: 'meta' }, licenceNode(picture)),
       el('button', { type: 'button', class: 'ghost small', text: 'More like this', onclick: () => moreLike(id) }),
+      ...resultButtons.map((make) => make(id, picture, { rank, score })).filter(Boolean),
     );
     frag.append(li);
   });

@@ -18,4 +18,5 @@ export const state = {
   scope: 'all',        // one of SCOPES
   myPhotos: new MyPhotoIndex(), // the user's photos (ids after the gallery's): has(id), get(id) -> { name, path, thumbUrl }
   canEmbed: false,     // the model ships an image encoder
+  sharedBoard: null,   // a board opened from a link (URL board=3,17,5): { ids, error } (board-link.js, board.js)
 };

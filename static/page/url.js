@@ -1,6 +1,7 @@
 // The shareable URL ↔ `state`: `?q=` the prompt, `like=` a picture id for "more like this", `in=` the scope.
 import { state, SCOPES } from './state.js';
 import { ui } from './ui.js';
+import { parseBoardParam, BOARD_PARAM } from './board-link.js';
 
 /** Sets `state` (and the search box and scope radios) from the address bar. */
 export function readUrl() {
@@ -10,6 +11,8 @@ export function readUrl() {
   state.like = like !== null && /^\d+$/.test(like) ? Number(like) : null;
   const scope = p.get('in');
   state.scope = SCOPES.includes(scope) ? scope : 'all';
+  const board = parseBoardParam(p.get(BOARD_PARAM)); // a shared board (board.js shows it)
+  state.sharedBoard = board.ids === null ? null : board;
   ui.input.value = state.query;
   for (const r of ui.scope.querySelectorAll('input')) r.checked = r.value === state.scope;
 }
@@ -20,7 +23,8 @@ export function urlFor() {
   if (state.query) p.set('q', state.query);
   if (state.like !== null) p.set('like', String(state.like));
   if (state.scope !== 'all') p.set('in', state.scope);
-  const qs = p.toString();
+  // The board's ids keep their commas: `board=3,17,5` reads better than `board=3%2C17%2C5` in a shared link.
+  const qs = [p.toString(), state.sharedBoard ? `${BOARD_PARAM}=${state.sharedBoard.ids.join(',')}` : ''].filter(Boolean).join('&');
   return `${location.pathname}${qs ? `?${qs}` : ''}`;
 }
 

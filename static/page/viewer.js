@@ -6,6 +6,7 @@ import { state } from './state.js';
 import { ui, el } from './ui.js';
 import { pictureOf, captionOf, thumbUrl } from './results.js';
 import { creditLine } from './credit.js';
+import { showViewerPin } from './board.js';
 
 export function openViewer(id, score) {
   const picture = pictureOf(id);
@@ -27,6 +28,7 @@ export function openViewer(id, score) {
   ui.viewerCredit.textContent = 'Copy credit';
   ui.viewerWhy.hidden = state.like !== null || !state.query.trim() || state.server; // the vectors stay on a search server
   ui.why.hidden = true;
+  showViewerPin(id); // the board's pin button (board.js)
   ui.viewer.showModal();
 }
 

@@ -1,5 +1,8 @@
 //! `/api/search?q=…&k=…` and `/api/search?like=ID&k=…`: the same ranking as the page, computed natively,
 //! for clients without a browser (scripts, other services). Answers JSON; every error is JSON `{ "error": … }`.
+//! Refinements (issue #20) take the page's parameter names — `up`, `down`, `orient`, `min`, `lic`, `collapse`,
+//! `vary` (wasm-model's `Refinement::from_params`) — and `text=` searches a pasted passage (`k_idea` per idea);
+//! long passages go in a `POST /api/search` JSON body with the same names (`request.rs`).
 //! `/api/preview.jpg?q=…`: the picture of a shared link (`preview.rs`), under the same search limits.
 //! `/api/health`: 200 with what is served, or 503 with the reason. The backends: `backend.rs`.
 
@@ -17,6 +20,7 @@ use axum::{
 };
 use serde::Serialize;
 use tokio::sync::Semaphore;
+use wasm_model::workflow::Refinement;
 use tower::{limit::GlobalConcurrencyLimitLayer, ServiceBuilder};
 
 use crate::limits::{Limits, RETRY_AFTER_SECS};
@@ -33,7 +37,8 @@ pub const DEFAULT_K: usize = 10;
 pub const MAX_RANK: usize = wasm_model::engine::MAX_K;
 
 pub use crate::backend::{Hit, Searcher};
-use crate::backend::{Page, Query, SearchError, SearchRequest};
+use crate::backend::{Page, PassagePage, SearchError, SearchRequest};
+use crate::request::{parse_request, request_pairs, MAX_BODY_BYTES};
 
 #[derive(Clone)]
 struct ApiState {
@@ -55,9 +60,11 @@ pub fn routes(searcher: SharedSearcher, limits: &Limits, static_dir: &Path) -> R
         .load_shed()
         // one semaphore for both routes: the bound is on the pool's work, whichever route brings it
         .layer(GlobalConcurrencyLimitLayer::with_semaphore(Arc::new(Semaphore::new(limits.max_pending_searches.max(1)))));
-    let search_route = get(search).route_layer(admission.clone()).fallback(|| async {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "/api/search answers GET (and HEAD) only")
-    });
+    let search_route = get(search)
+        .post(search_posted)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(admission.clone())
+        .fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "/api/search answers GET (and HEAD) and POST only") });
     let preview_route = get(preview).route_layer(admission).fallback(|| async {
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "/api/preview.jpg answers GET (and HEAD) only")
     });
@@ -71,32 +78,6 @@ pub fn routes(searcher: SharedSearcher, limits: &Limits, static_dir: &Path) -> R
         .with_state(state)
 }
 
-/// The parameters `/api/search` reads (others are ignored: shared page links carry page-only ones).
-#[derive(Debug, Default)]
-struct SearchParams {
-    q: Option<String>,
-    like: Option<String>,
-    k: Option<String>,
-    offset: Option<String>,
-}
-
-impl SearchParams {
-    fn parse(raw: &str) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
-            .map_err(|e| ApiError::bad(format!("cannot read the query string: {e}")))?;
-        let mut p = Self::default();
-        for (name, slot) in [("q", &mut p.q), ("like", &mut p.like), ("k", &mut p.k), ("offset", &mut p.offset)] {
-            let mut values = pairs.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone());
-            *slot = values.next();
-            let extra = values.count();
-            if extra > 0 {
-                return Err(ApiError::bad(format!("{name} is given {} times; give it once", extra + 1)));
-            }
-        }
-        Ok(p)
-    }
-}
-
 #[derive(Debug, Serialize)]
 struct SearchResponse {
     model_id: String,
@@ -104,10 +85,30 @@ struct SearchResponse {
     like: Option<usize>,
     k: usize,
     offset: usize,
+    /// The refinement applied (left out when none): what a share link must carry to reproduce the answer.
+    #[serde(skip_serializing_if = "Refinement::is_plain")]
+    refinement: Refinement,
+    /// A query's ranking; a passage's suggestions for the whole passage.
     results: Vec<Hit>,
     /// `like`: the picture's own entry, when the backend gives it.
     #[serde(skip_serializing_if = "Option::is_none")]
     like_item: Option<Hit>,
+    /// `text`: the passage's ideas (each with its sentences and suggestions) and what was searched; `results`
+    /// is then the passage's `whole` too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    k_idea: Option<usize>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    passage: Option<PassageResponse>,
+}
+
+/// A passage's part of the answer: `ideas` and `whole` as wasm-model's `PassageAnswer` serialises them.
+#[derive(Debug, Serialize)]
+struct PassageResponse {
+    ideas: Vec<crate::backend::PassageIdea>,
+    whole: Vec<Hit>,
+    sentences: usize,
+    total: usize,
+    without_words: usize,
 }
 
 /// An error answer: `{ "error": message }` with `status`; 503s add `Retry-After`.
@@ -121,7 +122,7 @@ impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self { status, message: message.into() }
     }
-    fn bad(message: impl Into<String>) -> Self {
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
     pub fn busy(message: impl Into<String>) -> Self {
@@ -146,44 +147,29 @@ impl IntoResponse for ApiError {
 }
 
 async fn search(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Result<Json<SearchResponse>, ApiError> {
-    let p = SearchParams::parse(raw.as_deref().unwrap_or(""))?;
+    let pairs = request_pairs(raw.as_deref(), None)?;
+    answer(state, pairs).await
+}
+
+/// `POST /api/search`: the parameters in a JSON object body (`{"text": "…", "k": 10, "up": [3, 17]}`), and any
+/// in the query string (each name once across both).
+async fn search_posted(
+    State(state): State<ApiState>,
+    RawQuery(raw): RawQuery,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let body = body.map_err(|e| ApiError::new(e.status(), format!("cannot read the request body: {} (at most {MAX_BODY_BYTES} bytes)", e.body_text())))?;
+    let pairs = request_pairs(raw.as_deref(), Some(&body))?;
+    answer(state, pairs).await
+}
+
+async fn answer(state: ApiState, pairs: Vec<(String, String)>) -> Result<Json<SearchResponse>, ApiError> {
+    let parsed = parse_request(&pairs)?;
     let searcher = state
         .searcher
         .get()
         .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("search API unavailable: {why}")))?;
-    let k = match p.k.as_deref() {
-        None | Some("") => DEFAULT_K,
-        Some(s) => match s.parse::<usize>() {
-            Ok(k) if (1..=MAX_K).contains(&k) => k,
-            _ => return Err(ApiError::bad(format!("k must be an integer from 1 to {MAX_K}, got {s:?}"))),
-        },
-    };
-    let like = match p.like.as_deref() {
-        None | Some("") => None,
-        Some(s) => {
-            let id = s.parse::<usize>();
-            Some(id.map_err(|_| ApiError::bad(format!("like must be a gallery item id, got {s:?}")))?)
-        }
-    };
-    let offset = match p.offset.as_deref() {
-        None | Some("") => 0,
-        Some(s) => match s.parse::<usize>() {
-            Ok(o) if o + k <= MAX_RANK => o,
-            _ => return Err(ApiError::bad(format!("offset must be an integer from 0 to {} (offset + k ≤ {MAX_RANK}), got {s:?}", MAX_RANK - k))),
-        },
-    };
-    let query = p.q.filter(|q| !q.trim().is_empty());
-    if let Some(q) = &query {
-        if q.len() > MAX_QUERY_BYTES {
-            return Err(ApiError::bad(format!("q is {} bytes; at most {MAX_QUERY_BYTES} are accepted", q.len())));
-        }
-    }
-    let request = match (query.clone(), like) {
-        (Some(_), Some(_)) => return Err(ApiError::bad("give either q or like, not both")),
-        (Some(q), None) => SearchRequest { query: Query::Text(q), k, offset },
-        (None, Some(id)) => SearchRequest { query: Query::Like(id), k, offset },
-        (None, None) => return Err(ApiError::bad("missing query: /api/search?q=a+dog+on+a+beach&k=10 (or like=ID)")),
-    };
+    let request: SearchRequest = parsed.request;
     let model_id = searcher.model_id();
     let too_long = || {
         ApiError::busy(format!(
@@ -191,6 +177,7 @@ async fn search(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Resul
             state.timeout.as_secs_f64()
         ))
     };
+    let (k, offset, refinement) = (request.k, request.offset, request.refinement.clone());
     let page: Page = match searcher.as_async() {
         // I/O (the database): awaited here; the backend bounds its own connections and waits.
         Some(remote) => tokio::time::timeout(state.timeout, remote.page(&request)).await.map_err(|_| too_long())??,
@@ -205,7 +192,25 @@ async fn search(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Resul
                 })??
         }
     };
-    Ok(Json(SearchResponse { model_id, query, like, k, offset, results: page.results, like_item: page.like_item }))
+    let passage = page.passage.map(|PassagePage { ideas, sentences, total, without_words }| PassageResponse {
+        ideas,
+        whole: page.results.clone(),
+        sentences,
+        total,
+        without_words,
+    });
+    Ok(Json(SearchResponse {
+        model_id,
+        query: parsed.query,
+        like: parsed.like,
+        k,
+        offset,
+        refinement,
+        results: page.results,
+        like_item: page.like_item,
+        k_idea: parsed.k_idea,
+        passage,
+    }))
 }
 
 /// `/api/health`: 200 with what is served (`status: "ok"`, the model, how many images, the backend), 503 with
@@ -226,8 +231,12 @@ async fn health(State(state): State<ApiState>) -> Result<Json<serde_json::Value>
 
 /// `/api/preview.jpg?q=…`: the shared link's picture (`preview.rs`); errors as `/api/search`'s, in JSON.
 async fn preview(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
-    let p = SearchParams::parse(raw.as_deref().unwrap_or(""))?;
-    let query = p.q.filter(|q| !q.trim().is_empty()).ok_or_else(|| ApiError::bad("missing query: /api/preview.jpg?q=a+dog+on+a+beach"))?;
+    let pairs = request_pairs(raw.as_deref(), None)?;
+    let query = pairs
+        .into_iter()
+        .find(|(name, q)| name == "q" && !q.trim().is_empty())
+        .map(|(_, q)| q)
+        .ok_or_else(|| ApiError::bad("missing query: /api/preview.jpg?q=a+dog+on+a+beach"))?;
     if query.len() > MAX_QUERY_BYTES {
         return Err(ApiError::bad(format!("q is {} bytes; at most {MAX_QUERY_BYTES} are accepted", query.len())));
     }

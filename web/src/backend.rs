@@ -11,6 +11,7 @@ use std::pin::Pin;
 
 use axum::http::StatusCode;
 use serde::Serialize;
+use wasm_model::workflow::Refinement;
 
 /// One ranked gallery item.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -27,6 +28,10 @@ pub struct Hit {
     pub source: String,
     pub licence: String,
     pub url: Option<String>,
+    /// Refined queries that collapse near-duplicates: the pictures collapsed into this one, best first (the
+    /// page's "+N similar"); left out when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub similar: Vec<usize>,
 }
 
 /// What to rank.
@@ -36,22 +41,56 @@ pub enum Query {
     Text(String),
     /// "More like" gallery picture `id` (left out of its own answer).
     Like(usize),
+    /// A pasted passage (issue #20): suggestions per idea (`k_idea` each) and `k` for the whole passage.
+    Passage { text: String, k_idea: usize },
 }
 
-/// One page of a ranking: results `offset .. offset + k`.
+/// One page of a ranking: results `offset .. offset + k`, refined by `refinement` (wasm-model's
+/// `workflow::Refinement`: marks, layout filters, collapse, variety; the default changes nothing).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchRequest {
     pub query: Query,
     pub k: usize,
     pub offset: usize,
+    pub refinement: Refinement,
+}
+
+impl SearchRequest {
+    /// A plain (unrefined) request.
+    pub fn plain(query: Query, k: usize, offset: usize) -> Self {
+        Self { query, k, offset, refinement: Refinement::default() }
+    }
 }
 
 /// A page of results; for `like`, the picture's own entry when the backend can give it (a page that loads no
-/// gallery of its own names the picture with it).
+/// gallery of its own names the picture with it); for a passage, its ideas (`results` is then the whole
+/// passage's suggestions).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Page {
     pub results: Vec<Hit>,
     pub like_item: Option<Hit>,
+    pub passage: Option<PassagePage>,
+}
+
+/// A passage's ideas and what was searched, as wasm-model's `PassageAnswer` says them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct PassagePage {
+    pub ideas: Vec<PassageIdea>,
+    /// Sentences searched / in the passage (past `MAX_SENTENCES` they are left out), and those without words.
+    pub sentences: usize,
+    pub total: usize,
+    pub without_words: usize,
+}
+
+/// One idea of a passage (adjacent sentences that embed close together) and its suggestions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PassageIdea {
+    /// Its sentences, joined.
+    pub text: String,
+    /// Its first and last sentence (0-based, inclusive).
+    pub first: usize,
+    pub last: usize,
+    pub results: Vec<Hit>,
 }
 
 /// A failed search and the status it answers with.
@@ -88,14 +127,19 @@ pub trait Searcher: Send + Sync + 'static {
     /// One page of a ranking, failures with their status. Blocking. The default takes the first `offset + k` of
     /// `search` / `similar` and answers every failure 400; backends that can tell a missing picture (404) or an
     /// outage (503) apart say so by overriding it.
+    /// Refinements and passages are answered only by backends that override it (400 otherwise).
     fn page(&self, request: &SearchRequest) -> Result<Page, SearchError> {
+        if !request.refinement.is_plain() {
+            return Err(SearchError::bad("this search backend does not refine searches (up, down, orient, min, lic, collapse, vary)"));
+        }
         let wanted = request.offset.saturating_add(request.k);
         let all = match &request.query {
             Query::Text(q) => self.search(q, wanted),
             Query::Like(id) => self.similar(*id, wanted),
+            Query::Passage { .. } => return Err(SearchError::bad("this search backend does not search passages (text=)")),
         }
         .map_err(SearchError::bad)?;
-        Ok(Page { results: all.into_iter().skip(request.offset).collect(), like_item: None })
+        Ok(Page { results: all.into_iter().skip(request.offset).collect(), ..Page::default() })
     }
 
     /// `/api/health`: what is served (a JSON object), or why nothing can be. Blocking but cheap (no search).
@@ -142,6 +186,7 @@ mod tests {
                     source: String::new(),
                     licence: String::new(),
                     url: None,
+                    similar: Vec::new(),
                 })
                 .collect())
         }
@@ -153,11 +198,16 @@ mod tests {
     /// The default page is the slice `offset .. offset + k` of the first `offset + k`, failures 400.
     #[test]
     fn the_default_page_slices_and_answers_failures_400() {
-        let page = Counting.page(&SearchRequest { query: Query::Text("x".into()), k: 3, offset: 4 }).unwrap();
+        let page = Counting.page(&SearchRequest::plain(Query::Text("x".into()), 3, 4)).unwrap();
         assert_eq!(page.results.iter().map(|h| h.id).collect::<Vec<_>>(), [4, 5, 6]);
-        let e = Counting.page(&SearchRequest { query: Query::Like(9), k: 3, offset: 0 }).unwrap_err();
+        let e = Counting.page(&SearchRequest::plain(Query::Like(9), 3, 0)).unwrap_err();
         assert_eq!((e.status, e.message.as_str()), (StatusCode::BAD_REQUEST, "no picture 9"));
         assert_eq!(Counting.health().unwrap()["model_id"], "m");
         assert!(Counting.as_async().is_none());
+        // what it cannot do, it says
+        let refined = SearchRequest { refinement: Refinement { vary: true, ..Default::default() }, ..SearchRequest::plain(Query::Text("x".into()), 3, 0) };
+        assert!(Counting.page(&refined).unwrap_err().message.contains("does not refine"));
+        let passage = SearchRequest::plain(Query::Passage { text: "A dog.".into(), k_idea: 3 }, 3, 0);
+        assert_eq!(Counting.page(&passage).unwrap_err().status, StatusCode::BAD_REQUEST);
     }
 }

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Json, Router};
-use db::{DbError, DbSearcher};
+use db::{DbError, DbSearcher, RefinedHit, RefinedQuery};
+use wasm_model::engine::PassagePlan;
 
-use crate::backend::{AsyncSearcher, BoxFuture, Hit, Page, Query, SearchError, SearchRequest, Searcher};
+use crate::backend::{AsyncSearcher, BoxFuture, Hit, Page, PassageIdea, PassagePage, Query, SearchError, SearchRequest, Searcher};
 use crate::reload::SharedSearcher;
 use crate::search_pool::{PoolError, SearchPool};
 
@@ -60,23 +61,49 @@ impl DbBackend {
         &self.searcher
     }
 
+    /// CPU work (text encoding) on the search pool, bounded as the in-memory engine's searches are.
+    async fn on_pool<T: Send + 'static>(&self, job: impl FnOnce() -> Result<T, wasm_model::EngineError> + Send + 'static) -> Result<T, SearchError> {
+        self.pool
+            .run(job)
+            .await
+            .map_err(|PoolError::Panicked(why)| SearchError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("search failed: {why}")))?
+            .map_err(|e| SearchError::bad(e.to_string()))
+    }
+
     async fn page_of(&self, request: &SearchRequest) -> Result<Page, SearchError> {
-        let SearchRequest { query, k, offset } = request;
+        let SearchRequest { query, k, offset, refinement } = request;
+        let refined = !refinement.is_plain();
         match query {
             Query::Text(q) => {
                 let (encoder, q) = (Arc::clone(&self.encoder), q.clone());
-                let vector = self
-                    .pool
-                    .run(move || wasm_model::query::query_vector(&encoder, &q))
-                    .await
-                    .map_err(|PoolError::Panicked(why)| SearchError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("search failed: {why}")))?
-                    .map_err(|e| SearchError::bad(wasm_model::EngineError::from(e).to_string()))?;
+                let vector = self.on_pool(move || Ok(wasm_model::query::query_vector(&encoder, &q)?)).await?;
+                if refined {
+                    let results = self.searcher.search_refined(&RefinedQuery::Text(vector), *k, *offset, refinement).await.map_err(status)?;
+                    return Ok(Page { results: refined_hits(results), ..Page::default() });
+                }
                 let results = self.searcher.search_encoded(&vector, *k, *offset).await.map_err(status)?;
-                Ok(Page { results: hits(results), like_item: None })
+                Ok(Page { results: hits(results), ..Page::default() })
+            }
+            Query::Like(id) if refined => {
+                let query = RefinedQuery::Like(*id);
+                let (own, results) = tokio::join!(self.searcher.image(*id), self.searcher.search_refined(&query, *k, *offset, refinement));
+                Ok(Page { results: refined_hits(results.map_err(status)?), like_item: Some(hit(own.map_err(status)?)), passage: None })
             }
             Query::Like(id) => {
                 let (own, results) = tokio::join!(self.searcher.image(*id), self.searcher.similar(*id, *k, *offset));
-                Ok(Page { results: hits(results.map_err(status)?), like_item: Some(hit(own.map_err(status)?)) })
+                Ok(Page { results: hits(results.map_err(status)?), like_item: Some(hit(own.map_err(status)?)), passage: None })
+            }
+            Query::Passage { text, k_idea } => {
+                let (encoder, text) = (Arc::clone(&self.encoder), text.clone());
+                let plan = self.on_pool(move || PassagePlan::new(&encoder, &text)).await?;
+                let answer = self.searcher.passage(&plan, *k_idea, *k, refinement).await.map_err(status)?;
+                let ideas = answer
+                    .ideas
+                    .into_iter()
+                    .map(|i| PassageIdea { text: i.idea.text, first: i.idea.first, last: i.idea.last, results: refined_hits(i.results) })
+                    .collect();
+                let passage = PassagePage { ideas, sentences: answer.sentences, total: answer.total, without_words: answer.without_words };
+                Ok(Page { results: refined_hits(answer.whole), like_item: None, passage: Some(passage) })
             }
         }
     }
@@ -102,11 +129,16 @@ fn hit(h: db::Hit) -> Hit {
         source: h.source,
         licence: h.licence,
         url: h.url,
+        similar: Vec::new(),
     }
 }
 
 fn hits(hs: Vec<db::Hit>) -> Vec<Hit> {
     hs.into_iter().map(hit).collect()
+}
+
+fn refined_hits(hs: Vec<RefinedHit>) -> Vec<Hit> {
+    hs.into_iter().map(|h| Hit { similar: h.similar.into_iter().map(|id| id as usize).collect(), ..hit(h.hit) }).collect()
 }
 
 impl Searcher for DbBackend {

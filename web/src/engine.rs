@@ -3,10 +3,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use wasm_model::engine::Engine;
+use wasm_model::engine::{Engine, RefinedHit, Scope};
+use wasm_model::workflow::Refinement;
 
 use crate::api::{Hit, Searcher};
-use crate::backend::{Page, Query, SearchError, SearchRequest};
+use crate::backend::{Page, PassageIdea, PassagePage, Query, SearchError, SearchRequest};
 
 /// The engine for `static_dir`, or a message saying why the API is off (shown in its 503 answers).
 pub fn load(static_dir: &Path) -> Result<Arc<dyn Searcher>, String> {
@@ -38,24 +39,49 @@ pub fn load(static_dir: &Path) -> Result<Arc<dyn Searcher>, String> {
 pub struct NativeSearcher(pub Engine);
 
 impl NativeSearcher {
+    /// `h` with the rest of its gallery entry (either tier: gallery.json's item, or a partitioned gallery's
+    /// metadata block, read lazily) and the near-duplicates collapsed into it.
+    fn hit(&self, h: wasm_model::engine::Hit, similar: Vec<u32>) -> Hit {
+        let item = self.0.item(h.id as usize);
+        Hit {
+            id: h.id as usize,
+            score: h.score,
+            strong: h.strong,
+            file: h.file,
+            thumb: h.thumb,
+            caption: h.caption,
+            source: item.as_ref().map(|i| i.source.clone()).unwrap_or_default(),
+            licence: item.as_ref().map(|i| i.licence.clone()).unwrap_or_default(),
+            url: item.and_then(|i| i.url),
+            similar: similar.into_iter().map(|id| id as usize).collect(),
+        }
+    }
+
     fn hits(&self, hits: Vec<wasm_model::engine::Hit>) -> Vec<Hit> {
-        hits.into_iter()
-            .map(|h| {
-                // Either tier: gallery.json's item, or a partitioned gallery's metadata block (read lazily).
-                let item = self.0.item(h.id as usize);
-                Hit {
-                    id: h.id as usize,
-                    score: h.score,
-                    strong: h.strong,
-                    file: h.file,
-                    thumb: h.thumb,
-                    caption: h.caption,
-                    source: item.as_ref().map(|i| i.source.clone()).unwrap_or_default(),
-                    licence: item.as_ref().map(|i| i.licence.clone()).unwrap_or_default(),
-                    url: item.and_then(|i| i.url),
-                }
-            })
-            .collect()
+        hits.into_iter().map(|h| self.hit(h, Vec::new())).collect()
+    }
+
+    fn refined_hits(&self, hits: Vec<RefinedHit>) -> Vec<Hit> {
+        hits.into_iter().map(|h| self.hit(h.hit, h.similar)).collect()
+    }
+
+    /// Marks must name gallery pictures: an unknown one is the request's fault (400), named.
+    fn check_marks(&self, r: &Refinement) -> Result<(), SearchError> {
+        let n = self.0.gallery_len();
+        for (name, ids) in [("up", &r.up), ("down", &r.down)] {
+            if let Some(id) = ids.iter().find(|&&id| id as usize >= n) {
+                return Err(SearchError::bad(format!("{name} names picture {id}, which is not in the gallery (it has {n} images, ids 0..{n})")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A failed engine search as the API answers it: 404 for an unknown picture, 400 for the rest.
+fn status(e: wasm_model::EngineError) -> SearchError {
+    match e {
+        wasm_model::EngineError::UnknownImage { .. } => SearchError::new(axum::http::StatusCode::NOT_FOUND, e.to_string()),
+        e => SearchError::bad(e.to_string()),
     }
 }
 
@@ -69,17 +95,23 @@ impl Searcher for NativeSearcher {
     fn similar(&self, id: usize, k: usize) -> Result<Vec<Hit>, String> {
         self.0.similar(id, k).map(|h| self.hits(h)).map_err(|e| e.to_string())
     }
-    /// As the default, with a missing picture answered 404 and the liked picture's own entry.
+    /// As the default, with a missing picture answered 404, the liked picture's own entry, and refined queries
+    /// and passages (the engine's `search_refined`, `similar_refined`, `passage`: the first `offset + k` ranked,
+    /// then the page cut).
     fn page(&self, request: &SearchRequest) -> Result<Page, SearchError> {
         let wanted = request.offset.saturating_add(request.k);
-        let status = |e: wasm_model::EngineError| match e {
-            wasm_model::EngineError::UnknownImage { .. } => SearchError::new(axum::http::StatusCode::NOT_FOUND, e.to_string()),
-            e => SearchError::bad(e.to_string()),
-        };
+        let r = &request.refinement;
+        self.check_marks(r)?;
+        let refined = !r.is_plain();
         let (all, like_item) = match &request.query {
-            Query::Text(q) => (self.0.search(q, wanted).map_err(status)?, None),
+            Query::Text(q) if refined => (self.refined_hits(self.0.search_refined(q, wanted, Scope::All, r).map_err(status)?), None),
+            Query::Text(q) => (self.hits(self.0.search(q, wanted).map_err(status)?), None),
             Query::Like(id) => {
-                let all = self.0.similar(*id, wanted).map_err(status)?;
+                let all = if refined {
+                    self.refined_hits(self.0.similar_refined(*id, wanted, r).map_err(status)?)
+                } else {
+                    self.hits(self.0.similar(*id, wanted).map_err(status)?)
+                };
                 let own = self.0.item(*id).map(|item| Hit {
                     id: *id,
                     score: 1.0,
@@ -90,11 +122,22 @@ impl Searcher for NativeSearcher {
                     source: item.source,
                     licence: item.licence,
                     url: item.url,
+                    similar: Vec::new(),
                 });
                 (all, own)
             }
+            Query::Passage { text, k_idea } => {
+                let answer = self.0.passage(text, *k_idea, request.k, Scope::All, r).map_err(status)?;
+                let ideas = answer
+                    .ideas
+                    .into_iter()
+                    .map(|idea| PassageIdea { text: idea.idea.text, first: idea.idea.first, last: idea.idea.last, results: self.refined_hits(idea.results) })
+                    .collect();
+                let passage = PassagePage { ideas, sentences: answer.sentences, total: answer.total, without_words: answer.without_words };
+                return Ok(Page { results: self.refined_hits(answer.whole), like_item: None, passage: Some(passage) });
+            }
         };
-        Ok(Page { results: self.hits(all.into_iter().skip(request.offset).collect()), like_item })
+        Ok(Page { results: all.into_iter().skip(request.offset).collect(), like_item, passage: None })
     }
     fn health(&self) -> Result<serde_json::Value, SearchError> {
         Ok(serde_json::json!({

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod precompress;
 pub mod preview;
 pub mod reload;
+pub mod request;
 pub mod search_pool;
 pub mod serve;
 pub mod share;

@@ -99,7 +99,7 @@ mod tests {
     }
 
     fn hit(thumb: &str) -> Hit {
-        Hit { id: 0, score: 0.3, strong: None, file: "f".into(), thumb: thumb.into(), caption: String::new(), source: String::new(), licence: String::new(), url: None }
+        Hit { id: 0, score: 0.3, strong: None, file: "f".into(), thumb: thumb.into(), caption: String::new(), source: String::new(), licence: String::new(), url: None, similar: Vec::new() }
     }
 
     /// The tiles show the thumbnails in order, cropped to fill; missing ones are plain tiles; the result is a

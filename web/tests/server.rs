@@ -53,6 +53,7 @@ impl Searcher for FakeSearcher {
                 source: "test".into(),
                 licence: "CC0".into(),
                 url: None,
+                similar: Vec::new(),
             })
             .collect())
     }
@@ -278,7 +279,8 @@ async fn api_errors_are_always_json() {
     // Unknown parameters are ignored, as before (links may carry page-only state such as `in=mine`).
     let (status, _, _) = get(&app, "/api/search?q=dog&in=mine", &[]).await;
     assert_eq!(status, StatusCode::OK);
-    let req = Request::builder().method("POST").uri("/api/search?q=dog").body(Body::empty()).unwrap();
+    // GET (HEAD) and POST (parameters in a JSON body, for long passages) only
+    let req = Request::builder().method("PUT").uri("/api/search?q=dog").body(Body::empty()).unwrap();
     let res = app.clone().oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     let body = res.into_body().collect().await.unwrap().to_bytes();

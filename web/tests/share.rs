@@ -45,6 +45,7 @@ impl Searcher for ThreeThumbs {
                 source: "test".into(),
                 licence: "CC0-1.0".into(),
                 url: None,
+                similar: Vec::new(),
             })
             .collect())
     }
