@@ -12,6 +12,9 @@ import { openViewer, initViewer } from './page/viewer.js';
 import { initKeyboard } from './page/keyboard.js';
 import * as myPhotos from './page/my-photos.js';
 import { initEmptyState, showGallerySummary } from './page/empty-state.js';
+import { engineParams, describeFilters, hasFilters } from './page/refine.js';
+import { initRefineBar, showRefinement, mark } from './page/refine-bar.js';
+import { initPassage, readPassageLink, searchPassage, showMode } from './page/passage.js';
 import { initBoard, onBoardReady } from './page/board.js';
 
 const K = 30;              // results shown
@@ -46,6 +49,8 @@ function onReady({ items, count, partitioned, server, modelId, bytes, timings, r
   state.canEmbed = canEmbed;
   myPhotos.showRestored(restored);
   ui.loading.hidden = true;
+  ui.refine.hidden = false;
+  ui.passageToggle.hidden = state.server; // passages need the in-page engine
   ui.modelInfo.textContent = `${count.toLocaleString('en')} pictures · model ${String(modelId || '').slice(0, 8)} · ${mb(bytes)} loaded in ${Math.round(timings.downloadMs + timings.initMs)} ms`;
   document.documentElement.dataset.state = 'ready';
   window.imgpickReady = { ...timings, at: performance.now(), bytes }; // read by scripts/bench/page.mjs
@@ -64,12 +69,14 @@ const searchWorker = startSearchWorker({
 // ---- searching -------------------------------------------------------------------------------------------
 
 let latest = 0; // only the newest request's answer is rendered
-const resultActions = { open: openViewer, moreLike };
+const resultActions = { open: openViewer, moreLike, mark };
 
 /** Searches for the current `state` (the prompt, or "more like" a picture) and shows the answer. */
 async function updateResults() {
   if (!state.ready) return;
   const ticket = ++latest;
+  showRefinement();
+  if (state.passage !== null) return searchPassage(searchWorker.ask, () => ticket === latest, resultActions);
   const { query, like } = state;
   if (like !== null && like >= state.count && !state.myPhotos.has(like)) { state.like = null; writeUrl(false); }
   ui.likeBanner.hidden = state.like === null;
@@ -85,9 +92,10 @@ async function updateResults() {
     renderResults(p.results, resultActions);
     ui.status.textContent = `${searching} ${p.lists.done} of ${p.lists.total} lists (${p.searched.toLocaleString('en')} scored)`;
   };
+  const refine = engineParams(state.refine); // marks, filters, grouping, variety (page/refine.js)
   const answer = state.like !== null
-    ? await searchWorker.ask(Request.similar, { id: state.like, k: K }, onProgress)
-    : await searchWorker.ask(Request.search, { query, k: K, scope: state.scope }, onProgress);
+    ? await searchWorker.ask(Request.similar, { id: state.like, k: K, refine }, onProgress)
+    : await searchWorker.ask(Request.search, { query, k: K, scope: state.scope, refine }, onProgress);
   if (ticket !== latest) return;
   keepItems(answer.items);
   await myPhotos.describe([...(answer.results || []).map((r) => r.id), state.like]); // my photos' names, thumbnails
@@ -100,12 +108,21 @@ async function updateResults() {
   }
   renderResults(answer.results, resultActions);
   const total = performance.now() - t0;
+  const filters = describeFilters(state.refine);
+  const grouped = answer.results.reduce((n, r) => n + (r.similar?.length || 0), 0);
+  const refinedNote = (filters ? ` · ${filters}` : '') + (grouped ? ` · ${grouped} near-duplicate${grouped === 1 ? '' : 's'} grouped` : '')
+    + (state.refineProblems?.length ? ` · ignored from the link: ${state.refineProblems.join('; ')}` : '');
+  if (!answer.results.length && hasFilters(state.refine)) {
+    ui.status.textContent = `No picture ${state.partitioned ? `among the best ${100} found` : 'in the gallery'} fits: ${filters}. Loosen a filter.`;
+    return;
+  }
   const what = state.like !== null ? `like “${captionOf(state.like)}”` : `for “${query}”`;
   const where = state.like !== null ? '' : { all: '', mine: ' in my photos', gallery: ' in the demo gallery' }[state.scope];
   ui.status.textContent = !answer.results.length && state.scope === 'mine' && !state.myPhotos.size
     ? 'You have not added any photos yet: use “Add photos…” above, or search everything.'
     : `${answer.results.length} pictures ${what}${where}, best first · ${answer.ms.toFixed(1)} ms ${state.server ? 'on the server' : 'in the model'}, ${total.toFixed(1)} ms in all`
-      + (answer.lists ? ` · ${answer.searched.toLocaleString('en')} of ${state.count.toLocaleString('en')} scored (${answer.lists.total} of ${state.partitioned.lists} lists)` : '');
+      + (answer.lists ? ` · ${answer.searched.toLocaleString('en')} of ${state.count.toLocaleString('en')} scored (${answer.lists.total} of ${state.partitioned.lists} lists)` : '')
+      + refinedNote;
   document.title = `${state.like !== null ? captionOf(state.like) : query} — imgpick`;
   ui.results.dataset.query = state.like !== null ? `like:${state.like}` : query;
   ui.results.dataset.scope = state.like !== null ? 'all' : state.scope;
@@ -129,6 +146,8 @@ let typingTimer = 0;
 ui.input.addEventListener('input', () => {
   state.query = ui.input.value;
   state.like = null;
+  state.refine = { ...state.refine, up: [], down: [] }; // marks judge one search's results
+  if (state.passage !== null) { showMode(null); state.passageLink = ''; } // typing a prompt leaves passage mode
   writeUrl(false);
   clearTimeout(typingTimer);
   typingTimer = setTimeout(updateResults, DEBOUNCE_MS);
@@ -139,15 +158,16 @@ ui.form.addEventListener('submit', (e) => {
   writeUrl(true);
   updateResults().then(() => ui.results.querySelector('button.thumb')?.focus());
 });
-window.addEventListener('popstate', () => { readUrl(); updateResults(); });
+window.addEventListener('popstate', async () => { readUrl(); await readPassageLink(); updateResults(); });
 
 // The empty state: what the gallery holds and prompts that work on it (page/empty-state.js).
 initEmptyState({
-  onPick: (example) => { ui.input.value = example; state.query = example; state.like = null; writeUrl(true); updateResults(); },
+  onPick: (example) => { ui.input.value = example; state.query = example; state.like = null; state.refine = { ...state.refine, up: [], down: [] }; writeUrl(true); updateResults(); },
 });
 
 function moreLike(id) {
   state.like = id;
+  state.refine = { ...state.refine, up: [], down: [] };
   writeUrl(true);
   if (ui.viewer.open) ui.viewer.close();
   updateResults();
@@ -179,6 +199,8 @@ function flash(text) {
 }
 
 initViewer(searchWorker, { moreLike });
+initRefineBar({ onChange: () => { writeUrl(false); updateResults(); } });
+initPassage({ onChange: updateResults, writeUrl });
 initBoard(searchWorker); // the board of picks: pins, its panel, a shared board's link (page/board.js)
 initKeyboard();
 myPhotos.initMyPhotos(searchWorker, { onChange: updateResults });
@@ -196,6 +218,19 @@ window.imgpick = {
   // My photos: counters (embedded in this page session, restored from IndexedDB) and the embedding-worker count.
   mineStats: async () => { const { type, seq, ...stats } = await searchWorker.ask(Request.myPhotosStats); return stats; },
   setEmbedWorkers: async (count) => (await searchWorker.ask(Request.embedWorkers, { count })).count,
+  // The writer's workflow (scripts/bench/workflow.mjs): a refined search (`refine`: URL parameters, e.g.
+  // 'up=3&collapse=1&vary=1') or "more like" (`like`), and a passage; each with the worker's time.
+  async refined(query, refine, { k = K, like = null } = {}) {
+    const t = performance.now();
+    const answer = like !== null ? await searchWorker.ask(Request.similar, { id: like, k, refine })
+      : await searchWorker.ask(Request.search, { query, k, scope: 'all', refine });
+    return { workerMs: answer.ms, roundTripMs: performance.now() - t, error: answer.error, results: answer.results };
+  },
+  async passage(text, refine = 'collapse=1', { kIdea = 4, kWhole = 12 } = {}) {
+    const t = performance.now();
+    const answer = await searchWorker.ask(Request.passage, { text, kIdea, kWhole, scope: 'all', refine });
+    return { workerMs: answer.ms, roundTripMs: performance.now() - t, error: answer.error, ideas: answer.ideas?.length, sentences: answer.sentences };
+  },
 };
 
 // Offline revisits (see sw.js). Service workers need a secure context; localhost counts.
@@ -204,3 +239,4 @@ if ('serviceWorker' in navigator && window.isSecureContext) {
 }
 
 readUrl();
+readPassageLink().then(() => { if (state.passage !== null) updateResults(); });

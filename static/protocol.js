@@ -21,8 +21,18 @@ export const Request = Object.freeze({
    *  too, and a newer search or "more like" supersedes an older one the same way. */
   search: 'search',
   /** `{ id, k }`: pictures like picture `id` → answer `{ kind, results: [{ id, score }], ms }` (partitioned: as
-   *  `search`, `items` starting with picture `id`'s own). */
+   *  `search`, `items` starting with picture `id`'s own). `search` and `similar` with a `refine` field (the
+   *  refinement's URL parameters, page/refine.js `engineParams`: `up=3.17&down=5&orient=…&min=…&lic=…&collapse=1
+   *  &vary=1`) are refined (worker/workflow.js): each result may carry `similar`, the ids of the near-duplicates
+   *  collapsed into it (their items come with a partitioned or server answer); a bad parameter is the answer's
+   *  `error`. */
   similar: 'similar',
+  /** `{ text, kIdea, kWhole, scope, refine }`: a pasted passage → answer `{ kind, ideas: [{ text, first, last,
+   *  results }], whole, sentences, total, withoutWords, truncated: { bytes, kept } | null, items?, ms }` —
+   *  suggestions per idea (adjacent close sentences; `first`/`last`: its sentences, from 0) and for the passage
+   *  as a whole; text over the engine's 100,000 bytes is cut at a paragraph or sentence end (`truncated`). A
+   *  newer search supersedes it as it does a search. */
+  passage: 'passage',
   /** `{ query, id }`: how much each word of `query` adds to picture `id`'s score → answer
    *  `{ kind, score, words: [{ token, known, delta }], ms }`. */
   explain: 'explain',

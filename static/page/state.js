@@ -1,6 +1,7 @@
 // What the page shows, in one object: every module reads and writes `state`, and the URL mirrors part of it
 // (url.js).
 import { MyPhotoIndex } from './photo-index.js';
+import { plainRefinement } from './refine.js';
 
 /** Which pictures a search ranks (URL parameter `in`). */
 export const SCOPES = ['all', 'mine', 'gallery'];
@@ -19,4 +20,6 @@ export const state = {
   myPhotos: new MyPhotoIndex(), // the user's photos (ids after the gallery's): has(id), get(id) -> { name, path, thumbUrl }
   canEmbed: false,     // the model ships an image encoder
   sharedBoard: null,   // a board opened from a link (URL board=3,17,5): { ids, error } (board-link.js, board.js)
+  refine: plainRefinement(), // 👍/👎 marks, layout filters, grouping, variety (refine.js; URL up=, down=, orient= …)
+  passage: null,       // passage mode: the pasted text (URL #text=, compressed: passage-text.js), else null
 };

@@ -31,4 +31,9 @@ export const ui = {
   mineProgressText: $('mine-progress-text'), mineStop: $('mine-stop'), mineNote: $('mine-note'),
   mineErrors: $('mine-errors'), mineErrorsSummary: $('mine-errors-summary'), mineErrorsList: $('mine-errors-list'),
   mineHint: $('mine-hint'), scope: $('scope'), dropOverlay: $('drop-overlay'),
+  refine: $('refine'), refineOrient: $('refine-orient'), refineMin: $('refine-min'), refineLic: $('refine-lic'),
+  refineCollapse: $('refine-collapse'), refineVary: $('refine-vary'), passageToggle: $('passage-toggle'),
+  marks: $('marks'), marksText: $('marks-text'), marksList: $('marks-list'), marksClear: $('marks-clear'),
+  passage: $('passage'), passageText: $('passage-text'), passageGo: $('passage-go'), passageClose: $('passage-close'),
+  passageNote: $('passage-note'), passageIdeas: $('passage-ideas'), passageWhole: $('passage-whole'),
 };

@@ -79,20 +79,22 @@ export class PartitionedGallery {
   }
 
   /** Runs a planned query to the end: `plan()` returns a wasm `Search`; `onStep({results, searched, done,
-   *  total, items})` gets the running results (at most every 60 ms). Resolves to the final step. A newer
-   *  query makes this one throw `Superseded`. */
-  async run(plan, onStep) {
+   *  total, items})` (optional) gets the running results (at most every 60 ms). Resolves to the final step. A
+   *  newer query makes this one throw `Superseded`. Options (a refined plan, workflow.js): `advance(search)`
+   *  instead of the engine's, `items: false` to leave the final step's items out, `finish(search)` run on the
+   *  complete plan before it is freed. */
+  async run(plan, onStep, { advance = (s) => this.engine.advance(s), items: withItems = true, finish = null } = {}) {
     const ticket = ++this.latest;
     const before = { ...this.fetched };
     const t0 = performance.now();
     const search = plan();
     let finished = false;
     try {
-      let step = this.engine.advance(search); // the lists already in memory, and the user's photos
+      let step = advance(search); // the lists already in memory, and the user's photos
       let lastPost = 0;
       const report = () => {
         const now = performance.now();
-        if (now - lastPost < PROGRESS_EVERY_MS) return;
+        if (!onStep || now - lastPost < PROGRESS_EVERY_MS) return;
         lastPost = now;
         const snapshot = step;
         this.items(snapshot.results.map((r) => r.id))
@@ -109,15 +111,19 @@ export class PartitionedGallery {
           for (let list = queue.shift(); list !== undefined; list = queue.shift()) {
             if (ticket !== this.latest) throw new Superseded();
             await this.loadList(list);
-            step = this.engine.advance(search);
+            step = advance(search);
             report();
           }
         };
         await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, queue.length) }, worker));
-        step = this.engine.advance(search);
+        step = advance(search);
+      }
+      if (finish) {
+        await finish(search);
+        if (ticket !== this.latest) throw new Superseded();
       }
       const tLists = performance.now();
-      const items = await this.items(step.results.map((r) => r.id));
+      const items = withItems ? await this.items(step.results.map((r) => r.id)) : [];
       const fetched = { network: this.fetched.network - before.network, cache: this.fetched.cache - before.cache };
       return { ...step, items, fetched, ms: { lists: tLists - t0, items: performance.now() - tLists } };
     } finally {

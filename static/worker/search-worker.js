@@ -7,6 +7,7 @@ import { LoadError, fetchFile, forget, modelFile, openCache, overallProgress, pa
 import { MyPhotos, myPhotoRequests } from './my-photos.js';
 import { PartitionedGallery } from './partitioned.js';
 import { ServerGallery, serverDescriptor } from './server-gallery.js';
+import { workflow } from './workflow.js';
 
 let engine = null;
 let myPhotos = null;
@@ -144,6 +145,10 @@ async function progressive(msg, plan) {
 }
 
 let loading = null;
+// Refined searches and passages (issue #20): requests with a `refine` field, and `passage`.
+const refined = workflow(() => ({ engine, partitioned, server }));
+const progressOf = (msg) => (p) => postMessage({ type: Event.searchProgress, seq: msg.seq, results: p.results, items: p.items,
+  searched: p.searched, lists: { done: p.done, total: p.total } });
 
 // One handler per request (protocol.js); each returns (or resolves to) the answer's fields.
 const handlers = checkHandlers(Request, {
@@ -157,10 +162,11 @@ const handlers = checkHandlers(Request, {
     entries: performance.getEntriesByType('resource')
       .map((e) => ({ name: e.name, transferSize: e.transferSize, encodedBodySize: e.encodedBodySize, decodedBodySize: e.decodedBodySize })),
   }),
-  [Request.search]: (msg) => timed(msg, () => (server ? server.search(msg) : partitioned
+  [Request.search]: (msg) => timed(msg, () => (typeof msg.refine === 'string' ? refined.search(msg, progressOf(msg)) : server ? server.search(msg) : partitioned
     ? progressive(msg, () => engine.plan_search(msg.query, msg.k, msg.scope || 'all'))
     : { results: hits(engine.search_in(msg.query, msg.k, msg.scope || 'all')) })),
   [Request.similar]: (msg) => timed(msg, async () => {
+    if (typeof msg.refine === 'string') return refined.similar(msg, progressOf(msg));
     if (server) return server.similar(msg);
     if (!partitioned) return { results: hits(engine.similar(msg.id, msg.k)) };
     const of = await partitioned.ensureRow(msg.id); // its list holds its vector
@@ -180,6 +186,7 @@ const handlers = checkHandlers(Request, {
     if (partitioned) return { items: await partitioned.items(wanted) };
     return { items: [] }; // a flat gallery's items are all in the page (the `ready` event)
   },
+  [Request.passage]: (msg) => timed(msg, () => refined.passage(msg)),
   ...myPhotoRequests(() => myPhotos), // the "My photos" requests: worker/my-photos.js
 }, 'search worker');
 // As protocol.js says: these two work before the engine is up (the others are answered 'still loading'), and

@@ -23,7 +23,15 @@ export function serverDescriptor(json) {
 
 /** A gallery.json item from a search answer's hit (`/api/search` answers the item's fields with its score). */
 const itemOf = (h) => ({ id: h.id, file: h.file, thumb: h.thumb, caption: h.caption, source: h.source, licence: h.licence, url: h.url ?? null });
-const resultOf = (h) => (h.strong === undefined ? { id: h.id, score: h.score } : { id: h.id, score: h.score, strong: h.strong });
+// `similar`: the near-duplicates a refined answer collapsed into this hit (ids, or hits with their items).
+const similarIds = (h) => (Array.isArray(h.similar) ? h.similar.map((s) => (typeof s === 'object' ? s.id : s)) : []);
+const resultOf = (h) => {
+  const r = h.strong === undefined ? { id: h.id, score: h.score } : { id: h.id, score: h.score, strong: h.strong };
+  if (Array.isArray(h.similar)) r.similar = similarIds(h);
+  return r;
+};
+/** `refine` (page/refine.js `engineParams`: `up=3.17&collapse=1` …) as /api/search parameters. */
+const refineParams = (refine) => Object.fromEntries(new URLSearchParams(refine || ''));
 
 export class ServerGallery {
   /** `descriptor`: from `serverDescriptor`; `site`: the page's base URL (the descriptor's paths are relative to it). */
@@ -45,14 +53,16 @@ export class ServerGallery {
   }
 
   /** `{ query, k, scope }` → `{ results, items }`. The user's photos are not searched here (none can be added). */
-  async search({ query, k, scope }) {
+  /** `refine`: the refinement's parameters, passed on as they are (the server reads the same names; a value it
+   *  refuses comes back as its error). */
+  async search({ query, k, scope, refine }) {
     if (scope === 'mine') return { results: [], items: [] };
-    return this.#ask({ q: query, k: String(k) });
+    return this.#ask({ q: query, k: String(k), ...refineParams(refine) });
   }
 
-  /** `{ id, k }` → `{ results, items }`, `items` starting with picture `id`'s own (for the "like" banner). */
-  async similar({ id, k }) {
-    return this.#ask({ like: String(id), k: String(k) });
+  /** `{ id, k, refine? }` → `{ results, items }`, `items` starting with picture `id`'s own (for the "like" banner). */
+  async similar({ id, k, refine }) {
+    return this.#ask({ like: String(id), k: String(k), ...refineParams(refine) });
   }
 
   /** The items of gallery pictures `ids` (a shared board): each is "more like" it with k = 1, whose answer carries
@@ -103,7 +113,8 @@ export class ServerGallery {
       throw new Error(`${body?.error || `the search server answered ${res.status}`}${wait}`);
     }
     if (!body || !Array.isArray(body.results)) throw new Error('the search server answered something other than search results');
-    const hits = body.like_item ? [body.like_item, ...body.results] : body.results;
+    const collapsed = body.results.flatMap((h) => (Array.isArray(h.similar) ? h.similar.filter((s) => s && typeof s === 'object') : []));
+    const hits = [...(body.like_item ? [body.like_item] : []), ...body.results, ...collapsed];
     return { results: body.results.map(resultOf), items: hits.map(itemOf) };
   }
 }

