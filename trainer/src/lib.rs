@@ -28,6 +28,7 @@ pub mod plot;
 pub mod publish;
 pub mod record;
 pub mod run;
+pub mod search;
 pub mod text;
 pub mod train;
 

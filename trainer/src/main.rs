@@ -134,24 +134,9 @@ enum Command {
     /// Rerunning changes nothing; a killed load continues where it stopped; a database holding another model's
     /// gallery is refused unless --replace. Start a local database with `scripts/pg.sh start`.
     DbLoad(Box<trainer::db_load::DbLoadArgs>),
-    /// Rank a published gallery for a prompt (the same code the browser runs).
-    Search {
-        /// Model directory.
-        #[arg(long)]
-        model: PathBuf,
-        /// Gallery folder (flat or partitioned, as `publish` wrote it).
-        #[arg(long)]
-        gallery: PathBuf,
-        /// Number of results.
-        #[arg(short, default_value_t = 10, value_parser = bounds::SEARCH_K.parser(), allow_negative_numbers = true)]
-        k: usize,
-        /// Print JSON `[{"file", "score", "caption", "strong"}]`, best first (`strong`: whether the result reaches the
-        /// model's calibrated strong-match score; absent when the model is not calibrated).
-        #[arg(long)]
-        json: bool,
-        /// The prompt (rclip-style arithmetic allowed: `beach -people +dog`).
-        prompt: String,
-    },
+    /// Rank a published gallery for a prompt or a passage (the same code the browser runs), refined as the
+    /// page's share links are: --up/--down marks, --orient, --min-side, --licence, --collapse, --vary.
+    Search(Box<trainer::search::SearchArgs>),
     /// Extract (or check) the frozen-backbone feature cache of an image set.
     Features {
         /// COCO captions JSON file(s) listing the images.
@@ -317,28 +302,10 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", trainer::db_load::describe(&report, &args));
             Ok(())
         }
-        Command::Search { model, gallery, k, json, prompt } => {
-            let engine = wasm_model::engine::Engine::open(&model, &gallery)?;
-            let hits = engine.search(&prompt, k)?;
-            if json {
-                // `strong`: only with a calibrated model (manifest `retrieval.strong_match`)
-                let rows: Vec<serde_json::Value> = hits
-                    .iter()
-                    .map(|h| match h.strong {
-                        Some(strong) => serde_json::json!({"file": h.file, "score": h.score, "caption": h.caption, "strong": strong}),
-                        None => serde_json::json!({"file": h.file, "score": h.score, "caption": h.caption}),
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string(&rows)?);
-            } else {
-                for h in hits {
-                    let strength = match h.strong {
-                        Some(true) => "strong  ",
-                        Some(false) => "weaker  ",
-                        None => "",
-                    };
-                    println!("{:.4}  {strength}{}  {}", h.score, h.file, h.caption);
-                }
+        Command::Search(args) => {
+            print!("{}", trainer::search::run(&args)?);
+            if args.json {
+                println!();
             }
             Ok(())
         }
