@@ -140,10 +140,12 @@ export async function searchPassage(ask, isLatest, actions) {
 function notes({ truncated, sentences, total, withoutWords }) {
   const out = [];
   if (truncated) {
-    out.push(`Your text is ${kb(truncated.bytes)}; the first ${kb(truncated.kept)} (to a paragraph or sentence end) were searched`
-      + ` — at most ${kb(MAX_PASSAGE_BYTES)} are read at once, so split a longer text.`);
+    out.push(`Your text is ${kb(truncated.bytes)}; its first ${truncated.kept.toLocaleString('en')} bytes (to a paragraph or sentence end)`
+      + ` were read — at most ${MAX_PASSAGE_BYTES.toLocaleString('en')} are read at once, so split a longer text.`);
   }
-  if (total > sentences) out.push(`The first ${sentences} of its ${total.toLocaleString('en')} sentences were searched (at most ${MAX_SENTENCES}).`);
+  if (total > sentences) {
+    out.push(`${truncated ? 'Of that part\'s' : 'Of its'} ${total.toLocaleString('en')} sentences, the first ${sentences} were searched (at most ${MAX_SENTENCES} at once).`);
+  }
   if (withoutWords) out.push(`${withoutWords} sentence${withoutWords === 1 ? '' : 's'} without words (emoji, symbols or markup only) ${withoutWords === 1 ? 'was' : 'were'} skipped.`);
   return out.join(' ');
 }
@@ -155,7 +157,7 @@ function ideaSection(idea, i, actions) {
   const top = idea.results.length ? idea.results[0].score : 1;
   const list = el('ol', { class: 'results idea-results', 'aria-label': `Pictures for ${which.toLowerCase()}` },
     ...idea.results.map((r, rank) => resultItem(r, rank, top, { open: actions.open, moreLike: actions.moreLike })));
-  if (!idea.results.length) list.append(el('li', { class: 'idea-empty', text: 'No picture left that fits these filters.' }));
+  if (!idea.results.length) list.append(el('li', { class: 'idea-empty', text: 'No picture left: each is suggested for one idea only, and earlier ideas took those that fit.' }));
   return el('section', { class: 'idea', 'data-idea': String(i), 'data-first': String(idea.first), 'data-last': String(idea.last) },
     el('h3', { class: 'idea-title' }, el('span', { class: 'idea-which', text: which }), el('q', { class: 'idea-text', text: quote })),
     list);
