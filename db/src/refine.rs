@@ -26,13 +26,14 @@ pub enum RefinedQuery {
     Like(usize),
 }
 
-/// One result of a refined query: the hit and the near-duplicates collapsed into it (best first).
+/// One result of a refined query: the hit and the near-duplicates collapsed into it (best first, each with
+/// its own score and metadata: a client without the gallery shows them).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RefinedHit {
     #[serde(flatten)]
     pub hit: Hit,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub similar: Vec<u32>,
+    pub similar: Vec<Hit>,
 }
 
 /// One idea of a passage and its suggestions.
@@ -197,9 +198,10 @@ impl DbSearcher {
         Ok(groups
             .into_iter()
             .filter_map(|g| {
-                let mut hit = hits.iter().find(|h| h.hit.id == g.id)?.clone();
+                let find = |id: u32| hits.iter().find(|h| h.hit.id == id).cloned();
+                let mut hit = find(g.id)?;
                 hit.hit.strong = if strength { self.strong_match.as_ref().map(|s| s.is_strong(hit.hit.score)) } else { None };
-                Some(RefinedHit { hit, similar: g.similar })
+                Some(RefinedHit { hit, similar: g.similar.iter().filter_map(|&id| find(id)).collect() })
             })
             .collect())
     }

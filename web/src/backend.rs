@@ -29,9 +29,22 @@ pub struct Hit {
     pub licence: String,
     pub url: Option<String>,
     /// Refined queries that collapse near-duplicates: the pictures collapsed into this one, best first (the
-    /// page's "+N similar"); left out when none.
+    /// page's "+N similar"), with their gallery entries (a page searching on the server has no gallery of its
+    /// own to name them from); left out when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub similar: Vec<usize>,
+    pub similar: Vec<Similar>,
+}
+
+/// A near-duplicate collapsed into a result: its gallery entry.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Similar {
+    pub id: usize,
+    pub file: String,
+    pub thumb: String,
+    pub caption: String,
+    pub source: String,
+    pub licence: String,
+    pub url: Option<String>,
 }
 
 /// What to rank.

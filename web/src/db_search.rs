@@ -14,7 +14,7 @@ use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::ge
 use db::{DbError, DbSearcher, RefinedHit, RefinedQuery};
 use wasm_model::engine::PassagePlan;
 
-use crate::backend::{AsyncSearcher, BoxFuture, Hit, Page, PassageIdea, PassagePage, Query, SearchError, SearchRequest, Searcher};
+use crate::backend::{AsyncSearcher, BoxFuture, Hit, Page, PassageIdea, PassagePage, Query, SearchError, SearchRequest, Searcher, Similar};
 use crate::reload::SharedSearcher;
 use crate::search_pool::{PoolError, SearchPool};
 
@@ -138,7 +138,16 @@ fn hits(hs: Vec<db::Hit>) -> Vec<Hit> {
 }
 
 fn refined_hits(hs: Vec<RefinedHit>) -> Vec<Hit> {
-    hs.into_iter().map(|h| Hit { similar: h.similar.into_iter().map(|id| id as usize).collect(), ..hit(h.hit) }).collect()
+    let similar = |s: db::Hit| Similar {
+        id: s.hit.id as usize,
+        file: s.hit.file,
+        thumb: s.hit.thumb,
+        caption: s.hit.caption,
+        source: s.source,
+        licence: s.licence,
+        url: s.url,
+    };
+    hs.into_iter().map(|h| Hit { similar: h.similar.into_iter().map(similar).collect(), ..hit(h.hit) }).collect()
 }
 
 impl Searcher for DbBackend {

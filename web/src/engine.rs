@@ -7,7 +7,7 @@ use wasm_model::engine::{Engine, RefinedHit, Scope};
 use wasm_model::workflow::Refinement;
 
 use crate::api::{Hit, Searcher};
-use crate::backend::{Page, PassageIdea, PassagePage, Query, SearchError, SearchRequest};
+use crate::backend::{Page, PassageIdea, PassagePage, Query, SearchError, SearchRequest, Similar};
 
 /// The engine for `static_dir`, or a message saying why the API is off (shown in its 503 answers).
 pub fn load(static_dir: &Path) -> Result<Arc<dyn Searcher>, String> {
@@ -53,8 +53,14 @@ impl NativeSearcher {
             source: item.as_ref().map(|i| i.source.clone()).unwrap_or_default(),
             licence: item.as_ref().map(|i| i.licence.clone()).unwrap_or_default(),
             url: item.and_then(|i| i.url),
-            similar: similar.into_iter().map(|id| id as usize).collect(),
+            similar: similar.into_iter().filter_map(|id| self.similar(id as usize)).collect(),
         }
+    }
+
+    /// A collapsed near-duplicate's entry (either tier).
+    fn similar(&self, id: usize) -> Option<Similar> {
+        let item = self.0.item(id)?;
+        Some(Similar { id, file: item.file, thumb: item.thumb, caption: item.caption, source: item.source, licence: item.licence, url: item.url })
     }
 
     fn hits(&self, hits: Vec<wasm_model::engine::Hit>) -> Vec<Hit> {

@@ -62,7 +62,7 @@ const REFINEMENTS: &[&[(&str, &str)]] = &[
 ];
 
 fn assert_same(what: &str, db: &[RefinedHit], engine: &[wasm_model::engine::RefinedHit], tol: f32) {
-    let ids = |d: &[RefinedHit]| d.iter().map(|h| (h.hit.hit.id, h.similar.clone())).collect::<Vec<_>>();
+    let ids = |d: &[RefinedHit]| d.iter().map(|h| (h.hit.hit.id, h.similar.iter().map(|s| s.hit.id).collect())).collect::<Vec<_>>();
     let want: Vec<(u32, Vec<u32>)> = engine.iter().map(|h| (h.hit.id, h.similar.clone())).collect();
     assert_eq!(ids(db), want, "{what}: ids and collapsed near-duplicates");
     for (d, e) in db.iter().zip(engine) {
