@@ -147,10 +147,11 @@ status() {
 }
 
 foreground() {
+  # Set before starting: a Ctrl-C that comes while the server starts stops it as well.
+  trap 'trap - INT TERM; echo >&2; stop; exit 0' INT TERM
   start
   local pid; pid="$(head -1 "$DATA/postmaster.pid")"
   info "running in the foreground; Ctrl-C stops it"
-  trap 'trap - INT TERM; echo >&2; stop; exit 0' INT TERM
   tail -n 0 -f --pid="$pid" "$LOG" >&2 &
   wait $! || true
   trap - INT TERM
