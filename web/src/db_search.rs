@@ -188,6 +188,7 @@ impl AsyncSearcher for DbBackend {
                 "images": meta.rows_total,
                 "vector_type": meta.vector_type,
                 "hnsw": { "m": meta.hnsw_m, "ef_construction": meta.hnsw_ef_construction, "ef_search": config.ef_search },
+                "duplicate_threshold": meta.duplicates.threshold,
             }))
         })
     }

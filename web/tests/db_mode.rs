@@ -147,6 +147,7 @@ async fn database_answers_equal_the_engine_and_an_outage_is_a_503_that_heals() {
     assert_eq!(status, StatusCode::OK, "{health}");
     assert_eq!((health["backend"].as_str(), health["images"].as_u64(), health["vector_type"].as_str()), (Some("database"), Some(40), Some("vector")));
     assert!(!health.to_string().contains(db.pg.url()), "no password in the health answer");
+    assert_eq!(health["duplicate_threshold"].as_f64(), Some(published.duplicate_calibration().threshold as f64), "{health}");
     let (status, _, descriptor) = get(&dbapp, "/gallery/gallery.json").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(descriptor["format"], "imgpick-server-gallery");
