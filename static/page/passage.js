@@ -16,6 +16,7 @@ export const K_WHOLE = 12;
 const TYPING_MS = 400;
 
 let hooks = null; // { onChange(push), writeUrl(push) }
+let typing = 0;   // the pending search after typing in the text box
 
 const kb = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.round(n / 1000).toLocaleString('en')} kB`);
 
@@ -24,11 +25,10 @@ export function initPassage(h) {
   hooks = h;
   ui.passageToggle.addEventListener('click', () => (state.passage === null ? enter(state.query, true) : leave()));
   ui.passageClose.addEventListener('click', leave);
-  ui.passageGo.addEventListener('click', () => setText(ui.passageText.value, true));
-  let typing = 0;
+  ui.passageGo.addEventListener('click', () => { clearTimeout(typing); setText(ui.passageText.value, true); });
   ui.passageText.addEventListener('input', () => {
     clearTimeout(typing);
-    typing = setTimeout(() => setText(ui.passageText.value, false), TYPING_MS);
+    typing = setTimeout(() => { if (state.passage !== null) setText(ui.passageText.value, false); }, TYPING_MS);
   });
   // A paragraph pasted into the search box is a passage, not a prompt (the box would keep only its first line).
   ui.input.addEventListener('paste', (e) => {
@@ -77,7 +77,7 @@ export function showMode(text) {
   ui.passageToggle.setAttribute('aria-pressed', String(on));
   ui.passageToggle.textContent = on ? 'Back to a prompt' : 'From my text…';
   if (on && ui.passageText.value !== text) ui.passageText.value = text;
-  if (!on) { ui.passageIdeas.replaceChildren(); ui.passageWhole.hidden = true; ui.passageNote.textContent = ''; }
+  if (!on) { clearTimeout(typing); ui.passageIdeas.replaceChildren(); ui.passageWhole.hidden = true; ui.passageNote.textContent = ''; }
 }
 
 /** The text changed: the link is updated (compressed; at most what the engine reads), then it is searched. */
@@ -90,7 +90,7 @@ async function setText(text, push) {
   } catch {
     state.passageLink = ''; // no CompressionStream: the link carries no text
   }
-  if (state.passage !== text) return; // typed on meanwhile
+  if (state.passage !== text) return; // typed on meanwhile, or left passage mode
   hooks.writeUrl(push);
   hooks.onChange();
 }
