@@ -17,6 +17,8 @@ use wasm_model::workflow::mmr::{mmr, MMR_LAMBDA};
 use wasm_model::workflow::{Refinement, CANDIDATES};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
+/// A prompt's top 100: ids, scores, vectors.
+type Top = (Vec<u32>, Vec<f32>, Vec<Vec<f32>>);
 
 const PROMPTS: &[&str] = &[
     "a dog running on the beach", "a horse in a field", "a bird flying", "a woman smiling", "a city at night",
@@ -36,12 +38,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Median and 90th percentile (ms) of `runs` calls of `f(i)`.
-fn time(runs: usize, mut f: impl FnMut(usize) -> Res<()>) -> Res<(f64, f64)> {
-    f(0)?; // warm (caches, first allocation)
+fn time<T>(runs: usize, mut f: impl FnMut(usize) -> Res<T>) -> Res<(f64, f64)> {
+    std::hint::black_box(f(0)?); // warm (caches, first allocation)
     let mut ms = Vec::with_capacity(runs);
     for i in 0..runs {
         let t = Instant::now();
-        f(i)?;
+        std::hint::black_box(f(i)?);
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     ms.sort_by(f64::total_cmp);
@@ -75,7 +77,7 @@ fn main() -> Res<()> {
         let calibration = started.elapsed().as_secs_f64() * 1e3;
         let prompt = |i: usize| PROMPTS[i % PROMPTS.len()];
         // each prompt's top 100 (ids, scores, vectors), for the operations timed alone
-        let tops: Vec<(Vec<u32>, Vec<f32>, Vec<Vec<f32>>)> = PROMPTS
+        let tops: Vec<Top> = PROMPTS
             .iter()
             .map(|p| {
                 let hits = engine.search_refined(p, CANDIDATES, Scope::All, &Refinement::default())?;
@@ -88,13 +90,13 @@ fn main() -> Res<()> {
             Refinement { up: vec![ids[3], ids[7]], down: vec![ids[0]], ..Default::default() }
         };
         let engine = &engine;
-        let refined = |r: Refinement| move |i: usize| -> Res<()> { engine.search_refined(prompt(i), 20, Scope::All, &r).map(drop).map_err(Into::into) };
+        let refined = |r: Refinement| move |i: usize| -> Res<_> { Ok(engine.search_refined(prompt(i), 20, Scope::All, &r)?) };
         let measured: Vec<(&str, (f64, f64))> = vec![
-            ("plain search, top 20 (what the rest adds to)", time(runs, |i| Ok(drop(engine.search(prompt(i), 20)?)))?),
-            ("passage of 10 sentences (ideas + whole, 4 + 20 results)", time(runs, |_| Ok(drop(engine.passage(PASSAGE, 4, 20, Scope::All, &Refinement::default())?)))?),
-            ("feedback re-rank: query with 2 👍 + 1 👎, top 20", time(runs, |i| Ok(drop(engine.search_refined(prompt(i), 20, Scope::All, &marks(i))?)))?),
-            ("MMR over the top 100 alone (20 picked)", time(runs, |i| { let t = &tops[i % PROMPTS.len()]; Ok(drop(mmr(&t.1, &t.2, 20, MMR_LAMBDA))) })?),
-            ("collapse of the top 100 alone", time(runs, |i| Ok(drop(collapse(&tops[i % PROMPTS.len()].2, threshold))))?),
+            ("plain search, top 20 (what the rest adds to)", time(runs, |i| Ok(engine.search(prompt(i), 20)?))?),
+            ("passage of 10 sentences (ideas + whole, 4 + 20 results)", time(runs, |_| Ok(engine.passage(PASSAGE, 4, 20, Scope::All, &Refinement::default())?))?),
+            ("feedback re-rank: query with 2 👍 + 1 👎, top 20", time(runs, |i| Ok(engine.search_refined(prompt(i), 20, Scope::All, &marks(i))?))?),
+            ("MMR over the top 100 alone (20 picked)", time(runs, |i| { let t = &tops[i % PROMPTS.len()]; Ok(mmr(&t.1, &t.2, 20, MMR_LAMBDA)) })?),
+            ("collapse of the top 100 alone", time(runs, |i| Ok(collapse(&tops[i % PROMPTS.len()].2, threshold)))?),
             ("query with vary=1 (top 100 → MMR → 20)", time(runs, refined(Refinement { vary: true, ..Default::default() }))?),
             ("query with collapse=1 (top 100 → groups → 20)", time(runs, refined(Refinement { collapse: true, ..Default::default() }))?),
             ("query with collapse=1&vary=1", time(runs, refined(Refinement { collapse: true, vary: true, ..Default::default() }))?),
