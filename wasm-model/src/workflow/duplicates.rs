@@ -5,9 +5,9 @@
 //! `threshold = clamp(median + 2.5 × 1.4826 × MAD, 0.70, 0.95)`
 //!
 //! (MAD: the median absolute deviation, ×1.4826 a robust standard deviation). Measured
-//! (`examples/workflow_calibrate.rs`): the default gallery's nearest-neighbour median is 0.59 (MAD 0.083), so
-//! 0.90; Flickr8k val's 0.50 (MAD 0.058), so 0.71. The floor keeps unrelated pictures apart in a gallery of a
-//! few photos (the 99.9th percentile of random pairs is 0.62 on both); the ceiling still joins re-encoded or
+//! (`examples/workflow_calibrate.rs`): the default gallery's nearest-neighbour median is 0.60 (MAD 0.087), so
+//! 0.92; Flickr8k val's 0.49 (MAD 0.056), so the floor, 0.70. The floor keeps unrelated pictures apart in a
+//! gallery of a few photos (the 99.9th percentile of random pairs is 0.64 and 0.52); the ceiling still joins re-encoded or
 //! resized copies in a gallery made of them. Collapsing then walks a ranking best first: a result joins the
 //! group of the first better-ranked one it is a near-duplicate of, else starts its own.
 
