@@ -50,7 +50,6 @@ function onReady({ items, count, partitioned, server, modelId, bytes, timings, r
   myPhotos.showRestored(restored);
   ui.loading.hidden = true;
   ui.refine.hidden = false;
-  ui.passageToggle.hidden = state.server; // passages need the in-page engine
   ui.modelInfo.textContent = `${count.toLocaleString('en')} pictures · model ${String(modelId || '').slice(0, 8)} · ${mb(bytes)} loaded in ${Math.round(timings.downloadMs + timings.initMs)} ms`;
   document.documentElement.dataset.state = 'ready';
   window.imgpickReady = { ...timings, at: performance.now(), bytes }; // read by scripts/bench/page.mjs

@@ -31,7 +31,7 @@ export const Request = Object.freeze({
    *  results }], whole, sentences, total, withoutWords, truncated: { bytes, kept } | null, items?, ms }` —
    *  suggestions per idea (adjacent close sentences; `first`/`last`: its sentences, from 0) and for the passage
    *  as a whole; text over the engine's 100,000 bytes is cut at a paragraph or sentence end (`truncated`). A
-   *  newer search supersedes it as it does a search. */
+   *  newer search supersedes it as it does a search. A server gallery POSTs it to /api/search. */
   passage: 'passage',
   /** `{ query, id }`: how much each word of `query` adds to picture `id`'s score → answer
    *  `{ kind, score, words: [{ token, known, delta }], ms }`. */

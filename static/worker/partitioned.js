@@ -34,12 +34,16 @@ export class PartitionedGallery {
   }
 
   async loadList(list) {
-    const { path, bytes } = await this.fetchPart(this.engine.shard_file(list));
+    const file = this.engine.shard_file(list); // '<gallery id>/lists/…'
+    const { path, bytes } = await this.fetchPart(file);
     try {
       this.engine.add_shard(bytes);
     } catch (e) {
       await forget(this.cache, [path]); // a damaged copy must not live on in the cache
-      throw new Error(`gallery/${e.message || e}`);
+      // The engine names the shard within the gallery's folder ('lists/…: CRC-32 mismatch'): say which file.
+      const message = e.message || String(e);
+      const inner = file.slice(file.indexOf('/') + 1);
+      throw new Error(message.startsWith(inner) ? `${path}${message.slice(inner.length)}` : `gallery/${message}`);
     }
   }
 

@@ -93,13 +93,37 @@ export class ServerGallery {
     throw new Error('“Why this picture?” is not available while the gallery is searched on the server');
   }
 
+  /** `{ text, kIdea, kWhole, refine }` → `{ ideas: [{ text, first, last, results }], whole, sentences, total,
+   *  withoutWords, items }`: a passage searched on the server (POSTed as JSON: a passage outgrows a URL). */
+  async passage({ text, kIdea, kWhole, refine }) {
+    const body = await this.#fetchJson(this.endpoint.href, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ text, k: kWhole, k_idea: kIdea, ...refineParams(refine) }) });
+    if (!Array.isArray(body.ideas)) throw new Error('the search server answered something other than a passage\'s suggestions');
+    const all = [...body.results, ...body.ideas.flatMap((i) => i.results)];
+    const collapsed = all.flatMap((h) => (Array.isArray(h.similar) ? h.similar.filter((x) => x && typeof x === 'object') : []));
+    return {
+      ideas: body.ideas.map((i) => ({ text: i.text, first: i.first, last: i.last, results: i.results.map(resultOf) })),
+      whole: body.results.map(resultOf), sentences: body.sentences, total: body.total, withoutWords: body.without_words,
+      items: [...all, ...collapsed].map(itemOf),
+    };
+  }
+
   async #ask(params) {
+    const body = await this.#fetchJson(`${this.endpoint.href}?${new URLSearchParams(params)}`, {});
+    const collapsed = body.results.flatMap((h) => (Array.isArray(h.similar) ? h.similar.filter((s) => s && typeof s === 'object') : []));
+    const hits = [...(body.like_item ? [body.like_item] : []), ...body.results, ...collapsed];
+    return { results: body.results.map(resultOf), items: hits.map(itemOf) };
+  }
+
+  /** One request to the search server (the newest supersedes an older one): its JSON answer with `results`,
+   *  or an error carrying the server's reason. */
+  async #fetchJson(url, init) {
     this.inFlight?.abort();
     const controller = new AbortController();
     this.inFlight = controller;
     let res;
     try {
-      res = await fetch(`${this.endpoint.href}?${new URLSearchParams(params)}`, { signal: controller.signal, cache: 'no-store' });
+      res = await fetch(url, { ...init, signal: controller.signal, cache: 'no-store' });
     } catch (e) {
       if (controller.signal.aborted) throw new Error('superseded by a newer search');
       throw new Error(`the search server could not be reached (${e.message || e}); are you offline?`);
@@ -113,8 +137,6 @@ export class ServerGallery {
       throw new Error(`${body?.error || `the search server answered ${res.status}`}${wait}`);
     }
     if (!body || !Array.isArray(body.results)) throw new Error('the search server answered something other than search results');
-    const collapsed = body.results.flatMap((h) => (Array.isArray(h.similar) ? h.similar.filter((s) => s && typeof s === 'object') : []));
-    const hits = [...(body.like_item ? [body.like_item] : []), ...body.results, ...collapsed];
-    return { results: body.results.map(resultOf), items: hits.map(itemOf) };
+    return body;
   }
 }

@@ -73,10 +73,10 @@ export function workflow(tier) {
      *  at a paragraph or sentence end first (and the answer says so). */
     async passage(msg) {
       const { engine, partitioned, server } = tier();
-      if (server) throw new Error('passages are searched by the in-page engine, which a gallery searched on the server does not load; search one sentence at a time');
       const fit = fitPassage(String(msg.text ?? ''));
       const truncated = fit.truncated ? { bytes: fit.bytes, kept: fit.kept } : null;
       const scope = msg.scope || 'all';
+      if (server) return { ...(await server.passage({ ...msg, text: fit.text })), truncated };
       if (!partitioned) {
         const a = engine.passage(fit.text, msg.kIdea, msg.kWhole, scope, msg.refine);
         return { ideas: a.ideas.map((i) => ({ ...i, results: hits(i.results) })), whole: hits(a.whole), sentences: a.sentences,

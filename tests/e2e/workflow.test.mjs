@@ -189,6 +189,14 @@ test('server gallery: /api/search gets the same parameters, and its refusal is s
   const seen = [];
   const descriptor = { format: 'imgpick-server-gallery', format_version: 1, model_id: sites.gallery.model_id, count: 16, search: 'api/search' };
   await browser.context.route('**/gallery/gallery.json', (route) => route.fulfill({ json: descriptor }));
+  const posted = [];
+  await browser.context.route('**/api/search', (route) => {
+    const body = route.request().postDataJSON();
+    posted.push(body);
+    const hit = (id) => ({ id, score: 0.4, file: sites.gallery.items[id].file, thumb: sites.gallery.items[id].thumb, caption: sites.gallery.items[id].caption, licence: 'MIT', source: 'test' });
+    return route.fulfill({ json: { model_id: descriptor.model_id, results: [hit(3)], sentences: 2, total: 2, without_words: 0,
+      ideas: [{ text: 'A black cat sleeps.', first: 0, last: 0, results: [hit(0)] }, { text: 'A rocket flies.', first: 1, last: 1, results: [hit(14)] }] } });
+  });
   await browser.context.route('**/api/search?*', (route) => {
     const params = new URL(route.request().url()).searchParams;
     seen.push(params);
@@ -202,13 +210,23 @@ test('server gallery: /api/search gets the same parameters, and its refusal is s
     assert.deepEqual(Object.fromEntries(p), { q: 'a cat', k: '30', up: '4', lic: 'pd', vary: '1', collapse: '1' });
     const rows = await grid(page);
     assert.deepEqual(rows.map((r) => [r.id, r.similar]), [[1, [2]], [3, []]], 'the server\'s groups are shown');
-    assert.ok(await page.isHidden('#passage-toggle'), 'passages need the in-page engine');
     await page.selectOption('#refine-orient', 'square');
     await page.waitForFunction(() => /Could not search: orient=square is not served here \(test\)/.test(document.getElementById('status').textContent));
+    // A passage is POSTed as JSON (it outgrows a URL), with the same refinement.
+    await page.selectOption('#refine-orient', '');
+    await page.click('#passage-toggle');
+    await page.fill('#passage-text', 'A black cat sleeps. A rocket flies.');
+    await page.click('#passage-go');
+    await page.waitForFunction(() => document.getElementById('passage').dataset.state === 'done');
+    assert.deepEqual(posted.at(-1), { text: 'A black cat sleeps. A rocket flies.', k: 12, k_idea: 4, lic: 'pd', vary: '1', collapse: '1' },
+      'the marks of the prompt stay behind; the filters and variety come along');
+    assert.deepEqual(await page.$$eval('.idea .idea-which', (h) => h.map((x) => x.textContent)), ['Sentence 1', 'Sentence 2']);
+    assert.deepEqual((await grid(page)).map((r) => r.id), [3]);
     await page.close();
   } finally {
     await browser.context.unroute('**/gallery/gallery.json');
     await browser.context.unroute('**/api/search?*');
+    await browser.context.unroute('**/api/search');
     await own.stop();
   }
 });
