@@ -49,14 +49,25 @@ fn foreground_mode_stops_cleanly_on_ctrl_c() {
     let scratch = tempfile::Builder::new().prefix("imgpick-db-test-").tempdir().unwrap();
     std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let dir = scratch.path().join("pg");
-    let mut child = Command::new(pg_script())
+    let mut command = Command::new(pg_script());
+    command
         .args(["start", "--foreground", "--dir", dir.to_str().unwrap()])
         .env("IMGPICK_PG_FAST", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+        .process_group(0);
+    // A shell keeps ignoring a signal that was ignored when it started (its trap is silently not set): a test run
+    // started in the background without job control (as CI may) ignores SIGINT, and pg.sh never saw the Ctrl-C.
+    // A terminal's Ctrl-C reaches a shell with the default action, so the child gets that.
+    // SAFETY: only async-signal-safe calls (signal(2)) between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
     // Its stderr (the server's log while attached) is drained all along, so a full pipe can never block it, and
     // shown if it does not stop.
     let stderr = child.stderr.take().unwrap();
