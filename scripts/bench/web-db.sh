@@ -15,6 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 die() { echo "web-db: $*" >&2; exit 1; }
+trap 'echo "web-db: failed at line $LINENO: $BASH_COMMAND" >&2' ERR  # a 100k run once stopped without a word
 N="${N:-100000}"
 SECS="${SECS:-20}"
 EF="${EF:-800}"
