@@ -113,6 +113,8 @@ async function updateResults() {
     + (state.refineProblems?.length ? ` · ignored from the link: ${state.refineProblems.join('; ')}` : '');
   if (!answer.results.length && hasFilters(state.refine)) {
     ui.status.textContent = `No picture ${state.partitioned ? `among the best ${100} found` : 'in the gallery'} fits: ${filters}. Loosen a filter.`;
+    ui.results.dataset.search = location.search;
+    ui.results.dataset.query = state.like !== null ? `like:${state.like}` : query;
     return;
   }
   const what = state.like !== null ? `like “${captionOf(state.like)}”` : `for “${query}”`;
@@ -123,6 +125,7 @@ async function updateResults() {
       + (answer.lists ? ` · ${answer.searched.toLocaleString('en')} of ${state.count.toLocaleString('en')} scored (${answer.lists.total} of ${state.partitioned.lists} lists)` : '')
       + refinedNote;
   document.title = `${state.like !== null ? captionOf(state.like) : query} — imgpick`;
+  ui.results.dataset.search = location.search; // the link this answer is for (tests wait on it)
   ui.results.dataset.query = state.like !== null ? `like:${state.like}` : query;
   ui.results.dataset.scope = state.like !== null ? 'all' : state.scope;
   ui.results.dataset.workerMs = String(answer.ms);

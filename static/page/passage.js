@@ -17,16 +17,18 @@ const TYPING_MS = 400;
 
 let hooks = null; // { onChange(push), writeUrl(push) }
 let typing = 0;   // the pending search after typing in the text box
+let cut = null;   // { bytes, kept } when the pasted text was cut to what the engine reads
 
 const kb = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.round(n / 1000).toLocaleString('en')} kB`);
 
 /** Wires passage mode: `onChange()` searches again (app.js `updateResults`), `writeUrl(push)` updates the link. */
 export function initPassage(h) {
   hooks = h;
-  ui.passageToggle.addEventListener('click', () => (state.passage === null ? enter(state.query, true) : leave()));
+  ui.passageToggle.addEventListener('click', () => enter(state.query, true));
   ui.passageClose.addEventListener('click', leave);
   ui.passageGo.addEventListener('click', () => { clearTimeout(typing); setText(ui.passageText.value, true); });
   ui.passageText.addEventListener('input', () => {
+    cut = null;
     clearTimeout(typing);
     typing = setTimeout(() => { if (state.passage !== null) setText(ui.passageText.value, false); }, TYPING_MS);
   });
@@ -54,11 +56,15 @@ export async function readPassageLink() {
   }
 }
 
-function enter(text, push) {
+function enter(pasted, push) {
   state.refine = { ...state.refine, up: [], down: [] }; // marks judge one search's results
-  showMode(text);
+  // Text over what the engine reads is cut here, at a paragraph or sentence end: the box shows (and the link
+  // carries) what is searched, and a 1 MB text box (~0.2 s of layout per change) never reaches the page.
+  const fit = fitPassage(pasted);
+  cut = fit.truncated ? { bytes: fit.bytes, kept: fit.kept } : null;
+  showMode(fit.text);
   ui.passageText.focus();
-  setText(text, push);
+  setText(fit.text, push);
 }
 
 function leave() {
@@ -75,7 +81,7 @@ export function showMode(text) {
   const on = text !== null;
   ui.passage.hidden = !on;
   ui.passageToggle.setAttribute('aria-pressed', String(on));
-  ui.passageToggle.textContent = on ? 'Back to a prompt' : 'From my text…';
+  ui.passageToggle.hidden = on; // the panel has its own "Back to a prompt"
   if (on && ui.passageText.value !== text) ui.passageText.value = text;
   if (!on) { clearTimeout(typing); ui.passageIdeas.replaceChildren(); ui.passageWhole.hidden = true; ui.passageNote.textContent = ''; }
 }
@@ -112,6 +118,7 @@ export async function searchPassage(ask, isLatest, actions) {
   const answer = await ask(Request.passage, { text, kIdea: K_IDEA, kWhole: K_WHOLE, scope: state.scope, refine: engineParams(state.refine) });
   if (!isLatest()) return;
   for (const item of answer.items || []) state.items[item.id] = item;
+  ui.results.dataset.search = location.search;
   ui.results.dataset.query = `passage:${text.length}`;
   if (answer.error) {
     ui.passage.dataset.state = 'error';
@@ -127,7 +134,7 @@ export async function searchPassage(ask, isLatest, actions) {
   ui.passageIdeas.replaceChildren(...answer.ideas.map((idea, i) => ideaSection(idea, i, actions)));
   ui.passageWhole.hidden = false;
   renderResults(answer.whole, actions);
-  ui.passageNote.textContent = notes(answer);
+  ui.passageNote.textContent = notes({ ...answer, truncated: answer.truncated || cut });
   ui.passage.dataset.state = 'done';
   const ideas = answer.ideas.length;
   ui.status.textContent = `${ideas} idea${ideas === 1 ? '' : 's'} from ${answer.sentences} sentence${answer.sentences === 1 ? '' : 's'}, `
@@ -141,7 +148,7 @@ function notes({ truncated, sentences, total, withoutWords }) {
   const out = [];
   if (truncated) {
     out.push(`Your text is ${kb(truncated.bytes)}; its first ${truncated.kept.toLocaleString('en')} bytes (to a paragraph or sentence end)`
-      + ` were read — at most ${MAX_PASSAGE_BYTES.toLocaleString('en')} are read at once, so split a longer text.`);
+      + ` were read, and are what the box holds — at most ${MAX_PASSAGE_BYTES.toLocaleString('en')} are read at once, so search the rest separately.`);
   }
   if (total > sentences) {
     out.push(`${truncated ? 'Of that part\'s' : 'Of its'} ${total.toLocaleString('en')} sentences, the first ${sentences} were searched (at most ${MAX_SENTENCES} at once).`);

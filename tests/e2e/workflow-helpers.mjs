@@ -52,10 +52,14 @@ export function grid(page) {
   })));
 }
 
-/** Waits until the main grid answers `query` and the status has settled (no "Searching…"). */
+/** Waits until the main grid answers `query` with the refinement now in the address bar (the page marks each
+ *  answer with the link it is for) and the status has settled (no "Searching…"). */
 export async function settled(page, query) {
-  await page.waitForFunction((q) => document.getElementById('results').dataset.query === q
-    && !/^Searching/.test(document.getElementById('status').textContent), query, { timeout: 20_000 });
+  await page.waitForFunction((q) => {
+    const results = document.getElementById('results');
+    return results.dataset.query === q && results.dataset.search === location.search
+      && !/^Searching/.test(document.getElementById('status').textContent);
+  }, query, { timeout: 20_000 });
 }
 
 /** The page's orientation rule (wasm-model workflow::layout::Orientation::of, 10 % square tolerance). */

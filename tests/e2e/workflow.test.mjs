@@ -217,7 +217,8 @@ test('server gallery: /api/search gets the same parameters, and its refusal is s
     await page.click('#passage-toggle');
     await page.fill('#passage-text', 'A black cat sleeps. A rocket flies.');
     await page.click('#passage-go');
-    await page.waitForFunction(() => document.getElementById('passage').dataset.state === 'done');
+    await page.waitForFunction((n) => document.getElementById('results').dataset.query === `passage:${n}`
+      && document.getElementById('passage').dataset.state === 'done', 'A black cat sleeps. A rocket flies.'.length);
     assert.deepEqual(posted.at(-1), { text: 'A black cat sleeps. A rocket flies.', k: 12, k_idea: 4, lic: 'pd', vary: '1', collapse: '1' },
       'the marks of the prompt stay behind; the filters and variety come along');
     assert.deepEqual(await page.$$eval('.idea .idea-which', (h) => h.map((x) => x.textContent)), ['Sentence 1', 'Sentence 2']);
