@@ -236,7 +236,7 @@ fn fine_tuned_tail_with_gpo_keeps_parity() {
     let state = RunState { config: cfg, epochs_done: 1, step: 1, best_epoch: Some(1), best_rsum: 0.0, history: vec![] };
     tch::manual_seed(11);
     let vs = tch::nn::VarStore::new(Device::Cpu);
-    let model = JointModel::with_image(&vs, &tc, 1280, 24, ImagePooling::Gpo, Some((backbone::BackboneKind::EfficientnetLite0, 6, &weights))).unwrap();
+    let model = JointModel::with_image(&vs, &tc, 1280, 24, ImagePooling::Gpo, trainer::model::GRID_CELLS, Some((backbone::BackboneKind::EfficientnetLite0, 6, &weights))).unwrap();
     // What training would do: move every trainable tensor (tail convs, BN affine, GPO, projection).
     tch::no_grad(|| {
         for (name, t) in vs.variables() {

@@ -73,7 +73,8 @@ pub fn load_model_dir_with_backbone_weights(path: &Path, backbone_weights: Optio
     // A fine-tuned backbone: the stock weights, then the model's trained layers over them.
     let stock = backbone_weights.map(Path::to_path_buf).unwrap_or_else(|| backbone.installed_weights());
     let tail = m.image.finetuned_from.map(|k| (backbone, k, stock.as_path()));
-    let model = JointModel::with_image(&vs, &tc, m.image.feature_dim as i64, m.embed_dim as i64, m.image.pooling, tail)
+    let cells = crate::model::grid_cells(m.image.image_size);
+    let model = JointModel::with_image(&vs, &tc, m.image.feature_dim as i64, m.embed_dim as i64, m.image.pooling, cells, tail)
         .with_context(|| format!("{} was fine-tuned from backbone stage {:?}: it needs the stock backbone weights", path.display(), m.image.finetuned_from))?;
     load_safetensors_into(&vs, "text", &dir.text_encoder, &m.files.text_encoder)?;
     match &dir.image_head {

@@ -153,8 +153,15 @@ pub fn l2_normalize(x: &Tensor) -> Tensor {
     x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
 }
 
-/// Cells of the backbone's feature grid at the trained input size (7 × 7 at 224 px); GPO learns one weight each.
+/// Cells of the feature grid at Lite0's and DenseNet-121's 224 px input (7 × 7); GPO learns one weight each.
 pub const GRID_CELLS: i64 = 49;
+
+/// Cells of a backbone's feature grid for a square input of `image_size` px: both families downsample 32×, and
+/// TF-"SAME" padding rounds up (Lite1's 240 px → 8 × 8 = 64, Lite2's 260 px → 9 × 9 = 81). The candle encoder
+/// reads `gpo.logits` with the same count.
+pub fn grid_cells(image_size: usize) -> i64 {
+    (image_size.div_ceil(32) as i64).pow(2)
+}
 
 /// The image head: optional learned pooling of the feature grid, then a linear projection into the joint
 /// space, L2-normalised.
@@ -165,13 +172,14 @@ pub struct ImageHead {
 
 impl ImageHead {
     pub fn new(path: &nn::Path, feature_dim: i64, embed_dim: i64) -> Self {
-        Self::with_pooling(path, feature_dim, embed_dim, ImagePooling::Avg)
+        Self::with_pooling(path, feature_dim, embed_dim, ImagePooling::Avg, GRID_CELLS)
     }
 
-    /// With `Gpo` (VSE∞'s generalised pooling on a fixed grid), `gpo.logits` start at zero: the softmax weights
-    /// are then uniform, i.e. average pooling, and training starts from there.
-    pub fn with_pooling(path: &nn::Path, feature_dim: i64, embed_dim: i64, pooling: ImagePooling) -> Self {
-        let gpo_logits = (pooling == ImagePooling::Gpo).then(|| path.sub("gpo").var("logits", &[GRID_CELLS], nn::Init::Const(0.)));
+    /// With `Gpo` (VSE∞'s generalised pooling on a fixed grid of `grid_cells` cells, [`grid_cells`]),
+    /// `gpo.logits` start at zero: the softmax weights are then uniform, i.e. average pooling, and training starts
+    /// from there.
+    pub fn with_pooling(path: &nn::Path, feature_dim: i64, embed_dim: i64, pooling: ImagePooling, grid_cells: i64) -> Self {
+        let gpo_logits = (pooling == ImagePooling::Gpo).then(|| path.sub("gpo").var("logits", &[grid_cells], nn::Init::Const(0.)));
         ImageHead { proj: nn::linear(path.sub("proj"), feature_dim, embed_dim, Default::default()), gpo_logits }
     }
 
@@ -189,7 +197,8 @@ impl ImageHead {
             None => crate::backbone::global_avg_pool(grid),
             Some(logits) => {
                 let cells = grid.size()[2] * grid.size()[3];
-                assert_eq!(cells, GRID_CELLS, "GPO was trained on a {GRID_CELLS}-cell grid; this image gives {cells}");
+                let trained = logits.size()[0];
+                assert_eq!(cells, trained, "GPO was trained on a {trained}-cell grid; this image gives {cells}");
                 let sorted = sort_rows_descending(&grid.flatten(2, 3));
                 let w = logits.softmax(0, grid.kind());
                 (sorted * w).sum_dim_intlist([2i64].as_slice(), false, grid.kind())
@@ -294,6 +303,7 @@ impl JointModel {
         feature_dim: i64,
         embed_dim: i64,
         pooling: ImagePooling,
+        grid_cells: i64,
         tail: Option<(crate::backbone::BackboneKind, usize, &std::path::Path)>,
     ) -> Result<Self, crate::backbone::BackboneError> {
         let root = vs.root();
@@ -315,7 +325,7 @@ impl JointModel {
         };
         Ok(JointModel {
             text: TextEncoder::new(&root.sub("text"), text, embed_dim),
-            image: ImageHead::with_pooling(&image_path, feature_dim, embed_dim, pooling),
+            image: ImageHead::with_pooling(&image_path, feature_dim, embed_dim, pooling, grid_cells),
             tail,
             embed_dim,
             feature_dim,
@@ -435,7 +445,7 @@ mod tests {
         }
         // Gradients through GPO pooling: same as through `sort` (tie-free input).
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let head = ImageHead::with_pooling(&vs.root(), 5, 4, ImagePooling::Gpo);
+        let head = ImageHead::with_pooling(&vs.root(), 5, 4, ImagePooling::Gpo, GRID_CELLS);
         tch::no_grad(|| head.gpo_logits.as_ref().unwrap().shallow_clone().copy_(&Tensor::randn([49], opts)));
         let x = Tensor::randn([3, 5, 7, 7], opts).set_requires_grad(true);
         let ours = head.pool(&x);

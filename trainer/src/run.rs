@@ -176,7 +176,8 @@ pub fn build_model(cfg: &Config, vocab_len: usize, device: Device) -> Result<(nn
     };
     let (kind, weights) = (image.backbone.backbone, image.backbone.weights());
     let tail = image.finetune_from.map(|k| (kind, k, weights.as_path()));
-    let model = JointModel::with_image(&vs, &tc, kind.feature_dim(), cfg.embed_dim, image.image_pooling, tail)?;
+    let cells = crate::model::grid_cells(crate::backbone::preprocess::Preprocess::for_backbone(kind).size as usize);
+    let model = JointModel::with_image(&vs, &tc, kind.feature_dim(), cfg.embed_dim, image.image_pooling, cells, tail)?;
     if let Some(t) = &model.tail {
         if t.from > t.net.num_stages() {
             bail!("--finetune-from {}: {} has stages 0..{} (the head is {})", t.from, kind.name(), t.net.num_stages() - 1, t.net.num_stages());

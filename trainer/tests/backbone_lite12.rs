@@ -156,8 +156,9 @@ fn photos() -> Option<Vec<PathBuf>> {
     Some(files)
 }
 
-/// An exported Lite1/Lite2 model: the manifest carries the variant, its input size and TF normalisation, and the
-/// candle encoder built from it gives tch's vectors for real photos (random backbone weights: no download).
+/// An exported Lite1/Lite2 model, average- or GPO-pooled (GPO over their 8 × 8 / 9 × 9 grids): the manifest
+/// carries the variant, its input size and TF normalisation, and the candle encoder built from it gives tch's
+/// vectors for real photos (random backbone weights: no download).
 #[test]
 fn exported_model_drives_candle_to_tchs_vectors() {
     use trainer::config::Config;
@@ -169,7 +170,7 @@ fn exported_model_drives_candle_to_tchs_vectors() {
         return;
     };
     let files = &files[..6];
-    for (i, kind) in VARIANTS.into_iter().enumerate() {
+    for ((i, kind), pooling) in VARIANTS.into_iter().enumerate().flat_map(|v| [(v, ImagePooling::Avg), (v, ImagePooling::Gpo)]) {
         let (weights, bytes) = random_weights_file(kind, 30 + i as u64);
         let vocab = trainer::text::build_vocab(["a dog on the grass", "a cat"], &[], 1, 100);
         let tc = TextConfig { vocab_size: vocab.len() as i64, word_dim: 50, hidden_dim: 8, layers: 1, bidirectional: true, pooling: Pooling::Mean };
@@ -179,10 +180,18 @@ fn exported_model_drives_candle_to_tchs_vectors() {
         let state = RunState { config: cfg, epochs_done: 1, step: 1, best_epoch: Some(1), best_rsum: 0.0, history: vec![] };
         tch::manual_seed(7);
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = JointModel::with_image(&vs, &tc, 1280, 24, ImagePooling::Avg, None).unwrap();
+        let size = LiteArch::of(kind).unwrap().image_size;
+        let cells = trainer::model::grid_cells(size);
+        assert_eq!(cells, [64, 81][i], "{}: 8 × 8 / 9 × 9 cells", kind.name());
+        let model = JointModel::with_image(&vs, &tc, 1280, 24, pooling, cells, None).unwrap();
+        if pooling == ImagePooling::Gpo {
+            // weights far from uniform, so a wrong cell order or count would show
+            let logits = vs.variables().into_iter().find(|(n, _)| n.ends_with("gpo.logits")).unwrap().1;
+            tch::no_grad(|| logits.shallow_clone().copy_(&(Tensor::randn([cells], (Kind::Float, Device::Cpu)) * 2.0)));
+        }
         let md = build_model_dir(&state, &vocab, &vs, &model, None, false).unwrap();
         let image = &md.manifest.image;
-        let size = LiteArch::of(kind).unwrap().image_size;
+        assert_eq!(image.pooling, pooling);
         assert_eq!((image.backbone, image.image_size, image.mean, image.std), (kind, size, [127.0 / 255.0; 3], [128.0 / 255.0; 3]));
         let json = serde_json::to_string(&md.manifest).unwrap();
         assert!(json.contains(&format!("\"backbone\":\"efficientnet_lite{}\"", i + 1)), "{json}");
@@ -194,7 +203,7 @@ fn exported_model_drives_candle_to_tchs_vectors() {
             let w = Vec::<f32>::try_from(want.get(j as i64)).unwrap();
             let g = candle.embed(&std::fs::read(f).unwrap()).unwrap();
             let cos: f32 = w.iter().zip(&g).map(|(a, b)| a * b).sum();
-            assert!(cos >= 0.999, "{} {}: cosine {cos} (f16 encoder file)", kind.name(), f.display());
+            assert!(cos >= 0.999, "{} {pooling:?} {}: cosine {cos} (f16 encoder file)", kind.name(), f.display());
         }
     }
 }

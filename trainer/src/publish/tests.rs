@@ -243,7 +243,9 @@ fn hostile_folder_contents_are_skipped_with_reasons_and_nothing_hangs() {
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let o = opts(&f, &f.root.join("gallery"));
-    std::thread::spawn(move || tx.send(publish(&o).map_err(|e| format!("{e:#}"))));
+    std::thread::spawn(move || {
+        let _ = tx.send(publish(&o).map_err(|e| format!("{e:#}")));
+    });
     let r = rx.recv_timeout(Duration::from_secs(90)).expect("publish hung (a FIFO, a symlink loop or /dev/zero?)").unwrap();
     if unreadable {
         std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap(); // so the scratch folder can go
