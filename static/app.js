@@ -112,7 +112,12 @@ async function updateResults() {
   const refinedNote = (filters ? ` · ${filters}` : '') + (grouped ? ` · ${grouped} near-duplicate${grouped === 1 ? '' : 's'} grouped` : '')
     + (state.refineProblems?.length ? ` · ignored from the link: ${state.refineProblems.join('; ')}` : '');
   if (!answer.results.length && hasFilters(state.refine)) {
-    ui.status.textContent = `No picture ${state.partitioned ? `among the best ${100} found` : 'in the gallery'} fits: ${filters}. Loosen a filter.`;
+    // A flat gallery published before sizes were recorded has none: say so rather than "nothing fits".
+    const unsized = (state.refine.orient || state.refine.min) && !state.partitioned && !state.server && state.items.length
+      && !state.items.some((it) => it?.width);
+    ui.status.textContent = unsized
+      ? 'This gallery does not record its pictures\' sizes (it was published before they were), so shape and size filters match nothing: republish it with `trainer publish`, or loosen the filter.'
+      : `No picture ${state.partitioned ? `among the best ${100} found` : 'in the gallery'} fits: ${filters}. Loosen a filter.`;
     ui.results.dataset.search = location.search;
     ui.results.dataset.query = state.like !== null ? `like:${state.like}` : query;
     return;

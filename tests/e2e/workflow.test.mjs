@@ -120,6 +120,21 @@ test('filters: shape, minimum size and licence show only what fits, and say so w
   assert.equal((await grid(page)).length, 0);
   await page.screenshot({ path: artifact('61-filters-none.png') });
   await page.close();
+  // A gallery published before sizes were recorded says so, instead of "nothing fits".
+  const unsized = await startServer(sites.unsized);
+  try {
+    const { page: old } = await openPage(`${unsized.url}?q=${encodeURIComponent(prompt)}&orient=landscape`);
+    assert.equal(await pageState(old), 'ready', await old.textContent('#error-message'));
+    await old.waitForFunction(() => /does not record its pictures' sizes.*republish it/.test(document.getElementById('status').textContent));
+    await old.selectOption('#refine-orient', '');
+    await old.selectOption('#refine-lic', 'pd'); // licences still work: read from the licence text
+    await settled(old, prompt);
+    const pd = await grid(old);
+    assert.ok(pd.length > 0 && pd.every((r) => ['pd', 'cc0-1.0'].includes(item(r.id).licence_id)));
+    await old.close();
+  } finally {
+    await unsized.stop();
+  }
   // A value the engine would refuse is named in the status, and the rest of the link still works.
   const { page: bad, rows } = await shown(flat, `?q=${encodeURIComponent(prompt)}&orient=wide`, prompt);
   assert.ok(rows.length > 0);
