@@ -1,7 +1,7 @@
 // Passage mode (issue #20) in the real page: a paragraph pasted into the search box gets pictures per idea, each
 // naming its sentences, and the best for the whole passage; the link carries the text compressed in its
 // fragment (never in the query a server sees) and reproduces the answer, on the flat gallery and its
-// partitioned copy; 👍/👎 refine the whole passage's pictures and stay in the link. Hostile passages — 20
+// partitioned copy, as /api/search answers it; 👍/👎 refine the whole passage's pictures and stay in the link. Hostile passages — 20
 // paragraphs, emoji only, HTML with script, 1 MB — get a clear message and never freeze the page. With the default
 // gallery published in static/gallery, it photographs a passage's suggestions there (tests/artifacts/65-*.jpg;
 // IMGPICK_UPDATE_DOCS_SCREENSHOT=1 copies it to docs/screenshots/passage.jpg for the README).
@@ -94,6 +94,14 @@ test('a pasted paragraph: pictures per idea naming its sentences, the best for t
   await page.screenshot({ path: artifact('63-passage.png'), fullPage: true });
   assert.deepEqual(problems, []);
   await page.close();
+
+  // /api/search answers the same passage the same way (POSTed, with the page's default grouping).
+  const res = await fetch(`${flat.url}api/search`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ text: PASSAGE, k: 12, k_idea: 4, collapse: true }) });
+  const api = await res.json();
+  assert.ok(res.ok, api.error);
+  assert.deepEqual(api.ideas.map((i) => i.results.map((h) => h.id)), a.ideas.map((i) => i.ids), '/api/search: the same pictures per idea');
+  assert.deepEqual(api.results.map((h) => h.id), whole.map((r) => r.id), '/api/search: the same pictures for the whole');
 
   for (const server of [flat, part]) {
     const { page: again } = await open(server, url.hash);

@@ -2,8 +2,8 @@
 // reproduces it exactly; shape, size and licence filters show only what fits (checked against gallery.json's
 // sizes and licence ids); a near-duplicate is grouped under "+1 similar" (and shown again on a click, or with
 // grouping off); "more varied" re-ranks; every one of these links gives the same answer on a partitioned copy of
-// the gallery (every list probed) as on the flat one; and a server gallery is asked with the same parameters,
-// its refusal shown. Passages: workflow-passage.test.mjs.
+// the gallery (every list probed) as on the flat one and from `web`'s /api/search; and a server gallery is asked
+// with the same parameters, its refusal shown. Passages: workflow-passage.test.mjs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, launchBrowser, pageState, artifact, openPage as openPageIn } from './harness.mjs';
@@ -194,6 +194,14 @@ test('"more varied" re-ranks (the best stays first), and every refined link give
     sameRanking(b.rows, a.rows, link);
     const c = await shown(flat, link, q); // and the same page again: deterministic
     sameRanking(c.rows, a.rows, `${link}, again`);
+    // /api/search reads the same parameters: the server's answer for the link is the page's (collapse: the page's default).
+    const params = new URLSearchParams(link);
+    params.set('k', '30');
+    if (!params.has('collapse')) params.set('collapse', '1');
+    const res = await fetch(`${flat.url}api/search?${params}`);
+    const api = await res.json();
+    assert.ok(res.ok, `${link}: ${api.error}`);
+    sameRanking(api.results.map((h) => ({ id: h.id, score: h.score, similar: (h.similar || []).map((x) => x.id) })), a.rows, `${link}: /api/search`);
     await Promise.all([a.page.close(), b.page.close(), c.page.close()]);
   }
 });
