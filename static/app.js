@@ -117,7 +117,7 @@ async function updateResults() {
       && !state.items.some((it) => it?.width);
     ui.status.textContent = unsized
       ? 'This gallery does not record its pictures\' sizes (it was published before they were), so shape and size filters match nothing: republish it with `trainer publish`, or loosen the filter.'
-      : `No picture ${state.partitioned ? `among the best ${100} found` : 'in the gallery'} fits: ${filters}. Loosen a filter.`;
+      : `No picture ${state.partitioned ? 'among the best 100 found' : 'in the gallery'} fits: ${filters}. Loosen a filter.`;
     ui.results.dataset.search = location.search;
     ui.results.dataset.query = state.like !== null ? `like:${state.like}` : query;
     return;
