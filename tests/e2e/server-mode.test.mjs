@@ -102,8 +102,17 @@ test('server mode: shared links reproduce the ranking, "more like this" included
 
 test('server mode: a megabyte prompt over a real socket is refused, and the server goes on', { skip }, async () => {
   const started = performance.now();
-  const res = await fetch(`${server.url}api/search?q=${'%27%00'.repeat(1 << 19)}`); // 1 MiB of quotes and NULs, encoded
-  assert.ok(res.status >= 400 && res.status < 500, `answered ${res.status}`);
+  // 1 MiB of quotes and NULs, encoded. The server answers 431 and closes the connection after the first part of
+  // the request line; a client still writing the rest may see that close (EPIPE / reset) before the answer — a
+  // refusal too (the CI rehearsal saw it under load).
+  let answer;
+  try {
+    answer = (await fetch(`${server.url}api/search?q=${'%27%00'.repeat(1 << 19)}`)).status;
+  } catch (e) {
+    answer = e.cause?.code;
+    assert.ok(['EPIPE', 'ECONNRESET', 'UND_ERR_SOCKET'].includes(answer), `refused by closing the connection, not ${e.cause ?? e}`);
+  }
+  assert.ok(typeof answer === 'string' || (answer >= 400 && answer < 500), `answered ${answer}`);
   assert.ok(performance.now() - started < 5000);
   assert.equal((await apiSearch({ q: "a cat'); DROP TABLE imgpick_images; --" })).status, 200, 'SQL in a prompt is just words');
   assert.equal((await apiSearch({ q: 'a cat' })).status, 200);
