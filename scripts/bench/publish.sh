@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # `trainer publish` throughput, natively: images/s embedding a folder of photos with the shipped model's views
-# (manifest retrieval.image_views: 7) and with one view (--plain), a rerun that finds everything cached, and a run
-# killed halfway then resumed (what the resume re-embeds). Then `trainer index` partitioning the published gallery.
+# (manifest retrieval.image_views: 7) and with one view (--plain), each beside the pass of earlier versions
+# (--one-at-a-time: each photo decoded on the network's thread just before its pass) with the ratio, a rerun that
+# finds everything cached, and a run killed halfway then resumed (what the resume re-embeds). Then `trainer index`
+# partitioning the published gallery.
 # Prints a Markdown table; measured numbers are kept in docs/benchmarks.md ("Publishing throughput").
 #   scripts/bench/publish.sh                       # 300 Flickr8k val photos when ../shared has them, else assets/photos
 #   N=1000 THREADS=1 scripts/bench/publish.sh      # more photos; libtorch threads (default: all cores)
 #   IMAGES=/my/photos scripts/bench/publish.sh     # any folder of photos (the first N files, sorted)
+#   BATCH=4 scripts/bench/publish.sh               # images per forward pass (default: publish's, 1)
 # Needs static/model (trainer export) and the installed backbone weights (scripts/setup.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -22,6 +25,8 @@ cargo build -q -p trainer  # the dev profile optimises dependencies (libtorch do
 TRAINER="$ROOT/target/debug/trainer"
 thread_args=()
 [ -z "$THREADS" ] || thread_args=(--threads "$THREADS")
+batch_args=()
+[ -z "${BATCH:-}" ] || batch_args=(--batch-images "$BATCH")
 
 WORK="$(mktemp -d -t imgpick-publish-bench-XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
@@ -71,11 +76,19 @@ print(f'{whole} | {embed}')" "$2" "$3" "$FIXED")"
 }
 
 echo "publish-bench: $count photos ($source_name, $mb MB), $views views as shipped, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-one="$(publish "$WORK/one" --plain)"
-shipped="$(publish "$WORK/shipped")"
+# each setting beside earlier versions' pass, run one after the other so both see the same load
+one="$(publish "$WORK/one" --plain "${batch_args[@]}")"
+one_before="$(publish "$WORK/one-before" --plain --one-at-a-time)"
+shipped="$(publish "$WORK/shipped" "${batch_args[@]}")"
+shipped_before="$(publish "$WORK/shipped-before" --one-at-a-time)"
 FIXED="$(publish "$WORK/shipped")"
-row "one view (--plain)" "$count" "$one" "decode, embed, thumbnail; gallery files"
-row "shipped views ($views)" "$count" "$shipped" "as \`make demo\` publishes"
+faster() {  # seconds now, seconds before: how many times the embedding rate (less the fixed cost)
+  python3 -c "import sys; now, before, fixed = map(float, sys.argv[1:]); print(f'{(before - fixed) / (now - fixed):.2f}' if now > fixed and before > fixed else '-')" "$1" "$2" "$FIXED"
+}
+row "one view (--plain)" "$count" "$one" "decode on a thread ahead of the network; $(faster "$one" "$one_before")× the rate of the pass before"
+row "one view, one at a time (before)" "$count" "$one_before" "each photo decoded on the network's thread before its pass (--one-at-a-time)"
+row "shipped views ($views)" "$count" "$shipped" "as \`make demo\` publishes; $(faster "$shipped" "$shipped_before")× the rate of the pass before"
+row "shipped views, one at a time (before)" "$count" "$shipped_before" "--one-at-a-time"
 row "rerun, nothing changed" 0 "$FIXED" "every vector from .publish-cache.jsonl: the fixed cost"
 
 # Killed once half the photos are in its cache, then resumed: the rerun embeds only what is missing.
@@ -101,4 +114,4 @@ echo "| setting | images embedded | time | images/s | images/s less the fixed co
 echo "|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
-echo "(libtorch threads: ${THREADS:-all cores}; load average at the end $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "(libtorch threads: ${THREADS:-all cores}; images per pass: ${BATCH:-the default}; load average at the end $(cut -d' ' -f1-3 /proc/loadavg))"

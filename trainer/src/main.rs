@@ -116,6 +116,14 @@ enum Command {
         /// the user's own photos).
         #[arg(long)]
         plain: bool,
+        /// Images per forward pass (default: the fastest measured). For comparisons (scripts/bench/publish.sh):
+        /// the vectors are the same either way.
+        #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        batch_images: Option<u32>,
+        /// Decode each photo on the network's thread just before its pass, as earlier versions did (for
+        /// comparisons: scripts/bench/publish.sh).
+        #[arg(long, hide = true)]
+        one_at_a_time: bool,
     },
     /// Partition a published flat gallery into another folder (what `publish --format partitioned` writes,
     /// without embedding anything): the same rows, items and summary, plus the thumbnails the items name.
@@ -257,7 +265,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {} ({bytes} bytes) to {}", wasm_model::image_encoder::IMAGE_ENCODER_FILE, model.display());
             Ok(())
         }
-        Command::Publish { model, images, captions, source, licence, url, out, dtype, weights, plain, format, partitioning } => {
+        Command::Publish { model, images, captions, source, licence, url, out, dtype, weights, plain, format, partitioning, batch_images, one_at_a_time } => {
             let opts = trainer::publish::PublishOptions {
                 model,
                 images,
@@ -272,7 +280,8 @@ fn run(cli: Cli) -> Result<()> {
                 format,
                 partitioning: partitioning.get(),
             };
-            let r = trainer::publish::publish(&opts)?;
+            let embedding = trainer::publish::EmbedSettings { images_per_pass: batch_images.map(|n| n as usize), inline: one_at_a_time };
+            let r = trainer::publish::publish_with(&opts, embedding)?;
             for (f, why) in &r.skipped {
                 println!("  skipped {f}: {why}");
             }

@@ -2,9 +2,10 @@
 //! `thumbs/`) for a model.
 //!
 //! The flow: check the folders (`output`: no overlap, one publish at a time), list the images (`scan`, or the
-//! captions file), then embed each readable image with the model's backbone and image head, writing its
-//! thumbnail (`thumbs`, turned upright by its EXIF orientation) and appending its vector and shown size to the
-//! cache (`cache`) as it goes, so a killed run resumes where it stopped and a re-run embeds only what changed.
+//! captions file), then embed each readable image with the model's backbone and image head (`embed`: decoded
+//! on a thread running ahead of the network), writing its thumbnail (`thumbs`, turned upright by its EXIF
+//! orientation) and appending its vector and shown size to the cache (`cache`) as it goes, in listing order,
+//! so a killed run resumes where it stopped and a re-run embeds only what changed.
 //! The gallery is written at the end in the tier `--format` picks (`tier`: atomically, the previous gallery
 //! readable until the new one is in place), and only then are stale thumbnails removed. Every file that is not
 //! published is listed with its reason. Each item gets its shown size and normalised licence id
@@ -17,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 use wasm_model::gallery::{normalise_licence, write_gallery_bin, GalleryDtype, GalleryIndex, GalleryItem, UNKNOWN_LICENCE};
 use wasm_model::partitioned::BuildSummary;
 
@@ -25,6 +26,7 @@ use crate::backbone::{self, preprocess::Preprocess, BackboneKindExt};
 use crate::data::Dataset;
 
 mod cache;
+mod embed;
 mod output;
 mod partition;
 mod scan;
@@ -32,6 +34,7 @@ mod thumbs;
 mod tier;
 
 pub use cache::CACHE_FILE;
+pub use embed::EmbedSettings;
 pub use output::LOCK_FILE;
 pub use partition::{partition_gallery, PartitionOptions};
 pub use scan::IMAGE_EXTENSIONS;
@@ -124,7 +127,52 @@ fn file_stamp(path: &Path) -> Option<(u64, u128)> {
     Some((m.len(), mtime))
 }
 
+/// What publishing one listed image takes, decided before anything is embedded (so the images to embed can be
+/// prepared ahead of the network).
+enum Plan {
+    Skip(String),
+    /// Its cached record, complete.
+    Cached(cache::Record),
+    /// A cached record of an older publish, to complete (`complete_record`).
+    Complete(PathBuf, cache::Record),
+    /// Not cached: to embed.
+    Embed { path: PathBuf, size: u64, mtime_ns: u128 },
+    /// Listed before (a captions file may name a file twice): the earlier listing's record.
+    Again { size: u64, mtime_ns: u128 },
+}
+
+fn plan(opts: &PublishOptions, cache: &cache::EmbedCache, list: &[Entry]) -> Vec<Plan> {
+    let mut to_embed = HashSet::new();
+    list.iter()
+        .map(|e| {
+            // a captions file may name anything: only what lies inside the image folder is read
+            let path = match opts.captions {
+                Some(_) => match scan::resolve_inside(&opts.images, &e.rel) {
+                    Ok(p) => p,
+                    Err(why) => return Plan::Skip(why),
+                },
+                None => opts.images.join(&e.rel),
+            };
+            let Some((size, mtime_ns)) = file_stamp(&path) else {
+                return Plan::Skip("cannot read its size and modification time".into());
+            };
+            match cache.get(&e.rel, size, mtime_ns).filter(|r| opts.out.join(&r.thumb).is_file()) {
+                Some(r) if r.shown_size.is_some() => Plan::Cached(r.clone()),
+                Some(old) => Plan::Complete(path, old.clone()),
+                None if !to_embed.insert(e.rel.as_str()) => Plan::Again { size, mtime_ns },
+                None => Plan::Embed { path, size, mtime_ns },
+            }
+        })
+        .collect()
+}
+
 pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
+    publish_with(opts, EmbedSettings::default())
+}
+
+/// [`publish`] embedding as `embedding` says. No setting changes a vector beyond float rounding (the network
+/// is in eval mode: an image's vector does not depend on what else is in its batch).
+pub fn publish_with(opts: &PublishOptions, embedding: EmbedSettings) -> Result<PublishReport> {
     // The folders first: refused before anything is loaded or written.
     if !opts.images.is_dir() {
         bail!("--images {} is not a folder", opts.images.display());
@@ -154,8 +202,20 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
     let mut cache = cache::EmbedCache::open(&opts.out, &model_id, &views)?;
 
     let weights = weights.unwrap_or_else(|| loaded.backbone.installed_weights());
-    let mut net: Option<(tch::nn::VarStore, Box<dyn backbone::Backbone>)> = None;
+    // the stock backbone, only when an image needs embedding and the model has no fine-tuned tail of its own
+    let load_backbone = || -> Result<embed::StockBackbone> {
+        if loaded.model.tail.is_some() {
+            return Ok(None);
+        }
+        let mut vs = tch::nn::VarStore::new(device);
+        let b = backbone::load(loaded.backbone, &weights, &vs.root())?;
+        vs.freeze();
+        Ok(Some((vs, b)))
+    };
     let prep = Preprocess::for_backbone(loaded.backbone);
+    let per_pass = embedding.images_per_pass();
+    let plans = plan(opts, &cache, &list);
+    let jobs: Vec<PathBuf> = plans.iter().filter_map(|p| if let Plan::Embed { path, .. } = p { Some(path.clone()) } else { None }).collect();
     let bar = ProgressBar::new(list.len() as u64).with_style(
         ProgressStyle::with_template("publish [{bar:30}] {pos}/{len} images, {per_sec}, {eta} left").expect("a valid template"),
     );
@@ -163,106 +223,105 @@ pub fn publish(opts: &PublishOptions) -> Result<PublishReport> {
     let (mut rows, mut items) = (Vec::new(), Vec::new());
     let (mut embedded, mut reused) = (0, 0);
     let (mut unmapped, mut without_licence) = (BTreeMap::<String, usize>::new(), 0);
-    for e in &list {
-        bar.inc(1);
-        // Logs (nohup, CI) get no progress bar: a line every 100 images instead.
-        if bar.is_hidden() && bar.position().is_multiple_of(100) {
-            let rate = bar.position() as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            let left = (list.len() as u64 - bar.position()) as f64 / rate;
-            tracing::info!("publish: {}/{} images, {rate:.1} images/s, {left:.0} s left", bar.position(), list.len());
-        }
-        // a captions file may name anything: only what lies inside the image folder is read
-        let path = match opts.captions {
-            Some(_) => match scan::resolve_inside(&opts.images, &e.rel) {
-                Ok(p) => p,
-                Err(why) => {
-                    skipped.push((e.rel.clone(), why));
-                    continue;
-                }
-            },
-            None => opts.images.join(&e.rel),
+    std::thread::scope(|scope| -> Result<()> {
+        let views = &image_views;
+        let source = if embedding.inline {
+            embed::Source::Inline { jobs: jobs.into_iter(), prep }
+        } else {
+            // decoding, views and thumbnails on their own thread, ahead of the network (see `embed`)
+            let (tx, rx) = embed::channel(per_pass);
+            std::thread::Builder::new()
+                .name("publish-prepare".into())
+                .spawn_scoped(scope, move || embed::produce(jobs, prep, views, tx))
+                .context("cannot start publish's image thread")?;
+            embed::Source::Ahead(rx)
         };
-        let Some((size, mtime_ns)) = file_stamp(&path) else {
-            skipped.push((e.rel.clone(), "cannot read its size and modification time".into()));
-            continue;
-        };
-        let record = match cache.get(&e.rel, size, mtime_ns).filter(|r| opts.out.join(&r.thumb).is_file()) {
-            Some(r) if r.shown_size.is_some() => {
-                reused += 1;
-                r.clone()
+        let mut embedder = embed::Embedder::new(source, per_pass, views, &loaded.model, &load_backbone, device);
+        for (e, plan) in list.iter().zip(plans) {
+            bar.inc(1);
+            // Logs (nohup, CI) get no progress bar: a line every 100 images instead.
+            if bar.is_hidden() && bar.position().is_multiple_of(100) {
+                let rate = bar.position() as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                let left = (list.len() as u64 - bar.position()) as f64 / rate;
+                tracing::info!("publish: {}/{} images, {rate:.1} images/s, {left:.0} s left", bar.position(), list.len());
             }
-            Some(old) => match complete_record(&opts.out, &path, old.clone())? {
-                Ok(record) => {
-                    cache.append(record.clone())?;
-                    reused += 1;
-                    record
-                }
-                Err(why) => {
+            let record = match plan {
+                Plan::Skip(why) => {
                     skipped.push((e.rel.clone(), why));
                     continue;
                 }
-            },
-            None => {
-                let opened = match crate::image_file::open_oriented(&path) {
-                    Ok(opened) => opened,
+                Plan::Cached(r) => {
+                    reused += 1;
+                    r
+                }
+                // a file the captions file lists again: the earlier listing's record, when it got one
+                Plan::Again { size, mtime_ns } => match cache.get(&e.rel, size, mtime_ns) {
+                    Some(r) => {
+                        reused += 1;
+                        r.clone()
+                    }
+                    None => {
+                        skipped.push((e.rel.clone(), "listed again, and its earlier listing could not be published".into()));
+                        continue;
+                    }
+                },
+                Plan::Complete(path, old) => match complete_record(&opts.out, &path, old)? {
+                    Ok(record) => {
+                        cache.append(record.clone())?;
+                        reused += 1;
+                        record
+                    }
                     Err(why) => {
                         skipped.push((e.rel.clone(), why));
                         continue;
                     }
-                };
-                let img = &opened.image;
-                if net.is_none() && loaded.model.tail.is_none() {
-                    let mut vs = tch::nn::VarStore::new(device);
-                    let b = backbone::load(loaded.backbone, &weights, &vs.root())?;
-                    vs.freeze();
-                    net = Some((vs, b));
+                },
+                Plan::Embed { path, size, mtime_ns } => match embedder.next()? {
+                    Err(why) => {
+                        skipped.push((e.rel.clone(), why));
+                        continue;
+                    }
+                    Ok(done) => {
+                        if let Some(i) = done.vector.iter().position(|x| !x.is_finite()) {
+                            bail!("{}: its vector is not finite (value {i}): the model's weights are broken", path.display());
+                        }
+                        let thumb = thumbs::write(&opts.out, &done.thumb)?;
+                        let record = cache::Record { file: e.rel.clone(), size, mtime_ns, thumb, vector: done.vector, shown_size: Some(done.shown_size) };
+                        cache.append(record.clone())?;
+                        embedded += 1;
+                        record
+                    }
+                },
+            };
+            crate::crash::point("publish.image-recorded")?;
+            rows.extend_from_slice(&record.vector);
+            let licence_id = match normalise_licence(&e.licence) {
+                Some(id) => id,
+                None if e.licence.trim().is_empty() => {
+                    without_licence += 1;
+                    UNKNOWN_LICENCE
                 }
-                let stock = net.as_ref().map(|(_, b)| b.as_ref());
-                // the stored pixels, as the page embeds a photo (the orientation only turns the thumbnail)
-                let x = Tensor::stack(&image_views.iter().map(|&view| crate::features::view_input(&prep, view, img.clone())).collect::<Vec<_>>(), 0);
-                let vector: Vec<f32> = tch::no_grad(|| {
-                    // the views' embeddings averaged, then normalised (test-time augmentation)
-                    let v = loaded.model.embed_images(stock, &x.to_device(device)).sum_dim_intlist(0, true, Kind::Float);
-                    Vec::<f32>::try_from(crate::model::l2_normalize(&v).to_device(tch::Device::Cpu).flatten(0, -1))
-                })
-                .with_context(|| format!("embedding {}", path.display()))?;
-                if let Some(i) = vector.iter().position(|x| !x.is_finite()) {
-                    bail!("{}: its vector is not finite (value {i}): the model's weights are broken", path.display());
+                None => {
+                    *unmapped.entry(e.licence.trim().to_string()).or_default() += 1;
+                    UNKNOWN_LICENCE
                 }
-                let thumb = thumbs::write(&opts.out, &thumbs::encode(&opened.upright())?)?;
-                let record = cache::Record { file: e.rel.clone(), size, mtime_ns, thumb, vector, shown_size: Some(opened.shown_size()) };
-                cache.append(record.clone())?;
-                embedded += 1;
-                record
-            }
-        };
-        crate::crash::point("publish.image-recorded")?;
-        rows.extend_from_slice(&record.vector);
-        let licence_id = match normalise_licence(&e.licence) {
-            Some(id) => id,
-            None if e.licence.trim().is_empty() => {
-                without_licence += 1;
-                UNKNOWN_LICENCE
-            }
-            None => {
-                *unmapped.entry(e.licence.trim().to_string()).or_default() += 1;
-                UNKNOWN_LICENCE
-            }
-        };
-        items.push(GalleryItem {
-            id: 0,
-            file: e.rel.clone(),
-            thumb: record.thumb,
-            caption: e.caption.clone(),
-            source: e.source.clone(),
-            licence: e.licence.clone(),
-            url: e.url.clone(),
-            hubness: None,
-            width: record.shown_size.map(|(w, _)| w),
-            height: record.shown_size.map(|(_, h)| h),
-            licence_id: Some(licence_id.to_string()),
-        });
-    }
+            };
+            items.push(GalleryItem {
+                id: 0,
+                file: e.rel.clone(),
+                thumb: record.thumb,
+                caption: e.caption.clone(),
+                source: e.source.clone(),
+                licence: e.licence.clone(),
+                url: e.url.clone(),
+                hubness: None,
+                width: record.shown_size.map(|(w, _)| w),
+                height: record.shown_size.map(|(_, h)| h),
+                licence_id: Some(licence_id.to_string()),
+            });
+        }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     if !skipped.is_empty() {
         tracing::warn!("{} files skipped (the report lists each with its reason)", skipped.len());
@@ -331,6 +390,8 @@ fn complete_record(out: &Path, path: &Path, mut record: cache::Record) -> Result
     Ok(Ok(record))
 }
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

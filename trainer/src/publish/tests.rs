@@ -127,6 +127,12 @@ fn a_publish_killed_midway_keeps_its_work() {
     }
 }
 
+/// The gallery's rows (f32 galleries), in item order.
+pub(super) fn vectors(model: &Path, out: &Path) -> Vec<Vec<f32>> {
+    let engine = wasm_model::Engine::open(model, out).unwrap();
+    (0..engine.index().items.len()).map(|i| engine.gallery().row(i).unwrap()).collect()
+}
+
 /// Thumbnails are `thumbs/<first byte>/<hash of their bytes>.jpg`: a folder holds 1/256 of them, and a
 /// changed photo gets a new name (browsers cache thumbnails for a week). Stale ones go; others' files stay.
 #[test]
