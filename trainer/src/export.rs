@@ -326,6 +326,7 @@ mod tests {
     /// export → load round trip: same vectors from the loaded tch model, f16 within rounding.
     #[test]
     fn export_load_round_trip() {
+        let _serial = crate::train::tests::training_lock(); // libtorch's generator is global: a seed here breaks replays elsewhere
         tch::manual_seed(5);
         let vocab = crate::text::build_vocab(["a dog runs on grass", "a cat"], &[], 1, 100);
         let tc = TextConfig { vocab_size: vocab.len() as i64, word_dim: 50, hidden_dim: 8, layers: 1, bidirectional: true, pooling: Pooling::Max };
@@ -373,6 +374,7 @@ mod tests {
     /// export would not write; an empty folder or a previous model directory is replaced.
     #[test]
     fn export_refuses_to_replace_a_folder_that_is_not_a_model_directory() {
+        let _serial = crate::train::tests::training_lock(); // libtorch's generator is global: a draw here breaks replays elsewhere
         let vocab = crate::text::build_vocab(["a dog", "a cat"], &[], 1, 100);
         let tc = TextConfig { vocab_size: vocab.len() as i64, word_dim: 50, hidden_dim: 4, layers: 1, bidirectional: false, pooling: Pooling::Mean };
         let vs = nn::VarStore::new(tch::Device::Cpu);

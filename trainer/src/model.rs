@@ -405,6 +405,7 @@ mod tests {
     /// Padding must not change any caption's vector: batch encoding == one-by-one encoding.
     #[test]
     fn padding_does_not_leak() {
+        let _serial = crate::train::tests::training_lock(); // libtorch's generator is global: a seed here breaks replays elsewhere
         tch::manual_seed(0);
         for (bi, pooling, layers) in
             [(false, Pooling::Last, 1), (true, Pooling::Last, 2), (true, Pooling::Mean, 1), (true, Pooling::Max, 2)]
@@ -428,6 +429,7 @@ mod tests {
     /// `sort` path.
     #[test]
     fn descending_order_matches_torch_sort() {
+        let _serial = crate::train::tests::training_lock(); // libtorch's generator is global: a seed here breaks replays elsewhere
         tch::manual_seed(3);
         let opts = (Kind::Float, tch::Device::Cpu);
         // Rounded to quarters so rows have ties; channel 0 of image 1 is all equal.
@@ -464,6 +466,7 @@ mod tests {
     /// Variable names are the model-directory contract's.
     #[test]
     fn variable_names_follow_the_contract() {
+        let _serial = crate::train::tests::training_lock(); // libtorch's generator is global: a draw here breaks replays elsewhere
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let _m = JointModel::new(&vs, &cfg(true, Pooling::Mean, 1), 7, 4);
         let mut names: Vec<String> = vs.variables().into_keys().collect();
@@ -483,6 +486,7 @@ mod tests {
     /// The "last" pooling of a one-direction LSTM equals tch's own nn::lstm final state on the same weights.
     #[test]
     fn matches_reference_lstm() {
+        let _serial = crate::train::tests::training_lock(); // libtorch's generator is global: a seed here breaks replays elsewhere
         tch::manual_seed(1);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let c = TextConfig { vocab_size: 10, word_dim: 3, hidden_dim: 4, layers: 1, bidirectional: true, pooling: Pooling::Last };

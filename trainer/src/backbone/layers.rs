@@ -195,6 +195,7 @@ mod tests {
     /// asymmetric TF-"same" (stride 2) conv.
     #[test]
     fn folded_batch_norm_matches_conv_then_norm() {
+        let _serial = crate::train::tests::training_lock(); // libtorch's generator is global: a seed here breaks replays elsewhere
         tch::manual_seed(5);
         let opts = (Kind::Float, Device::Cpu);
         for (cin, cout, k, stride, groups) in [(6, 8, 1, 1, 1), (8, 8, 3, 1, 8), (4, 6, 3, 2, 1)] {
