@@ -14,6 +14,9 @@ use crate::run::RunState;
 /// A scratch folder with `images/` (the first `n` asset photos) and `model/` (a random-weight model without
 /// `retrieval`: one view per image); `None`, with a message, without the installed assets.
 pub(super) struct Fixture {
+    /// Held for the whole test: loading a model draws libtorch's global generator (the layers' random init
+    /// before the weights are read), which broke the training tests' exact replays when a publish ran beside them.
+    _serial: std::sync::MutexGuard<'static, ()>,
     _tmp: tempfile::TempDir,
     pub root: PathBuf,
     pub model: PathBuf,
@@ -28,6 +31,7 @@ pub(super) fn fixture(tag: &str, n: usize) -> Option<Fixture> {
         eprintln!("skipped: assets not installed (scripts/setup.sh)");
         return None;
     }
+    let serial = crate::train::tests::training_lock();
     let tmp = tempfile::Builder::new().prefix(&format!("imgpick-publish-{tag}-")).tempdir().unwrap();
     let root = tmp.path().to_path_buf();
     let images = root.join("images");
@@ -37,7 +41,6 @@ pub(super) fn fixture(tag: &str, n: usize) -> Option<Fixture> {
     for p in photos.iter().take(n) {
         std::fs::copy(p, images.join(p.file_name().unwrap())).unwrap();
     }
-    let _serial = crate::train::tests::training_lock(); // libtorch's generator is global: a seed here breaks replays elsewhere
     tch::manual_seed(3);
     let vocab = crate::text::build_vocab(["a cat on a sofa", "a dog on the beach"], &[], 1, 100);
     let tc = TextConfig { vocab_size: vocab.len() as i64, word_dim: 50, hidden_dim: 8, layers: 1, bidirectional: true, pooling: wasm_model::model_dir::Pooling::Mean };
@@ -46,7 +49,7 @@ pub(super) fn fixture(tag: &str, n: usize) -> Option<Fixture> {
     let state = RunState::new(crate::train::tests::tiny_config());
     let md = crate::export::build_model_dir(&state, &vocab, &vs, &model, None, false).unwrap();
     crate::export::write_model_dir(&md, &root.join("model")).unwrap();
-    Some(Fixture { _tmp: tmp, model: root.join("model"), images, photos, root })
+    Some(Fixture { _serial: serial, _tmp: tmp, model: root.join("model"), images, photos, root })
 }
 
 pub(super) fn opts(f: &Fixture, out: &Path) -> PublishOptions {
