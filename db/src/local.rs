@@ -1,8 +1,12 @@
 //! A local PostgreSQL + pgvector instance run through `scripts/pg.sh` (the one place that knows how to install,
 //! start and stop the engine, including as root): for tests, benchmarks and a "start one for me" CLI switch.
+//! [`LocalInstance::for_test`] is the one throwaway instance every crate's database tests start.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use tempfile::TempDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -59,6 +63,44 @@ impl LocalInstance {
     pub fn start_again(&self) -> Result<(), LocalError> {
         run_start(&self.script, &self.dir, Some(self.port), self.fast).map(|_| ())
     }
+}
+
+/// A throwaway instance of a test's own, in a scratch folder; fields drop in order: the server stops before its
+/// folder is removed.
+#[derive(Debug)]
+pub struct TestInstance {
+    pub pg: LocalInstance,
+    _scratch: TempDir,
+}
+
+impl LocalInstance {
+    /// A fresh instance for `test` (fsync off, free port, scratch folder removed on drop), started with this source
+    /// tree's `scripts/pg.sh`; or `None`, after printing "`test`: skipped: why", when the engine is not installed
+    /// (`scripts/setup.sh` installs it). Any other failure panics: a test must not pass without its database.
+    pub fn for_test(test: &str) -> Option<TestInstance> {
+        let scratch = test_scratch_dir();
+        match Self::start(&source_tree_script(), &scratch.path().join("pg"), None, true) {
+            Ok(pg) => Some(TestInstance { pg, _scratch: scratch }),
+            Err(LocalError::NotInstalled(why)) => {
+                println!("{test}: skipped: {why}");
+                None
+            }
+            Err(e) => panic!("{test}: cannot start a local PostgreSQL: {e}"),
+        }
+    }
+}
+
+/// `scripts/pg.sh` of the source tree this crate was built from (tests only: an installed binary has no tree).
+pub fn source_tree_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg.sh")
+}
+
+/// A scratch folder (removed on drop) for a test's instance: as root the server runs as `imgpick-pg`, which must
+/// be able to enter it, and tempfile creates it 0700, so it is opened to 0755.
+pub fn test_scratch_dir() -> TempDir {
+    let scratch = tempfile::Builder::new().prefix("imgpick-db-test-").tempdir().expect("a scratch folder for a test database");
+    std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod 755 the test database's scratch folder");
+    scratch
 }
 
 impl Drop for LocalInstance {

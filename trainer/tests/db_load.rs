@@ -3,32 +3,11 @@
 //! installed): a load in slices continues where it stopped, a rerun changes nothing, another model's gallery is
 //! refused until --replace, and the search afterwards ranks as `trainer search` does on the flat gallery.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use db::local::{LocalError, LocalInstance};
+use db::local::LocalInstance;
 use wasm_model::{testutil, write_gallery_bin, Engine, GalleryDtype, GalleryIndex, GalleryItem};
-
-struct TestDb {
-    pg: LocalInstance,
-    _scratch: tempfile::TempDir,
-}
-
-fn start(test: &str) -> Option<TestDb> {
-    let scratch = tempfile::Builder::new().prefix("imgpick-db-load-test-").tempdir().unwrap();
-    // As root the server runs as imgpick-pg, which must be able to enter the scratch folder.
-    std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg.sh");
-    match LocalInstance::start(&script, &scratch.path().join("pg"), None, true) {
-        Ok(pg) => Some(TestDb { pg, _scratch: scratch }),
-        Err(LocalError::NotInstalled(why)) => {
-            println!("{test}: skipped: {why}");
-            None
-        }
-        Err(e) => panic!("{test}: cannot start a local PostgreSQL: {e}"),
-    }
-}
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-model/tests/fixtures/tiny")
@@ -80,7 +59,7 @@ fn other_model_gallery(dir: &Path) -> (PathBuf, PathBuf) {
 
 #[test]
 fn loads_in_slices_reruns_idempotently_and_refuses_another_model_until_replace() {
-    let Some(db) = start("loads_in_slices_reruns_idempotently_and_refuses_another_model_until_replace") else { return };
+    let Some(db) = LocalInstance::for_test("loads_in_slices_reruns_idempotently_and_refuses_another_model_until_replace") else { return };
     let url = db.pg.url().to_string();
     let tiny = fixture();
 

@@ -5,14 +5,13 @@
 //! Retry-After, fast, and the same server answers again once it is back; the page finds the mode in
 //! gallery.json.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use db::local::{LocalError, LocalInstance};
+use db::local::LocalInstance;
 use db::{load, DbConfig, LoadOptions};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -20,26 +19,6 @@ use wasm_model::Engine;
 use web::db_search::DbBackend;
 use web::engine::NativeSearcher;
 use web::{Config, Searcher};
-
-struct TestDb {
-    pg: LocalInstance,
-    _scratch: tempfile::TempDir,
-}
-
-fn start(test: &str) -> Option<TestDb> {
-    let scratch = tempfile::Builder::new().prefix("imgpick-web-db-test-").tempdir().unwrap();
-    // As root the server runs as imgpick-pg, which must be able to enter the scratch folder.
-    std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg.sh");
-    match LocalInstance::start(&script, &scratch.path().join("pg"), None, true) {
-        Ok(pg) => Some(TestDb { pg, _scratch: scratch }),
-        Err(LocalError::NotInstalled(why)) => {
-            println!("{test}: skipped: {why}");
-            None
-        }
-        Err(e) => panic!("{test}: cannot start a local PostgreSQL: {e}"),
-    }
-}
 
 /// wasm-model's tiny fixture: a model (D = 16) and its 40-image gallery.
 fn fixture() -> PathBuf {
@@ -93,7 +72,7 @@ const PROMPTS: &[&str] =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_answers_equal_the_engine_and_an_outage_is_a_503_that_heals() {
-    let Some(db) = start("database_answers_equal_the_engine_and_an_outage_is_a_503_that_heals") else { return };
+    let Some(db) = LocalInstance::for_test("database_answers_equal_the_engine_and_an_outage_is_a_503_that_heals") else { return };
     let published = db::PublishedGallery::open(fixture(), fixture()).unwrap();
     // f32 storage: the same arithmetic as the engine's f32 gallery, so the scores agree to float rounding.
     let opts = LoadOptions { vector_type: db::VectorType::Vector, ..LoadOptions::default() };
@@ -184,7 +163,7 @@ async fn database_answers_equal_the_engine_and_an_outage_is_a_503_that_heals() {
 /// same ids, collapsed near-duplicates and scores, for GET parameters and a POST body alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refined_searches_and_passages_from_the_database_equal_the_engine() {
-    let Some(db) = start("refined_searches_and_passages_from_the_database_equal_the_engine") else { return };
+    let Some(db) = LocalInstance::for_test("refined_searches_and_passages_from_the_database_equal_the_engine") else { return };
     let published = db::PublishedGallery::open(fixture(), fixture()).unwrap();
     let opts = LoadOptions { vector_type: db::VectorType::Vector, ..LoadOptions::default() };
     load(&DbConfig::from_url(db.pg.url()).unwrap(), &published, &opts, |_| {}).await.unwrap();

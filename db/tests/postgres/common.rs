@@ -1,44 +1,16 @@
-//! Shared by the database tests: a PostgreSQL instance of the test's own (started by scripts/pg.sh on a free port
-//! in a scratch folder, stopped and removed afterwards; "skipped" when the engine is not installed), galleries for
-//! the tiny fixture model, and the comparison with `wasm_model::Engine`.
+//! Shared by the database tests (each starts an instance of its own with `db::local::LocalInstance::for_test`): the
+//! client configuration for it, galleries for the tiny fixture model, and the comparison with `wasm_model::Engine`.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use db::local::{LocalError, LocalInstance};
+use db::local::TestInstance;
 use db::{DbConfig, DbSearcher, Hit, PublishedGallery, ScanMode};
-use tempfile::TempDir;
 use wasm_model::model_dir::Retrieval;
 use wasm_model::{write_gallery_bin, Engine, GalleryDtype, GalleryIndex, GalleryItem, ModelDir};
 
-/// A running instance; fields drop in order: the server stops before its folder is removed.
-pub struct TestDb {
-    pub pg: LocalInstance,
-    _scratch: TempDir,
-}
-
-pub fn pg_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg.sh")
-}
-
-/// A fresh instance for `test`, or `None` (after printing why, and "skipped") when the engine is not installed.
-pub fn start(test: &str) -> Option<TestDb> {
-    let scratch = tempfile::Builder::new().prefix("imgpick-db-test-").tempdir().expect("scratch folder");
-    // As root the server runs as imgpick-pg, which must be able to enter the scratch folder (created 0700).
-    std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod scratch");
-    match LocalInstance::start(&pg_script(), &scratch.path().join("pg"), None, true) {
-        Ok(pg) => Some(TestDb { pg, _scratch: scratch }),
-        Err(LocalError::NotInstalled(why)) => {
-            println!("{test}: skipped: {why}");
-            None
-        }
-        Err(e) => panic!("{test}: cannot start a local PostgreSQL: {e}"),
-    }
-}
-
 /// The searcher/loader configuration for `db`: short timeouts (a test must not hang), a wide HNSW search.
-pub fn config(db: &TestDb, scan: ScanMode) -> DbConfig {
+pub fn config(db: &TestInstance, scan: ScanMode) -> DbConfig {
     let mut c = DbConfig::from_url(db.pg.url()).expect("pg.sh prints a valid URL");
     c.connect_timeout = Duration::from_secs(2);
     c.statement_timeout = Duration::from_secs(10);

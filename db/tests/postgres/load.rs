@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use db::local::LocalInstance;
 use db::{load, DbConfig, DbError, DbSearcher, LoadOptions, LoadOutcome, LoadProgress, ScanMode};
 use tokio_postgres::NoTls;
 use wasm_model::testutil::{random_model, small_config};
@@ -30,7 +31,7 @@ async fn snapshot(url: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_second_load_changes_nothing() {
-    let Some(db) = common::start("a_second_load_changes_nothing") else { return };
+    let Some(db) = LocalInstance::for_test("a_second_load_changes_nothing") else { return };
     let model = common::fixture_model(true);
     let published = GalleryFiles::synthetic(&model, 700, 3, GalleryDtype::F16).published(&model);
     let config = common::config(&db, ScanMode::Planner);
@@ -50,7 +51,7 @@ async fn a_second_load_changes_nothing() {
 /// only what is missing, and the result is the complete gallery, each image once.
 #[tokio::test]
 async fn an_interrupted_load_resumes() {
-    let Some(db) = common::start("an_interrupted_load_resumes") else { return };
+    let Some(db) = LocalInstance::for_test("an_interrupted_load_resumes") else { return };
     let model = common::fixture_model(true);
     let files = GalleryFiles::synthetic(&model, 1000, 4, GalleryDtype::F32);
     let published = files.published(&model);
@@ -108,7 +109,7 @@ async fn an_interrupted_load_resumes() {
 /// and indexed the old one stays live, whole.
 #[tokio::test]
 async fn another_models_database_is_refused_unless_replaced() {
-    let Some(db) = common::start("another_models_database_is_refused_unless_replaced") else { return };
+    let Some(db) = LocalInstance::for_test("another_models_database_is_refused_unless_replaced") else { return };
     let config: DbConfig = common::config(&db, ScanMode::Exact);
     let model_a = common::fixture_model(false);
     let files_a = GalleryFiles::fixture();
@@ -156,7 +157,7 @@ async fn another_models_database_is_refused_unless_replaced() {
 #[tokio::test]
 async fn a_partitioned_gallery_loads_the_rows_of_its_flat_source() {
     use wasm_model::partitioned::{fs::write_partitioned, BuildParams};
-    let Some(db) = common::start("a_partitioned_gallery_loads_the_rows_of_its_flat_source") else { return };
+    let Some(db) = LocalInstance::for_test("a_partitioned_gallery_loads_the_rows_of_its_flat_source") else { return };
     let model = common::fixture_model(false); // as on disk: PublishedGallery::open reads the model folder
     let files = GalleryFiles::synthetic(&model, 600, 5, GalleryDtype::Int8);
     let scratch = tempfile::tempdir().unwrap();

@@ -3,13 +3,14 @@
 
 use std::time::{Duration, Instant};
 
+use db::local::LocalInstance;
 use db::{load, DbConfig, DbError, DbSearcher, LoadOptions, ScanMode};
 
 use crate::common::{self, GalleryFiles};
 
 #[tokio::test]
 async fn searches_fail_fast_while_the_database_is_down_and_recover() {
-    let Some(db) = common::start("searches_fail_fast_while_the_database_is_down_and_recover") else { return };
+    let Some(db) = LocalInstance::for_test("searches_fail_fast_while_the_database_is_down_and_recover") else { return };
     let model = common::fixture_model(false);
     let files = GalleryFiles::fixture();
     let config = common::config(&db, ScanMode::Planner);

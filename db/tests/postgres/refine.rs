@@ -2,6 +2,7 @@
 //! `passage` answer on the same flat gallery: feedback, layout and licence filters, near-duplicate collapse
 //! (the threshold stored at load), "more varied", passages; a database of the previous schema says to reload.
 
+use db::local::LocalInstance;
 use db::{load, DbError, DbSearcher, LoadOptions, LoadOutcome, RefinedHit, RefinedQuery, ScanMode, VectorType};
 use wasm_model::engine::{PassagePlan, Scope};
 use wasm_model::workflow::Refinement;
@@ -73,7 +74,7 @@ fn assert_same(what: &str, db: &[RefinedHit], engine: &[wasm_model::engine::Refi
 
 #[tokio::test]
 async fn refined_searches_match_the_engine() {
-    let Some(db) = common::start("refined_searches_match_the_engine") else { return };
+    let Some(db) = LocalInstance::for_test("refined_searches_match_the_engine") else { return };
     let model = common::fixture_model(true);
     let files = gallery_with_duplicates(&model, 600);
     let engine: Engine = files.engine(&model);
@@ -137,7 +138,7 @@ async fn refined_searches_match_the_engine() {
 /// reload, and a load of the same gallery (no --replace needed) brings it up to date.
 #[tokio::test]
 async fn a_database_of_the_previous_schema_asks_for_a_reload() {
-    let Some(db) = common::start("a_database_of_the_previous_schema_asks_for_a_reload") else { return };
+    let Some(db) = LocalInstance::for_test("a_database_of_the_previous_schema_asks_for_a_reload") else { return };
     let model = common::fixture_model(false);
     let files = gallery_with_duplicates(&model, 100);
     let config = common::config(&db, ScanMode::Exact);

@@ -2,20 +2,19 @@
 //! refused, and the foreground mode shuts the server down cleanly on Ctrl-C.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{self, pg_script};
+use db::local::{source_tree_script, test_scratch_dir, LocalInstance};
 
 fn pg(args: &[&str]) -> std::process::Output {
-    Command::new(pg_script()).args(args).output().expect("run scripts/pg.sh")
+    Command::new(source_tree_script()).args(args).output().expect("run scripts/pg.sh")
 }
 
 #[test]
 fn start_status_stop() {
-    let Some(db) = common::start("start_status_stop") else { return };
+    let Some(db) = LocalInstance::for_test("start_status_stop") else { return };
     let dir = db.pg.dir().to_str().unwrap();
     let again = pg(&["start", "--dir", dir]);
     assert!(again.status.success());
@@ -46,10 +45,9 @@ fn bad_arguments_are_refused() {
 /// sends it) stops the server and exits 0.
 #[test]
 fn foreground_mode_stops_cleanly_on_ctrl_c() {
-    let scratch = tempfile::Builder::new().prefix("imgpick-db-test-").tempdir().unwrap();
-    std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let scratch = test_scratch_dir();
     let dir = scratch.path().join("pg");
-    let mut command = Command::new(pg_script());
+    let mut command = Command::new(source_tree_script());
     command
         .args(["start", "--foreground", "--dir", dir.to_str().unwrap()])
         .env("IMGPICK_PG_FAST", "1")

@@ -1,6 +1,7 @@
 //! Searches from the database rank as `wasm_model::Engine` does: text queries (arithmetic, hubness correction),
 //! "more like this", paging; hostile prompts are only ever text.
 
+use db::local::LocalInstance;
 use db::{load, DbError, DbSearcher, LoadOptions, LoadOutcome, ScanMode, VectorType};
 use wasm_model::GalleryDtype;
 
@@ -10,7 +11,7 @@ use crate::common::{self, assert_prompts_match, assert_same_ranking, GalleryFile
 /// storage (halfvec) gives it up to f16 rounding (ids may swap only between images tied within 2e-3).
 #[tokio::test]
 async fn text_search_matches_the_engine() {
-    let Some(db) = common::start("text_search_matches_the_engine") else { return };
+    let Some(db) = LocalInstance::for_test("text_search_matches_the_engine") else { return };
     let model = common::fixture_model(true);
     let files = GalleryFiles::synthetic(&model, 1500, 11, GalleryDtype::F32);
     let engine = files.engine(&model);
@@ -43,7 +44,7 @@ async fn text_search_matches_the_engine() {
 /// The fixture's own gallery: text search, "more like this" (plain cosine, the image itself left out) and pages.
 #[tokio::test]
 async fn similar_and_pages_match_the_engine() {
-    let Some(db) = common::start("similar_and_pages_match_the_engine") else { return };
+    let Some(db) = LocalInstance::for_test("similar_and_pages_match_the_engine") else { return };
     let model = common::fixture_model(false);
     let files = GalleryFiles::fixture();
     let engine = files.engine(&model);
@@ -93,7 +94,7 @@ async fn similar_and_pages_match_the_engine() {
 /// same answers as the engine, and the tables are untouched.
 #[tokio::test]
 async fn hostile_prompts_are_only_text() {
-    let Some(db) = common::start("hostile_prompts_are_only_text") else { return };
+    let Some(db) = LocalInstance::for_test("hostile_prompts_are_only_text") else { return };
     let model = common::fixture_model(true);
     let files = GalleryFiles::synthetic(&model, 300, 5, GalleryDtype::F16);
     let engine = files.engine(&model);
