@@ -16,7 +16,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 use wasm_model::model_dir::StrongMatch;
 
-use crate::eval::{score_model_dir, Scored};
+use crate::eval::{score_model_dir, EvalSet, Scored};
 
 /// `trainer calibrate`'s flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,18 +24,8 @@ pub struct CalibrateArgs {
     /// Model directory whose manifest gets the threshold (it must have `retrieval` scoring).
     #[arg(long)]
     pub model: PathBuf,
-    /// COCO captions JSON of the validation set (e.g. Flickr8k val: 1,000 images × 5 captions).
-    #[arg(long)]
-    pub captions: PathBuf,
-    /// Folder with its images.
-    #[arg(long)]
-    pub images: PathBuf,
-    /// Feature cache folder.
-    #[arg(long, default_value = "data-cache/features")]
-    pub cache: PathBuf,
-    /// Backbone weights; default: the installed ones for the model's backbone.
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub set: EvalSet,
     /// Top-1 precision the strong matches must reach: the share of queries above the threshold whose top
     /// result is their own image.
     /// 0.4 is twice the shipped model's overall rate on Flickr8k val (t2i R@1 = 0.21); since only the caption's own
@@ -167,7 +157,8 @@ pub struct CalibrationReport {
 
 /// Runs `trainer calibrate`.
 pub fn calibrate(args: &CalibrateArgs) -> Result<CalibrationReport> {
-    let scored = score_model_dir(&args.model, &args.captions, &args.images, &args.cache, args.weights.clone(), false)?;
+    let set = &args.set;
+    let scored = score_model_dir(&args.model, &set.captions, &set.images, &set.cache, set.weights.clone(), false)?;
     let manifest = wasm_model::ModelDir::load(&args.model)?.manifest;
     if manifest.retrieval.is_none() {
         bail!("{} has no `retrieval` scoring in its manifest: the threshold is calibrated for it (export the model with `trainer export`)", args.model.display());
@@ -202,7 +193,7 @@ pub fn calibrate(args: &CalibrateArgs) -> Result<CalibrationReport> {
             coverage: c.coverage as f32,
             queries: c.queries,
             images: report.images,
-            captions: file_name(&args.captions),
+            captions: file_name(&set.captions),
         };
         wasm_model::ModelDir::set_strong_match(&args.model, Some(strong))?;
     }

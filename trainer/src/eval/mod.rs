@@ -5,7 +5,7 @@
 
 mod report;
 
-pub use report::{eval_report, Comparison, Coverage, EvalArgs, EvalReport};
+pub use report::{eval_report, Comparison, Coverage, EvalArgs, EvalReport, EvalSet};
 
 use std::path::{Path, PathBuf};
 

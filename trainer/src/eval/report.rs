@@ -10,13 +10,11 @@ use super::rank_model_dir;
 use crate::data::Dataset;
 use crate::metrics::{Interval, Metrics};
 
-/// `trainer eval`'s flags.
+/// The captioned images a model is scored on and how their backbone features are made: the flags `trainer eval`
+/// and `trainer calibrate` share.
 #[derive(Debug, Clone, clap::Args)]
-pub struct EvalArgs {
-    /// Model directory (manifest.json, weights, vocab.txt).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// COCO captions JSON of the evaluation set.
+pub struct EvalSet {
+    /// COCO captions JSON of the evaluation set (e.g. Flickr8k val: 1,000 images × 5 captions).
     #[arg(long)]
     pub captions: PathBuf,
     /// Folder with its images.
@@ -28,6 +26,16 @@ pub struct EvalArgs {
     /// Backbone weights; default: the installed ones for the model's backbone.
     #[arg(long)]
     pub weights: Option<PathBuf>,
+}
+
+/// `trainer eval`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// Model directory (manifest.json, weights, vocab.txt).
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub set: EvalSet,
     /// Print one JSON object (t2i_r1 … rsum) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -134,7 +142,8 @@ pub fn eval_report(args: &EvalArgs) -> Result<EvalReport> {
     if args.bootstrap == Some(0) {
         bail!("--bootstrap 0: give at least 1 resample (1000 is usual)");
     }
-    let rank = |model: &Path| rank_model_dir(model, &args.captions, &args.images, &args.cache, args.weights.clone(), args.plain);
+    let set = &args.set;
+    let rank = |model: &Path| rank_model_dir(model, &set.captions, &set.images, &set.cache, set.weights.clone(), args.plain);
     let ranked = rank(&args.model)?;
     let (ranks, coverage) = (ranked.ranks, ranked.coverage);
     if args.strict && !coverage.skipped.is_empty() {
