@@ -36,7 +36,7 @@ pub const DEFAULT_K: usize = 10;
 /// Ranks served: `offset + k` at most this (the engine's and the database's limit).
 pub const MAX_RANK: usize = wasm_model::engine::MAX_K;
 
-pub use crate::backend::{Hit, Searcher};
+pub use crate::backend::{GalleryEntry, Hit, Searcher};
 use crate::backend::{Page, PassagePage, SearchError, SearchRequest};
 use crate::request::{parse_request, request_pairs, MAX_BODY_BYTES};
 

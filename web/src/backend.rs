@@ -22,12 +22,8 @@ pub struct Hit {
     /// `Hit::strong`); left out otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strong: Option<bool>,
-    pub file: String,
-    pub thumb: String,
-    pub caption: String,
-    pub source: String,
-    pub licence: String,
-    pub url: Option<String>,
+    #[serde(flatten)]
+    pub entry: GalleryEntry,
     /// Refined queries that collapse near-duplicates: the pictures collapsed into this one, best first (the
     /// page's "+N similar"), with their gallery entries (a page searching on the server has no gallery of its
     /// own to name them from); left out when none.
@@ -39,12 +35,26 @@ pub struct Hit {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Similar {
     pub id: usize,
+    #[serde(flatten)]
+    pub entry: GalleryEntry,
+}
+
+/// What an answer says of a gallery picture besides its id: its gallery.json entry's file, thumbnail, caption and
+/// credit (flattened into [`Hit`] and [`Similar`], so the JSON keys sit beside `id`).
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct GalleryEntry {
     pub file: String,
     pub thumb: String,
     pub caption: String,
     pub source: String,
     pub licence: String,
     pub url: Option<String>,
+}
+
+impl From<wasm_model::GalleryItem> for GalleryEntry {
+    fn from(item: wasm_model::GalleryItem) -> Self {
+        Self { file: item.file, thumb: item.thumb, caption: item.caption, source: item.source, licence: item.licence, url: item.url }
+    }
 }
 
 /// What to rank.
@@ -193,12 +203,7 @@ mod tests {
                     id,
                     score: 1.0 - id as f32 / 100.0,
                     strong: None,
-                    file: format!("{id}.jpg"),
-                    thumb: String::new(),
-                    caption: String::new(),
-                    source: String::new(),
-                    licence: String::new(),
-                    url: None,
+                    entry: GalleryEntry { file: format!("{id}.jpg"), ..GalleryEntry::default() },
                     similar: Vec::new(),
                 })
                 .collect())
@@ -206,6 +211,46 @@ mod tests {
         fn similar(&self, id: usize, _k: usize) -> Result<Vec<Hit>, String> {
             Err(format!("no picture {id}"))
         }
+    }
+
+    /// A hit's JSON keys and their order (the page reads them): `strong` after the score when known, the
+    /// gallery entry, then the collapsed near-duplicates with theirs. `/api/search`'s whole answer is pinned in
+    /// tests/api_refine.rs.
+    #[test]
+    fn a_hit_serialises_to_the_pinned_json() {
+        let hit = Hit {
+            id: 3,
+            score: 0.5,
+            strong: Some(true),
+            entry: GalleryEntry {
+                file: "a.jpg".into(),
+                thumb: "thumbs/a.webp".into(),
+                caption: "a \"dog\"".into(),
+                source: "test".into(),
+                licence: "CC0-1.0".into(),
+                url: None,
+            },
+            similar: vec![Similar {
+                id: 9,
+                entry: GalleryEntry {
+                    file: "b.jpg".into(),
+                    thumb: "thumbs/b.webp".into(),
+                    caption: "b".into(),
+                    source: "s".into(),
+                    licence: "CC-BY-4.0".into(),
+                    url: Some("https://example.org/b".into()),
+                },
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&hit).unwrap(),
+            r#"{"id":3,"score":0.5,"strong":true,"file":"a.jpg","thumb":"thumbs/a.webp","caption":"a \"dog\"","source":"test","licence":"CC0-1.0","url":null,"similar":[{"id":9,"file":"b.jpg","thumb":"thumbs/b.webp","caption":"b","source":"s","licence":"CC-BY-4.0","url":"https://example.org/b"}]}"#
+        );
+        let plain = Hit { strong: None, similar: Vec::new(), ..hit };
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"id":3,"score":0.5,"file":"a.jpg","thumb":"thumbs/a.webp","caption":"a \"dog\"","source":"test","licence":"CC0-1.0","url":null}"#
+        );
     }
 
     /// The default page is the slice `offset .. offset + k` of the first `offset + k`, failures 400.

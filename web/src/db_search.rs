@@ -14,7 +14,7 @@ use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::ge
 use db::{DbError, DbSearcher, RefinedHit, RefinedQuery};
 use wasm_model::engine::PassagePlan;
 
-use crate::backend::{AsyncSearcher, BoxFuture, Hit, Page, PassageIdea, PassagePage, Query, SearchError, SearchRequest, Searcher, Similar};
+use crate::backend::{AsyncSearcher, BoxFuture, GalleryEntry, Hit, Page, PassageIdea, PassagePage, Query, SearchError, SearchRequest, Searcher, Similar};
 use crate::reload::SharedSearcher;
 use crate::search_pool::{PoolError, SearchPool};
 
@@ -119,18 +119,12 @@ fn status(e: DbError) -> SearchError {
 }
 
 fn hit(h: db::Hit) -> Hit {
-    Hit {
-        id: h.hit.id as usize,
-        score: h.hit.score,
-        strong: h.hit.strong,
-        file: h.hit.file,
-        thumb: h.hit.thumb,
-        caption: h.hit.caption,
-        source: h.source,
-        licence: h.licence,
-        url: h.url,
-        similar: Vec::new(),
-    }
+    Hit { id: h.hit.id as usize, score: h.hit.score, strong: h.hit.strong, similar: Vec::new(), entry: entry(h) }
+}
+
+/// A database row's gallery entry.
+fn entry(h: db::Hit) -> GalleryEntry {
+    GalleryEntry { file: h.hit.file, thumb: h.hit.thumb, caption: h.hit.caption, source: h.source, licence: h.licence, url: h.url }
 }
 
 fn hits(hs: Vec<db::Hit>) -> Vec<Hit> {
@@ -138,15 +132,7 @@ fn hits(hs: Vec<db::Hit>) -> Vec<Hit> {
 }
 
 fn refined_hits(hs: Vec<RefinedHit>) -> Vec<Hit> {
-    let similar = |s: db::Hit| Similar {
-        id: s.hit.id as usize,
-        file: s.hit.file,
-        thumb: s.hit.thumb,
-        caption: s.hit.caption,
-        source: s.source,
-        licence: s.licence,
-        url: s.url,
-    };
+    let similar = |s: db::Hit| Similar { id: s.hit.id as usize, entry: entry(s) };
     hs.into_iter().map(|h| Hit { similar: h.similar.into_iter().map(similar).collect(), ..hit(h.hit) }).collect()
 }
 

@@ -7,7 +7,7 @@ use wasm_model::engine::{Engine, RefinedHit, Scope};
 use wasm_model::workflow::Refinement;
 
 use crate::api::{Hit, Searcher};
-use crate::backend::{Page, PassageIdea, PassagePage, Query, SearchError, SearchRequest, Similar};
+use crate::backend::{GalleryEntry, Page, PassageIdea, PassagePage, Query, SearchError, SearchRequest, Similar};
 
 /// The engine for `static_dir`, or a message saying why the API is off (shown in its 503 answers).
 pub fn load(static_dir: &Path) -> Result<Arc<dyn Searcher>, String> {
@@ -47,12 +47,14 @@ impl NativeSearcher {
             id: h.id as usize,
             score: h.score,
             strong: h.strong,
-            file: h.file,
-            thumb: h.thumb,
-            caption: h.caption,
-            source: item.as_ref().map(|i| i.source.clone()).unwrap_or_default(),
-            licence: item.as_ref().map(|i| i.licence.clone()).unwrap_or_default(),
-            url: item.and_then(|i| i.url),
+            entry: GalleryEntry {
+                file: h.file,
+                thumb: h.thumb,
+                caption: h.caption,
+                source: item.as_ref().map(|i| i.source.clone()).unwrap_or_default(),
+                licence: item.as_ref().map(|i| i.licence.clone()).unwrap_or_default(),
+                url: item.and_then(|i| i.url),
+            },
             similar: similar.into_iter().filter_map(|id| self.similar(id as usize)).collect(),
         }
     }
@@ -60,7 +62,7 @@ impl NativeSearcher {
     /// A collapsed near-duplicate's entry (either tier).
     fn similar(&self, id: usize) -> Option<Similar> {
         let item = self.0.item(id)?;
-        Some(Similar { id, file: item.file, thumb: item.thumb, caption: item.caption, source: item.source, licence: item.licence, url: item.url })
+        Some(Similar { id, entry: item.into() })
     }
 
     fn hits(&self, hits: Vec<wasm_model::engine::Hit>) -> Vec<Hit> {
@@ -118,18 +120,7 @@ impl Searcher for NativeSearcher {
                 } else {
                     self.hits(self.0.similar(*id, wanted).map_err(status)?)
                 };
-                let own = self.0.item(*id).map(|item| Hit {
-                    id: *id,
-                    score: 1.0,
-                    strong: None,
-                    file: item.file,
-                    thumb: item.thumb,
-                    caption: item.caption,
-                    source: item.source,
-                    licence: item.licence,
-                    url: item.url,
-                    similar: Vec::new(),
-                });
+                let own = self.0.item(*id).map(|item| Hit { id: *id, score: 1.0, strong: None, entry: item.into(), similar: Vec::new() });
                 (all, own)
             }
             Query::Passage { text, k_idea } => {

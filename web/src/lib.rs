@@ -35,7 +35,7 @@ use tower_http::{
     timeout::TimeoutLayer,
 };
 
-pub use api::{Hit, Searcher};
+pub use api::{GalleryEntry, Hit, Searcher};
 pub use limits::Limits;
 pub use reload::SharedSearcher;
 pub use serve::serve;

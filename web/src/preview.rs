@@ -41,11 +41,11 @@ impl Previews {
     /// The JPEG for these results (best first), from the cache or made now. Blocking work: run it on the pool.
     pub fn picture(&self, model_id: &str, hits: &[Hit]) -> Vec<u8> {
         let shown = &hits[..hits.len().min(TILES)];
-        let key = std::iter::once(model_id).chain(shown.iter().map(|h| h.thumb.as_str())).collect::<Vec<_>>().join("\n");
+        let key = std::iter::once(model_id).chain(shown.iter().map(|h| h.entry.thumb.as_str())).collect::<Vec<_>>().join("\n");
         if let Some(jpeg) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return jpeg.clone();
         }
-        let thumbs: Vec<Option<PathBuf>> = shown.iter().map(|h| self.thumb_path(&h.thumb)).collect();
+        let thumbs: Vec<Option<PathBuf>> = shown.iter().map(|h| self.thumb_path(&h.entry.thumb)).collect();
         let jpeg = collage(&thumbs);
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).put(key, jpeg.clone());
         jpeg
@@ -99,7 +99,8 @@ mod tests {
     }
 
     fn hit(thumb: &str) -> Hit {
-        Hit { id: 0, score: 0.3, strong: None, file: "f".into(), thumb: thumb.into(), caption: String::new(), source: String::new(), licence: String::new(), url: None, similar: Vec::new() }
+        let entry = crate::backend::GalleryEntry { file: "f".into(), thumb: thumb.into(), ..Default::default() };
+        Hit { id: 0, score: 0.3, strong: None, entry, similar: Vec::new() }
     }
 
     /// The tiles show the thumbnails in order, cropped to fill; missing ones are plain tiles; the result is a

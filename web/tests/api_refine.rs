@@ -209,6 +209,69 @@ async fn bad_refinements_and_passages_are_refused_naming_the_problem() {
     assert_eq!(call(&app, put).await.0, StatusCode::METHOD_NOT_ALLOWED);
 }
 
+/// The JSON of `/api/search`, byte for byte (the page and share links read these keys in this order): a refined
+/// prompt whose results carry collapsed near-duplicates, and "more like this" with the picture's own entry.
+#[tokio::test]
+async fn the_search_answer_is_pinned_byte_for_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    galleries(tmp.path());
+    let (model, flat) = (tmp.path().join("model"), tmp.path().join("flat"));
+    let reference = Engine::open(&model, &flat).unwrap();
+    let app = web::router(Config::new(tmp.path(), Ok(Arc::new(NativeSearcher(Engine::open(&model, &flat).unwrap())))));
+    let raw = |uri: String| {
+        let app = app.clone();
+        async move {
+            let res = app.oneshot(Request::builder().uri(&uri).body(Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{uri}");
+            String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+        }
+    };
+    // a picture's gallery entry, after its id (and score, strong)
+    let entry = |id: usize| {
+        let item = reference.item(id).unwrap();
+        format!(
+            r#""file":{},"thumb":{},"caption":{},"source":{},"licence":{},"url":{}"#,
+            json(&item.file), json(&item.thumb), json(&item.caption), json(&item.source), json(&item.licence), json(&item.url)
+        )
+    };
+    let hit = |h: &RefinedHit| {
+        let strong = h.hit.strong.map_or(String::new(), |s| format!(r#""strong":{s},"#));
+        let similar = match h.similar.as_slice() {
+            [] => String::new(),
+            ids => format!(r#","similar":[{}]"#, ids.iter().map(|&id| format!(r#"{{"id":{id},{}}}"#, entry(id as usize))).collect::<Vec<_>>().join(",")),
+        };
+        format!(r#"{{"id":{},"score":{},{strong}{}{similar}}}"#, h.hit.id, json(&h.hit.score), entry(h.hit.id as usize))
+    };
+    let hits = |hs: &[RefinedHit]| hs.iter().map(hit).collect::<Vec<_>>().join(",");
+
+    let mut collapsed = 0;
+    for prompt in ["w2 w5", "w3 -w4", "w7"] {
+        let r = refinement("collapse=1");
+        let want = reference.search_refined(prompt, 12, Scope::All, &r).unwrap();
+        collapsed += want.iter().filter(|h| !h.similar.is_empty()).count();
+        let body = raw(format!("/api/search?q={}&k=12&collapse=1", prompt.replace(' ', "+"))).await;
+        let expected = format!(
+            r#"{{"model_id":{},"query":{},"like":null,"k":12,"offset":0,"refinement":{},"results":[{}]}}"#,
+            json(&reference.model_id()), json(&prompt), json(&r), hits(&want)
+        );
+        assert_eq!(body, expected, "{prompt}");
+    }
+    assert!(collapsed > 0, "some result carries its collapsed near-duplicates");
+
+    let body = raw("/api/search?like=10&k=3".into()).await;
+    let want: Vec<RefinedHit> = reference.similar(10, 3).unwrap().into_iter().map(|hit| RefinedHit { hit, similar: Vec::new() }).collect();
+    let expected = format!(
+        r#"{{"model_id":{},"query":null,"like":10,"k":3,"offset":0,"results":[{}],"like_item":{{"id":10,"score":1.0,{}}}}}"#,
+        json(&reference.model_id()), hits(&want), entry(10)
+    );
+    assert_eq!(body, expected);
+}
+
+/// A value as serde_json writes it (the expected bytes above).
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap()
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

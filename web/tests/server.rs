@@ -9,7 +9,7 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use web::{Config, Hit, Searcher};
+use web::{Config, GalleryEntry, Hit, Searcher};
 
 /// A temp folder whose `site/` is a static folder with one file of each kind the page serves, and beside it a
 /// file that path traversal must not reach.
@@ -47,12 +47,14 @@ impl Searcher for FakeSearcher {
                 id: i,
                 score: 1.0 - i as f32 / 10.0,
                 strong: None,
-                file: format!("{query}-{i}.jpg"),
-                thumb: format!("thumbs/{i}.jpg"),
-                caption: "a caption".into(),
-                source: "test".into(),
-                licence: "CC0".into(),
-                url: None,
+                entry: GalleryEntry {
+                    file: format!("{query}-{i}.jpg"),
+                    thumb: format!("thumbs/{i}.jpg"),
+                    caption: "a caption".into(),
+                    source: "test".into(),
+                    licence: "CC0".into(),
+                    url: None,
+                },
                 similar: Vec::new(),
             })
             .collect())

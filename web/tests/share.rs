@@ -11,7 +11,7 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use web::{Config, Hit, Searcher};
+use web::{Config, GalleryEntry, Hit, Searcher};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -39,12 +39,14 @@ impl Searcher for ThreeThumbs {
                 id: i,
                 score: 0.4 - i as f32 / 10.0,
                 strong: Some(i == 0),
-                file: format!("{i}.jpg"),
-                thumb: format!("thumbs/{i}.jpg"),
-                caption: format!("picture {i}"),
-                source: "test".into(),
-                licence: "CC0-1.0".into(),
-                url: None,
+                entry: GalleryEntry {
+                    file: format!("{i}.jpg"),
+                    thumb: format!("thumbs/{i}.jpg"),
+                    caption: format!("picture {i}"),
+                    source: "test".into(),
+                    licence: "CC0-1.0".into(),
+                    url: None,
+                },
                 similar: Vec::new(),
             })
             .collect())
