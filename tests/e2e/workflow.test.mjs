@@ -6,30 +6,23 @@
 // with the same parameters, its refusal shown. Passages: workflow-passage.test.mjs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, pageState, artifact, openPage as openPageIn } from './harness.mjs';
-import { buildWorkflowSites, grid, settled, orientation, TWIN, TWIN_OF } from './workflow-helpers.mjs';
+import { startServer, artifact } from './harness.mjs';
+import { startWorkflowSuite, stopWorkflowSuite, openReady, grid, settled, orientation, TWIN, TWIN_OF } from './workflow-helpers.mjs';
 
-let sites, flat, part, browser;
-const cspViolations = [];
+let suite, sites, flat, part, browser;
 before(async () => {
-  sites = buildWorkflowSites();
-  [flat, part, browser] = await Promise.all([startServer(sites.flat), startServer(sites.partitioned), launchBrowser()]);
+  suite = await startWorkflowSuite();
+  ({ sites, flat, part, browser } = suite);
 });
-after(async () => {
-  await browser?.close();
-  await Promise.all([flat?.stop(), part?.stop()]);
-  sites?.remove();
-});
+after(() => stopWorkflowSuite(suite));
 
-const openPage = (url) => openPageIn(browser.context, url, cspViolations);
 const item = (id) => sites.gallery.items[id];
 const idOf = (file) => sites.gallery.items.findIndex((i) => i.file === file);
 const query = (url) => new URL(url).search;
 
 /** Opens `search` (a query string) on `server` and returns the settled grid. */
 async function shown(server, search, q) {
-  const { page, problems } = await openPage(`${server.url}${search}`);
-  assert.equal(await pageState(page), 'ready', await page.textContent('#error-message'));
+  const { page, problems } = await openReady(suite, `${server.url}${search}`);
   await settled(page, q);
   const rows = await grid(page);
   assert.deepEqual(problems, []);
@@ -123,8 +116,7 @@ test('filters: shape, minimum size and licence show only what fits, and say so w
   // A gallery published before sizes were recorded says so, instead of "nothing fits".
   const unsized = await startServer(sites.unsized);
   try {
-    const { page: old } = await openPage(`${unsized.url}?q=${encodeURIComponent(prompt)}&orient=landscape`);
-    assert.equal(await pageState(old), 'ready', await old.textContent('#error-message'));
+    const { page: old } = await openReady(suite, `${unsized.url}?q=${encodeURIComponent(prompt)}&orient=landscape`);
     await old.waitForFunction(() => /does not record its pictures' sizes.*republish it/.test(document.getElementById('status').textContent));
     await old.selectOption('#refine-orient', '');
     await old.selectOption('#refine-lic', 'pd'); // licences still work: read from the licence text
@@ -212,20 +204,20 @@ test('server gallery: /api/search gets the same parameters, and its refusal is s
   const seen = [];
   const descriptor = { format: 'imgpick-server-gallery', format_version: 1, model_id: sites.gallery.model_id, count: 16, search: 'api/search' };
   await browser.context.route('**/gallery/gallery.json', (route) => route.fulfill({ json: descriptor }));
+  const hit = (id, score) => ({ id, score, file: sites.gallery.items[id].file, thumb: sites.gallery.items[id].thumb, caption: sites.gallery.items[id].caption, licence: 'MIT', source: 'test' });
   const posted = [];
   await browser.context.route('**/api/search', (route) => {
     const body = route.request().postDataJSON();
     posted.push(body);
-    const hit = (id) => ({ id, score: 0.4, file: sites.gallery.items[id].file, thumb: sites.gallery.items[id].thumb, caption: sites.gallery.items[id].caption, licence: 'MIT', source: 'test' });
-    return route.fulfill({ json: { model_id: descriptor.model_id, results: [hit(3)], sentences: 2, total: 2, without_words: 0,
-      ideas: [{ text: 'A black cat sleeps.', first: 0, last: 0, results: [hit(0)] }, { text: 'A rocket flies.', first: 1, last: 1, results: [hit(14)] }] } });
+    return route.fulfill({ json: { model_id: descriptor.model_id, results: [hit(3, 0.4)], sentences: 2, total: 2, without_words: 0,
+      ideas: [{ text: 'A black cat sleeps.', first: 0, last: 0, results: [hit(0, 0.4)] }, { text: 'A rocket flies.', first: 1, last: 1, results: [hit(14, 0.4)] }] } });
   });
   await browser.context.route('**/api/search?*', (route) => {
     const params = new URL(route.request().url()).searchParams;
     seen.push(params);
     if (params.get('orient') === 'square') return route.fulfill({ status: 400, json: { error: 'orient=square is not served here (test)' } });
-    const hit = (id) => ({ id, score: 0.5 - id / 100, file: sites.gallery.items[id].file, thumb: sites.gallery.items[id].thumb, caption: sites.gallery.items[id].caption, licence: 'MIT', source: 'test' });
-    return route.fulfill({ json: { model_id: descriptor.model_id, results: [{ ...hit(1), similar: [hit(2)] }, hit(3)] } });
+    const ranked = (id) => hit(id, 0.5 - id / 100);
+    return route.fulfill({ json: { model_id: descriptor.model_id, results: [{ ...ranked(1), similar: [ranked(2)] }, ranked(3)] } });
   });
   try {
     const { page } = await shown(own, `?q=a+cat&up=4&lic=pd&vary=1`, 'a cat');
