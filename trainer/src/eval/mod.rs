@@ -1,10 +1,13 @@
 //! The VSE evaluation protocol: every caption ranks all images (t2i), every image ranks all captions (i2t,
 //! the rank of its best ground-truth caption), and [`rank_model_dir`] (a model directory on a captions file,
 //! with what it used and skipped). `trainer eval`'s flags and report (bootstrap intervals, a paired
-//! comparison, `--strict`) are in `report`; the numbers themselves are [`crate::metrics`]'.
+//! comparison, `--strict`) are in `report`, the metrics per image kind (`--group-by`) in `groups`; the numbers
+//! themselves are [`crate::metrics`]'.
 
+mod groups;
 mod report;
 
+pub use groups::{field_values, group_reports, split, Group, GroupReport};
 pub use report::{eval_report, Comparison, Coverage, EvalArgs, EvalReport, EvalSet};
 
 use std::path::{Path, PathBuf};
@@ -102,7 +105,12 @@ pub fn hubness(images: &Tensor, bank: &Tensor, k: usize) -> Vec<f32> {
 /// `plain` (cosine of single-view vectors).
 pub fn rank_model_dir(model: &Path, captions: &Path, images: &Path, cache: &Path, weights: Option<PathBuf>, plain: bool) -> Result<Ranked> {
     let s = score_model_dir(model, captions, images, cache, weights, plain)?;
-    Ok(Ranked { ranks: rank_queries(&s.images, &s.captions, &s.caption_image, s.t2i_penalty.as_deref()), coverage: s.coverage })
+    let ranks = rank_queries(&s.images, &s.captions, &s.caption_image, s.t2i_penalty.as_deref());
+    // `rank_queries` keeps the rows that have a query, in row order
+    let mut queried = vec![false; s.coverage.image_ids.len()];
+    s.caption_image.iter().for_each(|&row| queried[row] = true);
+    let image_ids = s.coverage.image_ids.iter().zip(&queried).filter(|&(_, &q)| q).map(|(&id, _)| id).collect();
+    Ok(Ranked { ranks, coverage: s.coverage, image_ids })
 }
 
 /// What [`rank_model_dir`] ranks: the readable images' and their captions' vectors, each caption's image, and
@@ -199,6 +207,8 @@ pub fn has_words(caption: &str) -> bool {
 pub struct Ranked {
     pub ranks: Ranks,
     pub coverage: Coverage,
+    /// The captions file's id of each image of `ranks.images` (what `--group-by` groups by).
+    pub image_ids: Vec<u64>,
 }
 
 #[cfg(test)]

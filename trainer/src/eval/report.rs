@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use serde::Serialize;
 
+use super::groups::{field_values, group_reports, GroupReport};
 use super::rank_model_dir;
 use crate::data::Dataset;
 use crate::metrics::{Interval, Metrics};
@@ -60,6 +61,13 @@ pub struct EvalArgs {
     /// instead of reporting the count.
     #[arg(long)]
     pub strict: bool,
+    /// Also report the metrics per value of this field of the captions file's image records (e.g. `kind` in
+    /// the demo gallery: photo, cutout, clipart, painting). A group's queries are the captions of its images
+    /// (t2i) and its images (i2t), each still ranked against the WHOLE gallery, not only its own group. With
+    /// --bootstrap / --compare each group gets its interval, resampling its own images (a small group: a
+    /// wide interval).
+    #[arg(long, value_name = "FIELD")]
+    pub group_by: Option<String>,
 }
 
 /// What an evaluation used and what it left out, and why: an image that cannot be read (missing, broken) takes
@@ -75,6 +83,9 @@ pub struct Coverage {
     /// Each skip: (the image file, or the caption and its image), why; in file order.
     #[serde(skip)]
     pub skipped: Vec<(String, String)>,
+    /// The captions file's ids of the images used, in file order (the ranked gallery's rows).
+    #[serde(skip)]
+    pub image_ids: Vec<u64>,
 }
 
 impl Coverage {
@@ -89,6 +100,7 @@ impl Coverage {
                 continue;
             }
             c.images_used += 1;
+            c.image_ids.push(im.id);
             for caption in &im.captions {
                 if super::has_words(caption) {
                     c.queries_used += 1;
@@ -126,6 +138,8 @@ pub struct EvalReport {
     pub coverage: Coverage,
     pub interval: Option<Interval>,
     pub comparison: Option<Comparison>,
+    /// `--group-by FIELD`: the field and each of its values' report, largest group first.
+    pub groups: Option<(String, Vec<GroupReport>)>,
 }
 
 /// The `--compare` part of an [`EvalReport`].
@@ -143,26 +157,42 @@ pub fn eval_report(args: &EvalArgs) -> Result<EvalReport> {
         bail!("--bootstrap 0: give at least 1 resample (1000 is usual)");
     }
     let set = &args.set;
+    // read before the (slow) embedding, so a misspelt field fails at once
+    let values = args.group_by.as_deref().map(|field| field_values(&set.captions, field)).transpose()?;
     let rank = |model: &Path| rank_model_dir(model, &set.captions, &set.images, &set.cache, set.weights.clone(), args.plain);
     let ranked = rank(&args.model)?;
-    let (ranks, coverage) = (ranked.ranks, ranked.coverage);
+    let (ranks, coverage) = (&ranked.ranks, &ranked.coverage);
     if args.strict && !coverage.skipped.is_empty() {
         bail!("--strict: not everything could be evaluated; {}", coverage.summary());
     }
-    let comparison = match &args.compare {
-        Some(dir) => {
-            let other = rank(dir)?.ranks;
-            let difference = ranks.paired_bootstrap(&other, args.bootstrap.unwrap_or(1000), args.seed)?;
-            Some(Comparison { model: dir.clone(), metrics: other.metrics(), difference })
+    let other = args.compare.as_deref().map(rank).transpose()?;
+    let comparison = match (&args.compare, &other) {
+        (Some(dir), Some(other)) => {
+            let difference = ranks.paired_bootstrap(&other.ranks, args.bootstrap.unwrap_or(1000), args.seed)?;
+            Some(Comparison { model: dir.clone(), metrics: other.ranks.metrics(), difference })
         }
-        None => None,
+        _ => None,
     };
-    Ok(EvalReport { metrics: ranks.metrics(), coverage, interval: args.bootstrap.map(|n| ranks.bootstrap(n, args.seed)), comparison })
+    let groups = match (&args.group_by, &values) {
+        (Some(field), Some(values)) => {
+            let other = other.as_ref().map(|o| (&o.ranks, o.image_ids.as_slice()));
+            Some((field.clone(), group_reports(ranks, &ranked.image_ids, values, args.bootstrap, other, args.seed)?))
+        }
+        _ => None,
+    };
+    Ok(EvalReport {
+        metrics: ranks.metrics(),
+        coverage: coverage.clone(),
+        interval: args.bootstrap.map(|n| ranks.bootstrap(n, args.seed)),
+        comparison,
+        groups,
+    })
 }
 
 impl EvalReport {
     /// `--json`: the metrics' keys, the [`Coverage`] counts (`images_used`, `images_skipped`, `queries_used`,
-    /// `queries_skipped`), plus `ci95` and `compare` {model, metrics, difference, difference_ci95}.
+    /// `queries_skipped`), plus `ci95`, `compare` {model, metrics, difference, difference_ci95} and with
+    /// `--group-by` `group_by` (the field) and `groups` (one object per value: [`GroupReport::to_json`]).
     pub fn to_json(&self) -> Result<serde_json::Value> {
         let mut out = serde_json::to_value(self.metrics)?;
         if let (Some(out), serde_json::Value::Object(counts)) = (out.as_object_mut(), serde_json::to_value(&self.coverage)?) {
@@ -175,6 +205,10 @@ impl EvalReport {
             out["compare"] = serde_json::json!({
                 "model": c.model, "metrics": c.metrics, "difference": self.metrics.minus(&c.metrics), "difference_ci95": c.difference,
             });
+        }
+        if let Some((field, groups)) = &self.groups {
+            out["group_by"] = field.as_str().into();
+            out["groups"] = groups.iter().map(GroupReport::to_json).collect::<Result<Vec<_>>>()?.into();
         }
         Ok(out)
     }
@@ -189,6 +223,16 @@ impl std::fmt::Display for EvalReport {
         if let Some(c) = &self.comparison {
             write!(f, "\ncompared with {}:\n{}", c.model.display(), c.metrics)?;
             write!(f, "\ndifference (this − that): {}\n  its {}", self.metrics.minus(&c.metrics), c.difference)?;
+        }
+        if let Some((field, groups)) = &self.groups {
+            write!(
+                f,
+                "\nby {field} (each group's captions and images ranked against the whole gallery of {} images and {} captions):",
+                self.coverage.images_used, self.coverage.queries_used
+            )?;
+            for g in groups {
+                write!(f, "\n{g}")?;
+            }
         }
         Ok(())
     }
