@@ -11,7 +11,7 @@ use std::path::Path;
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageFormat, ImageReader};
-use wasm_model::image_encoder::{decode_image, probe_image, MAX_PIXELS};
+use wasm_model::image_encoder::{decode_for_input, decode_image, probe_image, MAX_PIXELS};
 
 /// Larger files are refused unread: a 40-megapixel photo is far smaller, and a 2 GB file named `.jpg` took
 /// 2.3 GB of memory before its decode failed.
@@ -124,6 +124,27 @@ pub fn open_oriented(path: &Path) -> Result<Opened, String> {
     Ok(Opened { image, orientation: orientation_of(&bytes) })
 }
 
+/// What `publish` embeds: [`open_oriented`], except that a large JPEG is decoded at 1/2, 1/4 or 1/8 of its size
+/// (wasm-model's `decode_for_input`, the page's decode: its shorter side stays at least twice `input_size`, the
+/// network's input side), so `image` may be smaller than the stored picture. Also returns the size as shown,
+/// from the header.
+pub fn open_for_network(path: &Path, input_size: u32) -> Result<(Opened, (u32, u32)), String> {
+    let bytes = read(path)?;
+    match image::guess_format(&bytes) {
+        Ok(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP) => {
+            let d = decode_for_input(&bytes, input_size).map_err(|e| e.to_string())?;
+            let shown = turned(d.stored_size.0, d.stored_size.1, d.orientation);
+            Ok((Opened { image: d.image, orientation: d.orientation }, shown))
+        }
+        _ => {
+            let image = decode(&bytes)?;
+            let opened = Opened { image, orientation: orientation_of(&bytes) };
+            let shown = opened.shown_size();
+            Ok((opened, shown))
+        }
+    }
+}
+
 /// The size of the picture in `bytes` as shown and its orientation, from its header alone (no decoding): for
 /// galleries whose cached records predate the stored size.
 pub fn probe(bytes: &[u8]) -> Result<((u32, u32), Orientation), String> {
@@ -207,6 +228,27 @@ mod tests {
         assert_eq!((probe(&jpeg).unwrap(), probe(&rotated).unwrap()), (((64, 48), Orientation::NoTransforms), ((48, 64), Orientation::Rotate90)));
         assert_eq!(probe(&encoded(&img, ImageFormat::Gif)).unwrap().0, (64, 48));
         assert!(probe(b"hello").unwrap_err().contains("not an image"));
+    }
+
+    /// What publish embeds: a JPEG large enough for it decoded at 1/2 (here a 256×192 one for a 32-px input:
+    /// 96 ≥ 2 × 32), unturned, with the size as shown from the header; small ones and GIFs whole, as before.
+    #[test]
+    fn open_for_network_scales_large_jpegs_and_keeps_the_shown_size() {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(256, 192, |x, y| image::Rgb([x as u8, y as u8, 90])));
+        let tmp = tempfile::tempdir().unwrap();
+        let (turned, gif) = (tmp.path().join("turned.jpg"), tmp.path().join("plain.gif"));
+        std::fs::write(&turned, with_exif_orientation(&encoded(&img, ImageFormat::Jpeg), 6)).unwrap();
+        std::fs::write(&gif, encoded(&img, ImageFormat::Gif)).unwrap();
+        let (opened, shown) = open_for_network(&turned, 32).unwrap();
+        assert_eq!(((opened.image.width(), opened.image.height()), shown), ((128, 96), (192, 256)));
+        assert_eq!(opened.orientation, Orientation::Rotate90);
+        assert_eq!((opened.upright().width(), opened.upright().height()), (96, 128));
+        let whole = open_oriented(&turned).unwrap();
+        assert_eq!(whole.shown_size(), shown);
+        let (small, _) = open_for_network(&turned, 224).unwrap();
+        assert_eq!(small.image.to_rgb8(), whole.image.to_rgb8(), "too small to scale for 224 px: the old decode");
+        let (g, g_shown) = open_for_network(&gif, 32).unwrap();
+        assert_eq!(((g.image.width(), g.image.height()), g_shown), ((256, 192), (256, 192)));
     }
 
     /// Only regular files are read, and no file over the size limit (checked before reading).

@@ -71,14 +71,15 @@ impl EmbedSettings {
 
 /// Decodes the image at `path`, prepares its views and encodes its thumbnail.
 fn prepare(path: PathBuf, prep: &Preprocess, views: &[View]) -> Sent {
-    let opened = match crate::image_file::open_oriented(&path) {
+    // decoded as the page decodes a photo (a large JPEG scaled down in the IDCT)
+    let (opened, shown_size) = match crate::image_file::open_for_network(&path, prep.size) {
         Ok(opened) => opened,
         Err(why) => return Ok(Err(why)),
     };
     // the stored pixels, as the page embeds a photo (the orientation only turns the thumbnail)
     let inputs = views.iter().map(|&view| prep.image_to_input(&crate::features::crop_view(view, opened.image.clone()))).collect();
     let thumb = thumbs::encode(&opened.upright())?;
-    Ok(Ok(Prepared { path, views: inputs, thumb, shown_size: opened.shown_size() }))
+    Ok(Ok(Prepared { path, views: inputs, thumb, shown_size }))
 }
 
 /// Runs in its own thread: [`prepare`]s each job and sends the results in job order. Stops when the

@@ -5,6 +5,7 @@ use std::io::Cursor;
 
 use image::{metadata::Orientation, DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
+use super::jpeg_scaled::{decode_scaled, jpeg_downscale};
 use super::{ImageError, MAX_PIXELS};
 
 /// What a file's header says, once every check [`decode_image`] makes before decoding has passed.
@@ -35,14 +36,36 @@ pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
     ImageReader::with_format(Cursor::new(bytes), format).decode().map_err(decode_err)
 }
 
-/// Like [`decode_image`] (the same pixels), plus the EXIF orientation, which only thumbnails use: the vector is
-/// computed from the stored pixels, as the trainer does.
-pub fn decode_image_oriented(bytes: &[u8]) -> Result<(DynamicImage, Orientation), ImageError> {
-    let (format, name, _) = checked_format(bytes)?;
-    let decode_err = |e: image::ImageError| ImageError::Decode { format: name.clone(), reason: e.to_string() };
-    let mut decoder = ImageReader::with_format(Cursor::new(bytes), format).into_decoder().map_err(decode_err)?;
+/// A photo decoded for the network by [`decode_for_input`].
+#[derive(Debug, Clone)]
+pub struct DecodedPhoto {
+    /// The stored pixels (EXIF orientation not applied: the vector is computed from them, as the trainer does),
+    /// at 1/`downscale` of the stored size.
+    pub image: DynamicImage,
+    /// The EXIF orientation (`NoTransforms` without one): what thumbnails and the shown size follow.
+    pub orientation: Orientation,
+    /// The stored size from the header (before any EXIF orientation).
+    pub stored_size: (u32, u32),
+    /// 1 (decoded as [`decode_image`] decodes), or 2, 4 or 8 for a large JPEG ([`jpeg_downscale`]).
+    pub downscale: u32,
+}
+
+/// What the page and `trainer publish` embed, one definition for both: [`decode_image`]'s pixels and the EXIF
+/// orientation, except that a JPEG large enough for it is decoded at 1/2, 1/4 or 1/8 of its size in the IDCT,
+/// its shorter side still at least twice `input_size` (the network's input side; `jpeg_scaled`).
+pub fn decode_for_input(bytes: &[u8], input_size: u32) -> Result<DecodedPhoto, ImageError> {
+    let (format, name, stored_size) = checked_format(bytes)?;
+    let decode_err = |reason: String| ImageError::Decode { format: name.clone(), reason };
+    let mut decoder = ImageReader::with_format(Cursor::new(bytes), format).into_decoder().map_err(|e| decode_err(e.to_string()))?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    Ok((DynamicImage::from_decoder(decoder).map_err(decode_err)?, orientation))
+    let downscale = if format == ImageFormat::Jpeg { jpeg_downscale(stored_size, input_size) } else { 1 };
+    if downscale > 1 {
+        if let Some(image) = decode_scaled(bytes, downscale).map_err(decode_err)? {
+            return Ok(DecodedPhoto { image, orientation, stored_size, downscale });
+        }
+    }
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| decode_err(e.to_string()))?;
+    Ok(DecodedPhoto { image, orientation, stored_size, downscale: 1 })
 }
 
 /// Every check `decode_image` makes before decoding: returns the format, its display name and the stored size.

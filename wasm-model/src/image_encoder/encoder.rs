@@ -3,7 +3,7 @@
 
 use image::{DynamicImage, RgbImage, RgbaImage};
 
-use super::decode::decode_image_oriented;
+use super::decode::decode_for_input;
 use super::layers::{stem_patches, Act, Depthwise, MbConv, Pointwise};
 use super::lite::{LiteArch, HEAD_CHANNELS, STEM_CHANNELS};
 use super::preprocess::{flatten_onto_white, input_from_rgb, into_rgb, preprocess, resize_triangle_crop};
@@ -120,11 +120,13 @@ impl ImageEncoder {
     }
 
     /// One decode for both the vector (exactly [`ImageEncoder::embed`]'s) and a thumbnail: longest side at
-    /// most `max_side` (never enlarged; the same antialiased resize as the network input), transparency on white,
-    /// EXIF orientation applied; RGBA for a canvas. What the page's embedding workers show.
+    /// most `max_side` (never enlarged; the same antialiased resize as the network input; a large JPEG's from its
+    /// scaled decode, whose shorter side is at least twice the network's input), transparency on white, EXIF
+    /// orientation applied; RGBA for a canvas. What the page's embedding workers show.
     pub fn embed_with_thumbnail(&self, bytes: &[u8], max_side: u32) -> Result<(Vec<f32>, RgbaImage), ImageEncoderError> {
-        let (img, orientation) = decode_image_oriented(bytes)?;
-        let rgb = into_rgb(img);
+        let decoded = decode_for_input(bytes, self.config.image_size as u32)?;
+        let orientation = decoded.orientation;
+        let rgb = into_rgb(decoded.image);
         let (w, h) = rgb.dimensions();
         let max_side = max_side.max(1);
         let small = if w.max(h) > max_side {

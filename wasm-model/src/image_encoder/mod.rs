@@ -1,7 +1,8 @@
 //! The image side in candle: encoded bytes → preprocessing → EfficientNet-Lite (0, 1 or 2) → image head →
 //! L2-normalised vector, the same vector `trainer publish` computes with tch (see README "Image encoder").
 //!
-//! - `decode`: bytes → pixels, with every refusal (size from the header, truncated JPEGs) before decoding.
+//! - `decode`: bytes → pixels, with every refusal (size from the header, truncated JPEGs) before decoding;
+//!   `jpeg_scaled`: a large JPEG decoded at 1/2–1/8 of its size in the IDCT for the network (page and publish).
 //! - `preprocess`: mirrors `trainer::backbone::preprocess` step for step (same `image` crate, same filter):
 //!   alpha flattened onto white, shorter side resized to `image.image_size` (Lite0/1/2: 224/240/260; antialiased
 //!   bilinear), centre crop, `(pixel / 255 - mean) / std` with the manifest's mean/std (Lite: `(pixel - 127) / 128`).
@@ -19,14 +20,16 @@
 
 mod decode;
 mod encoder;
+mod jpeg_scaled;
 pub(crate) mod layers;
 pub mod lite;
 mod preprocess;
 pub(crate) mod weights;
 
 pub use crate::model_dir::IMAGE_ENCODER_FILE;
-pub use decode::{decode_image, decode_image_oriented, probe_image, ImageInfo};
+pub use decode::{decode_for_input, decode_image, probe_image, DecodedPhoto, ImageInfo};
 pub use encoder::ImageEncoder;
+pub use jpeg_scaled::{jpeg_downscale, DECODED_SIDE_PER_INPUT};
 pub use layers::tf_same_pad;
 pub use lite::{LiteArch, LiteBlock, LiteStage};
 pub use preprocess::{flatten_onto_white, normalize, preprocess, resize_center_crop};

@@ -3,7 +3,7 @@
 
 use image::{imageops::FilterType, DynamicImage, RgbImage};
 
-use super::decode::decode_image;
+use super::decode::decode_for_input;
 use super::ImageError;
 use crate::model_dir::ImageConfig;
 
@@ -120,9 +120,10 @@ pub fn normalize(img: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
     data
 }
 
-/// Encoded bytes → network input `[3, size, size]` (row-major planes).
+/// Encoded bytes → network input `[3, size, size]` (row-major planes); a large JPEG is decoded scaled down
+/// ([`decode_for_input`]), as `trainer publish` decodes it.
 pub fn preprocess(bytes: &[u8], cfg: &ImageConfig) -> Result<Vec<f32>, ImageError> {
-    Ok(input_from_rgb(&into_rgb(decode_image(bytes)?), cfg))
+    Ok(input_from_rgb(&into_rgb(decode_for_input(bytes, cfg.image_size as u32)?.image), cfg))
 }
 
 /// Same pixels as `flatten_onto_white`, without copying an opaque image (36 MB for a 12-MP photo).
