@@ -60,7 +60,7 @@ export const Request = Object.freeze({
    *  partitioned gallery reads their metadata blocks, a server gallery asks for each one. */
   items: 'items',
   /** `{ count, browserDecode? }`: how many embedding workers to run (1–8) and whether big JPEGs are decoded by the
-   *  browser (true, false or 'auto': when the machine has a spare core per worker); for benchmarks → answer
+   *  browser (true; false or 'auto': the wasm decoder, which scales large JPEGs as `trainer publish` does); for benchmarks → answer
    *  `{ count }` as applied. */
   embedWorkers: 'embedWorkers',
   /** No fields → answer `MyPhotosStats` (see `myPhotosDone`). */

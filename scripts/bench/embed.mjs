@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // "My photos" benchmark in headless Chromium, through the real page:
 // 1. images/s embedding the user's photos (file → vector + thumbnail, in the page's embedding workers) with 1 and
-//    2 workers, on the asset photos and on 12-megapixel phone-sized JPEGs (decoded by the browser, and for
-//    comparison by the wasm decoder), with the time per photo in a worker and the thumbnails' size;
+//    2 workers, on the asset photos and on 12-megapixel phone-sized JPEGs (decoded by the browser, and by the
+//    wasm decoder, the page's default), with the time per photo in a worker and the thumbnails' size. `--static`
+//    another build of the page (e.g. an older wasm package) to compare in the same spell;
 // 2. at scale: 10,000 and 100,000 photos (synthetic vectors near the asset photos' ones, injected through the
 //    page's test hook, no thumbnails): storage, restore time on load, wasm memory, and search latency over my
 //    photos and over everything.

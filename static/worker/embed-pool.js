@@ -34,12 +34,11 @@ export class EmbedPool {
     return this.size;
   }
 
-  // 'auto': the browser's decoder only where there are idle cores for it. It decodes on threads of its own, so
-  // it pays off when they run beside the workers; with every core busy, the wasm decoder costs less CPU per
-  // photo (12-MP JPEG on the 2-core VM: ~160 ms in wasm vs ~90 ms browser decode + ~110 ms in the worker).
+  // 'auto': the wasm decoder. It decodes a large JPEG at 1/2–1/8 of its size in the IDCT, as `trainer publish`
+  // does (the same vector), in less worker time than the browser's path spends after its own decode (12-MP JPEG
+  // on the 2-core VM: ~105 ms in wasm vs ~90 ms browser decode + ~115 ms in the worker; docs/benchmarks.md).
   get decodesInBrowser() {
-    if (this.browserDecode !== 'auto') return this.browserDecode;
-    return (navigator.hardwareConcurrency || 1) >= 2 * this.size;
+    return this.browserDecode === true;
   }
 
   // The two files only embedding photos needs, image_encoder.safetensors (the stock backbone) and

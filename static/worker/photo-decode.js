@@ -1,13 +1,15 @@
 // One photo file → its vector and a small thumbnail, in an embedding worker. Which decoder reads the pixels:
-// - JPEGs of BROWSER_DECODE_MIN_PIXELS or more (phone photos), when the pool asks for it (embed-pool.js: only
-//   with a spare core per worker): the browser's own decoder (createImageBitmap, on the browser's threads, while
-//   the wasm encoder works on the previous photo); the wasm encoder then resizes and embeds those pixels with the
-//   trainer's code, and the thumbnail is drawn from the same bitmap.
-// - Everything else: the wasm encoder decodes the file itself (the trainer's decoder, so exactly its pixels).
+// - By default the wasm encoder decodes the file itself, with the trainer's decoder: exactly its pixels, a large
+//   JPEG decoded at 1/2–1/8 of its size in the IDCT (wasm-model's decode_for_input), so the same vector.
+// - JPEGs of BROWSER_DECODE_MIN_PIXELS or more (phone photos), when the pool asks for it (embed-pool.js: a
+//   benchmark setting now): the browser's own decoder at full size (createImageBitmap, on the browser's threads,
+//   while the wasm encoder works on the previous photo); the wasm encoder then resizes and embeds those pixels,
+//   and the thumbnail is drawn from the same bitmap.
 // Why the size limit: the two JPEG decoders differ by a level or two on a few % of the pixels. Downscaled
-// to the network's 224 px those differences average out (browser vs wasm vectors, 45 real 1.6–14.7 MP
+// to the network's 224 px those differences average out (browser vs wasm full-size decode, 45 real 1.6–14.7 MP
 // photos: min cosine 0.9997; at 640 px 0.9995), but a 224-px JPEG feeds them to the network as they are (Flickr8k
-// val: min 0.995). docs/benchmarks.md, "My photos".
+// val: min 0.995). Against the wasm decoder's scaled decode of large JPEGs (what publish embeds): 40 wallpapers
+// min 0.9969, median 0.9996. docs/benchmarks.md, "My photos".
 // Bad files are refused by the wasm `probe_image` first, with the same messages whichever decoder runs.
 
 /** Longest side of a thumbnail, in pixels. */

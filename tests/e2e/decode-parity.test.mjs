@@ -1,9 +1,10 @@
-// The page's embedding path in headless Chromium (worker/photo-decode.js: the browser decodes JPEGs of 2 MP or
-// more, the wasm encoder everything else) against `trainer publish --plain` (tch) on real photos: the 15 asset
-// photos, 200 Flickr8k val photos (skipped without ../shared/data/flickr8k) and the demo gallery's large JPEG
-// wallpapers (1.6–14.7 MP; skipped without $IMGPICK_HOME/gallery from `scripts/setup.sh demo`), plus EXIF-rotated
-// copies of a small and a large one (the trainer embeds the stored pixels; so must the page). Every photo:
-// cosine ≥ 0.999 with the shipped f16 image encoder.
+// The page's embedding path in headless Chromium (worker/photo-decode.js: by default the wasm encoder decodes every
+// photo, a large JPEG at 1/2–1/8 of its size in the IDCT, exactly as `trainer publish` decodes it) against
+// `trainer publish --plain` (tch) on real photos: the 15 asset photos, 200 Flickr8k val photos (skipped without
+// ../shared/data/flickr8k) and the demo gallery's large JPEG wallpapers (1.6–14.7 MP; skipped without
+// $IMGPICK_HOME/gallery from `scripts/setup.sh demo`), plus EXIF-rotated copies of a small and a large one (the
+// trainer embeds the stored pixels; so must the page). Every photo: cosine ≥ 0.999 with the shipped f16 image
+// encoder. The browser's decoder (full size; only a benchmark setting now) is measured on the large ones too.
 // Prepared and run by scripts/test-e2e.sh (like mine.test.mjs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -108,15 +109,23 @@ test(`the page's decode + encoder vs trainer publish --plain: cosine ≥ ${MIN_C
     const files = JSON.parse(manifestText).files;
     const get = async (f) => new Uint8Array(await (await fetch(`/model/${f}`)).arrayBuffer());
     const embedder = new wasm.ImageEmbedder(manifestText, await get(files.image_encoder), await get(files.image_head));
-    window.parityEmbed = async (b64) => {
-      const r = await embedPhoto(wasm, embedder, new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))]));
+    window.parityEmbed = async (b64, browserDecode) => {
+      const blob = new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))]);
+      const r = await embedPhoto(wasm, embedder, blob, { browserDecode });
       return { vector: Array.from(r.vector), decoder: r.decoder, thumb: r.thumb ? r.thumb.size : 0 };
     };
   });
-  const results = {};
-  for (const name of Object.values(groups).flat()) {
-    results[name] = await page.evaluate((b64) => window.parityEmbed(b64), readFileSync(path.join(photos, name)).toString('base64'));
-  }
+  const embedAll = async (names, browserDecode) => {
+    const out = {};
+    for (const name of names) {
+      out[name] = await page.evaluate(([b64, b]) => window.parityEmbed(b64, b), [readFileSync(path.join(photos, name)).toString('base64'), browserDecode]);
+    }
+    return out;
+  };
+  // What the page does (the pool's default, embed-pool.js), and the browser's decoder on the large JPEGs.
+  const results = await embedAll(Object.values(groups).flat(), false);
+  const largeNames = [...groups.large, ...(large.length ? ['rotated_large.jpg'] : [])];
+  const viaBrowser = await embedAll(largeNames, true);
   await page.close();
 
   const unpublished = Object.values(groups).flat().filter((name) => !reference.has(name));
@@ -131,7 +140,15 @@ test(`the page's decode + encoder vs trainer publish --plain: cosine ≥ ${MIN_C
     for (const r of rows) assert.ok(r.cos >= MIN_COSINE, `${r.name}: cosine ${r.cos} (${r.decoder} decoder)`);
     for (const r of rows) assert.ok(results[r.name].thumb > 0, `${r.name}: a thumbnail`);
   }
-  // The policy: small photos through the trainer's decoder (wasm), large JPEGs through the browser's.
-  for (const name of [...groups.assets, ...groups.flickr8k, 'rotated_small.jpg']) assert.equal(results[name].decoder, 'wasm', name);
-  for (const name of [...groups.large, ...(large.length ? ['rotated_large.jpg'] : [])]) assert.equal(results[name].decoder, 'browser', name);
+  for (const name of Object.values(groups).flat()) assert.equal(results[name].decoder, 'wasm', name);
+  // The browser's decoder gives the full-size pixels, which the trainer no longer embeds for a large JPEG: close,
+  // not equal (measured on the 40 wallpapers: see docs/benchmarks.md "My photos at scale").
+  if (largeNames.length) {
+    const rows = largeNames.map((name) => ({ name, cos: cosine(viaBrowser[name].vector, reference.get(name)) }));
+    const worst = rows.reduce((a, b) => (b.cos < a.cos ? b : a));
+    const sorted = rows.map((r) => r.cos).sort((a, b) => a - b);
+    console.log(`# large via the browser's decoder (full size): min cosine ${worst.cos.toFixed(5)} (${worst.name}), median ${sorted[sorted.length >> 1].toFixed(5)}`);
+    for (const name of largeNames) assert.equal(viaBrowser[name].decoder, 'browser', name);
+    for (const r of rows) assert.ok(r.cos >= 0.99, `${r.name}: cosine ${r.cos} (browser decoder)`);
+  }
 });

@@ -145,7 +145,8 @@ impl ImageEncoder {
     /// [`ImageEncoder::embed`] for pixels decoded elsewhere (the page's workers let the browser decode JPEGs,
     /// on its own threads, and make the thumbnail from the same decode). `rgba`: `width × height` RGBA,
     /// row-major, as stored in the file (EXIF orientation *not* applied), straight alpha. Everything after the
-    /// decode is the same code, so the vector equals `embed`'s whenever the pixels equal this crate's decode.
+    /// decode is the same code, so the vector equals `embed`'s whenever the pixels equal this crate's decode
+    /// (which, for a large JPEG, is scaled down: full-size pixels give a vector close to it, not equal).
     pub fn embed_rgba(&self, mut rgba: Vec<u8>, (width, height): (u32, u32)) -> Result<Vec<f32>, ImageEncoderError> {
         if width == 0 || height == 0 {
             return Err(ImageError::ZeroSize.into());
