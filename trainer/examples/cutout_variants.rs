@@ -6,7 +6,8 @@
 //! side: `wasm_model::image_encoder::flatten_onto_white`, `resize_center_crop`.)
 //!   cargo run --release -p trainer --example cutout_variants -- CAPTIONS IMAGES OUT_DIR BACKGROUND GEOMETRY
 //! BACKGROUND: `white`, `grey` (128) or `R,G,B`; GEOMETRY: `crop` (as the product: the network sees the
-//! centred square) or `pad` (the whole image centred on a square of the background).
+//! centred square) or `pad` (the whole image centred on a square of the background) or `pad:F` (the same, the
+//! image's longer side filling the fraction F of the square's, e.g. `pad:0.8` leaves a 10 % margin each side).
 //! Writes OUT_DIR/captions.json and OUT_DIR/images/…
 use std::path::PathBuf;
 
@@ -30,12 +31,18 @@ fn has_transparency(img: &DynamicImage) -> bool {
     img.color().has_alpha() && img.to_rgba8().pixels().any(|p| p.0[3] < 255)
 }
 
-/// `img` composited onto `bg` (straight alpha, rounded as `flatten_onto_white` does), on a square canvas when `pad`.
-fn redraw(img: &DynamicImage, bg: [u8; 3], pad: bool) -> RgbImage {
+/// `img` composited onto `bg` (straight alpha, rounded as `flatten_onto_white` does); with `pad: Some(f)`
+/// centred on a square canvas whose side is the image's longer side / `f`.
+fn redraw(img: &DynamicImage, bg: [u8; 3], pad: Option<f32>) -> RgbImage {
     let rgba = img.to_rgba8();
     let (w, h) = rgba.dimensions();
-    let side = if pad { w.max(h) } else { 0 };
-    let (cw, ch) = if pad { (side, side) } else { (w, h) };
+    let (cw, ch) = match pad {
+        Some(fill) => {
+            let side = (w.max(h) as f32 / fill).ceil() as u32;
+            (side, side)
+        }
+        None => (w, h),
+    };
     let (ox, oy) = ((cw - w) / 2, (ch - h) / 2);
     let mut out = RgbImage::from_pixel(cw, ch, Rgb(bg));
     for (x, y, p) in rgba.enumerate_pixels() {
@@ -49,13 +56,17 @@ fn redraw(img: &DynamicImage, bg: [u8; 3], pad: bool) -> RgbImage {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [captions, images, out, bg, geometry] = &args[..] else {
-        bail!("usage: cutout_variants CAPTIONS IMAGES OUT_DIR white|grey|R,G,B crop|pad");
+        bail!("usage: cutout_variants CAPTIONS IMAGES OUT_DIR white|grey|R,G,B crop|pad|pad:F");
     };
-    let (bg, pad) = (background(bg)?, match geometry.as_str() {
-        "crop" => false,
-        "pad" => true,
-        g => bail!("geometry {g:?}: crop or pad"),
-    });
+    let pad = match geometry.as_str() {
+        "crop" => None,
+        "pad" => Some(1.0),
+        g => match g.strip_prefix("pad:").and_then(|f| f.parse::<f32>().ok()) {
+            Some(f) if f > 0.0 && f <= 1.0 => Some(f),
+            _ => bail!("geometry {g:?}: crop, pad or pad:F with F in (0, 1]"),
+        },
+    };
+    let bg = background(bg)?;
     let (images, out) = (PathBuf::from(images), PathBuf::from(out));
     let mut coco: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(captions)?)?;
     let (mut redrawn, mut linked) = (0, 0);
