@@ -125,7 +125,7 @@ pub fn open_oriented(path: &Path) -> Result<Opened, String> {
 }
 
 /// What `publish` embeds: [`open_oriented`], except that a large JPEG is decoded at 1/2, 1/4 or 1/8 of its size
-/// (wasm-model's `decode_for_input`, the page's decode: its shorter side stays at least twice `input_size`, the
+/// (wasm-model's `decode_for_input`, the page's decode: its shorter side stays at least 4× `input_size`, the
 /// network's input side), so `image` may be smaller than the stored picture. Also returns the size as shown,
 /// from the header.
 pub fn open_for_network(path: &Path, input_size: u32) -> Result<(Opened, (u32, u32)), String> {
@@ -230,8 +230,8 @@ mod tests {
         assert!(probe(b"hello").unwrap_err().contains("not an image"));
     }
 
-    /// What publish embeds: a JPEG large enough for it decoded at 1/2 (here a 256×192 one for a 32-px input:
-    /// 96 ≥ 2 × 32), unturned, with the size as shown from the header; small ones and GIFs whole, as before.
+    /// What publish embeds: a JPEG large enough for it decoded at 1/2 (here a 256×192 one for a 16-px input:
+    /// 96 ≥ 4 × 16 > 48), unturned, with the size as shown from the header; small ones and GIFs whole, as before.
     #[test]
     fn open_for_network_scales_large_jpegs_and_keeps_the_shown_size() {
         let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(256, 192, |x, y| image::Rgb([x as u8, y as u8, 90])));
@@ -239,15 +239,15 @@ mod tests {
         let (turned, gif) = (tmp.path().join("turned.jpg"), tmp.path().join("plain.gif"));
         std::fs::write(&turned, with_exif_orientation(&encoded(&img, ImageFormat::Jpeg), 6)).unwrap();
         std::fs::write(&gif, encoded(&img, ImageFormat::Gif)).unwrap();
-        let (opened, shown) = open_for_network(&turned, 32).unwrap();
+        let (opened, shown) = open_for_network(&turned, 16).unwrap();
         assert_eq!(((opened.image.width(), opened.image.height()), shown), ((128, 96), (192, 256)));
         assert_eq!(opened.orientation, Orientation::Rotate90);
         assert_eq!((opened.upright().width(), opened.upright().height()), (96, 128));
         let whole = open_oriented(&turned).unwrap();
         assert_eq!(whole.shown_size(), shown);
-        let (small, _) = open_for_network(&turned, 224).unwrap();
-        assert_eq!(small.image.to_rgb8(), whole.image.to_rgb8(), "too small to scale for 224 px: the old decode");
-        let (g, g_shown) = open_for_network(&gif, 32).unwrap();
+        let (small, _) = open_for_network(&turned, 32).unwrap();
+        assert_eq!(small.image.to_rgb8(), whole.image.to_rgb8(), "too small to scale for 32 px (192 / 2 < 4 × 32): the old decode");
+        let (g, g_shown) = open_for_network(&gif, 16).unwrap();
         assert_eq!(((g.image.width(), g.image.height()), g_shown), ((256, 192), (256, 192)));
     }
 

@@ -2,8 +2,8 @@
 //! thumbnail and vector, so a re-run embeds only new or changed files. It is appended to as each image is done
 //! (one line, one write), so a killed publish keeps everything finished before the kill; a line cut short by
 //! the kill is dropped when the cache is next opened. A finished publish rewrites it with exactly the
-//! published files. The first line names the model id and image views it holds vectors for; a cache of
-//! another model or view set is started afresh.
+//! published files. The first line names the model id, image views and decode it holds vectors for; a cache of
+//! another model, view set or decode is started afresh.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -27,6 +27,12 @@ struct Header {
     model_id: String,
     /// The image views averaged into each vector (manifest `retrieval.image_views`; empty = original only).
     views: Vec<String>,
+    /// How photos were decoded for the network (wasm-model `decode_rule`: which JPEGs are decoded scaled down).
+    /// One value for the whole cache, not per file: a change re-embeds every file once, as a new model does,
+    /// instead of re-deriving each cached file's format and size to find the few it concerns. Empty in caches
+    /// of older publishes (before 2026-12-05 a full-size decode, then a 2× rule), which therefore start afresh.
+    #[serde(default)]
+    decode: String,
 }
 
 /// What publishing one file produced.
@@ -55,10 +61,10 @@ pub struct EmbedCache {
 }
 
 impl EmbedCache {
-    /// Opens `out`'s cache for `model_id` and `views`: its records when it was made for them, else empty.
-    pub fn open(out: &Path, model_id: &str, views: &[String]) -> Result<EmbedCache> {
+    /// Opens `out`'s cache for `model_id`, `views` and `decode`: its records when it was made for them, else empty.
+    pub fn open(out: &Path, model_id: &str, views: &[String], decode: &str) -> Result<EmbedCache> {
         let path = out.join(CACHE_FILE);
-        let header = Header { format: FORMAT.into(), model_id: model_id.into(), views: views.to_vec() };
+        let header = Header { format: FORMAT.into(), model_id: model_id.into(), views: views.to_vec(), decode: decode.into() };
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -136,12 +142,12 @@ mod tests {
     }
 
     /// Records survive a reopen exactly (vectors bit for bit); a line cut short is dropped and later appends
-    /// go after the last whole line; another model or view set starts afresh.
+    /// go after the last whole line; another model, view set or decode starts afresh.
     #[test]
     fn appended_records_survive_and_a_torn_line_is_dropped() {
         let tmp = tempfile::tempdir().unwrap();
         let views = vec!["original".to_string()];
-        let mut c = EmbedCache::open(tmp.path(), "m1", &views).unwrap();
+        let mut c = EmbedCache::open(tmp.path(), "m1", &views, "d1").unwrap();
         c.append(record("a.jpg", 0.1)).unwrap();
         c.append(record("b.jpg", 0.2)).unwrap();
         c.append(record("a.jpg", 0.3)).unwrap(); // a re-embedded file: the later record wins
@@ -151,19 +157,23 @@ mod tests {
         let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(br#"{"file":"c.jpg","size":1,"mti"#).unwrap();
         drop(f);
-        let mut c = EmbedCache::open(tmp.path(), "m1", &views).unwrap();
+        let mut c = EmbedCache::open(tmp.path(), "m1", &views, "d1").unwrap();
         assert_eq!(c.get("a.jpg", 10, 1_700_000_000_123_456_789), Some(&record("a.jpg", 0.3)));
         assert_eq!(c.get("b.jpg", 10, 1_700_000_000_123_456_789), Some(&record("b.jpg", 0.2)));
         assert_eq!(c.get("b.jpg", 11, 1_700_000_000_123_456_789), None, "another size");
         assert!(c.get("c.jpg", 1, 0).is_none());
         c.append(record("d.jpg", 0.4)).unwrap();
         drop(c);
-        let c = EmbedCache::open(tmp.path(), "m1", &views).unwrap();
+        let c = EmbedCache::open(tmp.path(), "m1", &views, "d1").unwrap();
         assert!(c.get("d.jpg", 10, 1_700_000_000_123_456_789).is_some(), "appended after the torn line was cut");
         c.compact(["d.jpg", "a.jpg"]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 3, "header + two records: {text}");
-        assert!(EmbedCache::open(tmp.path(), "m2", &views).unwrap().get("d.jpg", 10, 1_700_000_000_123_456_789).is_none());
+        let other_decode = EmbedCache::open(tmp.path(), "m1", &views, "d2").unwrap();
+        assert!(other_decode.get("d.jpg", 10, 1_700_000_000_123_456_789).is_none(), "another decode: a fresh cache");
+        drop(other_decode);
+        EmbedCache::open(tmp.path(), "m1", &views, "d1").unwrap().append(record("d.jpg", 0.4)).unwrap();
+        assert!(EmbedCache::open(tmp.path(), "m2", &views, "d1").unwrap().get("d.jpg", 10, 1_700_000_000_123_456_789).is_none());
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1, "another model: a fresh cache");
     }
 }

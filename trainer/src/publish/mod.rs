@@ -199,7 +199,7 @@ pub fn publish_with(opts: &PublishOptions, embedding: EmbedSettings) -> Result<P
     if list.is_empty() {
         bail!("no images found in {} (extensions: {})", opts.images.display(), IMAGE_EXTENSIONS.join(", "));
     }
-    let mut cache = cache::EmbedCache::open(&opts.out, &model_id, &views)?;
+    let mut cache = cache::EmbedCache::open(&opts.out, &model_id, &views, &wasm_model::image_encoder::decode_rule())?;
 
     let weights = weights.unwrap_or_else(|| loaded.backbone.installed_weights());
     // the stock backbone, only when an image needs embedding and the model has no fine-tuned tail of its own

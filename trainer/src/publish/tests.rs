@@ -131,6 +131,28 @@ fn a_publish_killed_midway_keeps_its_work() {
     }
 }
 
+/// A cache written with another decode (here one from before the decode was recorded: its header has none)
+/// holds vectors the current decode may not give, so a republish re-embeds every file once, then reuses them.
+#[test]
+fn a_cache_of_another_decode_is_re_embedded_once() {
+    let Some(f) = fixture("decode", 3) else { return };
+    let out = f.root.join("gallery");
+    publish(&opts(&f, &out)).unwrap();
+    let first = std::fs::read(out.join("gallery.bin")).unwrap();
+    let cache_path = out.join(CACHE_FILE);
+    let text = std::fs::read_to_string(&cache_path).unwrap();
+    let (header, records) = text.split_once('\n').unwrap();
+    let mut older: serde_json::Value = serde_json::from_str(header).unwrap();
+    assert_eq!(older["decode"], wasm_model::image_encoder::decode_rule(), "the header names the decode");
+    older.as_object_mut().unwrap().remove("decode");
+    std::fs::write(&cache_path, format!("{older}\n{records}")).unwrap();
+    let r = publish(&opts(&f, &out)).unwrap();
+    assert_eq!((r.count, r.embedded, r.reused), (3, 3, 0), "{r:?}");
+    assert_eq!(std::fs::read(out.join("gallery.bin")).unwrap(), first, "small photos: the same vectors again");
+    let r = publish(&opts(&f, &out)).unwrap();
+    assert_eq!((r.embedded, r.reused), (0, 3), "{r:?}");
+}
+
 /// The gallery's rows (f32 galleries), in item order.
 pub(super) fn vectors(model: &Path, out: &Path) -> Vec<Vec<f32>> {
     let engine = wasm_model::Engine::open(model, out).unwrap();

@@ -52,7 +52,8 @@ pub struct DecodedPhoto {
 
 /// What the page and `trainer publish` embed, one definition for both: [`decode_image`]'s pixels and the EXIF
 /// orientation, except that a JPEG large enough for it is decoded at 1/2, 1/4 or 1/8 of its size in the IDCT,
-/// its shorter side still at least twice `input_size` (the network's input side; `jpeg_scaled`).
+/// its shorter side still at least `DECODED_SIDE_PER_INPUT` (4) × `input_size`, the network's input side
+/// (`jpeg_scaled`).
 pub fn decode_for_input(bytes: &[u8], input_size: u32) -> Result<DecodedPhoto, ImageError> {
     let (format, name, stored_size) = checked_format(bytes)?;
     let decode_err = |reason: String| ImageError::Decode { format: name.clone(), reason };

@@ -121,7 +121,7 @@ impl ImageEncoder {
 
     /// One decode for both the vector (exactly [`ImageEncoder::embed`]'s) and a thumbnail: longest side at
     /// most `max_side` (never enlarged; the same antialiased resize as the network input; a large JPEG's from its
-    /// scaled decode, whose shorter side is at least twice the network's input), transparency on white, EXIF
+    /// scaled decode, whose shorter side is at least 4× the network's input), transparency on white, EXIF
     /// orientation applied; RGBA for a canvas. What the page's embedding workers show.
     pub fn embed_with_thumbnail(&self, bytes: &[u8], max_side: u32) -> Result<(Vec<f32>, RgbaImage), ImageEncoderError> {
         let decoded = decode_for_input(bytes, self.config.image_size as u32)?;

@@ -12,11 +12,18 @@ use image::{DynamicImage, GrayImage, RgbImage};
 use jpeg_decoder::{CodingProcess, PixelFormat};
 
 /// A JPEG is decoded at 1/d only while its shorter side stays at least this many times the network's input
-/// (Lite0: ≥ 448 px). Page and publish decode alike whatever it is; against the earlier full-size decode, on
-/// 58 distinct 2–16 MP JPEGs of the demo gallery's wallpaper packages (shipped model): median cosine 0.9996,
-/// 6 below 0.999, min 0.9948 — smooth abstract wallpapers, where an exact 4×4 box average of the full decode
-/// loses nearly as much. At 4× the minimum was 0.9988, but 12-MP JPEGs took 10–20 % longer in wasm.
-pub const DECODED_SIDE_PER_INPUT: u32 = 2;
+/// (Lite0: ≥ 896 px; a 12-MP photo at 1/2). Page and publish decode alike whatever it is; against the full-size
+/// decode the model was trained on, on 58 distinct 2–16 MP JPEGs of the demo gallery's wallpaper packages
+/// (shipped model), 4× kept the min cosine at 0.9988 (1 below 0.999), where 2× lost up to 0.9948 on smooth
+/// abstract wallpapers (6 below 0.999) for 10–20 % less time per 12-MP JPEG in wasm (docs/benchmarks.md).
+/// Changing it changes [`decode_rule`], which restarts `trainer publish`'s embedding caches.
+pub const DECODED_SIDE_PER_INPUT: u32 = 4;
+
+/// Names the decode [`super::decode_for_input`] applies: `trainer publish` keeps it in its embedding cache, so
+/// cached vectors of another decode are not mixed with new ones.
+pub fn decode_rule() -> String {
+    format!("jpeg-dct-scaled, shorter side >= {DECODED_SIDE_PER_INPUT}x input")
+}
 
 /// 1, 2, 4 or 8: the largest divisor of a `width`×`height` JPEG's size that keeps its shorter side, decoded at
 /// 1/d (rounded up, as the decoder does), at least [`DECODED_SIDE_PER_INPUT`] × `input_size`.
@@ -28,7 +35,7 @@ pub fn jpeg_downscale((width, height): (u32, u32), input_size: u32) -> u32 {
 /// The pixels of `bytes` (a JPEG whose header passed `decode`'s checks) at 1/`downscale` of its size, as
 /// stored (EXIF orientation not applied). `Ok(None)`: a JPEG this decoder does not scale (lossless, CMYK,
 /// 16-bit), which the caller decodes at full size. `Err`: why the file cannot be decoded.
-pub(super) fn decode_scaled(bytes: &[u8], downscale: u32) -> Result<Option<DynamicImage>, String> {
+pub fn decode_scaled(bytes: &[u8], downscale: u32) -> Result<Option<DynamicImage>, String> {
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
     decoder.read_info().map_err(|e| e.to_string())?;
     let info = decoder.info().ok_or("no frame header")?;
@@ -56,22 +63,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_scale_keeps_twice_the_input_on_the_shorter_side() {
-        // 12 MP (4000×3000) at Lite0's 224: 3000/4 = 750 ≥ 448 > 3000/8 = 375.
-        assert_eq!(jpeg_downscale((4000, 3000), 224), 4);
-        assert_eq!(jpeg_downscale((3000, 4000), 224), 4, "portrait: the same");
-        assert_eq!(jpeg_downscale((4000, 3000), 260), 4, "Lite2: 750 ≥ 520");
-        assert_eq!(jpeg_downscale((5120, 2880), 224), 4);
-        assert_eq!(jpeg_downscale((4096, 4096), 224), 8);
-        assert_eq!(jpeg_downscale((1622, 2880), 224), 2);
-        // The edge: 896 → 448 is enough for 1/2, 895 (rounded up to 448) too, 894 → 447 is not.
-        assert_eq!(jpeg_downscale((1200, 896), 224), 2);
-        assert_eq!(jpeg_downscale((1200, 895), 224), 2);
-        assert_eq!(jpeg_downscale((1200, 894), 224), 1);
-        // Flickr8k (500×375), the asset photos (≤ 1000×872), Lite2 on a 1000-px side: never scaled.
-        for (size, input) in [((500, 375), 224), ((1000, 872), 224), ((640, 901), 224), ((1200, 1000), 260)] {
+    fn the_scale_keeps_four_times_the_input_on_the_shorter_side() {
+        // 12 MP (4000×3000) at Lite0's 224: 3000/2 = 1500 ≥ 896 > 3000/4 = 750.
+        assert_eq!(jpeg_downscale((4000, 3000), 224), 2);
+        assert_eq!(jpeg_downscale((3000, 4000), 224), 2, "portrait: the same");
+        assert_eq!(jpeg_downscale((4000, 3000), 260), 2, "Lite2: 1500 ≥ 1040");
+        assert_eq!(jpeg_downscale((5120, 2880), 224), 2);
+        assert_eq!(jpeg_downscale((8000, 8000), 224), 8);
+        assert_eq!(jpeg_downscale((6000, 4000), 224), 4);
+        assert_eq!(jpeg_downscale((1622, 2880), 224), 1);
+        // The edge: 1792 → 896 is enough for 1/2, 1791 (rounded up to 896) too, 1790 → 895 is not.
+        assert_eq!(jpeg_downscale((2400, 1792), 224), 2);
+        assert_eq!(jpeg_downscale((2400, 1791), 224), 2);
+        assert_eq!(jpeg_downscale((2400, 1790), 224), 1);
+        // Flickr8k (500×375), the asset photos (≤ 1000×872), Lite2 on a 2000-px side: never scaled.
+        for (size, input) in [((500, 375), 224), ((1000, 872), 224), ((640, 901), 224), ((2400, 2000), 260)] {
             assert_eq!(jpeg_downscale(size, input), 1, "{size:?} at {input}");
         }
         assert_eq!(jpeg_downscale((1, 1), 0), 1, "degenerate input sizes do not divide by zero");
+        assert!(decode_rule().contains(&format!("{DECODED_SIDE_PER_INPUT}x")));
     }
 }

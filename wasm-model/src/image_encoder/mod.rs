@@ -29,7 +29,7 @@ pub(crate) mod weights;
 pub use crate::model_dir::IMAGE_ENCODER_FILE;
 pub use decode::{decode_for_input, decode_image, probe_image, DecodedPhoto, ImageInfo};
 pub use encoder::ImageEncoder;
-pub use jpeg_scaled::{jpeg_downscale, DECODED_SIDE_PER_INPUT};
+pub use jpeg_scaled::{decode_rule, decode_scaled, jpeg_downscale, DECODED_SIDE_PER_INPUT};
 pub use layers::tf_same_pad;
 pub use lite::{LiteArch, LiteBlock, LiteStage};
 pub use preprocess::{flatten_onto_white, normalize, preprocess, resize_center_crop};
