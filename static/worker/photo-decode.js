@@ -9,7 +9,7 @@
 // to the network's 224 px those differences average out (browser vs wasm full-size decode, 45 real 1.6–14.7 MP
 // photos: min cosine 0.9997; at 640 px 0.9995), but a 224-px JPEG feeds them to the network as they are (Flickr8k
 // val: min 0.995). Against the wasm decoder's scaled decode of large JPEGs (what publish embeds): 40 wallpapers
-// min 0.9969, median 0.9996. docs/benchmarks.md, "My photos".
+// min 0.9993, median 0.9999 (0.9969 / 0.9996 with the earlier 2× rule). docs/benchmarks.md, "My photos".
 // Bad files are refused by the wasm `probe_image` first, with the same messages whichever decoder runs.
 
 /** Longest side of a thumbnail, in pixels. */

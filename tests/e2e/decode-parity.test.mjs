@@ -142,13 +142,13 @@ test(`the page's decode + encoder vs trainer publish --plain: cosine ≥ ${MIN_C
   }
   for (const name of Object.values(groups).flat()) assert.equal(results[name].decoder, 'wasm', name);
   // The browser's decoder gives the full-size pixels, which the trainer no longer embeds for a large JPEG: close,
-  // not equal (measured on the 40 wallpapers: see docs/benchmarks.md "My photos at scale").
+  // not equal (measured on the 40 wallpapers: min 0.99933, median 0.99986; docs/benchmarks.md "My photos at scale").
   if (largeNames.length) {
     const rows = largeNames.map((name) => ({ name, cos: cosine(viaBrowser[name].vector, reference.get(name)) }));
     const worst = rows.reduce((a, b) => (b.cos < a.cos ? b : a));
     const sorted = rows.map((r) => r.cos).sort((a, b) => a - b);
     console.log(`# large via the browser's decoder (full size): min cosine ${worst.cos.toFixed(5)} (${worst.name}), median ${sorted[sorted.length >> 1].toFixed(5)}`);
     for (const name of largeNames) assert.equal(viaBrowser[name].decoder, 'browser', name);
-    for (const r of rows) assert.ok(r.cos >= 0.99, `${r.name}: cosine ${r.cos} (browser decoder)`);
+    for (const r of rows) assert.ok(r.cos >= 0.998, `${r.name}: cosine ${r.cos} (browser decoder)`);
   }
 });
