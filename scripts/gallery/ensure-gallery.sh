@@ -21,9 +21,10 @@ fi
 # cost time on every `make demo`).
 # Bumped when trainer publish writes galleries that an older one lacks (2: items carry width, height and
 # licence_id, #20 — the page's layout filters need them; 3: large JPEGs decoded DCT-scaled with the shorter side
-# ≥ 4× the network input, #17 — publish's cache records the decode, so this republish re-embeds every image),
+# ≥ 4× the network input, #17 — publish's cache records the decode, so this republish re-embeds every image;
+# 4: images with transparency shown to the network on grey 128, padded to a square, #21 — the decode rule again),
 # so an existing default gallery is republished.
-GALLERY_REVISION=3
+GALLERY_REVISION=4
 model_id="$(sed -n 's/.*"model_id" *: *"\([0-9a-f]*\)".*/\1/p' static/model/manifest.json | head -1)"
 stamp="$(python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); r = m.get("retrieval")
 print(m["model_id"], json.dumps(r, sort_keys=True) if r else "plain", m.get("files_sha256", {}).get("hubness_bank.safetensors", "-"))' static/model/manifest.json) $(cat scripts/gallery/captions.json scripts/gallery/sources.json | sha256sum | cut -c1-16) r$GALLERY_REVISION"

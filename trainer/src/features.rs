@@ -5,7 +5,8 @@
 //! (`act`, f16 [n, C_k, h, w], the input of stage k) so that stages `k..` can later be fine-tuned on the cache.
 //! The cache is a folder of part files of `PART` images each, written atomically (temp + rename), so a
 //! killed extraction resumes where it stopped. Its key hashes the backbone, weights file, split, view and
-//! the ordered list of image files (canonical paths).
+//! the ordered list of image files (canonical paths), and wasm-model's rule for transparency when one of the
+//! files can hold it.
 
 use std::path::{Path, PathBuf};
 
@@ -33,18 +34,20 @@ fn cache_name(view: View) -> String {
     }
 }
 
-/// The image region `view` shows, cropped out of `img` (the usual centre crop is left to the preprocessing).
-pub fn crop_view(view: View, img: image::DynamicImage) -> image::DynamicImage {
+/// Network input `[3, S, S]` of `view` of a [`preprocess::network_picture`] (the zoom's region cropped out,
+/// resized and centre-cropped; not mirrored): the rule for transparency applies to the whole picture first,
+/// so every view of a cut-out is cut from the same grey square, as the page's.
+pub fn picture_view_input(prep: &preprocess::Preprocess, view: View, picture: &image::RgbImage) -> Tensor {
     if view.zoom.is_none() {
-        return img;
+        return prep.picture_to_input(picture);
     }
-    let (x, y, side) = view.crop_rect(img.width(), img.height());
-    img.crop_imm(x, y, side, side)
+    let (x, y, side) = view.crop_rect(picture.width(), picture.height());
+    prep.picture_to_input(&image::imageops::crop_imm(picture, x, y, side, side).to_image())
 }
 
-/// Network input `[3, S, S]` of one view of a decoded image (crop, preprocess, mirror).
+/// Network input `[3, S, S]` of one view of a decoded image (network picture, crop, preprocess, mirror).
 pub fn view_input(prep: &preprocess::Preprocess, view: View, img: image::DynamicImage) -> Tensor {
-    let x = prep.image_to_input(&crop_view(view, img));
+    let x = picture_view_input(prep, view, &preprocess::network_picture(img));
     if view.flipped {
         x.flip([2])
     } else {
@@ -89,6 +92,12 @@ fn cache_key(spec: &CacheSpec, view: View, files: &[PathBuf]) -> Result<String> 
         let f = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
         h.update(f.to_string_lossy().as_bytes());
         h.update(b"\n");
+    }
+    // A set with images that can hold transparency is keyed by the rule the network sees them by, so a cache
+    // made under another rule (cut-outs on white, cropped) is not served; a set without any (Flickr8k's JPEGs)
+    // keeps the key it always had. Header reads only.
+    if files.iter().any(|f| crate::image_file::may_have_transparency(f)) {
+        h.update(format!("|{}", wasm_model::image_encoder::TRANSPARENCY_RULE));
     }
     Ok(h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect())
 }
@@ -223,6 +232,74 @@ fn load_parts(folder: &Path, parts: usize, files: &[PathBuf]) -> Result<Features
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The trainer's input for a cut-out (PNG and WebP with transparency, wide and tall) — `eval`/`features`
+    /// (`open_image` + `view_input`) and `publish` (`open_for_network` + `picture_view_input`) — is the page's
+    /// (wasm-model `preprocess`, what `ImageEncoder::embed` feeds the network) value for value; every view is cut
+    /// from the same grey square.
+    #[test]
+    fn a_cut_out_is_prepared_as_the_page_prepares_it() {
+        let prep = preprocess::Preprocess::for_backbone(BackboneKind::EfficientnetLite0);
+        let cfg = wasm_model::model_dir::ImageConfig {
+            backbone: BackboneKind::EfficientnetLite0,
+            feature_dim: 1280,
+            image_size: prep.size as usize,
+            mean: prep.mean,
+            std: prep.std,
+            pooling: Default::default(),
+            finetuned_from: None,
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        for ((w, h), format) in [((300, 140), image::ImageFormat::Png), ((90, 260), image::ImageFormat::WebP)] {
+            let cut_out = image::RgbaImage::from_fn(w, h, |x, y| {
+                let alpha = if (x + y) % 7 == 0 { 0 } else if x < w / 3 { 255 } else { (x * 3 % 256) as u8 };
+                image::Rgba([(x % 256) as u8, (y % 256) as u8, 40, alpha])
+            });
+            let path = tmp.path().join(format!("cut-out.{}", format.extensions_str()[0]));
+            image::DynamicImage::ImageRgba8(cut_out).save_with_format(&path, format).unwrap();
+            let page = wasm_model::image_encoder::preprocess(&std::fs::read(&path).unwrap(), &cfg).unwrap();
+            let page = Tensor::from_slice(&page).reshape([3, prep.size as i64, prep.size as i64]);
+            let eval = view_input(&prep, View::ORIGINAL, preprocess::open_image(&path).unwrap());
+            let (opened, _) = crate::image_file::open_for_network(&path, prep.size).unwrap();
+            let picture = preprocess::network_picture(opened.image);
+            assert_eq!(picture.dimensions(), (w.max(h), w.max(h)), "{format:?}: padded to a square");
+            let publish = picture_view_input(&prep, View::ORIGINAL, &picture);
+            assert!(eval.equal(&page) && publish.equal(&page), "{format:?}: the trainer's input is the page's");
+            // a zoom of the cut-out is cut from the square (its top-left corner is the padding's grey)
+            let zoom = view_input(&prep, View::zoomed(Zoom::TopLeft, false), preprocess::open_image(&path).unwrap());
+            let grey = (128.0 / 255.0 - prep.mean[0]) / prep.std[0];
+            assert!((zoom.double_value(&[0, 0, 0]) - grey as f64).abs() < 1e-6, "{format:?}: padding at the zoom's corner");
+        }
+    }
+
+    /// A set whose files cannot hold transparency keeps the key of the versions before the rule for it (so
+    /// Flickr8k's caches stay valid); once one file can, the key changes (a cache of cut-outs drawn on white
+    /// is not served).
+    #[test]
+    fn the_key_names_the_transparency_rule_only_for_sets_that_can_hold_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let weights = tmp.path().join("weights.safetensors");
+        std::fs::write(&weights, b"12345").unwrap();
+        let spec = CacheSpec { backbone: BackboneKind::EfficientnetLite0, weights, split: Some(6) };
+        let img = image::RgbaImage::from_pixel(8, 4, image::Rgba([200, 10, 10, 255]));
+        let save = |name: &str, img: image::DynamicImage| {
+            let path = tmp.path().join(name);
+            img.save(&path).unwrap();
+            path
+        };
+        let files = vec![save("a.jpg", image::DynamicImage::ImageRgba8(img.clone()).to_rgb8().into()), save("b.png", image::DynamicImage::ImageRgba8(img.clone()).to_rgb8().into())];
+        // the key as every earlier version computed it
+        let mut h = Sha256::new();
+        h.update("efficientnet-lite0|5|Some(6)|orig|");
+        for f in &files {
+            h.update(std::fs::canonicalize(f).unwrap().to_string_lossy().as_bytes());
+            h.update(b"\n");
+        }
+        let before: String = h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(cache_key(&spec, View::ORIGINAL, &files).unwrap(), before);
+        save("b.png", image::DynamicImage::ImageRgba8(img));
+        assert_ne!(cache_key(&spec, View::ORIGINAL, &files).unwrap(), before, "b.png has an alpha channel now");
+    }
 
     /// Extraction on a few real photos: cached == recomputed, broken files flagged, resume after a lost part.
     #[test]

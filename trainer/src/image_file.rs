@@ -10,7 +10,7 @@ use std::io::{Cursor, Read};
 use std::path::Path;
 
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageFormat, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use wasm_model::image_encoder::{decode_for_input, decode_image, probe_image, MAX_PIXELS};
 
 /// Larger files are refused unread: a 40-megapixel photo is far smaller, and a 2 GB file named `.jpg` took
@@ -19,6 +19,35 @@ pub const MAX_IMAGE_FILE_BYTES: u64 = 256 << 20;
 
 /// The bytes of the regular file `path`; the error says why not (never blocks on a FIFO or device).
 pub fn read(path: &Path) -> Result<Vec<u8>, String> {
+    let (file, len) = open_regular(path)?;
+    if len > MAX_IMAGE_FILE_BYTES {
+        return Err(format!("{:.1} MB, larger than the {} MB an image file may have: not read", len as f64 / 1e6, MAX_IMAGE_FILE_BYTES >> 20));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    // `take`: a file that grows while it is read stops at the limit too
+    file.take(MAX_IMAGE_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_IMAGE_FILE_BYTES {
+        return Err(format!("grew past the {} MB an image file may have while it was read", MAX_IMAGE_FILE_BYTES >> 20));
+    }
+    Ok(bytes)
+}
+
+/// Whether the image at `path` can hold transparent pixels, from its header alone (a decoder whose pixels have
+/// an alpha channel: RGBA or grey + alpha PNG/WebP, a PNG with a transparent colour, GIF), so what wasm-model's
+/// rule for transparency (`network_picture`) may change. JPEGs never can; an unreadable file is `false` (it
+/// has no pixels under any rule).
+pub fn may_have_transparency(path: &Path) -> bool {
+    let Ok((file, _)) = open_regular(path) else { return false };
+    // a small buffer: a JPEG is told from its first bytes, a PNG's or WebP's colour type is in its first chunks
+    let Ok(reader) = ImageReader::new(std::io::BufReader::with_capacity(1024, file)).with_guessed_format() else { return false };
+    if matches!(reader.format(), Some(ImageFormat::Jpeg) | None) {
+        return false;
+    }
+    reader.into_decoder().map(|d| d.color_type().has_alpha()).unwrap_or(false)
+}
+
+/// `path` opened for reading if it is a regular file, and its length.
+fn open_regular(path: &Path) -> Result<(std::fs::File, u64), String> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -34,16 +63,7 @@ pub fn read(path: &Path) -> Result<Vec<u8>, String> {
     if !meta.is_file() {
         return Err("not a regular file (a FIFO, device or socket): not read".into());
     }
-    if meta.len() > MAX_IMAGE_FILE_BYTES {
-        return Err(format!("{:.1} MB, larger than the {} MB an image file may have: not read", meta.len() as f64 / 1e6, MAX_IMAGE_FILE_BYTES >> 20));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    // `take`: a file that grows while it is read stops at the limit too
-    file.take(MAX_IMAGE_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() as u64 > MAX_IMAGE_FILE_BYTES {
-        return Err(format!("grew past the {} MB an image file may have while it was read", MAX_IMAGE_FILE_BYTES >> 20));
-    }
-    Ok(bytes)
+    Ok((file, meta.len()))
 }
 
 /// Decodes JPEG, PNG, WebP (wasm-model's decoder and checks), GIF or BMP (the same pixel limit from the header).
@@ -249,6 +269,36 @@ mod tests {
         assert_eq!(small.image.to_rgb8(), whole.image.to_rgb8(), "too small to scale for 32 px (192 / 2 < 4 × 32): the old decode");
         let (g, g_shown) = open_for_network(&gif, 16).unwrap();
         assert_eq!(((g.image.width(), g.image.height()), g_shown), ((256, 192), (256, 192)));
+    }
+
+    /// Which files can hold transparency, from their headers: RGBA and grey + alpha PNG/WebP and GIF can, JPEG
+    /// and RGB PNG cannot (even when opaque: the header decides), nor anything unreadable (never blocking).
+    #[test]
+    fn transparency_is_told_from_the_header() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rgb = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(8, 6, image::Rgb([1, 2, 3])));
+        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(8, 6, image::Rgba([1, 2, 3, 255])));
+        let grey_alpha = DynamicImage::ImageLumaA8(image::GrayAlphaImage::from_pixel(8, 6, image::LumaA([9, 0])));
+        let cases = [
+            ("rgb.jpg", encoded(&rgb, ImageFormat::Jpeg), false),
+            ("rgb.png", encoded(&rgb, ImageFormat::Png), false),
+            ("opaque-rgba.png", encoded(&rgba, ImageFormat::Png), true),
+            ("grey-alpha.png", encoded(&grey_alpha, ImageFormat::Png), true),
+            ("rgba.webp", encoded(&rgba, ImageFormat::WebP), true),
+            ("rgb.webp", encoded(&rgb, ImageFormat::WebP), false),
+            ("any.gif", encoded(&rgb, ImageFormat::Gif), true),
+            ("not-an-image.png", b"hello".to_vec(), false),
+        ];
+        for (name, bytes, alpha) in cases {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            assert_eq!(may_have_transparency(&path), alpha, "{name}");
+        }
+        let fifo = tmp.path().join("fifo.png");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        assert!(!may_have_transparency(&fifo));
+        assert!(!may_have_transparency(&tmp.path().join("none.png")));
     }
 
     /// Only regular files are read, and no file over the size limit (checked before reading).

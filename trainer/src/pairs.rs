@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
-use crate::backbone::preprocess::{open_image, Preprocess};
+use crate::backbone::preprocess::{network_picture, open_image, Preprocess};
 use crate::config::Config;
 use crate::data::Dataset;
 use crate::eval::evaluate;
@@ -133,13 +133,15 @@ impl Augment {
         Augment { flip, crop }
     }
 
-    fn apply(&self, img: image::DynamicImage) -> image::DynamicImage {
-        let Some((side, px, py)) = self.crop else { return img };
-        let (w, h) = (img.width(), img.height());
+    /// The crop of a [`crate::backbone::preprocess::network_picture`] (transparency handled on the whole picture
+    /// first, as the page and publish do).
+    fn apply(&self, picture: image::RgbImage) -> image::RgbImage {
+        let Some((side, px, py)) = self.crop else { return picture };
+        let (w, h) = picture.dimensions();
         let s = ((w.min(h) as f32 * side).round() as u32).clamp(1, w.min(h));
         let x = ((w - s) as f32 * px) as u32;
         let y = ((h - s) as f32 * py) as u32;
-        img.crop_imm(x, y, s, s)
+        image::imageops::crop_imm(&picture, x, y, s, s).to_image()
     }
 }
 
@@ -181,7 +183,7 @@ pub fn decode_batch(files: &[PathBuf], prep: &Preprocess, idx: &[usize], aug: &[
                         .zip(augs)
                         .map(|(&i, a)| {
                             let img = open_image(&files[i])?;
-                            let t = prep.image_to_input(&a.apply(img));
+                            let t = prep.picture_to_input(&a.apply(network_picture(img)));
                             Ok(if a.flip { t.flip([2]) } else { t })
                         })
                         .collect()

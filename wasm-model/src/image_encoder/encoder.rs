@@ -6,7 +6,7 @@ use image::{DynamicImage, RgbImage, RgbaImage};
 use super::decode::decode_for_input;
 use super::layers::{stem_patches, Act, Depthwise, MbConv, Pointwise};
 use super::lite::{LiteArch, HEAD_CHANNELS, STEM_CHANNELS};
-use super::preprocess::{flatten_onto_white, input_from_rgb, into_rgb, preprocess, resize_triangle_crop};
+use super::preprocess::{flatten_onto_white, has_transparency, input_from_rgb, network_picture, preprocess, resize_triangle_crop};
 use super::weights::{Weights, OVERRIDE_PREFIX};
 use super::{ImageEncoderError, ImageError, MAX_PIXELS};
 use crate::model_dir::{ImageConfig, ImagePooling, IMAGE_ENCODER_FILE, IMAGE_HEAD_FILE};
@@ -121,12 +121,18 @@ impl ImageEncoder {
 
     /// One decode for both the vector (exactly [`ImageEncoder::embed`]'s) and a thumbnail: longest side at
     /// most `max_side` (never enlarged; the same antialiased resize as the network input; a large JPEG's from its
-    /// scaled decode, whose shorter side is at least 4× the network's input), transparency on white, EXIF
-    /// orientation applied; RGBA for a canvas. What the page's embedding workers show.
+    /// scaled decode, whose shorter side is at least 4× the network's input), transparency on white (as the
+    /// gallery's thumbnails; only the network sees [`network_picture`]'s grey square), EXIF orientation applied;
+    /// RGBA for a canvas. What the page's embedding workers show.
     pub fn embed_with_thumbnail(&self, bytes: &[u8], max_side: u32) -> Result<(Vec<f32>, RgbaImage), ImageEncoderError> {
         let decoded = decode_for_input(bytes, self.config.image_size as u32)?;
         let orientation = decoded.orientation;
-        let rgb = into_rgb(decoded.image);
+        // An opaque photo's pixels serve both, uncopied.
+        let (rgb, picture) = if has_transparency(&decoded.image) {
+            (flatten_onto_white(&decoded.image), Some(network_picture(decoded.image)))
+        } else {
+            (network_picture(decoded.image), None)
+        };
         let (w, h) = rgb.dimensions();
         let max_side = max_side.max(1);
         let small = if w.max(h) > max_side {
@@ -138,7 +144,7 @@ impl ImageEncoder {
         };
         let mut thumb = DynamicImage::ImageRgb8(small);
         thumb.apply_orientation(orientation);
-        let vector = self.embed_input(&input_from_rgb(&rgb, &self.config))?;
+        let vector = self.embed_input(&input_from_rgb(picture.as_ref().unwrap_or(&rgb), &self.config))?;
         Ok((vector, thumb.to_rgba8()))
     }
 
@@ -167,8 +173,8 @@ impl ImageEncoder {
             rgba.truncate(expected / 4 * 3);
             RgbImage::from_raw(width, height, rgba).expect("3 bytes per pixel")
         } else {
-            // Transparency onto white, as the crate's own decode path does.
-            flatten_onto_white(&DynamicImage::ImageRgba8(RgbaImage::from_raw(width, height, rgba).expect("length checked above")))
+            // Transparency as the crate's own decode path treats it: onto grey, padded to a square.
+            network_picture(DynamicImage::ImageRgba8(RgbaImage::from_raw(width, height, rgba).expect("length checked above")))
         };
         self.embed_input(&input_from_rgb(&rgb, &self.config))
     }

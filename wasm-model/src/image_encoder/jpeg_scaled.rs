@@ -19,10 +19,11 @@ use jpeg_decoder::{CodingProcess, PixelFormat};
 /// Changing it changes [`decode_rule`], which restarts `trainer publish`'s embedding caches.
 pub const DECODED_SIDE_PER_INPUT: u32 = 4;
 
-/// Names the decode [`super::decode_for_input`] applies: `trainer publish` keeps it in its embedding cache, so
-/// cached vectors of another decode are not mixed with new ones.
+/// Names the decode [`super::decode_for_input`] applies and what the network is shown of its pixels
+/// ([`super::TRANSPARENCY_RULE`]): `trainer publish` keeps it in its embedding cache, so cached vectors of
+/// another decode are not mixed with new ones.
 pub fn decode_rule() -> String {
-    format!("jpeg-dct-scaled, shorter side >= {DECODED_SIDE_PER_INPUT}x input")
+    format!("jpeg-dct-scaled, shorter side >= {DECODED_SIDE_PER_INPUT}x input; {}", super::TRANSPARENCY_RULE)
 }
 
 /// 1, 2, 4 or 8: the largest divisor of a `width`×`height` JPEG's size that keeps its shorter side, decoded at

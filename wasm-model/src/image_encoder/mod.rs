@@ -4,7 +4,8 @@
 //! - `decode`: bytes → pixels, with every refusal (size from the header, truncated JPEGs) before decoding;
 //!   `jpeg_scaled`: a large JPEG decoded at 1/2–1/8 of its size in the IDCT for the network (page and publish).
 //! - `preprocess`: mirrors `trainer::backbone::preprocess` step for step (same `image` crate, same filter):
-//!   alpha flattened onto white, shorter side resized to `image.image_size` (Lite0/1/2: 224/240/260; antialiased
+//!   an image with transparency composited onto grey 128 and padded to a centred square (`network_picture`, the
+//!   one rule of page, publish, eval and fit; opaque images untouched), shorter side resized to `image.image_size` (Lite0/1/2: 224/240/260; antialiased
 //!   bilinear), centre crop, `(pixel / 255 - mean) / std` with the manifest's mean/std (Lite: `(pixel - 127) / 128`).
 //! - `weights`: the backbone is stored in the lukemelas EfficientNet-PyTorch layout (`image_encoder.safetensors`,
 //!   the reference state dict without `_fc`); batch norm (eps 1e-3) is folded into the conv weights at load.
@@ -32,7 +33,10 @@ pub use encoder::ImageEncoder;
 pub use jpeg_scaled::{decode_rule, decode_scaled, jpeg_downscale, DECODED_SIDE_PER_INPUT};
 pub use layers::tf_same_pad;
 pub use lite::{LiteArch, LiteBlock, LiteStage};
-pub use preprocess::{flatten_onto_white, normalize, preprocess, resize_center_crop};
+pub use preprocess::{
+    flatten_onto, flatten_onto_white, has_transparency, network_picture, normalize, pad_to_square, preprocess, resize_center_crop,
+    TRANSPARENCY_RULE, TRANSPARENT_BACKGROUND,
+};
 pub use weights::image_encoder_safetensors;
 
 use crate::model_dir::Backbone;
