@@ -2,10 +2,12 @@
 //! every image that has transparent pixels (cut-outs, clip-art) redrawn as an opaque PNG — on another background
 //! and/or padded to a square instead of centre-cropped by the network's preprocessing — and every other image
 //! linked unchanged. `trainer eval --group-by kind` on the copy then says what the change does per kind,
-//! against the same opaque photos. (The product flattens transparency onto white and centre-crops the shorter
-//! side: `wasm_model::image_encoder::flatten_onto_white`, `resize_center_crop`.)
+//! against the same opaque photos. (Since 7f82faa the product itself draws an image with transparency on grey
+//! 128, padded to a centred square: `wasm_model::image_encoder::network_picture`, the rule `grey pad` measured.
+//! The copies are opaque, so the product shows them to the network as drawn here, centre-cropping the shorter
+//! side as for any photo: `crop` is how cut-outs were shown before that commit.)
 //!   cargo run --release -p trainer --example cutout_variants -- CAPTIONS IMAGES OUT_DIR BACKGROUND GEOMETRY
-//! BACKGROUND: `white`, `grey` (128) or `R,G,B`; GEOMETRY: `crop` (as the product: the network sees the
+//! BACKGROUND: `white`, `grey` (128) or `R,G,B`; GEOMETRY: `crop` (the image's own size: the network sees its
 //! centred square) or `pad` (the whole image centred on a square of the background) or `pad:F` (the same, the
 //! image's longer side filling the fraction F of the square's, e.g. `pad:0.8` leaves a 10 % margin each side).
 //! Writes OUT_DIR/captions.json and OUT_DIR/images/…

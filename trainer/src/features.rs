@@ -5,8 +5,8 @@
 //! (`act`, f16 [n, C_k, h, w], the input of stage k) so that stages `k..` can later be fine-tuned on the cache.
 //! The cache is a folder of part files of `PART` images each, written atomically (temp + rename), so a
 //! killed extraction resumes where it stopped. Its key hashes the backbone, weights file, split, view and
-//! the ordered list of image files (canonical paths), and wasm-model's rule for transparency when one of the
-//! files can hold it.
+//! the ordered list of image files (canonical paths), wasm-model's rule for transparency when one of the files
+//! can hold it, and its decode rule when one is a JPEG large enough to be decoded scaled.
 
 use std::path::{Path, PathBuf};
 
@@ -45,14 +45,16 @@ pub fn picture_view_input(prep: &preprocess::Preprocess, view: View, picture: &i
     prep.picture_to_input(&image::imageops::crop_imm(picture, x, y, side, side).to_image())
 }
 
-/// Network input `[3, S, S]` of one view of a decoded image (network picture, crop, preprocess, mirror).
-pub fn view_input(prep: &preprocess::Preprocess, view: View, img: image::DynamicImage) -> Tensor {
-    let x = picture_view_input(prep, view, &preprocess::network_picture(img));
-    if view.flipped {
+/// Network input `[3, S, S]` of one view of the image file at `path`, prepared as `publish` and the page prepare
+/// it ([`preprocess::open_network_picture`]: a large JPEG DCT-scaled, a cut-out on a grey square), then the view
+/// cut out, preprocessed and mirrored.
+pub fn view_input(prep: &preprocess::Preprocess, view: View, path: &Path) -> Result<Tensor, backbone::BackboneError> {
+    let x = picture_view_input(prep, view, &preprocess::open_network_picture(path, prep.size)?);
+    Ok(if view.flipped {
         x.flip([2])
     } else {
         x
-    }
+    })
 }
 
 /// The views a model's gallery vectors average (manifest `retrieval`; without it, the original only).
@@ -98,6 +100,12 @@ fn cache_key(spec: &CacheSpec, view: View, files: &[PathBuf]) -> Result<String> 
     // keeps the key it always had. Header reads only.
     if files.iter().any(|f| crate::image_file::may_have_transparency(f)) {
         h.update(format!("|{}", wasm_model::image_encoder::TRANSPARENCY_RULE));
+    }
+    // Likewise a set with a JPEG large enough to be decoded DCT-scaled (as publish and the page decode it; a cache
+    // of full-size decodes is not served), named by wasm-model's decode rule; Flickr8k's 500-px JPEGs are not.
+    let input_size = preprocess::Preprocess::for_backbone(spec.backbone).size;
+    if files.iter().any(|f| crate::image_file::is_scaled_for_network(f, input_size)) {
+        h.update(format!("|{}", wasm_model::image_encoder::decode_rule()));
     }
     Ok(h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect())
 }
@@ -162,7 +170,7 @@ fn extract_part(
     for chunk in files.chunks(BATCH) {
         let inputs: Vec<Tensor> = chunk
             .iter()
-            .map(|p| match preprocess::open_image(p).map(|img| view_input(&prep, view, img)) {
+            .map(|p| match view_input(&prep, view, p) {
                 Ok(t) => {
                     ok.push(1u8);
                     t
@@ -233,14 +241,10 @@ fn load_parts(folder: &Path, parts: usize, files: &[PathBuf]) -> Result<Features
 mod tests {
     use super::*;
 
-    /// The trainer's input for a cut-out (PNG and WebP with transparency, wide and tall) — `eval`/`features`
-    /// (`open_image` + `view_input`) and `publish` (`open_for_network` + `picture_view_input`) — is the page's
-    /// (wasm-model `preprocess`, what `ImageEncoder::embed` feeds the network) value for value; every view is cut
-    /// from the same grey square.
-    #[test]
-    fn a_cut_out_is_prepared_as_the_page_prepares_it() {
-        let prep = preprocess::Preprocess::for_backbone(BackboneKind::EfficientnetLite0);
-        let cfg = wasm_model::model_dir::ImageConfig {
+    /// The page's preprocessing settings for Lite0 (wasm-model `preprocess`, what `ImageEncoder::embed` feeds
+    /// the network).
+    fn lite0_page_config(prep: &preprocess::Preprocess) -> wasm_model::model_dir::ImageConfig {
+        wasm_model::model_dir::ImageConfig {
             backbone: BackboneKind::EfficientnetLite0,
             feature_dim: 1280,
             image_size: prep.size as usize,
@@ -248,7 +252,23 @@ mod tests {
             std: prep.std,
             pooling: Default::default(),
             finetuned_from: None,
-        };
+        }
+    }
+
+    /// `publish`'s input for one (unmirrored) view of the file at `path`: `open_for_network` +
+    /// `network_picture` + `picture_view_input`, as publish/embed.rs prepares it.
+    fn publish_input(prep: &preprocess::Preprocess, view: View, path: &Path) -> Tensor {
+        let (opened, _) = crate::image_file::open_for_network(path, prep.size).unwrap();
+        picture_view_input(prep, view, &preprocess::network_picture(opened.image))
+    }
+
+    /// The trainer's input for a cut-out (PNG and WebP with transparency, wide and tall) — `eval`/`features`
+    /// (`view_input`) and `publish` (`open_for_network` + `picture_view_input`) — is the page's value for
+    /// value; every view is cut from the same grey square.
+    #[test]
+    fn a_cut_out_is_prepared_as_the_page_prepares_it() {
+        let prep = preprocess::Preprocess::for_backbone(BackboneKind::EfficientnetLite0);
+        let cfg = lite0_page_config(&prep);
         let tmp = tempfile::tempdir().unwrap();
         for ((w, h), format) in [((300, 140), image::ImageFormat::Png), ((90, 260), image::ImageFormat::WebP)] {
             let cut_out = image::RgbaImage::from_fn(w, h, |x, y| {
@@ -259,24 +279,55 @@ mod tests {
             image::DynamicImage::ImageRgba8(cut_out).save_with_format(&path, format).unwrap();
             let page = wasm_model::image_encoder::preprocess(&std::fs::read(&path).unwrap(), &cfg).unwrap();
             let page = Tensor::from_slice(&page).reshape([3, prep.size as i64, prep.size as i64]);
-            let eval = view_input(&prep, View::ORIGINAL, preprocess::open_image(&path).unwrap());
+            let eval = view_input(&prep, View::ORIGINAL, &path).unwrap();
             let (opened, _) = crate::image_file::open_for_network(&path, prep.size).unwrap();
             let picture = preprocess::network_picture(opened.image);
             assert_eq!(picture.dimensions(), (w.max(h), w.max(h)), "{format:?}: padded to a square");
             let publish = picture_view_input(&prep, View::ORIGINAL, &picture);
             assert!(eval.equal(&page) && publish.equal(&page), "{format:?}: the trainer's input is the page's");
             // a zoom of the cut-out is cut from the square (its top-left corner is the padding's grey)
-            let zoom = view_input(&prep, View::zoomed(Zoom::TopLeft, false), preprocess::open_image(&path).unwrap());
+            let zoom = view_input(&prep, View::zoomed(Zoom::TopLeft, false), &path).unwrap();
             let grey = (128.0 / 255.0 - prep.mean[0]) / prep.std[0];
             assert!((zoom.double_value(&[0, 0, 0]) - grey as f64).abs() < 1e-6, "{format:?}: padding at the zoom's corner");
         }
     }
 
-    /// A set whose files cannot hold transparency keeps the key of the versions before the rule for it (so
-    /// Flickr8k's caches stay valid); once one file can, the key changes (a cache of cut-outs drawn on white
-    /// is not served).
+    /// A JPEG large enough to be decoded DCT-scaled (2000×1800 for Lite0: 1800 / 2 ≥ 4 × 224) gets the same input
+    /// through `eval`/`features` as through `publish` and the page, value for value, for every view (mirrored:
+    /// the mirror of publish's); that input is not the full-size decode's (which eval used before).
     #[test]
-    fn the_key_names_the_transparency_rule_only_for_sets_that_can_hold_it() {
+    fn a_large_jpeg_is_prepared_as_publish_prepares_it() {
+        let prep = preprocess::Preprocess::for_backbone(BackboneKind::EfficientnetLite0);
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("large.jpg");
+        // fine detail (the scaled decode then differs from the full one) over smooth gradients
+        let photo = image::RgbImage::from_fn(2000, 1800, |x, y| {
+            let fine = if (x / 3 + y / 2) % 2 == 0 { 30 } else { 0 };
+            image::Rgb([((x / 8) % 200) as u8 + fine, ((y / 8) % 256) as u8, ((x + y) / 16 % 200) as u8 + fine])
+        });
+        image::DynamicImage::ImageRgb8(photo).save_with_format(&path, image::ImageFormat::Jpeg).unwrap();
+        assert!(crate::image_file::is_scaled_for_network(&path, prep.size));
+        let page = wasm_model::image_encoder::preprocess(&std::fs::read(&path).unwrap(), &lite0_page_config(&prep)).unwrap();
+        let page = Tensor::from_slice(&page).reshape([3, prep.size as i64, prep.size as i64]);
+        for view in [View::ORIGINAL, View::FLIPPED, View::zoomed(Zoom::TopLeft, false), View::zoomed(Zoom::Centre, true)] {
+            let eval = view_input(&prep, view, &path).unwrap();
+            let publish = publish_input(&prep, View { flipped: false, ..view }, &path);
+            let publish = if view.flipped { publish.flip([2]) } else { publish };
+            assert!(eval.equal(&publish), "{}: eval's input is publish's", view.name());
+        }
+        let eval = view_input(&prep, View::ORIGINAL, &path).unwrap();
+        assert!(eval.equal(&page), "and the page's");
+        let full_size = prep.picture_to_input(&preprocess::network_picture(crate::image_file::open(&path).unwrap()));
+        let d = (&eval - &full_size).abs().max().double_value(&[]);
+        assert!(d > 1e-3, "the full-size decode's input differs (by {d}): the test tells the two decodes apart");
+    }
+
+    /// A set whose files cannot hold transparency and hold no JPEG large enough to be decoded scaled keeps the
+    /// key of the versions before those rules (so Flickr8k's caches stay valid: features, eval, and fit's
+    /// stage-K caches); once one file can hold transparency, or one JPEG is decoded scaled, the key changes (a
+    /// cache of cut-outs drawn on white, or of full-size decodes, is not served).
+    #[test]
+    fn the_key_names_the_rules_only_for_sets_they_change() {
         let tmp = tempfile::tempdir().unwrap();
         let weights = tmp.path().join("weights.safetensors");
         std::fs::write(&weights, b"12345").unwrap();
@@ -296,6 +347,14 @@ mod tests {
             h.update(b"\n");
         }
         let before: String = h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(cache_key(&spec, View::ORIGINAL, &files).unwrap(), before);
+        // a.jpg grows: just too small to be scaled for Lite0's 224 px (1790 / 2 < 4 × 224), then large enough
+        let grey = |w, h| image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(w, h, image::Rgb([90, 90, 90])));
+        save("a.jpg", grey(2400, 1790));
+        assert_eq!(cache_key(&spec, View::ORIGINAL, &files).unwrap(), before, "decoded whole, as before");
+        save("a.jpg", grey(2400, 1792));
+        assert_ne!(cache_key(&spec, View::ORIGINAL, &files).unwrap(), before, "a.jpg is decoded at 1/2 now");
+        save("a.jpg", grey(8, 4));
         assert_eq!(cache_key(&spec, View::ORIGINAL, &files).unwrap(), before);
         save("b.png", image::DynamicImage::ImageRgba8(img));
         assert_ne!(cache_key(&spec, View::ORIGINAL, &files).unwrap(), before, "b.png has an alpha channel now");

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
-use wasm_model::image_encoder::{decode_for_input, decode_image, probe_image, MAX_PIXELS};
+use wasm_model::image_encoder::{decode_for_input, decode_image, jpeg_downscale, probe_image, MAX_PIXELS};
 
 /// Larger files are refused unread: a 40-megapixel photo is far smaller, and a 2 GB file named `.jpg` took
 /// 2.3 GB of memory before its decode failed.
@@ -44,6 +44,30 @@ pub fn may_have_transparency(path: &Path) -> bool {
         return false;
     }
     reader.into_decoder().map(|d| d.color_type().has_alpha()).unwrap_or(false)
+}
+
+/// Whether [`open_for_network`] decodes the image at `path` smaller than [`open`] does for a network input side
+/// of `input_size` (a JPEG whose shorter side is at least 8× it: wasm-model's `jpeg_downscale` above 1), from
+/// its header alone. Reads the file's first 4 KiB, then 64 KiB, and only then the whole file, until the frame
+/// header is found (an EXIF thumbnail or ICC profile can push it back). An unreadable file is `false`.
+pub fn is_scaled_for_network(path: &Path, input_size: u32) -> bool {
+    let jpeg_size = |bytes: &[u8]| ImageReader::with_format(Cursor::new(bytes), ImageFormat::Jpeg).into_dimensions().ok();
+    let mut size = None;
+    for prefix in [4 << 10, 64 << 10] {
+        let Ok((file, len)) = open_regular(path) else { return false };
+        let mut head = Vec::new();
+        if file.take(prefix).read_to_end(&mut head).is_err() || !matches!(image::guess_format(&head), Ok(ImageFormat::Jpeg)) {
+            return false;
+        }
+        size = jpeg_size(&head);
+        if size.is_some() || len <= prefix {
+            break;
+        }
+    }
+    if size.is_none() {
+        size = read(path).ok().and_then(|bytes| jpeg_size(&bytes));
+    }
+    size.is_some_and(|size| jpeg_downscale(size, input_size) > 1)
 }
 
 /// `path` opened for reading if it is a regular file, and its length.
@@ -299,6 +323,42 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
         assert!(!may_have_transparency(&fifo));
         assert!(!may_have_transparency(&tmp.path().join("none.png")));
+    }
+
+    /// Which files `open_for_network` decodes smaller, from their headers: a 256×192 JPEG for a 16-px input (96 ≥
+    /// 4 × 16) but not for 32 px, also when its frame header lies past the first 4 KiB or 64 KiB (APP segments
+    /// before it, as an EXIF thumbnail or ICC profile puts them); never a PNG or GIF of that size, nor anything
+    /// unreadable.
+    #[test]
+    fn scaled_jpegs_are_told_from_the_header() {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(256, 192, |x, y| image::Rgb([x as u8, y as u8, 90])));
+        let jpeg = encoded(&img, ImageFormat::Jpeg);
+        // `jpeg` with `count` APP2 segments of 60000 bytes after its SOI marker
+        let padded = |count: usize| {
+            let mut out = jpeg[..2].to_vec();
+            for _ in 0..count {
+                out.extend_from_slice(&[0xFF, 0xE2]);
+                out.extend_from_slice(&60002u16.to_be_bytes());
+                out.extend(std::iter::repeat_n(0u8, 60000));
+            }
+            out.extend_from_slice(&jpeg[2..]);
+            out
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let cases = [("plain.jpg", jpeg.clone()), ("past-4k.jpg", padded(1)), ("past-64k.jpg", padded(2))];
+        for (name, bytes) in cases {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            assert_eq!(open_for_network(&path, 16).unwrap().0.image.width(), 128, "{name}: decoded at 1/2");
+            assert!(is_scaled_for_network(&path, 16), "{name}");
+            assert!(!is_scaled_for_network(&path, 32), "{name}: 192 / 2 < 4 × 32");
+        }
+        for (name, bytes) in [("large.png", encoded(&img, ImageFormat::Png)), ("large.gif", encoded(&img, ImageFormat::Gif)), ("not.jpg", b"hello".to_vec())] {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            assert!(!is_scaled_for_network(&path, 16), "{name}");
+        }
+        assert!(!is_scaled_for_network(&tmp.path().join("none.jpg"), 16));
     }
 
     /// Only regular files are read, and no file over the size limit (checked before reading).

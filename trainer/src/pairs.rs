@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
-use crate::backbone::preprocess::{network_picture, open_image, Preprocess};
+use crate::backbone::preprocess::{open_network_picture, Preprocess};
 use crate::config::Config;
 use crate::data::Dataset;
 use crate::eval::evaluate;
@@ -182,8 +182,7 @@ pub fn decode_batch(files: &[PathBuf], prep: &Preprocess, idx: &[usize], aug: &[
                     ids.iter()
                         .zip(augs)
                         .map(|(&i, a)| {
-                            let img = open_image(&files[i])?;
-                            let t = prep.picture_to_input(&a.apply(network_picture(img)));
+                            let t = prep.picture_to_input(&a.apply(open_network_picture(&files[i], prep.size)?));
                             Ok(if a.flip { t.flip([2]) } else { t })
                         })
                         .collect()

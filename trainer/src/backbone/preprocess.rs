@@ -1,4 +1,5 @@
-//! Image → network input: decode, wasm-model's `network_picture` (an image with transparency onto grey 128 and
+//! Image → network input: decode as the page and `trainer publish` decode ([`open_network_picture`]: a large
+//! JPEG DCT-scaled), wasm-model's `network_picture` (an image with transparency onto grey 128 and
 //! padded to a square; opaque images untouched), resize the shorter side, centre-crop, normalise. The normalisation depends on the backbone ([`Preprocess::for_backbone`]):
 //! - DenseNet-121 (torchvision): ImageNet mean/std.
 //! - EfficientNet-Lite0/1/2 (weights converted from TF): `(pixel - 127) / 128`. Measured on the 8 labelled
@@ -58,9 +59,9 @@ impl Preprocess {
         normalize(&resize_center_crop(picture, self.size), self.mean, self.std)
     }
 
-    /// File → network input `[3, size, size]`; an unreadable file is an error naming it.
+    /// File → network input `[3, size, size]` ([`open_network_picture`]); an unreadable file is an error naming it.
     pub fn load(&self, path: &Path) -> Result<Tensor, BackboneError> {
-        Ok(self.image_to_input(&open_image(path)?))
+        Ok(self.picture_to_input(&open_network_picture(path, self.size)?))
     }
 
     /// Files → `[B, 3, size, size]`. Fails on the first unreadable file (callers that skip broken
@@ -81,10 +82,16 @@ impl Preprocess {
     }
 }
 
-/// Decodes `path` (format sniffed from content, not the extension) through [`crate::image_file`]: regular files
-/// of bounded size only, the browser's pixel limit and JPEG checks. Errors name the file.
-pub fn open_image(path: &Path) -> Result<DynamicImage, BackboneError> {
-    crate::image_file::open(path).map_err(|message| BackboneError::Image { path: path.to_path_buf(), message })
+/// The picture the network is shown of the file at `path` for an input side of `input_size`, prepared as the
+/// page and `trainer publish` prepare it: decoded by [`crate::image_file::open_for_network`] (a JPEG whose
+/// shorter side is at least 8× the input decoded at 1/2, 1/4 or 1/8 in the IDCT; the stored pixels, EXIF
+/// orientation not applied), then its [`network_picture`]. Features, eval and fit's decoded batches start here;
+/// publish makes the same two calls (it keeps the opened image for thumbnails), so what eval measures is what
+/// publish ships. Errors name the file.
+pub fn open_network_picture(path: &Path, input_size: u32) -> Result<RgbImage, BackboneError> {
+    let (opened, _) = crate::image_file::open_for_network(path, input_size)
+        .map_err(|message| BackboneError::Image { path: path.to_path_buf(), message })?;
+    Ok(network_picture(opened.image))
 }
 
 // One definition of the pixel pipeline, shared with the browser's image encoder (wasm-model): a copy here
