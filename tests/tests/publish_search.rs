@@ -82,7 +82,7 @@ fn publish_then_search_and_republish_incrementally() {
     assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "best first");
     for h in &hits {
         assert!(out.join(&h.thumb).is_file(), "thumbnail {} exists", h.thumb);
-        let t = trainer::backbone::preprocess::open_image(&out.join(&h.thumb)).unwrap();
+        let t = trainer::image_file::open(&out.join(&h.thumb)).unwrap();
         assert!(t.width().max(t.height()) <= 256);
     }
     assert_eq!(engine.index().items[0].licence, "CC0");
@@ -180,8 +180,9 @@ fn publish_with_retrieval_scoring() {
     let views = retrieval.views().unwrap();
     assert!(views.len() > 2, "the recommended views include zooms");
     for (i, item) in engine.index().items.iter().enumerate() {
-        let img = trainer::backbone::preprocess::open_image(&images.join(&item.file)).unwrap();
-        let inputs: Vec<tch::Tensor> = views.iter().map(|&v| trainer::features::view_input(&prep, v, img.clone())).collect();
+        let path = images.join(&item.file);
+        let img = trainer::image_file::open(&path).unwrap();
+        let inputs: Vec<tch::Tensor> = views.iter().map(|&v| trainer::features::view_input(&prep, v, &path).unwrap()).collect();
         let each = tch::no_grad(|| loaded.model.embed_images(Some(stock.as_ref()), &tch::Tensor::stack(&inputs, 0)));
         let want = trainer::model::l2_normalize(&each.sum_dim_intlist(0, true, tch::Kind::Float));
         let got = tch::Tensor::from_slice(&engine.gallery().row(i).unwrap()).unsqueeze(0);
