@@ -49,12 +49,17 @@ pub fn picture_view_input(prep: &preprocess::Preprocess, view: View, picture: &i
 /// it ([`preprocess::open_network_picture`]: a large JPEG DCT-scaled, a cut-out on a grey square), then the view
 /// cut out, preprocessed and mirrored.
 pub fn view_input(prep: &preprocess::Preprocess, view: View, path: &Path) -> Result<Tensor, backbone::BackboneError> {
-    let x = picture_view_input(prep, view, &preprocess::open_network_picture(path, prep.size)?);
-    Ok(if view.flipped {
+    Ok(mirrored_if_flipped(view, &picture_view_input(prep, view, &preprocess::open_network_picture(path, prep.size)?)))
+}
+
+/// `x` (`[3, S, S]`) mirrored left to right when `view` is a flipped one: the one place a view is mirrored
+/// (publish prepares unflipped inputs on its producer thread and mirrors at batch time).
+pub fn mirrored_if_flipped(view: View, x: &Tensor) -> Tensor {
+    if view.flipped {
         x.flip([2])
     } else {
-        x
-    })
+        x.shallow_clone()
+    }
 }
 
 /// The views a model's gallery vectors average (manifest `retrieval`; without it, the original only).
@@ -312,7 +317,7 @@ mod tests {
         for view in [View::ORIGINAL, View::FLIPPED, View::zoomed(Zoom::TopLeft, false), View::zoomed(Zoom::Centre, true)] {
             let eval = view_input(&prep, view, &path).unwrap();
             let publish = publish_input(&prep, View { flipped: false, ..view }, &path);
-            let publish = if view.flipped { publish.flip([2]) } else { publish };
+            let publish = mirrored_if_flipped(view, &publish);
             assert!(eval.equal(&publish), "{}: eval's input is publish's", view.name());
         }
         let eval = view_input(&prep, View::ORIGINAL, &path).unwrap();

@@ -191,7 +191,7 @@ impl<'a> Embedder<'a> {
         let stock = self.net.as_ref().and_then(|n| n.as_ref()).map(|(_, b)| b.as_ref());
         let rows: Vec<Tensor> = images
             .iter()
-            .flat_map(|p| self.views.iter().zip(&p.views).map(|(view, x)| if view.flipped { x.flip([2]) } else { x.shallow_clone() }))
+            .flat_map(|p| self.views.iter().zip(&p.views).map(|(view, x)| crate::features::mirrored_if_flipped(*view, x)))
             .collect();
         let (n, v) = (images.len() as i64, self.views.len() as i64);
         let flat: Vec<f32> = tch::no_grad(|| {
