@@ -65,7 +65,7 @@ enum Command {
         /// Model directory, e.g. static/model.
         #[arg(long)]
         model: PathBuf,
-        /// Backbone weights (lukemelas-layout Lite0 safetensors); default: the installed ones.
+        /// Backbone weights (lukemelas-layout safetensors of the model's Lite variant); default: the installed ones.
         #[arg(long)]
         weights: Option<PathBuf>,
         /// Store f32 instead of f16 (twice the size).
