@@ -32,8 +32,8 @@ native=()
 for t in 1 2; do
   native+=("$(RAYON_NUM_THREADS=$t target/release/examples/bench_embed static/model "$WORK/photos" 1 | tail -1)")
 done
-# tch: `trainer publish` (decode, resize, Lite0, head, thumbnail) into a fresh folder; minus a 1-photo run's
-# start-up (libtorch, model load).
+# tch: `trainer publish` (decode, resize, the model's backbone, head, thumbnail) into a fresh folder; minus a
+# 1-photo run's start-up (libtorch, model load).
 tch=()
 for t in 1 2; do
   export OMP_WAIT_POLICY=PASSIVE  # as scripts/bench/backbone.sh: no spinning threads on a shared machine

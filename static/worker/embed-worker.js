@@ -1,5 +1,6 @@
-// One embedding worker: turns the user's photo files into vectors (wasm ImageEmbedder, the candle
-// EfficientNet-Lite0) and small thumbnails from the same decode (photo-decode.js: which decoder reads a photo).
+// One embedding worker: turns the user's photo files into vectors (wasm ImageEmbedder, the candle EfficientNet-Lite
+// the manifest names, at its input size: Lite0 224 px, Lite1 240, Lite2 260) and small thumbnails from the same
+// decode (photo-decode.js: which decoder reads a photo).
 // Started by the search worker's pool (embed-pool.js) only when photos are added; it gets the compiled wasm
 // module and the weights from there, so it downloads nothing itself. The files never leave this machine: they are read here and
 // only the vector and the thumbnail go back. Messages: EmbedRequest / EmbedEvent in protocol.js.

@@ -6,10 +6,11 @@
 //   while the wasm encoder works on the previous photo); the wasm encoder then resizes and embeds those pixels,
 //   and the thumbnail is drawn from the same bitmap.
 // Why the size limit: the two JPEG decoders differ by a level or two on a few % of the pixels. Downscaled
-// to the network's 224 px those differences average out (browser vs wasm full-size decode, 45 real 1.6–14.7 MP
-// photos: min cosine 0.9997; at 640 px 0.9995), but a 224-px JPEG feeds them to the network as they are (Flickr8k
-// val: min 0.995). Against the wasm decoder's scaled decode of large JPEGs (what publish embeds): 40 wallpapers
-// min 0.9993, median 0.9999 (0.9969 / 0.9996 with the earlier 2× rule). docs/benchmarks.md, "My photos".
+// to the network's input (manifest image.image_size: 224–260 px) those differences average out (browser vs wasm
+// full-size decode, 45 real 1.6–14.7 MP photos, Lite0: min cosine 0.9997; at 640 px 0.9995), but a JPEG near the
+// input size feeds them to the network as they are (Flickr8k val: min 0.995). Against the wasm decoder's scaled
+// decode of large JPEGs (what publish embeds): 40 wallpapers min 0.9993, median 0.9999 (0.9969 / 0.9996 with the
+// earlier 2× rule). docs/benchmarks.md, "My photos".
 // Bad files are refused by the wasm `probe_image` first, with the same messages whichever decoder runs.
 
 /** Longest side of a thumbnail, in pixels. */

@@ -1,7 +1,8 @@
 // "My photos" in headless Chromium: add 20 photos (15 from assets/photos, 5 drawn by the browser) plus 4 bad
-// files through the page's file input; they are embedded in the page's workers (wasm candle Lite0), searched with
-// prompts written for them, kept in IndexedDB across a reload without re-embedding, and cleared. Every request
-// is recorded: the image encoder is downloaded only when photos are added, and nothing is uploaded.
+// files through the page's file input; they are embedded in the page's workers (wasm candle, the model's Lite
+// backbone), searched with prompts written for them, kept in IndexedDB across a reload without re-embedding, and
+// cleared. Every request is recorded: the image encoder is downloaded only when photos are added, and nothing is
+// uploaded.
 // Prepared and run by scripts/test-e2e.sh (it adds the image encoder to the model and publishes the same 15 asset
 // photos as the test gallery, so the page's vectors can be compared with the trainer's).
 import { test, before, after } from 'node:test';

@@ -1,7 +1,8 @@
 //! Native candle image-encoder throughput (the "native candle" column of scripts/bench/embed.sh):
-//! decode + preprocess and the Lite0 forward timed separately, per photo, single-threaded by default; beside
-//! them the previous preprocessing (every JPEG decoded at full size, then resized) for comparison. (Natively
-//! jpeg-decoder, which scales large JPEGs, runs its IDCT on a few threads of its own; wasm has one.)
+//! decode + preprocess and the backbone's forward (the manifest's Lite variant, at its input size) timed
+//! separately, per photo, single-threaded by default; beside them the previous preprocessing (every JPEG
+//! decoded at full size, then resized) for comparison. (Natively jpeg-decoder, which scales large JPEGs, runs
+//! its IDCT on a few threads of its own; wasm has one.)
 //!   RAYON_NUM_THREADS=1 cargo run --release -p wasm-model --example bench_embed [model_dir] [photos_dir] [rounds]
 //! (defaults: static/model, assets/photos, 3). The model needs image_encoder.safetensors
 //! (scripts/build-image-encoder.sh). Prints a table, then one JSON line for scripts.
@@ -73,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("| decode + preprocess | {:.1} | {:.1} |", median(pre.clone()), pre_sum / n);
     let full_sum = full.iter().sum::<f64>();
     println!("| (before: full-size decode + preprocess) | {:.1} | {:.1} |", median(full.clone()), full_sum / n);
-    println!("| Lite0 forward + head | {:.1} | {:.1} |", median(fwd.clone()), fwd_sum / n);
+    println!("| {:?} forward at {} px + head | {:.1} | {:.1} |", cfg.backbone, cfg.image_size, median(fwd.clone()), fwd_sum / n);
     println!("| **images/s** | | **{ips:.1}** |");
     println!(
         "{}",

@@ -1,6 +1,7 @@
 //! Deterministic random models for tests, benchmarks and the fixture generator (not part of the contract).
 
-use crate::model_dir::{text_tensor_shapes, Backbone, ImageConfig, ModelDir, Pooling, TextConfig};
+use crate::image_encoder::LiteArch;
+use crate::model_dir::{text_tensor_shapes, Backbone, ImageConfig, ImagePooling, ModelDir, Pooling, TextConfig};
 use crate::tensors::{to_safetensors, FloatDtype};
 use crate::vocab::{Vocab, PAD, UNK};
 
@@ -146,4 +147,73 @@ pub fn random_model_with_head(cfg: TextConfig, embed_dim: usize, seed: u64, imag
         "2026-01-01T00:00:00Z".into(),
     )
     .expect("random model with head is valid")
+}
+
+/// Random weights of a Lite variant in its reference layout ([`LiteArch::tensor_shapes`]), scaled so activations
+/// stay in range through all its blocks: conv weights ±√(3 / fan-in), BN scale 0.5–1.5, shift and mean ±0.2,
+/// variance 0.5–2. Lets tests run Lite1/Lite2 without their ImageNet weights (and in wasm, which reads no files).
+pub fn random_lite_state_dict(backbone: Backbone, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut rng = Rng::new(seed);
+    let arch = LiteArch::of(backbone).expect("a Lite variant");
+    arch.tensor_shapes()
+        .into_iter()
+        .map(|(name, shape)| {
+            let (lo, hi) = if name.ends_with("running_var") {
+                (0.5, 2.0)
+            } else if name.ends_with("running_mean") || name.ends_with(".bias") {
+                (-0.2, 0.2)
+            } else if shape.len() == 1 {
+                (0.5, 1.5)
+            } else {
+                let a = (3.0 / shape[1..].iter().product::<usize>() as f32).sqrt();
+                (-a, a)
+            };
+            let values = (0..shape.iter().product()).map(|_| lo + (rng.uniform() + 1.0) / 2.0 * (hi - lo)).collect();
+            (name, shape, values)
+        })
+        .collect()
+}
+
+/// [`random_lite_state_dict`] as an f32 safetensors file: what `trainer export-image-encoder` reads
+/// (`image_encoder_safetensors` turns it into `image_encoder.safetensors`).
+pub fn random_lite_weights(backbone: Backbone, seed: u64) -> Vec<u8> {
+    to_safetensors(&random_lite_state_dict(backbone, seed), FloatDtype::F32).expect("shapes from LiteArch")
+}
+
+/// A Lite model's image config as `trainer export` writes it: the variant's input size, TF normalisation
+/// `(pixel − 127) / 128`, GPO over its grid, the backbone fine-tuned from `finetuned_from` on.
+pub fn lite_gpo_image_config(backbone: Backbone, finetuned_from: usize) -> ImageConfig {
+    ImageConfig {
+        backbone,
+        feature_dim: 1280,
+        image_size: LiteArch::of(backbone).expect("a Lite variant").image_size,
+        mean: [127.0 / 255.0; 3],
+        std: [128.0 / 255.0; 3],
+        pooling: ImagePooling::Gpo,
+        finetuned_from: Some(finetuned_from),
+    }
+}
+
+/// The image head of a [`lite_gpo_image_config`] model (`image_head.safetensors`, f32): `proj.*` into
+/// `embed_dim`, GPO logits far from uniform (one per cell of the grid), and the fine-tuned layers — the blocks of
+/// stages `finetuned_from..` and the head conv, from a random state dict of its own — as `backbone.<name>`.
+pub fn random_fine_tuned_gpo_head(backbone: Backbone, finetuned_from: usize, embed_dim: usize, seed: u64) -> Vec<u8> {
+    let arch = LiteArch::of(backbone).expect("a Lite variant");
+    let tail: Vec<usize> = arch.blocks().iter().filter(|b| b.stage >= finetuned_from).map(|b| b.index).collect();
+    let trained = |name: &str| {
+        name.starts_with("_conv_head.")
+            || name.starts_with("_bn1.")
+            || tail.iter().any(|i| name.starts_with(&format!("_blocks.{i}.")))
+    };
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = random_lite_state_dict(backbone, seed.wrapping_add(1))
+        .into_iter()
+        .filter(|(name, _, _)| trained(name))
+        .map(|(name, shape, values)| (format!("backbone.{name}"), shape, values))
+        .collect();
+    let mut rng = Rng::new(seed);
+    let cells = arch.image_size.div_ceil(32).pow(2);
+    tensors.push(("gpo.logits".into(), vec![cells], (0..cells).map(|_| rng.uniform() * 2.0).collect()));
+    tensors.push(("proj.weight".into(), vec![embed_dim, 1280], (0..embed_dim * 1280).map(|_| rng.uniform() * 0.05).collect()));
+    tensors.push(("proj.bias".into(), vec![embed_dim], (0..embed_dim).map(|_| rng.uniform() * 0.1).collect()));
+    to_safetensors(&tensors, FloatDtype::F32).expect("shapes from LiteArch")
 }

@@ -23,6 +23,34 @@ fn photo_vector_matches_the_stored_reference() {
     assert!(d < 1e-5, "max |diff| {d} vs {REFERENCE_PATH}");
 }
 
+/// A Lite1 model built the way the page's embedding workers build it (manifest + both files): it reads the photo
+/// at 240 px, its random backbone keeps the features alive, and its vector is the stored reference
+/// (`IMGPICK_UPDATE_FIXTURES=1` rewrites it) that the wasm build must reproduce (tests/wasm_image.rs).
+#[test]
+fn lite1_model_vector_matches_the_stored_reference() {
+    use wasm_model::engine::standalone_image_encoder;
+    let (model, encoder) = lite1_model();
+    let head = model.image_head.clone().unwrap();
+    let enc = standalone_image_encoder(&model.manifest_json(), &encoder, &head).unwrap();
+    assert_eq!(enc.config().image_size, 240);
+    let input = wasm_model::image_encoder::preprocess(PHOTO, enc.config()).unwrap();
+    assert_eq!(input.len(), 3 * 240 * 240);
+    let pooled = enc.pooled_features(&input).unwrap();
+    let scale = pooled.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.1, "features vanished ({scale}): the random weights would test nothing");
+    let v = enc.embed(PHOTO).unwrap();
+    assert_eq!(v, enc.embed_input(&input).unwrap());
+    if std::env::var_os("IMGPICK_UPDATE_FIXTURES").is_some() {
+        let r = Reference { photo: PHOTO_NAME.into(), vector: v };
+        std::fs::write(LITE1_REFERENCE_PATH, serde_json::to_string_pretty(&r).unwrap() + "\n").unwrap();
+        return;
+    }
+    let r: Reference = serde_json::from_str(&std::fs::read_to_string(LITE1_REFERENCE_PATH).unwrap()).unwrap();
+    assert_eq!(r.photo, PHOTO_NAME);
+    let d = max_diff(&v, &r.vector);
+    assert!(d < 1e-5, "max |diff| {d} vs {LITE1_REFERENCE_PATH}");
+}
+
 #[test]
 fn bad_files_are_errors_not_panics() {
     let e = encoder();

@@ -8,6 +8,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 const REFERENCE: &str = include_str!("fixtures/image_reference.json");
+const LITE1_REFERENCE: &str = include_str!("fixtures/image_reference_lite1.json");
 
 #[wasm_bindgen_test]
 fn wasm_photo_vector_matches_native() {
@@ -113,6 +114,28 @@ fn js_image_embedder_matches_native_and_checks_files() {
     assert_eq!(e.embed_rgba(rgba.into_raw(), w, h).unwrap_or_else(|_| panic!("embed_rgba")), v);
     assert!(e.embed_rgba(vec![0; 12], w, h).is_err(), "a buffer of the wrong size");
     assert!(wasm_model::wasm::probe_image(&PHOTO[..PHOTO.len() / 3]).is_err(), "a truncated JPEG");
+}
+
+/// A Lite1 model (fine-tuned stage 6, GPO over the 8 × 8 grid of its 240 px input) through the embedding workers'
+/// class: the stored native vector from the file's bytes and from pixels the browser decoded; the same manifest
+/// read at Lite0's 224 px is refused (its GPO weights are for 64 cells, not 49).
+#[wasm_bindgen_test]
+fn js_image_embedder_runs_a_lite1_model_at_240_px() {
+    use wasm_model::wasm::ImageEmbedder;
+    let (model, encoder) = lite1_model();
+    let (manifest, head) = (model.manifest_json(), model.image_head.clone().unwrap());
+    let e = ImageEmbedder::new(&manifest, &encoder, &head).unwrap_or_else(|_| panic!("ImageEmbedder::new (Lite1)"));
+    let v = e.embed(PHOTO).unwrap_or_else(|_| panic!("embed"));
+    let r: Reference = serde_json::from_str(LITE1_REFERENCE).unwrap();
+    let d = max_diff(&v, &r.vector);
+    assert!(d <= 1e-4, "wasm vs native (Lite1) max |diff| {d}");
+    let rgba = wasm_model::image_encoder::decode_image(PHOTO).unwrap().to_rgba8();
+    let (w, h) = rgba.dimensions();
+    assert_eq!(e.embed_rgba(rgba.into_raw(), w, h).unwrap_or_else(|_| panic!("embed_rgba")), v);
+    let mut at_224: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(at_224["image"]["image_size"], 240);
+    at_224["image"]["image_size"] = 224.into();
+    assert!(ImageEmbedder::new(&at_224.to_string(), &encoder, &head).is_err(), "224 px on a Lite1 GPO model");
 }
 
 /// The page's storage of added photos: `quantize` gives the int8 row the engine keeps, and `add_quantized`

@@ -44,8 +44,6 @@ use crate::model_dir::Backbone;
 /// Images with more pixels are refused from their header, before decoding: a 40 MP RGBA decode alone
 /// takes 160 MB of wasm memory. (A 50-megapixel photo is refused with a message, not half-indexed.)
 pub const MAX_PIXELS: u64 = 40_000_000;
-/// Side of Lite0's square network input (each variant's is [`LiteArch::image_size`]).
-pub const INPUT_SIZE: u32 = 224;
 
 /// Why one image could not be embedded (the caller skips it and goes on with the others).
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
