@@ -20,34 +20,9 @@ use wasm_model::tensors::{to_safetensors, FloatDtype};
 
 const VARIANTS: [BackboneKind; 2] = [BackboneKind::EfficientnetLite1, BackboneKind::EfficientnetLite2];
 
-/// A random state dict of `kind`'s layout with values that keep activations in range through 21 blocks: conv
-/// weights ±√(3/fan-in), BN scale 0.5–1.5, shift and mean ±0.2, variance 0.5–2.
-fn random_state_dict(kind: BackboneKind, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let arch = LiteArch::of(kind).expect("a Lite variant");
-    arch.tensor_shapes()
-        .into_iter()
-        .map(|(name, shape)| {
-            let n: usize = shape.iter().product();
-            let (lo, hi) = if name.ends_with("running_var") {
-                (0.5, 2.0)
-            } else if name.ends_with("running_mean") || name.ends_with(".bias") {
-                (-0.2, 0.2)
-            } else if shape.len() == 1 {
-                (0.5, 1.5)
-            } else {
-                let a = (3.0 / shape[1..].iter().product::<usize>() as f32).sqrt();
-                (-a, a)
-            };
-            let values = (0..n).map(|_| rng.random_range(lo..hi)).collect();
-            (name, shape, values)
-        })
-        .collect()
-}
-
-/// `random_state_dict` written as an f32 safetensors file (removed when dropped); also returns its bytes.
+/// `wasm_model::testutil::random_lite_state_dict` (random weights that keep activations in range) written as an f32 safetensors file (removed when dropped); also returns its bytes.
 fn random_weights_file(kind: BackboneKind, seed: u64) -> (tempfile::TempPath, Vec<u8>) {
-    let bytes = to_safetensors(&random_state_dict(kind, seed), FloatDtype::F32).unwrap();
+    let bytes = to_safetensors(&wasm_model::testutil::random_lite_state_dict(kind, seed), FloatDtype::F32).unwrap();
     let path = tempfile::Builder::new().prefix("imgpick-").suffix(".safetensors").tempfile().unwrap().into_temp_path();
     std::fs::write(&path, &bytes).unwrap();
     (path, bytes)
