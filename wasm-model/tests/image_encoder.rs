@@ -7,20 +7,25 @@ use image_common::*;
 use wasm_model::image_encoder::ImageError;
 use wasm_model::ImageEncoderError;
 
+/// `v` equals the photo's vector stored at `path` (within 1e-5); with `IMGPICK_UPDATE_FIXTURES=1` it rewrites it.
+fn matches_stored_reference(v: Vec<f32>, path: &str) {
+    if std::env::var_os("IMGPICK_UPDATE_FIXTURES").is_some() {
+        let r = Reference { photo: PHOTO_NAME.into(), vector: v };
+        std::fs::write(path, serde_json::to_string_pretty(&r).unwrap() + "\n").unwrap();
+        return;
+    }
+    let r: Reference = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(r.photo, PHOTO_NAME);
+    let d = max_diff(&v, &r.vector);
+    assert!(d < 1e-5, "max |diff| {d} vs {path}");
+}
+
 #[test]
 fn photo_vector_matches_the_stored_reference() {
     let v = encoder().embed(PHOTO).unwrap();
     assert_eq!(v.len(), EMBED_DIM);
     assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
-    if std::env::var_os("IMGPICK_UPDATE_FIXTURES").is_some() {
-        let r = Reference { photo: PHOTO_NAME.into(), vector: v };
-        std::fs::write(REFERENCE_PATH, serde_json::to_string_pretty(&r).unwrap() + "\n").unwrap();
-        return;
-    }
-    let r: Reference = serde_json::from_str(&std::fs::read_to_string(REFERENCE_PATH).unwrap()).unwrap();
-    assert_eq!(r.photo, PHOTO_NAME);
-    let d = max_diff(&v, &r.vector);
-    assert!(d < 1e-5, "max |diff| {d} vs {REFERENCE_PATH}");
+    matches_stored_reference(v, REFERENCE_PATH);
 }
 
 /// A Lite1 model built the way the page's embedding workers build it (manifest + both files): it reads the photo
@@ -40,15 +45,7 @@ fn lite1_model_vector_matches_the_stored_reference() {
     assert!(scale > 0.1, "features vanished ({scale}): the random weights would test nothing");
     let v = enc.embed(PHOTO).unwrap();
     assert_eq!(v, enc.embed_input(&input).unwrap());
-    if std::env::var_os("IMGPICK_UPDATE_FIXTURES").is_some() {
-        let r = Reference { photo: PHOTO_NAME.into(), vector: v };
-        std::fs::write(LITE1_REFERENCE_PATH, serde_json::to_string_pretty(&r).unwrap() + "\n").unwrap();
-        return;
-    }
-    let r: Reference = serde_json::from_str(&std::fs::read_to_string(LITE1_REFERENCE_PATH).unwrap()).unwrap();
-    assert_eq!(r.photo, PHOTO_NAME);
-    let d = max_diff(&v, &r.vector);
-    assert!(d < 1e-5, "max |diff| {d} vs {LITE1_REFERENCE_PATH}");
+    matches_stored_reference(v, LITE1_REFERENCE_PATH);
 }
 
 #[test]
