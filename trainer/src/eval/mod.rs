@@ -104,7 +104,16 @@ pub fn hubness(images: &Tensor, bank: &Tensor, k: usize) -> Vec<f32> {
 /// product scores (manifest `retrieval`: averaged image views, hubness correction of text queries) unless
 /// `plain` (cosine of single-view vectors).
 pub fn rank_model_dir(model: &Path, captions: &Path, images: &Path, cache: &Path, weights: Option<PathBuf>, plain: bool) -> Result<Ranked> {
-    let s = score_model_dir(model, captions, images, cache, weights, plain)?;
+    rank_ensemble(&[model], captions, images, cache, weights, plain)
+}
+
+/// [`rank_model_dir`] for several model directories scored as one ([`Scored::ensemble`]).
+pub fn rank_ensemble(models: &[&Path], captions: &Path, images: &Path, cache: &Path, weights: Option<PathBuf>, plain: bool) -> Result<Ranked> {
+    let scored = models
+        .iter()
+        .map(|model| score_model_dir(model, captions, images, cache, weights.clone(), plain))
+        .collect::<Result<Vec<_>>>()?;
+    let s = Scored::ensemble(scored)?;
     let ranks = rank_queries(&s.images, &s.captions, &s.caption_image, s.t2i_penalty.as_deref());
     // `rank_queries` keeps the rows that have a query, in row order
     let mut queried = vec![false; s.coverage.image_ids.len()];
@@ -126,6 +135,32 @@ pub struct Scored {
     /// `hubness_weight × hubness` per image, subtracted from text-to-image cosines.
     pub t2i_penalty: Option<Vec<f32>>,
     pub coverage: Coverage,
+}
+
+impl Scored {
+    /// Several models' scorings of the same images and captions as one: each pair's score is the mean of the
+    /// models' scores (their vectors concatenated and scaled by 1/√K, so still unit length; the mean of their
+    /// hubness penalties). One scoring is returned as it is.
+    pub fn ensemble(mut parts: Vec<Scored>) -> Result<Scored> {
+        if parts.len() <= 1 {
+            return parts.pop().ok_or_else(|| anyhow::anyhow!("an ensemble needs at least one model"));
+        }
+        let first = &parts[0];
+        if parts.iter().any(|p| p.caption_image != first.caption_image || p.coverage != first.coverage) {
+            bail!("the ensemble's models did not evaluate the same images and captions (an image readable for one model only?)");
+        }
+        let scale = 1.0 / (parts.len() as f64).sqrt();
+        let images = Tensor::cat(&parts.iter().map(|p| &p.images).collect::<Vec<_>>(), 1) * scale;
+        let captions = Tensor::cat(&parts.iter().map(|p| &p.captions).collect::<Vec<_>>(), 1) * scale;
+        let k = parts.len() as f32;
+        let t2i_penalty = match parts.iter().map(|p| p.t2i_penalty.as_ref()).collect::<Option<Vec<_>>>() {
+            Some(all) => Some((0..all[0].len()).map(|i| all.iter().map(|p| p[i]).sum::<f32>() / k).collect()),
+            None if parts.iter().all(|p| p.t2i_penalty.is_none()) => None,
+            None => bail!("some of the ensemble's models correct hubness and some do not; score them all --plain or export them with the same scoring"),
+        };
+        let Scored { caption_image, coverage, .. } = parts.swap_remove(0);
+        Ok(Scored { images, captions, caption_image, t2i_penalty, coverage })
+    }
 }
 
 /// Embeds a captions file's images and captions with a model directory, as [`rank_model_dir`] scores them.
@@ -254,6 +289,41 @@ mod tests {
         // from image 0's first caption (= e_0), which is image 0's own and the lower index -> all ranks 0.
         assert_eq!(m.i2t_r1, 100.0);
         assert!((m.rsum - (m.t2i_r1 + m.t2i_r5 + m.t2i_r10 + 300.0)).abs() < 1e-9);
+    }
+
+    fn scored(images: Tensor, captions: Tensor, penalty: Option<Vec<f32>>) -> Scored {
+        let caption_image = (0..captions.size()[0] as usize).map(|j| j % images.size()[0] as usize).collect();
+        Scored { images, captions, caption_image, t2i_penalty: penalty, coverage: Coverage::default() }
+    }
+
+    #[test]
+    fn an_ensemble_scores_the_mean_of_its_models_scores() {
+        let _serial = crate::train::tests::training_lock(); // libtorch's generator is global
+        tch::manual_seed(5);
+        let unit = |r: i64, d: i64| crate::model::l2_normalize(&Tensor::randn([r, d], (Kind::Float, tch::Device::Cpu)));
+        let (ia, ca, ib, cb) = (unit(6, 8), unit(12, 8), unit(6, 4), unit(12, 4));
+        let mean = (ca.matmul(&ia.tr()) + cb.matmul(&ib.tr())) / 2.0;
+        let a = scored(ia.shallow_clone(), ca.shallow_clone(), Some(vec![0.1; 6]));
+        let b = scored(ib.shallow_clone(), cb.shallow_clone(), Some((0..6).map(|i| i as f32 * 0.1).collect()));
+        let e = Scored::ensemble(vec![a, b]).unwrap();
+        assert_eq!(e.images.size(), [6, 12]);
+        let diff = (e.captions.matmul(&e.images.tr()) - mean).abs().max().double_value(&[]);
+        assert!(diff < 1e-6, "{diff}");
+        // still unit vectors, so a single-model ranking path scores them unchanged
+        let norms = e.images.norm_scalaropt_dim(2, [1], false);
+        assert!((norms - 1.0).abs().max().double_value(&[]) < 1e-6);
+        let p = e.t2i_penalty.unwrap();
+        assert!((p[0] - 0.05).abs() < 1e-6 && (p[5] - 0.3).abs() < 1e-6, "{p:?}");
+
+        // one model: itself; different queries or a hubness correction in only one model: an error
+        let one = Scored::ensemble(vec![scored(ia.shallow_clone(), ca.shallow_clone(), None)]).unwrap();
+        assert_eq!(one.images.size(), [6, 8]);
+        let mut other = scored(ib.shallow_clone(), cb.shallow_clone(), None);
+        other.caption_image.reverse();
+        let err = Scored::ensemble(vec![scored(ia.shallow_clone(), ca.shallow_clone(), None), other]).err().unwrap();
+        assert!(err.to_string().contains("same images and captions"), "{err}");
+        let err = Scored::ensemble(vec![scored(ia, ca, Some(vec![0.0; 6])), scored(ib, cb, None)]).err().unwrap();
+        assert!(err.to_string().contains("hubness"), "{err}");
     }
 
     #[test]

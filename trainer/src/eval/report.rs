@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::groups::{field_values, group_reports, GroupReport};
-use super::rank_model_dir;
+use super::{rank_ensemble, rank_model_dir};
 use crate::data::Dataset;
 use crate::metrics::{Interval, Metrics};
 
@@ -49,6 +49,11 @@ pub struct EvalArgs {
     /// evaluation set of this size.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1000", value_parser = crate::bounds::BOOTSTRAP.parser(), allow_negative_numbers = true)]
     pub bootstrap: Option<usize>,
+    /// Score this model together with another one (repeatable): each image-caption score is the mean of the
+    /// models' scores, as if their vectors were concatenated. Measures what an ensemble of independently
+    /// trained models (e.g. seeds) would gain; the other flags treat the ensemble as the model.
+    #[arg(long, value_name = "DIR")]
+    pub ensemble_with: Vec<PathBuf>,
     /// Another model directory to compare with on the same queries: prints its metrics and the difference
     /// (this model − that one) with a paired 95 % bootstrap interval; an interval that excludes 0 is
     /// unlikely to be luck of this evaluation set.
@@ -172,7 +177,8 @@ pub fn eval_report(args: &EvalArgs) -> Result<EvalReport> {
     let rank_on = |model: &Path, captions: &Path, images: &Path| {
         rank_model_dir(model, captions, images, &set.cache, set.weights.clone(), args.plain)
     };
-    let ranked = rank_on(&args.model, &set.captions, &set.images)?;
+    let models: Vec<&Path> = std::iter::once(args.model.as_path()).chain(args.ensemble_with.iter().map(PathBuf::as_path)).collect();
+    let ranked = rank_ensemble(&models, &set.captions, &set.images, &set.cache, set.weights.clone(), args.plain)?;
     let (ranks, coverage) = (&ranked.ranks, &ranked.coverage);
     if args.strict && !coverage.skipped.is_empty() {
         bail!("--strict: not everything could be evaluated; {}", coverage.summary());
