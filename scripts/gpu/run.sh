@@ -44,7 +44,7 @@ say "classify (CPU path, binary loads): rc=$? $(tail -1 /tmp/classify.log)"
 # the backbone, but was not rehearsed in the kit; run h in docs/runs.md: GPO vs average made no difference on Lite0).
 POOLING=gpo
 [ "$BACKBONE" = efficientnet-lite0 ] || POOLING=avg
-MODEL_ARGS=(--backbone "$BACKBONE" --bidirectional --hidden-dim 256 --pooling mean --embed-dim 512 --vocab-size 16000 --batch-size 128
+MODEL_ARGS=(--backbone "$BACKBONE" --bidirectional --hidden-dim 256 --pooling max --embed-dim 512 --vocab-size 16000 --batch-size 128
   --loss infonce --tau 0.05 --lr 5e-4 --finetune --flips --crop-scale 0.75 --image-pooling "$POOLING"
   --glove "$KIT/glove.20k.safetensors" --images "$D/images" --cache "$OUT/cache")
 
