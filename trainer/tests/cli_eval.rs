@@ -50,20 +50,25 @@ fn eval_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
 }
 
+/// `--model static/model --captions … --images … --cache … --json` for the asset photos, captioned in `tmp`.
+fn shipped_model_on_photos(assets: &Path, tmp: &Path) -> Vec<String> {
+    let captions = tmp.join("photos.json");
+    photo_captions(&assets.join("photos"), &captions);
+    let (model, photos, cache) = (repo_root().join("static/model"), assets.join("photos"), tmp.join("cache"));
+    [("--model", &model), ("--captions", &captions), ("--images", &photos), ("--cache", &cache)]
+        .iter()
+        .flat_map(|(flag, path)| [flag.to_string(), path.to_str().unwrap().to_owned()])
+        .chain(["--json".to_owned()])
+        .collect()
+}
+
 #[test]
 fn eval_prints_metrics_intervals_and_a_paired_comparison() {
     let Some(assets) = installed_assets() else { return };
-    let model = repo_root().join("static/model");
     let tmp = tempfile::tempdir().unwrap();
-    let captions = tmp.path().join("photos.json");
-    photo_captions(&assets.join("photos"), &captions);
-    let (model, captions, photos, cache) = (
-        model.to_str().unwrap(),
-        captions.to_str().unwrap(),
-        assets.join("photos").to_str().unwrap().to_owned(),
-        tmp.path().join("cache").to_str().unwrap().to_owned(),
-    );
-    let common = ["--model", model, "--captions", captions, "--images", &photos, "--cache", &cache, "--json"];
+    let common = shipped_model_on_photos(&assets, tmp.path());
+    let common: Vec<&str> = common.iter().map(String::as_str).collect();
+    let model = common[1];
 
     let plain = eval_json(&common);
     for k in METRIC_KEYS {
@@ -90,6 +95,26 @@ fn eval_prints_metrics_intervals_and_a_paired_comparison() {
         );
     }
     assert!(ci["hi"]["t2i_r1"].as_f64().unwrap() - ci["lo"]["t2i_r1"].as_f64().unwrap() > 5.0, "15 images: a wide interval {ci}");
+}
+
+/// `--ensemble-with`: the shipped model together with itself scores as the model alone (each score the mean of
+/// two equal ones); a folder that holds no model is one clear error naming it.
+#[test]
+fn an_ensemble_of_a_model_with_itself_scores_as_the_model() {
+    let Some(assets) = installed_assets() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let common = shipped_model_on_photos(&assets, tmp.path());
+    let common: Vec<&str> = common.iter().map(String::as_str).collect();
+    let alone = eval_json(&common);
+    let twice = eval_json(&[&common[..], &["--ensemble-with", common[1]]].concat());
+    for k in METRIC_KEYS {
+        assert_eq!(twice[k], alone[k], "{k}: {twice} vs {alone}");
+    }
+    let nothing = tmp.path().join("no-model-here");
+    std::fs::create_dir(&nothing).unwrap();
+    let o = eval(&[&common[..], &["--ensemble-with", nothing.to_str().unwrap()]].concat());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("no-model-here"), "{err}");
 }
 
 #[test]
