@@ -50,23 +50,25 @@ fn eval_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
 }
 
-/// `--model static/model --captions … --images … --cache … --json` for the asset photos, captioned in `tmp`.
-fn shipped_model_on_photos(assets: &Path, tmp: &Path) -> Vec<String> {
-    let captions = tmp.join("photos.json");
+/// A scratch folder and `--model static/model --captions … --images … --cache … --json` for the asset photos
+/// (captioned in the folder), or `None` when the assets are not installed.
+fn shipped_model_on_photos() -> Option<(tempfile::TempDir, Vec<String>)> {
+    let assets = installed_assets()?;
+    let tmp = tempfile::tempdir().unwrap();
+    let captions = tmp.path().join("photos.json");
     photo_captions(&assets.join("photos"), &captions);
-    let (model, photos, cache) = (repo_root().join("static/model"), assets.join("photos"), tmp.join("cache"));
-    [("--model", &model), ("--captions", &captions), ("--images", &photos), ("--cache", &cache)]
+    let (model, photos, cache) = (repo_root().join("static/model"), assets.join("photos"), tmp.path().join("cache"));
+    let args = [("--model", &model), ("--captions", &captions), ("--images", &photos), ("--cache", &cache)]
         .iter()
         .flat_map(|(flag, path)| [flag.to_string(), path.to_str().unwrap().to_owned()])
         .chain(["--json".to_owned()])
-        .collect()
+        .collect();
+    Some((tmp, args))
 }
 
 #[test]
 fn eval_prints_metrics_intervals_and_a_paired_comparison() {
-    let Some(assets) = installed_assets() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let common = shipped_model_on_photos(&assets, tmp.path());
+    let Some((_tmp, common)) = shipped_model_on_photos() else { return };
     let common: Vec<&str> = common.iter().map(String::as_str).collect();
     let model = common[1];
 
@@ -101,9 +103,7 @@ fn eval_prints_metrics_intervals_and_a_paired_comparison() {
 /// two equal ones); a folder that holds no model is one clear error naming it.
 #[test]
 fn an_ensemble_of_a_model_with_itself_scores_as_the_model() {
-    let Some(assets) = installed_assets() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let common = shipped_model_on_photos(&assets, tmp.path());
+    let Some((tmp, common)) = shipped_model_on_photos() else { return };
     let common: Vec<&str> = common.iter().map(String::as_str).collect();
     let alone = eval_json(&common);
     let twice = eval_json(&[&common[..], &["--ensemble-with", common[1]]].concat());
